@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/**
+ * fanout/stream.h - push streams and their cursors.
+ *
+ * A stream is one totally ordered sequence of items (non-NULL pointers)
+ * pushed by any number of producers.  Cursors read it.  A cursor forks in
+ * O(1) into another cursor at the same place; both then see every later
+ * item.  Three kinds of cursor:
+ *
+ *   FO_ACTIVE  lossless; counts for capacity (backpressure) and keeps the
+ *              items it has not read alive.
+ *   FO_PASSIVE a tap: never slows a producer, pins at most the segment it
+ *              stands in plus the stream's passive window; when lapped it
+ *              skips ahead and reports FO_LAGGED.
+ *   FO_SHARED  a member of a share group: each item from the fork point
+ *              goes to exactly one member; the group counts as one active
+ *              consumer.
+ *
+ * Ownership of items: a push hands the item to the stream.  The stream calls
+ * opts.item_free (if set) exactly once per accepted item, when no cursor can
+ * return it any more (possibly on a reader's or producer's thread).  An item
+ * returned by a cursor stays valid at least until that cursor's next read,
+ * fork or close.  A refused push (any code other than FO_OK) leaves the item
+ * with the caller.
+ *
+ * Concurrency table (X = may run at the same time, on different threads):
+ *
+ *                     push*  close/fail  cursor()  next* on c  fork(c)  close(c)
+ *   push* (any form)   X        X           X          X          X        X
+ *   close / fail       X        X           X          X          X        X
+ *   fo_stream_cursor   X        X           X          X          X        X
+ *   next* on cursor c  X        X           X          -          -        -
+ *   (a cursor is used by one thread at a time; different cursors are
+ *    independent and may be used concurrently in any combination)
+ *   fo_stream_destroy: once, by the creator, after its own pushes; cursors
+ *   may still be read and closed afterwards.
+ *
+ * Progress: pushes are lock-free (a CAS claim; a cursor registry mutex is
+ * only try-locked, once per segment); reads are lock-free except that an
+ * active read waits for a slot a producer has claimed but not yet filled.
+ * Blocking calls spin briefly, then sleep on a futex; a push makes no system
+ * call unless a reader or producer is asleep.
+ */
+#ifndef FANOUT_STREAM_H
+#define FANOUT_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fanout/export.h>
+#include <fanout/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fo_stream fo_stream;
+typedef struct fo_cursor fo_cursor;
+
+/** Cursor kinds for fo_stream_cursor() and fo_cursor_fork(). */
+enum { FO_ACTIVE = 0, FO_PASSIVE = 1u << 0, FO_SHARED = 1u << 1 };
+
+/** Default passive window, in items, when opts.passive_window is 0. */
+#define FO_DEFAULT_PASSIVE_WINDOW 4096u
+
+/**
+ * fo_stream_opts - stream options; fill with fo_stream_opts_init() first.
+ * @capacity:       0: unbounded.  n: the newest item may be at most n ahead
+ *                  of the slowest active cursor (or share group); push waits,
+ *                  try_push returns FO_FULL.  Passive cursors never count.
+ *                  With no active cursor the stream never fills.
+ * @passive_window: how many of the newest items stay readable for passive
+ *                  cursors after every active cursor has passed them
+ *                  (0: FO_DEFAULT_PASSIVE_WINDOW).  A passive cursor further
+ *                  behind than this (rounded up to whole segments) is lapped.
+ * @item_free:      optional destructor, called exactly once per accepted item.
+ * @item_free_ctx:  passed to @item_free.
+ */
+typedef struct fo_stream_opts {
+	size_t capacity;
+	size_t passive_window;
+	void (*item_free)(void *item, void *ctx);
+	void *item_free_ctx;
+} fo_stream_opts;
+
+/**
+ * fo_stream_stats - a snapshot for tests and operators.
+ * @live_segments:  segments allocated and not yet returned (includes
+ *                  segments pinned by passive cursors and the spare).
+ * @retained_items: items accepted whose destructor has not run yet.
+ * @live_bytes:     bytes held by the stream's own structures (segments,
+ *                  cursors), items themselves excluded.
+ * @pushed:         items accepted so far.
+ * @cursors:        open cursors (all kinds).
+ * Values are read without stopping producers: each is exact at some instant
+ * during the call, not necessarily the same instant.
+ */
+typedef struct fo_stream_stats {
+	size_t live_segments;
+	size_t retained_items;
+	size_t live_bytes;
+	uint64_t pushed;
+	size_t cursors;
+} fo_stream_stats;
+
+/**
+ * fo_stream_opts_init() - fill @o with the defaults (unbounded, default
+ * passive window, no destructor).  @o NULL is a no-op.
+ * Threads: any.
+ */
+FO_API void fo_stream_opts_init(fo_stream_opts *o);
+
+/**
+ * fo_stream_create() - make a new, open stream.
+ * @s: out: the stream handle (the creator's handle).
+ * @o: options, copied; NULL means defaults.
+ * Returns: FO_OK; FO_EINVAL if @s is NULL; FO_ENOMEM (nothing allocated).
+ * Ownership: the caller owns the handle; drop it with fo_stream_destroy().
+ * Threads: any.
+ */
+FO_API int fo_stream_create(fo_stream **s, const fo_stream_opts *o);
+
+/**
+ * fo_stream_push() - append @item; waits while a bounded stream is full.
+ * Returns: FO_OK (the stream owns @item; if no cursor exists it was freed
+ * already); FO_EINVAL (@s or @item NULL); FO_ECLOSED (closed before or while
+ * waiting); FO_ENOMEM (no segment could be allocated).  On any error the
+ * caller keeps @item and nothing changed.
+ * Threads: any number of producers at once.  Items of one thread keep that
+ * thread's order.  Progress: lock-free unless it must wait for room.
+ */
+FO_API int fo_stream_push(fo_stream *s, void *item);
+
+/**
+ * fo_stream_try_push() - like fo_stream_push() but never waits.
+ * Returns: as fo_stream_push(), plus FO_FULL when a bounded stream has no
+ * room now (the caller keeps @item).
+ */
+FO_API int fo_stream_try_push(fo_stream *s, void *item);
+
+/**
+ * fo_stream_timed_push() - like fo_stream_push() but waits at most
+ * @timeout_ns nanoseconds for room (0: do not wait, negative: FO_EINVAL).
+ * Returns: as fo_stream_push(), plus FO_TIMEDOUT (the caller keeps @item).
+ */
+FO_API int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns);
+
+/**
+ * fo_stream_push_many() - append @n items as one contiguous batch, in order:
+ * no other producer's item lands between them.  Accepted whole or not at all.
+ * Waits for room for the whole batch on a bounded stream.
+ * Returns: FO_OK; FO_EINVAL (@s or @items NULL, @n 0, any item NULL, or @n
+ * larger than a bounded stream's capacity); FO_ECLOSED; FO_ENOMEM.  On error
+ * the caller keeps every item.
+ * Threads: as fo_stream_push().
+ */
+FO_API int fo_stream_push_many(fo_stream *s, void *const *items, size_t n);
+
+/**
+ * fo_stream_close() - end the stream after everything already pushed.
+ * Cursors read every accepted item, then FO_END.  Pushes that lose the race
+ * with close return FO_ECLOSED.  Wakes every waiting reader and producer.
+ * Returns: FO_OK, also when already closed (idempotent); FO_EINVAL (@s NULL).
+ * Threads: any, concurrently with everything but fo_stream_destroy().
+ */
+FO_API int fo_stream_close(fo_stream *s);
+
+/**
+ * fo_stream_fail() - end the stream with an error instead of FO_END.
+ * Cursors read every accepted item, then FO_FAILED, and fo_cursor_error()
+ * gives {@code, 0, copy of @message}.
+ * @code:    any non-zero int (FO_FAILED is used if 0 is given).
+ * @message: copied; NULL gives the text of fo_strerror(@code).
+ * Returns: FO_OK; FO_ECLOSED if already closed or failed (the first end
+ * wins); FO_EINVAL (@s NULL); FO_ENOMEM (the message could not be copied;
+ * the stream stays open).
+ * Threads: as fo_stream_close().
+ */
+FO_API int fo_stream_fail(fo_stream *s, int code, const char *message);
+
+/**
+ * fo_stream_is_closed() - true once close or fail was called (items may
+ * still be pending for cursors; see fo_cursor_is_drained()).  NULL: true.
+ * Threads: any.
+ */
+FO_API bool fo_stream_is_closed(const fo_stream *s);
+
+/**
+ * fo_stream_cursor() - open a cursor that sees every item pushed after this
+ * call (and nothing pushed before it).
+ * @flags: FO_ACTIVE, FO_PASSIVE or FO_SHARED (a new share group of one).
+ * Returns: FO_OK; FO_EINVAL (@s/@c NULL, unknown flags, PASSIVE|SHARED);
+ * FO_ENOMEM.  On a closed stream the cursor is created and reads FO_END.
+ * Ownership: the caller owns *@c; fo_cursor_close() it.  It keeps the stream
+ * alive after fo_stream_destroy().
+ * Threads: any, concurrently with pushes and other cursors.
+ */
+FO_API int fo_stream_cursor(fo_stream *s, fo_cursor **c, unsigned flags);
+
+/**
+ * fo_stream_get_stats() - fill @out with a snapshot (see fo_stream_stats).
+ * Returns: FO_OK; FO_EINVAL if either is NULL.  Threads: any.
+ */
+FO_API int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out);
+
+/**
+ * fo_stream_destroy() - drop the creator's handle.  Memory goes once every
+ * cursor is closed too; when this is the last handle, every item destructor
+ * has run when it returns.  Does not close the stream: call
+ * fo_stream_close() first if readers should see FO_END.  NULL is a no-op.
+ * Threads: once, not concurrently with pushes on @s.
+ */
+FO_API void fo_stream_destroy(fo_stream *s);
+
+/**
+ * fo_cursor_next() - wait for the next item.
+ * @item: out: the item (valid until this cursor's next read, fork or close).
+ * Returns: FO_OK; FO_END (closed and everything read: sticky); FO_FAILED
+ * (the stream failed: sticky, see fo_cursor_error()); FO_LAGGED (passive
+ * only: items were skipped, see fo_cursor_lagged(); the next read continues
+ * at the oldest retained item); FO_EINVAL (@c or @item NULL).
+ * A closed cursor is freed: using it afterwards is undefined.
+ * Threads: the cursor's one user thread.  Blocking: spins briefly, sleeps.
+ */
+FO_API int fo_cursor_next(fo_cursor *c, void **item);
+
+/**
+ * fo_cursor_try_next() - as fo_cursor_next() but FO_EMPTY when nothing is
+ * ready now.  Never waits, except for a slot a producer is filling.
+ */
+FO_API int fo_cursor_try_next(fo_cursor *c, void **item);
+
+/**
+ * fo_cursor_timed_next() - as fo_cursor_next() but waits at most
+ * @timeout_ns (0: like try_next but FO_TIMEDOUT; negative: FO_EINVAL).
+ * Returns FO_TIMEDOUT when the deadline passes; the cursor, the stream and
+ * every other cursor are unaffected (for a share group no item is lost).
+ */
+FO_API int fo_cursor_timed_next(fo_cursor *c, void **item, int64_t timeout_ns);
+
+/**
+ * fo_cursor_next_many() - take up to @max ready items without waiting.
+ * @items: out array of at least @max slots.  @n: out: how many were taken.
+ * Returns: FO_OK with *@n >= 1; otherwise *@n = 0 and FO_EMPTY, FO_END,
+ * FO_FAILED or FO_LAGGED as for try_next; FO_EINVAL (NULL pointer or @max 0).
+ * Items stay valid until the cursor's next read, fork or close.
+ */
+FO_API int fo_cursor_next_many(fo_cursor *c, void **items, size_t max, size_t *n);
+
+/**
+ * fo_cursor_available() - items this cursor could take now without waiting
+ * (for a share group member: ready for the group).  Does not consume; the
+ * count only grows while nothing is read.  O(available).  NULL: 0.
+ * Threads: the cursor's user thread.
+ */
+FO_API size_t fo_cursor_available(const fo_cursor *c);
+
+/**
+ * fo_cursor_at_least() - fo_cursor_available(c) >= @n, scanning at most @n
+ * items.  @n == 0 is true (also for NULL @c).
+ */
+FO_API bool fo_cursor_at_least(const fo_cursor *c, size_t n);
+
+/**
+ * fo_cursor_is_drained() - true once this cursor returned FO_END or
+ * FO_FAILED (not merely "the stream was closed").  NULL: true.
+ */
+FO_API bool fo_cursor_is_drained(const fo_cursor *c);
+
+/**
+ * fo_cursor_fork() - a new cursor at @c's position, in O(1).
+ * The fork returns every item @c has not yet returned, then all later ones.
+ * @flags: FO_ACTIVE or FO_PASSIVE: an independent cursor; FO_SHARED: joins
+ *   @c's share group (forming one if @c had none; @c must not be passive).
+ *   A non-shared fork of a share-group member starts at the group's next
+ *   unclaimed item.  An active fork of a lapped passive cursor starts at the
+ *   oldest retained item.  A fork of a drained cursor is drained at once.
+ * Returns: FO_OK; FO_EINVAL (NULL pointers, unknown flags, SHARED fork of a
+ * passive cursor); FO_ENOMEM (nothing changed).
+ * Threads: the user thread of @c; the fork may then move to another thread.
+ */
+FO_API int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags);
+
+/**
+ * fo_cursor_lagged() - total items this passive cursor skipped because it
+ * was lapped (0 for other kinds and NULL).
+ */
+FO_API uint64_t fo_cursor_lagged(const fo_cursor *c);
+
+/**
+ * fo_cursor_error() - after FO_FAILED: the stream's error (owned by the
+ * stream, valid while @c is open).  NULL before that, or for NULL @c.
+ */
+FO_API const fo_error *fo_cursor_error(const fo_cursor *c);
+
+/**
+ * fo_cursor_close() - release the cursor, its pins and its handle on the
+ * stream.  Never affects the stream or other cursors, except that items only
+ * it still needed are freed.  NULL is a no-op.  Threads: the cursor's user.
+ */
+FO_API void fo_cursor_close(fo_cursor *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FANOUT_STREAM_H */

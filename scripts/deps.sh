@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Copyright (c) 2026 The fanout authors
+#
+# Install the Debian 12 packages fanout needs to build, test and benchmark, if any are missing.
+# As root it installs them; otherwise it prints the command to run and exits 1.
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config
+	liburcu-dev libck-dev          # the library's dependencies
+	libcmocka-dev                  # unit tests
+	clang libclang-rt-14-dev       # ASan/UBSan/TSan builds (clang's sanitizer runtimes)
+	clang-format                   # format-check target
+	libzmq3-dev                    # benchmark peer
+	valgrind                       # callgrind instruction counts in bench/
+)
+
+if ! command -v dpkg >/dev/null 2>&1; then
+	echo "deps.sh: no dpkg (not Debian?): install the equivalents of: ${packages[*]}" >&2
+	exit 0
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps.sh: all build dependencies are installed"
+	exit 0
+fi
+
+echo "deps.sh: missing packages: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+else
+	echo "deps.sh: run this, then try again:" >&2
+	echo "  sudo apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi

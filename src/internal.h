@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * internal.h - helpers shared by the library's modules (never installed).
+ *
+ *   fo__alloc/fo__free      the injectable allocator (alloc.c)
+ *   fo__panic               broken internal invariant: print file:line, abort
+ *   fo__rcu_*               liburcu-bp read sections and deferred frees, with
+ *                           ThreadSanitizer annotations (TSan cannot see
+ *                           inside Debian's liburcu)
+ *   fo__fence_light/heavy   the two halves of an asymmetric Dekker fence
+ *   fo__futex_*, fo__now_ns sleeping and deadlines (wait.c)
+ */
+#ifndef FO_INTERNAL_H
+#define FO_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fanout/status.h>
+
+#define FO_CACHELINE 64
+#define FO_ALIGNED   __attribute__((aligned(FO_CACHELINE)))
+#define fo__likely(x)   __builtin_expect(!!(x), 1)
+#define fo__unlikely(x) __builtin_expect(!!(x), 0)
+
+/* alloc.c */
+void *fo__alloc(size_t size);
+void *fo__zalloc(size_t size);
+void fo__free(void *p);
+char *fo__strdup(const char *s);
+
+/* Broken internal invariant: never returns. */
+_Noreturn void fo__panic(const char *file, int line, const char *what);
+#define FO_ASSERT(cond)                                                                            \
+	do {                                                                                       \
+		if (fo__unlikely(!(cond)))                                                         \
+			fo__panic(__FILE__, __LINE__, #cond);                                      \
+	} while (0)
+
+/* ThreadSanitizer annotations: no-ops unless built with FO_TSAN. */
+#if defined(FO_TSAN) && FO_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define FO_TSAN_ACQUIRE(a) __tsan_acquire((void *)(a))
+#define FO_TSAN_RELEASE(a) __tsan_release((void *)(a))
+#else
+#define FO_TSAN_ACQUIRE(a) ((void)(a))
+#define FO_TSAN_RELEASE(a) ((void)(a))
+#endif
+
+/* rcu.c: urcu-bp read sections (any thread, registers itself on first use)
+ * and deferred frees.  fo__rcu_free(node, block) calls fo__free(block) after
+ * a grace period: no thread that was inside a read section when it was
+ * called can still be in that section.  @node lives inside @block. */
+typedef struct fo__rcu_node {
+	void *urcu_head[2]; /* a struct rcu_head (size checked in rcu.c) */
+	void *block;
+} fo__rcu_node;
+void fo__rcu_lock(void);
+void fo__rcu_unlock(void);
+void fo__rcu_free(fo__rcu_node *node, void *block);
+
+/* wait.c */
+uint64_t fo__now_ns(void);
+/* Absolute CLOCK_MONOTONIC deadline for a relative timeout; INT64_MAX-ish
+ * "never" for timeout < 0 is not used: callers pass FO__NO_DEADLINE. */
+#define FO__NO_DEADLINE UINT64_MAX
+uint64_t fo__deadline(int64_t timeout_ns);
+/* Sleep while *word == expect, until woken or @deadline (FO__NO_DEADLINE:
+ * forever).  Returns 0 when woken or the word changed (maybe spuriously),
+ * FO_TIMEDOUT when the deadline passed. */
+int fo__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t deadline);
+void fo__futex_wake_all(_Atomic uint32_t *word);
+
+/*
+ * Asymmetric fence for the "sleepers present" Dekker handshakes.  The
+ * frequent side (a producer after publishing an item, a reader after
+ * publishing its position) runs fo__fence_light(); the rare side (a thread
+ * about to sleep, after announcing itself) runs fo__fence_heavy().  With
+ * membarrier(PRIVATE_EXPEDITED) available, light is a compiler barrier and
+ * heavy forces a full barrier on every running thread of the process;
+ * otherwise (and under TSan, which does not model membarrier) both are
+ * seq_cst fences.  Either way, one of the two sides sees the other's store.
+ */
+extern int fo__have_membarrier;
+void fo__fence_heavy(void);
+static inline void fo__fence_light(void)
+{
+#if defined(FO_TSAN) && FO_TSAN
+	atomic_thread_fence(memory_order_seq_cst);
+#else
+	if (fo__likely(fo__have_membarrier))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
+static inline void fo__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+#endif /* FO_INTERNAL_H */

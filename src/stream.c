@@ -1,0 +1,1157 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * stream.c - push streams and cursors.  docs/design.md is the protocol this
+ * file implements; read it first.  In short:
+ *
+ *   - Items live in segments of SEG_SLOTS slots (an unrolled list).  Item
+ *     number q lives in the segment with base = q & ~SEG_MASK, slot q & MASK.
+ *     A slot is NULL until its producer stores the item (release); the item
+ *     pointer itself is the "ready" flag, so readers need no shared counter.
+ *   - Producers claim positions by CAS on s->tail ((claimed << 1) | CLOSED)
+ *     after making sure the segments for the claim exist (so a claim never
+ *     has to allocate, and ENOMEM leaves no trace).  Claim+store run inside
+ *     an RCU read section: that is what keeps the segment memory a producer
+ *     walks alive.
+ *   - Active cursors and share groups ("consumers") publish a position; the
+ *     reclaimer (under s->lock) unlinks whole segments that lie strictly
+ *     below F = min(consumers, tail hint, tail - window if passives exist).
+ *   - Passive cursors and share-group members pin the one segment they
+ *     stand in (one RMW per segment, not per item).  An unlinked segment is
+ *     freed (items destroyed, memory handed to call_rcu) by whoever drops
+ *     the last of {link, pins}.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <fanout/stream.h>
+#include "internal.h"
+
+#define SEG_SHIFT 8
+#define SEG_SLOTS (1u << SEG_SHIFT)
+#define SEG_MASK  ((uint64_t)SEG_SLOTS - 1)
+
+#define TAIL_CLOSED 1u /* bit 0 of s->tail */
+#define NO_END      UINT64_MAX
+
+#define SEG_DEAD 1u /* bit 0 of seg->state: unlinked; pins count in units of 2 */
+#define SEG_PIN  2u
+
+#define SPIN_LIMIT 128 /* brief spin before sleeping: ~1-3 us */
+
+/* Written into a slot whose item was freed at once (no cursor existed). */
+static char dead_item;
+#define DEAD_ITEM ((void *)&dead_item)
+
+/*
+ * Segment.  Line 0: base (immutable), next (written once by a producer),
+ * state (pins: written by passive cursors / members once per segment
+ * crossing; DEAD: written once by the reclaimer).  The slots start on their
+ * own line; each slot is written once by one producer and read by cursors.
+ */
+struct seg {
+	uint64_t base;
+	_Atomic(struct seg *) next;
+	_Atomic uint64_t state;
+	fo__rcu_node rcu;
+	_Atomic(void *) slot[SEG_SLOTS] FO_ALIGNED;
+};
+
+/* A registered lossless consumer: an active cursor or a share group. */
+struct consumer {
+	struct consumer *next, *prev; /* s->consumers, under s->lock */
+	_Atomic uint64_t *pos;        /* position for capacity (and F, for cursors) */
+	_Atomic(struct seg *) *hint;  /* groups: F contribution is hint->base */
+};
+
+struct group {
+	_Atomic uint64_t pos FO_ALIGNED; /* next unclaimed position: CAS by members */
+	_Atomic(struct seg *) hint;      /* segment with base <= pos; moves forward */
+	struct consumer cons FO_ALIGNED; /* under s->lock */
+	int members;                     /* under s->lock */
+};
+
+enum kind { K_ACTIVE, K_PASSIVE, K_MEMBER };
+
+struct fo_cursor {
+	/* Line 0: private to the cursor's user thread. */
+	fo_stream *s;
+	struct seg *seg; /* active/passive: segment holding pos (or ending at pos);
+			    passive/member: pinned (member: NULL until first read) */
+	uint64_t pos;    /* active/passive: next position to read */
+	enum kind kind;
+	int done;        /* 0, FO_END or FO_FAILED: sticky */
+	uint64_t lagged;
+	struct group *g;
+	/* Line 1: published position (active only), read by the reclaimer and
+	 * by producers checking capacity. */
+	_Atomic uint64_t pub FO_ALIGNED;
+	struct consumer cons;
+};
+
+/*
+ * Stream.  Each group of fields sits on its own line(s) because a different
+ * set of threads writes it.
+ */
+struct fo_stream {
+	/* Producers: claim counter and segment hint. */
+	_Atomic uint64_t tail FO_ALIGNED;
+	_Atomic(struct seg *) tail_seg;
+	_Atomic uint64_t cached_min; /* bounded streams: lower bound of min consumer */
+
+	/* Read-mostly: options and end state. */
+	size_t capacity FO_ALIGNED;
+	size_t window;
+	void (*item_free)(void *item, void *ctx);
+	void *item_free_ctx;
+	_Atomic uint64_t end;    /* NO_END until close/fail published it */
+	_Atomic int ncursors;    /* open cursors of every kind */
+	_Atomic int npassive;    /* open passive cursors */
+	fo_error err;            /* written before end is published */
+
+	/* Readers going to sleep for data. */
+	_Atomic uint32_t data_waiters FO_ALIGNED;
+	_Atomic uint32_t data_gen;
+
+	/* Producers going to sleep for room. */
+	_Atomic uint32_t space_waiters FO_ALIGNED;
+	_Atomic uint32_t space_gen;
+
+	/* Counters for fo_stream_stats(). */
+	_Atomic uint64_t freed FO_ALIGNED;
+	_Atomic size_t live_segments;
+
+	/* Cold: registry, reclamation, close, handles. */
+	pthread_mutex_t lock FO_ALIGNED;
+	_Atomic(struct seg *) oldest; /* written under lock; read by lapped passives */
+	struct consumer consumers;    /* list head, under lock */
+	int handles;                  /* creator + open cursors, under lock */
+	char *err_msg;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Segments                                                                  */
+
+static struct seg *seg_new(fo_stream *s, uint64_t base)
+{
+	struct seg *x = fo__alloc(sizeof(*x));
+	if (!x)
+		return NULL;
+	x->base = base;
+	atomic_init(&x->next, NULL);
+	atomic_init(&x->state, 0);
+	/* calloc-like: every slot starts NULL = not yet written. */
+	memset((void *)x->slot, 0, sizeof(x->slot));
+	atomic_fetch_add_explicit(&s->live_segments, 1, memory_order_relaxed); /* stats only */
+	return x;
+}
+
+/* Destroy the items of a segment no cursor can reach, then its memory
+ * after a grace period (producers and lapped passives may still be walking
+ * its header inside read sections). */
+static void seg_release(fo_stream *s, struct seg *x, bool deferred)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < SEG_SLOTS; i++) {
+		/* acquire: the item's contents were written before its slot. */
+		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+		if (it && it != DEAD_ITEM) {
+			if (s->item_free)
+				s->item_free(it, s->item_free_ctx);
+			n++;
+		}
+	}
+	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
+	atomic_fetch_sub_explicit(&s->live_segments, 1, memory_order_relaxed);
+	if (deferred)
+		fo__rcu_free(&x->rcu, x);
+	else
+		fo__free(x);
+}
+
+/* Pin @x unless it is already unlinked.  Caller is in a read section (or
+ * otherwise knows @x's memory is alive). */
+static bool seg_pin(struct seg *x)
+{
+	uint64_t st = atomic_load_explicit(&x->state, memory_order_relaxed);
+	do {
+		if (st & SEG_DEAD)
+			return false;
+		/* acq_rel: orders our later slot reads after the pin, and pairs
+		 * with the reclaimer's fetch_or so exactly one side frees. */
+	} while (!atomic_compare_exchange_weak_explicit(&x->state, &st, st + SEG_PIN,
+							memory_order_acq_rel, memory_order_relaxed));
+	return true;
+}
+
+/* Pin a segment the caller already has pinned (so it cannot be freed). */
+static void seg_pin_again(struct seg *x)
+{
+	atomic_fetch_add_explicit(&x->state, SEG_PIN, memory_order_relaxed); /* held already */
+}
+
+static void seg_unpin(fo_stream *s, struct seg *x)
+{
+	/* acq_rel: our reads of its items happen before whoever frees it. */
+	uint64_t old = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
+	if (old == (SEG_PIN | SEG_DEAD))
+		seg_release(s, x, true);
+}
+
+/* Walk forward from @x (alive; caller in a read section or holding
+ * s->lock) to the segment containing @pos, or the last linked one before
+ * it.  Returns the segment; *exact tells whether it contains @pos. */
+static struct seg *seg_walk(struct seg *x, uint64_t pos)
+{
+	while (pos - x->base >= SEG_SLOTS) {
+		/* acquire: the new segment's initialisation happened before. */
+		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
+		if (!n)
+			break;
+		x = n;
+	}
+	return x;
+}
+
+/* Make sure segments exist from @x through position @last (inclusive).
+ * Called before claiming, so a failure leaves nothing behind. */
+static int seg_ensure(fo_stream *s, struct seg *x, uint64_t last)
+{
+	while (last - x->base >= SEG_SLOTS) {
+		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
+		if (!n) {
+			struct seg *fresh = seg_new(s, x->base + SEG_SLOTS);
+			if (!fresh)
+				return FO_ENOMEM;
+			/* release: publish the zeroed slots with the link. */
+			if (atomic_compare_exchange_strong_explicit(&x->next, &n, fresh,
+								    memory_order_acq_rel,
+								    memory_order_acquire)) {
+				n = fresh;
+			} else {
+				/* Lost the race: never published, free directly. */
+				atomic_fetch_sub_explicit(&s->live_segments, 1,
+							  memory_order_relaxed);
+				fo__free(fresh);
+			}
+		}
+		x = n;
+	}
+	return FO_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Registry and reclamation (all under s->lock)                              */
+
+static void cons_add(fo_stream *s, struct consumer *c)
+{
+	c->next = s->consumers.next;
+	c->prev = &s->consumers;
+	s->consumers.next->prev = c;
+	s->consumers.next = c;
+	/* A consumer can join behind the cached minimum (a fork of a lagging
+	 * cursor): lower it so capacity stays exact. */
+	uint64_t p = atomic_load_explicit(c->pos, memory_order_relaxed);
+	if (p < atomic_load_explicit(&s->cached_min, memory_order_relaxed))
+		atomic_store_explicit(&s->cached_min, p, memory_order_relaxed);
+}
+
+static void cons_del(struct consumer *c)
+{
+	c->prev->next = c->next;
+	c->next->prev = c->prev;
+	c->next = c->prev = c;
+}
+
+/* Minimum capacity position over consumers; UINT64_MAX if none. */
+static uint64_t cons_min_pos(fo_stream *s)
+{
+	uint64_t m = UINT64_MAX;
+	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
+		/* acquire: pairs with the reader's release publish. */
+		uint64_t p = atomic_load_explicit(c->pos, memory_order_acquire);
+		if (p < m)
+			m = p;
+	}
+	return m;
+}
+
+static bool seg_fully_written(const struct seg *x)
+{
+	for (unsigned i = 0; i < SEG_SLOTS; i++)
+		if (!atomic_load_explicit(&x->slot[i], memory_order_relaxed))
+			return false;
+	return true;
+}
+
+/* Unlink every segment strictly below the frontier.  Caller holds s->lock. */
+static void reclaim_locked(fo_stream *s)
+{
+	struct seg *hint = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+	uint64_t f = hint->base;
+	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
+		uint64_t p;
+		if (c->hint) /* a group: its hint segment and later stay */
+			p = atomic_load_explicit(c->hint, memory_order_acquire)->base;
+		else /* acquire: the cursor is done with everything below */
+			p = atomic_load_explicit(c->pos, memory_order_acquire);
+		if (p < f)
+			f = p;
+	}
+	if (atomic_load_explicit(&s->npassive, memory_order_relaxed) > 0) {
+		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >> 1;
+		uint64_t keep = t > s->window ? t - s->window : 0;
+		if (keep < f)
+			f = keep;
+	}
+	struct seg *x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
+	while (x != hint && x->base + SEG_SLOTS < f && seg_fully_written(x)) {
+		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
+		/* release: a lapped passive that loads oldest sees a linked one. */
+		atomic_store_explicit(&s->oldest, n, memory_order_release);
+		/* acq_rel: pairs with pins/unpins; exactly one side frees. */
+		uint64_t old = atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_acq_rel);
+		if ((old >> 1) == 0)
+			seg_release(s, x, true);
+		x = n;
+	}
+}
+
+static void reclaim_try(fo_stream *s)
+{
+	if (pthread_mutex_trylock(&s->lock) == 0) {
+		reclaim_locked(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Wake-ups                                                                   */
+
+static void wake_data(fo_stream *s)
+{
+	/* The caller published (an item or the end) and ran fo__fence_light(). */
+	if (atomic_load_explicit(&s->data_waiters, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&s->data_gen, 1, memory_order_seq_cst);
+		fo__futex_wake_all(&s->data_gen);
+	}
+}
+
+static void wake_space(fo_stream *s)
+{
+	if (atomic_load_explicit(&s->space_waiters, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&s->space_gen, 1, memory_order_seq_cst);
+		fo__futex_wake_all(&s->space_gen);
+	}
+}
+
+/* A reader moved its published position: a producer may wait for room. */
+static inline void reader_moved(fo_stream *s)
+{
+	if (s->capacity) {
+		fo__fence_light(); /* our position store before the waiter check */
+		wake_space(s);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Streams                                                                    */
+
+void fo_stream_opts_init(fo_stream_opts *o)
+{
+	if (o)
+		*o = (fo_stream_opts){ 0, FO_DEFAULT_PASSIVE_WINDOW, NULL, NULL };
+}
+
+int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
+{
+	if (!sp)
+		return FO_EINVAL;
+	fo_stream_opts d;
+	if (!o) {
+		fo_stream_opts_init(&d);
+		o = &d;
+	}
+	fo_stream *s = fo__zalloc(sizeof(*s));
+	if (!s)
+		return FO_ENOMEM;
+	struct seg *first = seg_new(s, 0);
+	if (!first) {
+		fo__free(s);
+		return FO_ENOMEM;
+	}
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		fo__free(first);
+		fo__free(s);
+		return FO_ENOMEM;
+	}
+	s->capacity = o->capacity;
+	s->window = o->passive_window ? o->passive_window : FO_DEFAULT_PASSIVE_WINDOW;
+	s->item_free = o->item_free;
+	s->item_free_ctx = o->item_free_ctx;
+	atomic_init(&s->tail, 0);
+	atomic_init(&s->tail_seg, first);
+	atomic_init(&s->oldest, first);
+	atomic_init(&s->end, NO_END);
+	atomic_init(&s->live_segments, 1);
+	s->consumers.next = s->consumers.prev = &s->consumers;
+	s->handles = 1;
+	*sp = s;
+	return FO_OK;
+}
+
+/* Free everything; the last handle is gone, so no other thread can touch
+ * the stream and nothing needs a grace period. */
+static void stream_free(fo_stream *s)
+{
+	struct seg *x = atomic_load_explicit(&s->oldest, memory_order_acquire);
+	while (x) {
+		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
+		seg_release(s, x, false);
+		x = n;
+	}
+	pthread_mutex_destroy(&s->lock);
+	fo__free(s->err_msg);
+	fo__free(s);
+}
+
+/* Drop one handle (creator or cursor); frees the stream on the last. */
+static void stream_unref_locked(fo_stream *s)
+{
+	bool last = --s->handles == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (last)
+		stream_free(s);
+}
+
+void fo_stream_destroy(fo_stream *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	stream_unref_locked(s);
+}
+
+/* Is there room for @k more items after claimed position @t? */
+static bool has_room(fo_stream *s, uint64_t t, size_t k)
+{
+	uint64_t m = atomic_load_explicit(&s->cached_min, memory_order_relaxed);
+	if (t + k - m <= s->capacity)
+		return true;
+	pthread_mutex_lock(&s->lock);
+	m = cons_min_pos(s);
+	if (m == UINT64_MAX) /* no active consumer: never full */
+		m = t;
+	atomic_store_explicit(&s->cached_min, m, memory_order_relaxed);
+	pthread_mutex_unlock(&s->lock);
+	return t + k - m <= s->capacity;
+}
+
+/* Wait until there may be room, the stream closes, or the deadline. */
+static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
+{
+	for (int spin = 0; spin < SPIN_LIMIT; spin++) {
+		fo__cpu_relax();
+		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+		if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
+			return FO_OK;
+	}
+	atomic_fetch_add_explicit(&s->space_waiters, 1, memory_order_seq_cst);
+	fo__fence_heavy(); /* our announcement before re-checking positions */
+	uint32_t g = atomic_load_explicit(&s->space_gen, memory_order_seq_cst);
+	uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	int rc = FO_OK;
+	if (!(t & TAIL_CLOSED) && !has_room(s, t >> 1, k))
+		rc = fo__futex_wait(&s->space_gen, g, deadline);
+	atomic_fetch_sub_explicit(&s->space_waiters, 1, memory_order_relaxed);
+	return rc;
+}
+
+/*
+ * Claim @n positions and store @items there.  @deadline: 0 = never wait,
+ * FO__NO_DEADLINE = wait forever.
+ */
+static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadline)
+{
+	uint64_t t;
+	struct seg *h;
+
+	fo__rcu_lock();
+	for (;;) {
+		/* Hint first, then tail: hint->base <= claimed position. */
+		h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+		t = atomic_load_explicit(&s->tail, memory_order_acquire);
+		if (t & TAIL_CLOSED) {
+			fo__rcu_unlock();
+			return FO_ECLOSED;
+		}
+		if (s->capacity && !has_room(s, t >> 1, n)) {
+			fo__rcu_unlock();
+			if (deadline == 0)
+				return FO_FULL;
+			int rc = wait_room(s, n, deadline);
+			if (rc == FO_TIMEDOUT) {
+				t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+				if (t & TAIL_CLOSED)
+					return FO_ECLOSED;
+				if (!has_room(s, t >> 1, n))
+					return FO_TIMEDOUT;
+			}
+			fo__rcu_lock();
+			continue;
+		}
+		int rc = seg_ensure(s, h, (t >> 1) + n - 1);
+		if (rc != FO_OK) {
+			fo__rcu_unlock();
+			return rc;
+		}
+		/* seq_cst: orders the claim before the ncursors check below,
+		 * against cursor creation (ncursors++ then tail load). */
+		if (atomic_compare_exchange_weak_explicit(&s->tail, &t, t + 2 * (uint64_t)n,
+							  memory_order_seq_cst,
+							  memory_order_relaxed))
+			break;
+	}
+
+	uint64_t p = t >> 1;
+	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
+	struct seg *x = seg_walk(h, p);
+	for (size_t i = 0; i < n; i++, p++) {
+		if (p - x->base >= SEG_SLOTS)
+			x = atomic_load_explicit(&x->next, memory_order_acquire);
+		void *it = items[i];
+		if (nobody) {
+			/* No cursor existed at our claim and any later one starts
+			 * after it: nobody can ever read this item. */
+			if (s->item_free)
+				s->item_free(it, s->item_free_ctx);
+			atomic_fetch_add_explicit(&s->freed, 1, memory_order_relaxed);
+			it = DEAD_ITEM;
+		}
+		/* release: the item's contents before its pointer. */
+		atomic_store_explicit(&x->slot[p & SEG_MASK], it, memory_order_release);
+	}
+	/* Move the hint forward to the last segment we wrote (never back). */
+	bool moved = false;
+	while (h->base < x->base) {
+		if (atomic_compare_exchange_weak_explicit(&s->tail_seg, &h, x, memory_order_release,
+							  memory_order_acquire)) {
+			moved = true;
+			break;
+		}
+	}
+	fo__fence_light(); /* the slot stores before the sleeper check */
+	wake_data(s);
+	fo__rcu_unlock();
+	if (moved)
+		reclaim_try(s);
+	return FO_OK;
+}
+
+int fo_stream_push(fo_stream *s, void *item)
+{
+	if (!s || !item)
+		return FO_EINVAL;
+	return push_batch(s, &item, 1, FO__NO_DEADLINE);
+}
+
+int fo_stream_try_push(fo_stream *s, void *item)
+{
+	if (!s || !item)
+		return FO_EINVAL;
+	return push_batch(s, &item, 1, 0);
+}
+
+int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns)
+{
+	if (!s || !item || timeout_ns < 0)
+		return FO_EINVAL;
+	int rc = push_batch(s, &item, 1, timeout_ns ? fo__deadline(timeout_ns) : 0);
+	return rc == FO_FULL ? FO_TIMEDOUT : rc;
+}
+
+int fo_stream_push_many(fo_stream *s, void *const *items, size_t n)
+{
+	if (!s || !items || n == 0 || (s->capacity && n > s->capacity))
+		return FO_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!items[i])
+			return FO_EINVAL;
+	return push_batch(s, items, n, FO__NO_DEADLINE);
+}
+
+static int stream_end(fo_stream *s, int code, const char *message)
+{
+	pthread_mutex_lock(&s->lock);
+	if (atomic_load_explicit(&s->tail, memory_order_relaxed) & TAIL_CLOSED) {
+		pthread_mutex_unlock(&s->lock);
+		return code ? FO_ECLOSED : FO_OK;
+	}
+	if (code) {
+		char *m = fo__strdup(message ? message : fo_strerror(code));
+		if (!m) {
+			pthread_mutex_unlock(&s->lock);
+			return FO_ENOMEM;
+		}
+		s->err_msg = m;
+		s->err = (fo_error){ code, 0, m };
+	}
+	/* seq_cst RMW: after this no claim succeeds; old gives the end. */
+	uint64_t old = atomic_fetch_or_explicit(&s->tail, TAIL_CLOSED, memory_order_seq_cst);
+	/* release: the error is visible to whoever sees the end. */
+	atomic_store_explicit(&s->end, old >> 1, memory_order_release);
+	pthread_mutex_unlock(&s->lock);
+	fo__fence_light();
+	wake_data(s);
+	atomic_thread_fence(memory_order_seq_cst); /* rare: wake producers for sure */
+	wake_space(s);
+	return FO_OK;
+}
+
+int fo_stream_close(fo_stream *s)
+{
+	return s ? stream_end(s, 0, NULL) : FO_EINVAL;
+}
+
+int fo_stream_fail(fo_stream *s, int code, const char *message)
+{
+	if (!s)
+		return FO_EINVAL;
+	return stream_end(s, code ? code : FO_FAILED, message);
+}
+
+bool fo_stream_is_closed(const fo_stream *s)
+{
+	if (!s)
+		return true;
+	return atomic_load_explicit(&((fo_stream *)s)->tail, memory_order_acquire) & TAIL_CLOSED;
+}
+
+int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out)
+{
+	if (!s || !out)
+		return FO_EINVAL;
+	uint64_t pushed = atomic_load_explicit(&s->tail, memory_order_acquire) >> 1;
+	uint64_t freed = atomic_load_explicit(&s->freed, memory_order_relaxed);
+	size_t segs = atomic_load_explicit(&s->live_segments, memory_order_relaxed);
+	size_t curs = (size_t)atomic_load_explicit(&s->ncursors, memory_order_relaxed);
+	out->live_segments = segs;
+	out->retained_items = pushed > freed ? (size_t)(pushed - freed) : 0;
+	out->live_bytes = sizeof(*s) + segs * sizeof(struct seg) + curs * sizeof(fo_cursor);
+	out->pushed = pushed;
+	out->cursors = curs;
+	return FO_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cursor creation                                                           */
+
+static fo_cursor *cursor_alloc(fo_stream *s, enum kind kind)
+{
+	fo_cursor *c = fo__zalloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	c->s = s;
+	c->kind = kind;
+	c->cons.pos = &c->pub;
+	c->cons.next = c->cons.prev = &c->cons;
+	return c;
+}
+
+/* Segment holding (or ending at) @pos, found from the tail hint.  Caller
+ * holds s->lock (nothing is unlinked meanwhile) and @pos is not behind the
+ * hint's base. */
+static struct seg *seg_from_hint(fo_stream *s, uint64_t pos)
+{
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+	return seg_walk(h, pos);
+}
+
+/* Register @c (allocated, kind set) at @pos in @x.  Under s->lock.
+ * @held: the caller's own cursor pins @x (it may be unlinked already). */
+static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *x, bool held)
+{
+	c->pos = pos;
+	c->seg = x;
+	s->handles++;
+	if (c->kind == K_ACTIVE) {
+		atomic_store_explicit(&c->pub, pos, memory_order_relaxed);
+		cons_add(s, &c->cons);
+	} else if (c->kind == K_PASSIVE) {
+		atomic_fetch_add_explicit(&s->npassive, 1, memory_order_relaxed);
+		if (held)
+			seg_pin_again(x);
+		else if (!seg_pin(x)) /* otherwise callers pass a linked segment */
+			fo__panic(__FILE__, __LINE__, "passive cursor attached to unlinked segment");
+	}
+}
+
+static struct group *group_new(fo_stream *s, uint64_t pos, struct seg *x)
+{
+	struct group *g = fo__zalloc(sizeof(*g));
+	if (!g)
+		return NULL;
+	(void)s;
+	atomic_init(&g->pos, pos);
+	atomic_init(&g->hint, x);
+	g->cons.pos = &g->pos;
+	g->cons.hint = &g->hint;
+	return g;
+}
+
+int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
+{
+	if (!s || !out || (flags & ~(unsigned)(FO_PASSIVE | FO_SHARED)) ||
+	    flags == (FO_PASSIVE | FO_SHARED))
+		return FO_EINVAL;
+	enum kind kind = (flags & FO_PASSIVE) ? K_PASSIVE : (flags & FO_SHARED) ? K_MEMBER : K_ACTIVE;
+	fo_cursor *c = cursor_alloc(s, kind);
+	struct group *g = NULL;
+	if (!c)
+		return FO_ENOMEM;
+	if (kind == K_MEMBER && !(g = group_new(s, 0, NULL))) {
+		fo__free(c);
+		return FO_ENOMEM;
+	}
+	pthread_mutex_lock(&s->lock);
+	/* seq_cst pair with push: ncursors++ then read tail, so every later
+	 * claim sees a cursor, and every earlier claim is before our start. */
+	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_seq_cst);
+	uint64_t pos = atomic_load_explicit(&s->tail, memory_order_seq_cst) >> 1;
+	struct seg *x = seg_from_hint(s, pos);
+	if (g) {
+		atomic_store_explicit(&g->pos, pos, memory_order_relaxed);
+		atomic_store_explicit(&g->hint, x, memory_order_relaxed);
+		g->members = 1;
+		c->g = g;
+		cons_add(s, &g->cons);
+		c->pos = pos;
+		s->handles++;
+	} else {
+		attach_locked(s, c, pos, x, false);
+	}
+	pthread_mutex_unlock(&s->lock);
+	*out = c;
+	return FO_OK;
+}
+
+int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
+{
+	if (!c || !out || (flags & ~(unsigned)(FO_PASSIVE | FO_SHARED)) ||
+	    flags == (FO_PASSIVE | FO_SHARED))
+		return FO_EINVAL;
+	if ((flags & FO_SHARED) && c->kind == K_PASSIVE)
+		return FO_EINVAL;
+	fo_stream *s = c->s;
+	enum kind kind = (flags & FO_PASSIVE) ? K_PASSIVE : (flags & FO_SHARED) ? K_MEMBER : K_ACTIVE;
+	fo_cursor *f = cursor_alloc(s, kind);
+	if (!f)
+		return FO_ENOMEM;
+	struct group *g = NULL;
+	if (kind == K_MEMBER && c->kind == K_ACTIVE && !c->done && !(g = group_new(s, 0, NULL))) {
+		fo__free(f);
+		return FO_ENOMEM;
+	}
+
+	pthread_mutex_lock(&s->lock);
+	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_relaxed); /* a parent exists */
+	if (c->done) {
+		/* A fork of a drained cursor is drained at once; it holds no
+		 * position, so it is registered nowhere. */
+		f->done = c->done;
+		f->kind = K_ACTIVE;
+		s->handles++;
+	} else if (kind == K_MEMBER) {
+		if (g) { /* @c becomes the first member of a new group */
+			atomic_store_explicit(&g->pos, c->pos, memory_order_relaxed);
+			atomic_store_explicit(&g->hint, c->seg, memory_order_relaxed);
+			cons_add(s, &g->cons);
+			cons_del(&c->cons);
+			c->kind = K_MEMBER;
+			c->g = g;
+			c->seg = NULL;
+			g->members = 1;
+		}
+		f->g = c->g;
+		f->g->members++;
+		s->handles++;
+	} else {
+		uint64_t pos;
+		struct seg *x;
+		bool held = false;
+		if (c->kind == K_MEMBER) {
+			pos = atomic_load_explicit(&c->g->pos, memory_order_acquire);
+			x = seg_walk(atomic_load_explicit(&c->g->hint, memory_order_acquire), pos);
+		} else if (c->kind == K_PASSIVE &&
+			   (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD)) {
+			/* The parent was lapped: start at the oldest retained item. */
+			x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
+			pos = x->base;
+		} else {
+			pos = c->pos;
+			x = c->seg;
+			held = c->kind == K_PASSIVE;
+		}
+		attach_locked(s, f, pos, x, held);
+	}
+	pthread_mutex_unlock(&s->lock);
+	*out = f;
+	return FO_OK;
+}
+
+void fo_cursor_close(fo_cursor *c)
+{
+	if (!c)
+		return;
+	fo_stream *s = c->s;
+	if (c->kind != K_ACTIVE && c->seg)
+		seg_unpin(s, c->seg);
+	pthread_mutex_lock(&s->lock);
+	if (c->kind == K_ACTIVE) {
+		if (c->cons.next != &c->cons)
+			cons_del(&c->cons);
+	} else if (c->kind == K_PASSIVE) {
+		atomic_fetch_sub_explicit(&s->npassive, 1, memory_order_relaxed);
+	} else if (c->g && --c->g->members == 0) {
+		cons_del(&c->g->cons);
+		fo__free(c->g);
+	}
+	atomic_fetch_sub_explicit(&s->ncursors, 1, memory_order_relaxed); /* under lock */
+	reclaim_locked(s);
+	/* Our position no longer bounds the producers. */
+	atomic_store_explicit(&s->cached_min, 0, memory_order_relaxed);
+	fo__free(c);
+	atomic_thread_fence(memory_order_seq_cst); /* rare: wake producers for sure */
+	wake_space(s);
+	stream_unref_locked(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                    */
+
+/* Nothing at @pos: the end, or not yet. */
+static int at_end_or_empty(fo_cursor *c, uint64_t pos)
+{
+	/* acquire: pairs with the end's release; the error is visible. */
+	uint64_t end = atomic_load_explicit(&c->s->end, memory_order_acquire);
+	if (pos < end)
+		return FO_EMPTY;
+	c->done = c->s->err.code ? FO_FAILED : FO_END;
+	return c->done;
+}
+
+/* Active cursor: up to @max items, no waiting.  Hot path. */
+static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	fo_stream *s = c->s;
+	struct seg *x = c->seg;
+	uint64_t pos = c->pos;
+	size_t k = 0;
+	while (k < max) {
+		if (pos - x->base >= SEG_SLOTS) {
+			struct seg *nx = atomic_load_explicit(&x->next, memory_order_acquire);
+			if (!nx)
+				break;
+			x = nx;
+		}
+		/* acquire: pairs with the producer's release store. */
+		void *it = atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire);
+		if (!it)
+			break;
+		FO_ASSERT(it != DEAD_ITEM);
+		items[k++] = it;
+		pos++;
+	}
+	*n = k;
+	if (k == 0)
+		return at_end_or_empty(c, pos);
+	bool crossed = x != c->seg;
+	c->seg = x;
+	c->pos = pos;
+	/* release: our reads of items before pos happen before their free.
+	 * The item at pos - 1 stays valid: segments are unlinked only when
+	 * they end strictly below every published position. */
+	atomic_store_explicit(&c->pub, pos, memory_order_release);
+	reader_moved(s);
+	if (crossed)
+		reclaim_try(s);
+	return FO_OK;
+}
+
+/* The passive cursor's segment was unlinked: jump to the oldest retained
+ * segment.  Returns FO_LAGGED if items were skipped, else FO_OK (it only
+ * stood at the end of the unlinked segment: nothing was lost). */
+static int passive_lapped(fo_cursor *c)
+{
+	fo_stream *s = c->s;
+	struct seg *z;
+	fo__rcu_lock();
+	do /* acquire: pairs with the reclaimer's release store */
+		z = atomic_load_explicit(&s->oldest, memory_order_acquire);
+	while (!seg_pin(z));
+	fo__rcu_unlock();
+	seg_unpin(s, c->seg);
+	/* Everything below oldest was unlinked, our segment included, so
+	 * z->base >= c->pos. */
+	FO_ASSERT(z->base >= c->pos);
+	uint64_t skipped = z->base - c->pos;
+	c->lagged += skipped;
+	c->pos = z->base;
+	c->seg = z;
+	return skipped ? FO_LAGGED : FO_OK;
+}
+
+static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	fo_stream *s = c->s;
+	size_t k = 0;
+	*n = 0;
+	while (k < max) {
+		struct seg *x = c->seg;
+		/* acquire: a DEAD mark means the frontier passed us. */
+		if (atomic_load_explicit(&x->state, memory_order_acquire) & SEG_DEAD) {
+			if (k)
+				break; /* report the lap on the next call */
+			int rc = passive_lapped(c);
+			if (rc != FO_OK)
+				return rc;
+			continue;
+		}
+		if (c->pos - x->base >= SEG_SLOTS) {
+			fo__rcu_lock();
+			/* x was linked at the check above, so x->next cannot have
+			 * been freed before this read section began. */
+			struct seg *nx = atomic_load_explicit(&x->next, memory_order_acquire);
+			bool ok = nx && seg_pin(nx);
+			fo__rcu_unlock();
+			if (!nx)
+				break;
+			if (!ok) {
+				if (k)
+					break;
+				int rc = passive_lapped(c);
+				if (rc != FO_OK)
+					return rc;
+				continue;
+			}
+			if (k) { /* items[] may point into x: keep it until next call */
+				seg_unpin(s, nx);
+				break;
+			}
+			seg_unpin(s, x);
+			c->seg = x = nx;
+		}
+		void *it = atomic_load_explicit(&x->slot[c->pos & SEG_MASK], memory_order_acquire);
+		if (!it)
+			break;
+		items[k++] = it;
+		c->pos++;
+	}
+	*n = k;
+	return k ? FO_OK : at_end_or_empty(c, c->pos);
+}
+
+/* Share-group member: claim up to @max ready items of one segment. */
+static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	fo_stream *s = c->s;
+	struct group *g = c->g;
+	*n = 0;
+	fo__rcu_lock();
+	for (;;) {
+		uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
+		struct seg *h = atomic_load_explicit(&g->hint, memory_order_acquire);
+		if (h->base > p)
+			continue; /* p is stale: others claimed past it */
+		struct seg *x = c->seg;
+		if (!x || x->base > p || p - x->base >= SEG_SLOTS)
+			x = seg_walk(h, p);
+		if (p - x->base >= SEG_SLOTS) { /* segment not linked yet */
+			fo__rcu_unlock();
+			return at_end_or_empty(c, p);
+		}
+		if (x != c->seg) {
+			if (!seg_pin(x))
+				continue; /* unlinked: p is stale */
+			if (c->seg)
+				seg_unpin(s, c->seg);
+			c->seg = x;
+		}
+		size_t k = 0, room = SEG_SLOTS - (size_t)(p & SEG_MASK);
+		if (room > max)
+			room = max;
+		while (k < room) {
+			void *it = atomic_load_explicit(&x->slot[(p + k) & SEG_MASK],
+							memory_order_acquire);
+			if (!it)
+				break;
+			items[k++] = it;
+		}
+		if (k == 0) {
+			fo__rcu_unlock();
+			return at_end_or_empty(c, p);
+		}
+		/* acq_rel: exactly one member wins positions p..p+k-1. */
+		if (!atomic_compare_exchange_strong_explicit(&g->pos, &p, p + k,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
+		while (h->base < x->base &&
+		       !atomic_compare_exchange_weak_explicit(&g->hint, &h, x, memory_order_release,
+							      memory_order_acquire))
+			;
+		fo__rcu_unlock();
+		*n = k;
+		reader_moved(s);
+		return FO_OK;
+	}
+}
+
+static int take(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	if (c->done) {
+		*n = 0;
+		return c->done;
+	}
+	switch (c->kind) {
+	case K_ACTIVE:
+		return take_active(c, items, max, n);
+	case K_PASSIVE:
+		return take_passive(c, items, max, n);
+	default:
+		return take_member(c, items, max, n);
+	}
+}
+
+/* Read with waiting up to @deadline (0: never wait). */
+static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t deadline)
+{
+	fo_stream *s = c->s;
+	int rc = take(c, items, max, n);
+	if (rc != FO_EMPTY || deadline == 0)
+		return rc;
+	for (int spin = 0; spin < SPIN_LIMIT; spin++) {
+		fo__cpu_relax();
+		if ((rc = take(c, items, max, n)) != FO_EMPTY)
+			return rc;
+	}
+	for (;;) {
+		atomic_fetch_add_explicit(&s->data_waiters, 1, memory_order_seq_cst);
+		fo__fence_heavy(); /* our announcement before re-checking the slot */
+		uint32_t g = atomic_load_explicit(&s->data_gen, memory_order_seq_cst);
+		rc = take(c, items, max, n);
+		int w = 0;
+		if (rc == FO_EMPTY)
+			w = fo__futex_wait(&s->data_gen, g, deadline);
+		atomic_fetch_sub_explicit(&s->data_waiters, 1, memory_order_relaxed);
+		if (rc != FO_EMPTY)
+			return rc;
+		if ((rc = take(c, items, max, n)) != FO_EMPTY)
+			return rc;
+		if (w == FO_TIMEDOUT)
+			return FO_TIMEDOUT;
+	}
+}
+
+int fo_cursor_next(fo_cursor *c, void **item)
+{
+	size_t n;
+	if (!c || !item)
+		return FO_EINVAL;
+	return next_wait(c, item, 1, &n, FO__NO_DEADLINE);
+}
+
+int fo_cursor_try_next(fo_cursor *c, void **item)
+{
+	size_t n;
+	if (!c || !item)
+		return FO_EINVAL;
+	return take(c, item, 1, &n);
+}
+
+int fo_cursor_timed_next(fo_cursor *c, void **item, int64_t timeout_ns)
+{
+	size_t n;
+	if (!c || !item || timeout_ns < 0)
+		return FO_EINVAL;
+	int rc = next_wait(c, item, 1, &n, timeout_ns ? fo__deadline(timeout_ns) : 0);
+	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
+}
+
+int fo_cursor_next_many(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	if (n)
+		*n = 0;
+	if (!c || !items || !n || max == 0)
+		return FO_EINVAL;
+	return take(c, items, max, n);
+}
+
+/* Count ready items from @pos in @x, at most @limit.  In a read section. */
+static size_t scan_ready(struct seg *x, uint64_t pos, size_t limit)
+{
+	size_t k = 0;
+	while (k < limit) {
+		if (pos - x->base >= SEG_SLOTS) {
+			struct seg *nx = atomic_load_explicit(&x->next, memory_order_acquire);
+			if (!nx)
+				break;
+			x = nx;
+		}
+		if (!atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire))
+			break;
+		k++;
+		pos++;
+	}
+	return k;
+}
+
+static size_t count_ready(const fo_cursor *c, size_t limit)
+{
+	if (!c || c->done)
+		return 0;
+	fo_stream *s = c->s;
+	size_t k;
+	fo__rcu_lock();
+	if (c->kind == K_MEMBER) {
+		uint64_t p = atomic_load_explicit(&c->g->pos, memory_order_acquire);
+		struct seg *h = atomic_load_explicit(&c->g->hint, memory_order_acquire);
+		k = h->base <= p ? scan_ready(h, p, limit) : 0;
+	} else if (c->kind == K_PASSIVE &&
+		   (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD)) {
+		struct seg *z = atomic_load_explicit(&s->oldest, memory_order_acquire);
+		k = scan_ready(z, z->base, limit);
+	} else {
+		k = scan_ready(c->seg, c->pos, limit);
+	}
+	fo__rcu_unlock();
+	return k;
+}
+
+size_t fo_cursor_available(const fo_cursor *c)
+{
+	return count_ready(c, SIZE_MAX);
+}
+
+bool fo_cursor_at_least(const fo_cursor *c, size_t n)
+{
+	return n == 0 || count_ready(c, n) >= n;
+}
+
+bool fo_cursor_is_drained(const fo_cursor *c)
+{
+	return !c || c->done != 0;
+}
+
+uint64_t fo_cursor_lagged(const fo_cursor *c)
+{
+	return c ? c->lagged : 0;
+}
+
+const fo_error *fo_cursor_error(const fo_cursor *c)
+{
+	return c && c->done == FO_FAILED ? &c->s->err : NULL;
+}
