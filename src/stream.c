@@ -93,6 +93,17 @@ struct fo_cursor {
 };
 
 /*
+ * A wait queue: sleepers set @need (after reading @gen), the waker clears
+ * it with one exchange and bumps @gen.  So only the first publish after a
+ * sleeper announced itself pays the system call, however long the sleeper
+ * takes to get a CPU (design.md §7).
+ */
+struct waitq {
+	_Atomic uint32_t need;
+	_Atomic uint32_t gen;
+};
+
+/*
  * Stream.  Each group of fields sits on its own line(s) because a different
  * set of threads writes it.
  */
@@ -112,13 +123,11 @@ struct fo_stream {
 	_Atomic int npassive;    /* open passive cursors */
 	fo_error err;            /* written before end is published */
 
-	/* Readers going to sleep for data. */
-	_Atomic uint32_t data_waiters FO_ALIGNED;
-	_Atomic uint32_t data_gen;
+	/* Readers going to sleep for data (see struct waitq). */
+	struct waitq data FO_ALIGNED;
 
 	/* Producers going to sleep for room. */
-	_Atomic uint32_t space_waiters FO_ALIGNED;
-	_Atomic uint32_t space_gen;
+	struct waitq space FO_ALIGNED;
 
 	/* Counters for fo_stream_stats(). */
 	_Atomic uint64_t freed FO_ALIGNED;
@@ -331,21 +340,45 @@ static void reclaim_try(fo_stream *s)
 /* ------------------------------------------------------------------------ */
 /* Wake-ups                                                                   */
 
+/* The caller published (an item, a position, the end) and then fenced.
+ * Costs one load when nobody sleeps. */
+static void waitq_wake(struct waitq *q)
+{
+	if (atomic_load_explicit(&q->need, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&q->need, 0, memory_order_seq_cst)) {
+		/* seq_cst: the bump is after the clear, so any sleeper that
+		 * announced before the clear sees gen change. */
+		atomic_fetch_add_explicit(&q->gen, 1, memory_order_seq_cst);
+		fo__futex_wake_all(&q->gen);
+	}
+}
+
+/* First half of a sleep: read gen BEFORE announcing.  (Read after, a
+ * waker that cleared @need between the announcement and a second
+ * producer's publish could leave the sleeper with a fresh gen and no
+ * wake-up.)  The caller then re-checks its condition and, if still unmet,
+ * calls waitq_sleep() with the returned ticket. */
+static uint32_t waitq_prepare(struct waitq *q)
+{
+	uint32_t g = atomic_load_explicit(&q->gen, memory_order_seq_cst);
+	atomic_store_explicit(&q->need, 1, memory_order_seq_cst);
+	fo__fence_heavy(); /* the announcement before the caller's re-check */
+	return g;
+}
+
+static int waitq_sleep(struct waitq *q, uint32_t ticket, uint64_t deadline)
+{
+	return fo__futex_wait(&q->gen, ticket, deadline);
+}
+
 static void wake_data(fo_stream *s)
 {
-	/* The caller published (an item or the end) and ran fo__fence_light(). */
-	if (atomic_load_explicit(&s->data_waiters, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&s->data_gen, 1, memory_order_seq_cst);
-		fo__futex_wake_all(&s->data_gen);
-	}
+	waitq_wake(&s->data);
 }
 
 static void wake_space(fo_stream *s)
 {
-	if (atomic_load_explicit(&s->space_waiters, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&s->space_gen, 1, memory_order_seq_cst);
-		fo__futex_wake_all(&s->space_gen);
-	}
+	waitq_wake(&s->space);
 }
 
 /* A reader moved its published position: a producer may wait for room. */
@@ -459,15 +492,11 @@ static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
 		if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
 			return FO_OK;
 	}
-	atomic_fetch_add_explicit(&s->space_waiters, 1, memory_order_seq_cst);
-	fo__fence_heavy(); /* our announcement before re-checking positions */
-	uint32_t g = atomic_load_explicit(&s->space_gen, memory_order_seq_cst);
+	uint32_t g = waitq_prepare(&s->space);
 	uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
-	int rc = FO_OK;
-	if (!(t & TAIL_CLOSED) && !has_room(s, t >> 1, k))
-		rc = fo__futex_wait(&s->space_gen, g, deadline);
-	atomic_fetch_sub_explicit(&s->space_waiters, 1, memory_order_relaxed);
-	return rc;
+	if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
+		return FO_OK;
+	return waitq_sleep(&s->space, g, deadline);
 }
 
 /*
@@ -1039,16 +1068,10 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 			return rc;
 	}
 	for (;;) {
-		atomic_fetch_add_explicit(&s->data_waiters, 1, memory_order_seq_cst);
-		fo__fence_heavy(); /* our announcement before re-checking the slot */
-		uint32_t g = atomic_load_explicit(&s->data_gen, memory_order_seq_cst);
-		rc = take(c, items, max, n);
-		int w = 0;
-		if (rc == FO_EMPTY)
-			w = fo__futex_wait(&s->data_gen, g, deadline);
-		atomic_fetch_sub_explicit(&s->data_waiters, 1, memory_order_relaxed);
-		if (rc != FO_EMPTY)
+		uint32_t g = waitq_prepare(&s->data);
+		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
+		int w = waitq_sleep(&s->data, g, deadline);
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
 		if (w == FO_TIMEDOUT)
