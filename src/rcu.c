@@ -35,15 +35,16 @@ _Static_assert(sizeof(struct rcu_head) <= sizeof(((fo__rcu_node *)0)->urcu_head)
 static void free_cb(struct rcu_head *head)
 {
 	fo__rcu_node *node = (fo__rcu_node *)(void *)head;
-	void *block = node->block;
+	/* call_rcu's queue orders this after fo__rcu_free(); tell TSan, and
+	 * that every read section that could see the block has ended. */
+	FO_TSAN_ACQUIRE(node);
 	FO_TSAN_ACQUIRE(&rcu_token);
-	FO_TSAN_ACQUIRE(block);
-	fo__free(block);
+	fo__free(node->block);
 }
 
 void fo__rcu_free(fo__rcu_node *node, void *block)
 {
 	node->block = block;
-	FO_TSAN_RELEASE(block);
+	FO_TSAN_RELEASE(node);
 	call_rcu((struct rcu_head *)(void *)node, free_cb);
 }
