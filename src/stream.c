@@ -63,7 +63,8 @@ struct seg {
 /* A registered lossless consumer: an active cursor or a share group. */
 struct consumer {
 	struct consumer *next, *prev; /* s->consumers, under s->lock */
-	_Atomic uint64_t *pos;        /* position for capacity (and F, for cursors) */
+	_Atomic uint64_t *pos;        /* position for capacity */
+	_Atomic uint64_t *hold;       /* cursors: F contribution (first item still held) */
 	_Atomic(struct seg *) *hint;  /* groups: F contribution is hint->base */
 };
 
@@ -86,9 +87,11 @@ struct fo_cursor {
 	int done;        /* 0, FO_END or FO_FAILED: sticky */
 	uint64_t lagged;
 	struct group *g;
-	/* Line 1: published position (active only), read by the reclaimer and
-	 * by producers checking capacity. */
+	/* Line 1: published positions (active only).  pub: items before it are
+	 * consumed (capacity).  hold: first item of the last batch returned,
+	 * still valid for the caller (reclamation). */
 	_Atomic uint64_t pub FO_ALIGNED;
+	_Atomic uint64_t hold;
 	struct consumer cons;
 };
 
@@ -306,7 +309,7 @@ static void reclaim_locked(fo_stream *s)
 		if (c->hint) /* a group: its hint segment and later stay */
 			p = atomic_load_explicit(c->hint, memory_order_acquire)->base;
 		else /* acquire: the cursor is done with everything below */
-			p = atomic_load_explicit(c->pos, memory_order_acquire);
+			p = atomic_load_explicit(c->hold, memory_order_acquire);
 		if (p < f)
 			f = p;
 	}
@@ -327,6 +330,32 @@ static void reclaim_locked(fo_stream *s)
 			seg_release(s, x, true);
 		x = n;
 	}
+}
+
+/*
+ * The last cursor is gone: no cursor can return any retained item (a new
+ * one starts at the tail), so destroy the written items of the segments
+ * still linked, leaving DEAD_ITEM behind.  Producers only ever store into
+ * NULL slots and every other destroyer holds s->lock or a pin (none left),
+ * so nobody races with us on a non-NULL slot.  Caller holds s->lock.
+ */
+static void sweep_locked(fo_stream *s)
+{
+	uint64_t n = 0;
+	for (struct seg *x = atomic_load_explicit(&s->oldest, memory_order_relaxed); x;
+	     x = atomic_load_explicit(&x->next, memory_order_acquire)) {
+		for (unsigned i = 0; i < SEG_SLOTS; i++) {
+			/* acquire: the item's contents before its destructor. */
+			void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+			if (!it || it == DEAD_ITEM)
+				continue;
+			atomic_store_explicit(&x->slot[i], DEAD_ITEM, memory_order_relaxed);
+			if (s->item_free)
+				s->item_free(it, s->item_free_ctx);
+			n++;
+		}
+	}
+	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 }
 
 static void reclaim_try(fo_stream *s)
@@ -686,6 +715,7 @@ static fo_cursor *cursor_alloc(fo_stream *s, enum kind kind)
 	c->s = s;
 	c->kind = kind;
 	c->cons.pos = &c->pub;
+	c->cons.hold = &c->hold;
 	c->cons.next = c->cons.prev = &c->cons;
 	return c;
 }
@@ -708,6 +738,7 @@ static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *
 	s->handles++;
 	if (c->kind == K_ACTIVE) {
 		atomic_store_explicit(&c->pub, pos, memory_order_relaxed);
+		atomic_store_explicit(&c->hold, pos, memory_order_relaxed);
 		cons_add(s, &c->cons);
 	} else if (c->kind == K_PASSIVE) {
 		atomic_fetch_add_explicit(&s->npassive, 1, memory_order_relaxed);
@@ -848,8 +879,11 @@ void fo_cursor_close(fo_cursor *c)
 		cons_del(&c->g->cons);
 		fo__free(c->g);
 	}
-	atomic_fetch_sub_explicit(&s->ncursors, 1, memory_order_relaxed); /* under lock */
+	/* Under the lock, so no cursor creation sees the count in between. */
+	bool none = atomic_fetch_sub_explicit(&s->ncursors, 1, memory_order_relaxed) == 1;
 	reclaim_locked(s);
+	if (none)
+		sweep_locked(s);
 	/* Our position no longer bounds the producers. */
 	atomic_store_explicit(&s->cached_min, 0, memory_order_relaxed);
 	fo__free(c);
@@ -899,11 +933,12 @@ static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 		return at_end_or_empty(c, pos);
 	bool crossed = x != c->seg;
 	c->seg = x;
-	c->pos = pos;
-	/* release: our reads of items before pos happen before their free.
-	 * The item at pos - 1 stays valid: segments are unlinked only when
-	 * they end strictly below every published position. */
+	/* release (both): our reads of items before c->pos happen before their
+	 * free.  The batch [c->pos, pos) stays valid until the next read:
+	 * segments are unlinked only when they end strictly below hold. */
+	atomic_store_explicit(&c->hold, c->pos, memory_order_release);
 	atomic_store_explicit(&c->pub, pos, memory_order_release);
+	c->pos = pos;
 	reader_moved(s);
 	if (crossed)
 		reclaim_try(s);
