@@ -51,16 +51,19 @@ void __tsan_release(void *addr);
 #endif
 
 /* rcu.c: urcu-bp read sections (any thread, registers itself on first use)
- * and deferred frees.  fo__rcu_free(node, block) calls fo__free(block) after
- * a grace period: no thread that was inside a read section when it was
- * called can still be in that section.  @node lives inside @block. */
-typedef struct fo__rcu_node {
+ * and deferred calls.  fo__rcu_call(node, fn) runs fn(node) on liburcu's
+ * call_rcu thread after a grace period: no thread that was inside a read
+ * section when it was called can still be in that section.  @node lives in
+ * the memory @fn releases; @arg is the caller's. */
+typedef struct fo__rcu_node fo__rcu_node;
+struct fo__rcu_node {
 	void *urcu_head[2]; /* a struct rcu_head (size checked in rcu.c) */
-	void *block;
-} fo__rcu_node;
+	void (*fn)(fo__rcu_node *node);
+	void *arg;
+};
 void fo__rcu_lock(void);
 void fo__rcu_unlock(void);
-void fo__rcu_free(fo__rcu_node *node, void *block);
+void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node));
 
 /* wait.c */
 uint64_t fo__now_ns(void);

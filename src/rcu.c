@@ -8,8 +8,8 @@
  * defined (BSD-3-Clause project), so these are calls into liburcu-bp.so.
  *
  * TSan does not see the ordering a grace period provides, so every read
- * section's end releases one token and every deferred free acquires it (and
- * the block itself, which the retiring thread released).
+ * section's end releases one token and every deferred call acquires it (and
+ * the node itself, which the retiring thread released).
  */
 #include <urcu-bp.h>
 #include <urcu/call-rcu.h>
@@ -32,19 +32,19 @@ void fo__rcu_unlock(void)
 _Static_assert(sizeof(struct rcu_head) <= sizeof(((fo__rcu_node *)0)->urcu_head),
 	       "fo__rcu_node too small for struct rcu_head");
 
-static void free_cb(struct rcu_head *head)
+static void call_cb(struct rcu_head *head)
 {
 	fo__rcu_node *node = (fo__rcu_node *)(void *)head;
-	/* call_rcu's queue orders this after fo__rcu_free(); tell TSan, and
-	 * that every read section that could see the block has ended. */
+	/* call_rcu's queue orders this after fo__rcu_call(); tell TSan, and
+	 * that every read section that could see the memory has ended. */
 	FO_TSAN_ACQUIRE(node);
 	FO_TSAN_ACQUIRE(&rcu_token);
-	fo__free(node->block);
+	node->fn(node);
 }
 
-void fo__rcu_free(fo__rcu_node *node, void *block)
+void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node))
 {
-	node->block = block;
+	node->fn = fn;
 	FO_TSAN_RELEASE(node);
-	call_rcu((struct rcu_head *)(void *)node, free_cb);
+	call_rcu((struct rcu_head *)(void *)node, call_cb);
 }

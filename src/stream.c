@@ -42,6 +42,13 @@
 
 #define SPIN_LIMIT 128 /* brief spin before sleeping: ~1-3 us */
 
+/* Unlinked segments wait for a grace period in batches (one call_rcu, one
+ * wake of liburcu's worker and one grace period per RETIRE_BATCH segments),
+ * then return to a per-stream pool of at most POOL_MAX for reuse: no malloc
+ * per segment in steady state. */
+#define RETIRE_BATCH 16
+#define POOL_MAX     32
+
 /* Written into a slot whose item was freed at once (no cursor existed). */
 static char dead_item;
 #define DEAD_ITEM ((void *)&dead_item)
@@ -56,6 +63,7 @@ struct seg {
 	uint64_t base;
 	_Atomic(struct seg *) next;
 	_Atomic uint64_t state;
+	struct seg *rnext; /* retired batch / pool chain, under pool_lock */
 	fo__rcu_node rcu;
 	_Atomic(void *) slot[SEG_SLOTS] FO_ALIGNED;
 };
@@ -140,8 +148,15 @@ struct fo_stream {
 	pthread_mutex_t lock FO_ALIGNED;
 	_Atomic(struct seg *) oldest; /* written under lock; read by lapped passives */
 	struct consumer consumers;    /* list head, under lock */
-	int handles;                  /* creator + open cursors, under lock */
+	_Atomic int handles;          /* creator + open cursors */
+	_Atomic int refs;             /* 1 for all handles + 1 per pending retire batch */
 	char *err_msg;
+
+	/* Segment recycling: producers pop, the call_rcu thread pushes. */
+	pthread_mutex_t pool_lock FO_ALIGNED;
+	struct seg *pool, *retired;   /* chains through rnext */
+	unsigned npool, nretired;
+	_Atomic size_t cached_segments; /* stats: pool + retired + in grace period */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -149,8 +164,15 @@ struct fo_stream {
 
 static struct seg *seg_new(fo_stream *s, uint64_t base)
 {
-	struct seg *x = fo__alloc(sizeof(*x));
-	if (!x)
+	pthread_mutex_lock(&s->pool_lock);
+	struct seg *x = s->pool;
+	if (x) {
+		s->pool = x->rnext;
+		s->npool--;
+		atomic_fetch_sub_explicit(&s->cached_segments, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (!x && !(x = fo__alloc(sizeof(*x))))
 		return NULL;
 	x->base = base;
 	atomic_init(&x->next, NULL);
@@ -161,9 +183,77 @@ static struct seg *seg_new(fo_stream *s, uint64_t base)
 	return x;
 }
 
-/* Destroy the items of a segment no cursor can reach, then its memory
- * after a grace period (producers and lapped passives may still be walking
- * its header inside read sections). */
+static void stream_free(fo_stream *s);
+static void sweep_locked(fo_stream *s);
+
+/* Drop a memory reference; the last one frees the stream's memory. */
+static void stream_unref_mem(fo_stream *s)
+{
+	/* acq_rel: everything done under this reference happens before the free. */
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		stream_free(s);
+}
+
+/* Drop a user handle (creator or cursor).  The last one destroys every
+ * item still held before returning (the API promises it), even if a retire
+ * batch keeps the memory a little longer. */
+static void stream_unref(fo_stream *s)
+{
+	/* acq_rel: everything this handle did happens before the teardown. */
+	if (atomic_fetch_sub_explicit(&s->handles, 1, memory_order_acq_rel) == 1) {
+		sweep_locked(s); /* nobody else is left: the lock is not needed */
+		stream_unref_mem(s);
+	}
+}
+
+/* After a grace period: no thread can still reach the batch's segments. */
+static void retire_done(fo__rcu_node *node)
+{
+	struct seg *x = (struct seg *)((char *)node - offsetof(struct seg, rcu));
+	fo_stream *s = node->arg;
+	pthread_mutex_lock(&s->pool_lock);
+	while (x) {
+		struct seg *n = x->rnext;
+		if (s->npool < POOL_MAX) {
+			x->rnext = s->pool;
+			s->pool = x;
+			s->npool++;
+		} else {
+			atomic_fetch_sub_explicit(&s->cached_segments, 1, memory_order_relaxed);
+			fo__free(x);
+		}
+		x = n;
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	stream_unref_mem(s); /* the batch's reference */
+}
+
+/* Queue an unlinked, destroyed segment for reuse after a grace period
+ * (producers and lapped passives may still walk its header). */
+static void seg_retire(fo_stream *s, struct seg *x)
+{
+	struct seg *batch = NULL;
+	atomic_fetch_add_explicit(&s->cached_segments, 1, memory_order_relaxed);
+	pthread_mutex_lock(&s->pool_lock);
+	x->rnext = s->retired;
+	s->retired = x;
+	if (++s->nretired == RETIRE_BATCH) {
+		batch = s->retired;
+		s->retired = NULL;
+		s->nretired = 0;
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (batch) {
+		/* The batch holds a reference: the stream outlives the callback.
+		 * relaxed: a user handle, held by our caller, keeps refs > 0. */
+		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+		batch->rcu.arg = s;
+		fo__rcu_call(&batch->rcu, retire_done);
+	}
+}
+
+/* Destroy the items of a segment no cursor can reach, then retire its
+ * memory (@deferred) or free it at once (teardown: nobody else left). */
 static void seg_release(fo_stream *s, struct seg *x, bool deferred)
 {
 	uint64_t n = 0;
@@ -179,7 +269,7 @@ static void seg_release(fo_stream *s, struct seg *x, bool deferred)
 	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 	atomic_fetch_sub_explicit(&s->live_segments, 1, memory_order_relaxed);
 	if (deferred)
-		fo__rcu_free(&x->rcu, x);
+		seg_retire(s, x);
 	else
 		fo__free(x);
 }
@@ -450,6 +540,12 @@ int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
 		fo__free(s);
 		return FO_ENOMEM;
 	}
+	if (pthread_mutex_init(&s->pool_lock, NULL) != 0) {
+		pthread_mutex_destroy(&s->lock);
+		fo__free(first);
+		fo__free(s);
+		return FO_ENOMEM;
+	}
 	s->capacity = o->capacity;
 	s->window = o->passive_window ? o->passive_window : FO_DEFAULT_PASSIVE_WINDOW;
 	s->item_free = o->item_free;
@@ -460,13 +556,24 @@ int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
 	atomic_init(&s->end, NO_END);
 	atomic_init(&s->live_segments, 1);
 	s->consumers.next = s->consumers.prev = &s->consumers;
-	s->handles = 1;
+	atomic_init(&s->handles, 1);
+	atomic_init(&s->refs, 1);
 	*sp = s;
 	return FO_OK;
 }
 
-/* Free everything; the last handle is gone, so no other thread can touch
- * the stream and nothing needs a grace period. */
+static void free_chain(struct seg *x)
+{
+	while (x) {
+		struct seg *n = x->rnext;
+		fo__free(x);
+		x = n;
+	}
+}
+
+/* Free everything; the last handle and reference are gone (no retire batch
+ * is pending: each holds a reference), so no other thread can touch the
+ * stream.  Items were destroyed by the last handle's sweep. */
 static void stream_free(fo_stream *s)
 {
 	struct seg *x = atomic_load_explicit(&s->oldest, memory_order_acquire);
@@ -475,26 +582,18 @@ static void stream_free(fo_stream *s)
 		seg_release(s, x, false);
 		x = n;
 	}
+	free_chain(s->retired); /* items already destroyed */
+	free_chain(s->pool);
+	pthread_mutex_destroy(&s->pool_lock);
 	pthread_mutex_destroy(&s->lock);
 	fo__free(s->err_msg);
 	fo__free(s);
 }
 
-/* Drop one handle (creator or cursor); frees the stream on the last. */
-static void stream_unref_locked(fo_stream *s)
-{
-	bool last = --s->handles == 0;
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		stream_free(s);
-}
-
 void fo_stream_destroy(fo_stream *s)
 {
-	if (!s)
-		return;
-	pthread_mutex_lock(&s->lock);
-	stream_unref_locked(s);
+	if (s)
+		stream_unref(s);
 }
 
 /* Is there room for @k more items after claimed position @t? */
@@ -576,6 +675,8 @@ static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadl
 
 	uint64_t p = t >> 1;
 	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
+	if (nobody) /* stats only */
+		atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed);
 	struct seg *x = seg_walk(h, p);
 	for (size_t i = 0; i < n; i++, p++) {
 		if (p - x->base >= SEG_SLOTS)
@@ -586,7 +687,6 @@ static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadl
 			 * after it: nobody can ever read this item. */
 			if (s->item_free)
 				s->item_free(it, s->item_free_ctx);
-			atomic_fetch_add_explicit(&s->freed, 1, memory_order_relaxed);
 			it = DEAD_ITEM;
 		}
 		/* release: the item's contents before its pointer. */
@@ -698,7 +798,10 @@ int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out)
 	size_t curs = (size_t)atomic_load_explicit(&s->ncursors, memory_order_relaxed);
 	out->live_segments = segs;
 	out->retained_items = pushed > freed ? (size_t)(pushed - freed) : 0;
-	out->live_bytes = sizeof(*s) + segs * sizeof(struct seg) + curs * sizeof(fo_cursor);
+	size_t cached = atomic_load_explicit(&s->cached_segments, memory_order_relaxed);
+	out->cached_segments = cached;
+	out->live_bytes = sizeof(*s) + (segs + cached) * sizeof(struct seg) +
+			  curs * sizeof(fo_cursor);
 	out->pushed = pushed;
 	out->cursors = curs;
 	return FO_OK;
@@ -735,7 +838,7 @@ static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *
 {
 	c->pos = pos;
 	c->seg = x;
-	s->handles++;
+	atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
 	if (c->kind == K_ACTIVE) {
 		atomic_store_explicit(&c->pub, pos, memory_order_relaxed);
 		atomic_store_explicit(&c->hold, pos, memory_order_relaxed);
@@ -789,7 +892,7 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 		c->g = g;
 		cons_add(s, &g->cons);
 		c->pos = pos;
-		s->handles++;
+		atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
 	} else {
 		attach_locked(s, c, pos, x, false);
 	}
@@ -823,7 +926,7 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 		 * position, so it is registered nowhere. */
 		f->done = c->done;
 		f->kind = K_ACTIVE;
-		s->handles++;
+		atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
 	} else if (kind == K_MEMBER) {
 		if (g) { /* @c becomes the first member of a new group */
 			atomic_store_explicit(&g->pos, c->pos, memory_order_relaxed);
@@ -837,7 +940,7 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 		}
 		f->g = c->g;
 		f->g->members++;
-		s->handles++;
+		atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
 	} else {
 		uint64_t pos;
 		struct seg *x;
@@ -887,9 +990,10 @@ void fo_cursor_close(fo_cursor *c)
 	/* Our position no longer bounds the producers. */
 	atomic_store_explicit(&s->cached_min, 0, memory_order_relaxed);
 	fo__free(c);
+	pthread_mutex_unlock(&s->lock);
 	atomic_thread_fence(memory_order_seq_cst); /* rare: wake producers for sure */
 	wake_space(s);
-	stream_unref_locked(s);
+	stream_unref(s);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -87,11 +87,13 @@ typedef struct fo_stream_opts {
 
 /**
  * fo_stream_stats - a snapshot for tests and operators.
- * @live_segments:  segments allocated and not yet returned (includes
- *                  segments pinned by passive cursors and the spare).
+ * @live_segments:  segments in use: linked, or unlinked but still pinned
+ *                  by a passive cursor or share-group member.
+ * @cached_segments: segments kept for reuse or waiting for an RCU grace
+ *                  period (bounded: at most 48 per stream).
  * @retained_items: items accepted whose destructor has not run yet.
- * @live_bytes:     bytes held by the stream's own structures (segments,
- *                  cursors), items themselves excluded.
+ * @live_bytes:     bytes held by the stream's own structures (live and
+ *                  cached segments, cursors), items themselves excluded.
  * @pushed:         items accepted so far.
  * @cursors:        open cursors (all kinds).
  * Values are read without stopping producers: each is exact at some instant
@@ -99,6 +101,7 @@ typedef struct fo_stream_opts {
  */
 typedef struct fo_stream_stats {
 	size_t live_segments;
+	size_t cached_segments;
 	size_t retained_items;
 	size_t live_bytes;
 	uint64_t pushed;
