@@ -53,7 +53,7 @@ run_build() {
 	if [ -z "$step" ] && [ "$name" = release ]; then
 		if [ -f bench/run.sh ]; then
 			banner "$name: bench/run.sh --quick"
-			FO_BUILD_DIR="$root/$dir" bash bench/run.sh --quick || step="bench/run.sh --quick"
+			FO_BENCH_PREBUILT=1 BUILD_DIR="$root/$dir" bash bench/run.sh --quick || step="bench/run.sh --quick"
 		else
 			echo "(no bench/run.sh yet: benchmarks skipped)"
 		fi
