@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -40,7 +41,10 @@
 #define SEG_DEAD 1u /* bit 0 of seg->state: unlinked; pins count in units of 2 */
 #define SEG_PIN  2u
 
-#define SPIN_LIMIT 128 /* brief spin before sleeping: ~1-3 us */
+#define SPIN_ROUNDS    16 /* brief spin before sleeping: 1+2+..+64 pauses, ~1-10 us */
+#define SPIN_MAX_SHIFT 6
+#define SPIN_LIMIT     128 /* producers waiting for room */
+#define YIELD_LIMIT 4   /* then a few sched_yield()s, then sleep */
 
 /* Unlinked segments wait for a grace period in batches (one call_rcu, one
  * wake of liburcu's worker and one grace period per RETIRE_BATCH segments),
@@ -1201,8 +1205,18 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	int rc = take(c, items, max, n);
 	if (rc != FO_EMPTY || deadline == 0)
 		return rc;
-	for (int spin = 0; spin < SPIN_LIMIT; spin++) {
-		fo__cpu_relax();
+	/* Spin with exponential backoff: a reader that re-polled at once would
+	 * sit on the line the producer is writing and bounce it every item. */
+	for (unsigned spin = 0; spin < SPIN_ROUNDS; spin++) {
+		for (unsigned k = 1u << (spin < SPIN_MAX_SHIFT ? spin : SPIN_MAX_SHIFT); k; k--)
+			fo__cpu_relax();
+		if ((rc = take(c, items, max, n)) != FO_EMPTY)
+			return rc;
+	}
+	/* More threads than cores: let the producer run before paying for a
+	 * sleep and a wake-up. */
+	for (int y = 0; y < YIELD_LIMIT; y++) {
+		sched_yield();
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
 	}
