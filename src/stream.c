@@ -133,6 +133,7 @@ struct fo_stream {
 	size_t window;
 	void (*item_free)(void *item, void *ctx);
 	void *item_free_ctx;
+	bool single_producer;    /* pushes skip the read section (design.md §4) */
 	_Atomic uint64_t end;    /* NO_END until close/fail published it */
 	_Atomic int ncursors;    /* open cursors of every kind */
 	_Atomic int npassive;    /* open passive cursors */
@@ -519,7 +520,7 @@ static inline void reader_moved(fo_stream *s)
 void fo_stream_opts_init(fo_stream_opts *o)
 {
 	if (o)
-		*o = (fo_stream_opts){ 0, FO_DEFAULT_PASSIVE_WINDOW, NULL, NULL };
+		*o = (fo_stream_opts){ 0, FO_DEFAULT_PASSIVE_WINDOW, NULL, NULL, false };
 }
 
 int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
@@ -554,6 +555,7 @@ int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
 	s->window = o->passive_window ? o->passive_window : FO_DEFAULT_PASSIVE_WINDOW;
 	s->item_free = o->item_free;
 	s->item_free_ctx = o->item_free_ctx;
+	s->single_producer = o->single_producer;
 	atomic_init(&s->tail, 0);
 	atomic_init(&s->tail_seg, first);
 	atomic_init(&s->oldest, first);
@@ -635,22 +637,37 @@ static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
  * Claim @n positions and store @items there.  @deadline: 0 = never wait,
  * FO__NO_DEADLINE = wait forever.
  */
+/* Producers' read section.  A single producer needs none: only it moves the
+ * hint, and the reclaimer never unlinks the hint segment or anything after
+ * it, so every segment it walks stays linked. */
+static inline void producer_enter(fo_stream *s)
+{
+	if (!s->single_producer)
+		fo__rcu_lock();
+}
+
+static inline void producer_leave(fo_stream *s)
+{
+	if (!s->single_producer)
+		fo__rcu_unlock();
+}
+
 static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadline)
 {
 	uint64_t t;
 	struct seg *h;
 
-	fo__rcu_lock();
+	producer_enter(s);
 	for (;;) {
 		/* Hint first, then tail: hint->base <= claimed position. */
 		h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
 		t = atomic_load_explicit(&s->tail, memory_order_acquire);
 		if (t & TAIL_CLOSED) {
-			fo__rcu_unlock();
+			producer_leave(s);
 			return FO_ECLOSED;
 		}
 		if (s->capacity && !has_room(s, t >> 1, n)) {
-			fo__rcu_unlock();
+			producer_leave(s);
 			if (deadline == 0)
 				return FO_FULL;
 			int rc = wait_room(s, n, deadline);
@@ -661,12 +678,12 @@ static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadl
 				if (!has_room(s, t >> 1, n))
 					return FO_TIMEDOUT;
 			}
-			fo__rcu_lock();
+			producer_enter(s);
 			continue;
 		}
 		int rc = seg_ensure(s, h, (t >> 1) + n - 1);
 		if (rc != FO_OK) {
-			fo__rcu_unlock();
+			producer_leave(s);
 			return rc;
 		}
 		/* seq_cst: orders the claim before the ncursors check below,
@@ -707,7 +724,7 @@ static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadl
 	}
 	fo__fence_light(); /* the slot stores before the sleeper check */
 	wake_data(s);
-	fo__rcu_unlock();
+	producer_leave(s);
 	if (moved)
 		reclaim_try(s);
 	return FO_OK;

@@ -2201,6 +2201,39 @@ static void test_stats_count_pushed_cursors_and_retained_items(void **state)
 	ft_counter_fini(&cnt);
 }
 
+/* single_producer: the same results as the default, with reclamation and a lapped tap. */
+static void test_single_producer_stream_delivers_and_frees_everything(void **state)
+{
+	(void)state;
+	const size_t n = ft_scale(200000), window = 512;
+	ft_counter cnt;
+	ft_counter_init(&cnt, 0);
+	fo_stream_opts o = ft_opts(&cnt);
+	o.single_producer = true;
+	o.passive_window = window;
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	fo_cursor *a = open_cursor(s, FO_ACTIVE);
+	fo_cursor *p = open_cursor(s, FO_PASSIVE);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(fo_stream_push(s, ft_tok(i)), FO_OK);
+		if (i % 1000 == 999)
+			expect_range(a, i - 999, i + 1);
+	}
+	void *it;
+	assert_int_equal(fo_cursor_try_next(p, &it), FO_LAGGED);
+	assert_true(fo_cursor_lagged(p) > 0);
+	fo_stream_stats st = ft_stats(s);
+	assert_true(st.retained_items <= window + 2 * 256 + 256);
+	assert_int_equal(fo_stream_close(s), FO_OK);
+	assert_int_equal(fo_cursor_try_next(a, &it), FO_END);
+	fo_cursor_close(a);
+	fo_cursor_close(p);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&cnt), n);
+	ft_counter_fini(&cnt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2256,6 +2289,7 @@ int main(void)
 	    cmocka_unit_test(test_shared_fork_of_plain_cursor_splits_from_fork_point),
 	    cmocka_unit_test(test_shared_members_on_two_threads_split_everything),
 	    cmocka_unit_test(test_stats_count_pushed_cursors_and_retained_items),
+	    cmocka_unit_test(test_single_producer_stream_delivers_and_frees_everything),
 	};
 	return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
 }
