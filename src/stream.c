@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -105,6 +107,18 @@ struct fo_cursor {
 	_Atomic uint64_t pub FO_ALIGNED;
 	_Atomic uint64_t hold;
 	struct consumer cons;
+
+	/* Line 2: event-loop readiness (design.md §7).  armed: written by the
+	 * user thread (arm) and by the producer that signals (CAS 1 -> 0).
+	 * busy: producers inside a signal of this cursor. */
+	_Atomic uint32_t armed FO_ALIGNED;
+	_Atomic uint32_t busy;
+	int efd;                      /* -1 until fo_cursor_fd() */
+	void (*notify)(void *arg);
+	void *notify_arg;
+	bool watching;                /* on s->watchers */
+	_Atomic(fo_cursor *) wnext;   /* s->watchers chain: RCU-read, changed under lock */
+	fo__rcu_node rcu;             /* a watcher's memory outlives readers of the chain */
 };
 
 /*
@@ -114,9 +128,17 @@ struct fo_cursor {
  * takes to get a CPU (design.md §7).
  */
 struct waitq {
-	_Atomic uint32_t need;
+	_Atomic uint32_t need; /* NEED_SLEEP | NEED_WATCH */
 	_Atomic uint32_t gen;
 };
+
+#define NEED_SLEEP 1u /* a thread sleeps on gen */
+#define NEED_WATCH 2u /* a cursor is armed (fd or notify hook): data waitq only */
+
+/* cursor->armed */
+#define ARM_IDLE   0u
+#define ARM_ARMED  1u
+#define ARM_CLOSED 2u /* closing: no more signals */
 
 /*
  * Stream.  Each group of fields sits on its own line(s) because a different
@@ -153,6 +175,7 @@ struct fo_stream {
 	pthread_mutex_t lock FO_ALIGNED;
 	_Atomic(struct seg *) oldest; /* written under lock; read by lapped passives */
 	struct consumer consumers;    /* list head, under lock */
+	_Atomic(fo_cursor *) watchers; /* cursors with an fd or notify hook */
 	_Atomic int handles;          /* creator + open cursors */
 	_Atomic int refs;             /* 1 for all handles + 1 per pending retire batch */
 	char *err_msg;
@@ -466,15 +489,18 @@ static void reclaim_try(fo_stream *s)
 
 /* The caller published (an item, a position, the end) and then fenced.
  * Costs one load when nobody sleeps. */
-static void waitq_wake(struct waitq *q)
+static uint32_t waitq_wake(struct waitq *q)
 {
-	if (atomic_load_explicit(&q->need, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&q->need, 0, memory_order_seq_cst)) {
+	uint32_t need = 0;
+	if (atomic_load_explicit(&q->need, memory_order_relaxed))
+		need = atomic_exchange_explicit(&q->need, 0, memory_order_seq_cst);
+	if (need & NEED_SLEEP) {
 		/* seq_cst: the bump is after the clear, so any sleeper that
 		 * announced before the clear sees gen change. */
 		atomic_fetch_add_explicit(&q->gen, 1, memory_order_seq_cst);
 		fo__futex_wake_all(&q->gen);
 	}
+	return need;
 }
 
 /* First half of a sleep: read gen BEFORE announcing.  (Read after, a
@@ -485,7 +511,7 @@ static void waitq_wake(struct waitq *q)
 static uint32_t waitq_prepare(struct waitq *q)
 {
 	uint32_t g = atomic_load_explicit(&q->gen, memory_order_seq_cst);
-	atomic_store_explicit(&q->need, 1, memory_order_seq_cst);
+	atomic_fetch_or_explicit(&q->need, NEED_SLEEP, memory_order_seq_cst);
 	fo__fence_heavy(); /* the announcement before the caller's re-check */
 	return g;
 }
@@ -495,9 +521,40 @@ static int waitq_sleep(struct waitq *q, uint32_t ticket, uint64_t deadline)
 	return fo__futex_wait(&q->gen, ticket, deadline);
 }
 
+/* Signal every armed watcher once (armed -> idle).  In a read section:
+ * closing cursors leave the chain under the lock and are freed after a
+ * grace period; busy tells a closing cursor that a signal is in flight. */
+static void signal_watchers(fo_stream *s)
+{
+	fo__rcu_lock();
+	for (fo_cursor *w = atomic_load_explicit(&s->watchers, memory_order_acquire); w;
+	     w = atomic_load_explicit(&w->wnext, memory_order_acquire)) {
+		if (atomic_load_explicit(&w->armed, memory_order_relaxed) != ARM_ARMED)
+			continue;
+		/* seq_cst: busy is visible to close before we test armed. */
+		atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
+		uint32_t exp = ARM_ARMED;
+		if (atomic_compare_exchange_strong_explicit(&w->armed, &exp, ARM_IDLE,
+							    memory_order_seq_cst,
+							    memory_order_relaxed)) {
+			if (w->notify) {
+				w->notify(w->notify_arg);
+			} else if (w->efd >= 0) {
+				uint64_t one = 1;
+				/* EAGAIN only if the counter is saturated: still readable. */
+				ssize_t r = write(w->efd, &one, sizeof(one));
+				(void)r;
+			}
+		}
+		atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
+	}
+	fo__rcu_unlock();
+}
+
 static void wake_data(fo_stream *s)
 {
-	waitq_wake(&s->data);
+	if (waitq_wake(&s->data) & NEED_WATCH)
+		signal_watchers(s);
 }
 
 static void wake_space(fo_stream *s)
@@ -841,6 +898,7 @@ static fo_cursor *cursor_alloc(fo_stream *s, enum kind kind)
 	c->cons.pos = &c->pub;
 	c->cons.hold = &c->hold;
 	c->cons.next = c->cons.prev = &c->cons;
+	c->efd = -1;
 	return c;
 }
 
@@ -986,6 +1044,31 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 	return FO_OK;
 }
 
+static void cursor_free_cb(fo__rcu_node *node)
+{
+	fo__free((char *)node - offsetof(fo_cursor, rcu));
+}
+
+static void watcher_add_locked(fo_stream *s, fo_cursor *c)
+{
+	atomic_store_explicit(&c->wnext, atomic_load_explicit(&s->watchers, memory_order_relaxed),
+			      memory_order_relaxed);
+	/* release: c is initialised before a producer can reach it. */
+	atomic_store_explicit(&s->watchers, c, memory_order_release);
+	c->watching = true;
+}
+
+static void watcher_del_locked(fo_stream *s, fo_cursor *c)
+{
+	_Atomic(fo_cursor *) *pp = &s->watchers;
+	fo_cursor *w;
+	while ((w = atomic_load_explicit(pp, memory_order_relaxed)) != c)
+		pp = &w->wnext;
+	/* c->wnext stays intact: a producer standing on c goes on from there. */
+	atomic_store_explicit(pp, atomic_load_explicit(&c->wnext, memory_order_relaxed),
+			      memory_order_release);
+}
+
 void fo_cursor_close(fo_cursor *c)
 {
 	if (!c)
@@ -993,7 +1076,17 @@ void fo_cursor_close(fo_cursor *c)
 	fo_stream *s = c->s;
 	if (c->kind != K_ACTIVE && c->seg)
 		seg_unpin(s, c->seg);
+	if (c->watching) {
+		/* seq_cst: a producer that raises busy after this sees CLOSED;
+		 * one that raised it before is waited for, so no signal (and no
+		 * notify call) happens after close returns. */
+		atomic_store_explicit(&c->armed, ARM_CLOSED, memory_order_seq_cst);
+		while (atomic_load_explicit(&c->busy, memory_order_acquire))
+			sched_yield();
+	}
 	pthread_mutex_lock(&s->lock);
+	if (c->watching)
+		watcher_del_locked(s, c);
 	if (c->kind == K_ACTIVE) {
 		if (c->cons.next != &c->cons)
 			cons_del(&c->cons);
@@ -1010,8 +1103,13 @@ void fo_cursor_close(fo_cursor *c)
 		sweep_locked(s);
 	/* Our position no longer bounds the producers. */
 	atomic_store_explicit(&s->cached_min, 0, memory_order_relaxed);
-	fo__free(c);
 	pthread_mutex_unlock(&s->lock);
+	if (c->efd >= 0)
+		close(c->efd);
+	if (c->watching) /* producers may still walk past it in the chain */
+		fo__rcu_call(&c->rcu, cursor_free_cb);
+	else
+		fo__free(c);
 	atomic_thread_fence(memory_order_seq_cst); /* rare: wake producers for sure */
 	wake_space(s);
 	stream_unref(s);
@@ -1347,4 +1445,84 @@ uint64_t fo_cursor_lagged(const fo_cursor *c)
 const fo_error *fo_cursor_error(const fo_cursor *c)
 {
 	return c && c->done == FO_FAILED ? &c->s->err : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Event-loop readiness                                                      */
+
+/* Would a read return something other than FO_EMPTY now?  Does not consume. */
+static bool probe_ready(fo_cursor *c)
+{
+	if (c->done || count_ready(c, 1))
+		return true;
+	if (c->kind == K_PASSIVE &&
+	    (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD))
+		return true; /* a lap to report */
+	uint64_t pos = c->kind == K_MEMBER
+			       ? atomic_load_explicit(&c->g->pos, memory_order_acquire)
+			       : c->pos;
+	/* acquire: pairs with the end's release. */
+	return pos >= atomic_load_explicit(&c->s->end, memory_order_acquire);
+}
+
+/* Put @c on the stream's watcher chain (once). */
+static void watch(fo_cursor *c)
+{
+	if (c->watching)
+		return;
+	pthread_mutex_lock(&c->s->lock);
+	watcher_add_locked(c->s, c);
+	pthread_mutex_unlock(&c->s->lock);
+}
+
+int fo_cursor_fd(fo_cursor *c)
+{
+	if (!c || c->notify)
+		return FO_EINVAL;
+	if (c->efd < 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			return FO_ESYS;
+		c->efd = fd;
+		watch(c);
+	}
+	return c->efd;
+}
+
+int fo_cursor_set_notify(fo_cursor *c, void (*fn)(void *arg), void *arg)
+{
+	if (!c || c->efd >= 0)
+		return FO_EINVAL;
+	/* Disarm first: no signal may run with a half-changed hook. */
+	atomic_store_explicit(&c->armed, ARM_IDLE, memory_order_seq_cst);
+	while (atomic_load_explicit(&c->busy, memory_order_acquire))
+		sched_yield();
+	c->notify = fn;
+	c->notify_arg = arg;
+	if (fn)
+		watch(c);
+	return FO_OK;
+}
+
+int fo_cursor_arm(fo_cursor *c)
+{
+	if (!c || (c->efd < 0 && !c->notify))
+		return FO_EINVAL;
+	if (c->efd >= 0) {
+		uint64_t v; /* consume earlier signals: the fd stays quiet until the next */
+		ssize_t r = read(c->efd, &v, sizeof(v));
+		(void)r;
+	}
+	if (c->done)
+		return 1;
+	atomic_store_explicit(&c->armed, ARM_ARMED, memory_order_seq_cst);
+	atomic_fetch_or_explicit(&c->s->data.need, NEED_WATCH, memory_order_seq_cst);
+	fo__fence_heavy(); /* the announcement before the re-check (Dekker, §7) */
+	if (probe_ready(c)) {
+		uint32_t exp = ARM_ARMED; /* if a producer won, the fd is readable: fine */
+		atomic_compare_exchange_strong_explicit(&c->armed, &exp, ARM_IDLE,
+							memory_order_relaxed, memory_order_relaxed);
+		return 1;
+	}
+	return 0;
 }

@@ -305,6 +305,48 @@ FO_API uint64_t fo_cursor_lagged(const fo_cursor *c);
 FO_API const fo_error *fo_cursor_error(const fo_cursor *c);
 
 /**
+ * fo_cursor_fd() - a descriptor for poll/epoll/select that is readable when
+ * this cursor has something for a read (an item, FO_END, FO_FAILED or
+ * FO_LAGGED) and fo_cursor_arm() was called since the last read.
+ * Protocol: read with fo_cursor_try_next()/fo_cursor_next_many() until
+ * FO_EMPTY, then call fo_cursor_arm(): 1 means something arrived meanwhile
+ * (read again), 0 means it is safe to sleep until the fd polls readable.
+ * The descriptor (an eventfd) is created on the first call, close-on-exec and
+ * non-blocking, owned by the cursor and closed by fo_cursor_close(); never
+ * read, write or close it yourself.
+ * Returns: the descriptor (>= 0); FO_EINVAL (@c NULL, or a notify hook is
+ * set); FO_ESYS (eventfd() failed, errno kept).
+ * Threads: the cursor's user thread.  A producer pays a system call only on
+ * an armed -> signalled transition; with no armed cursor a push costs one
+ * load for all of this.
+ */
+FO_API int fo_cursor_fd(fo_cursor *c);
+
+/**
+ * fo_cursor_arm() - ask for one signal (fd readable, or the notify hook
+ * called) when a read would return something; see fo_cursor_fd().
+ * Returns: 1 if something is ready already (read it; nothing is armed);
+ * 0 if armed (safe to sleep); FO_EINVAL if @c is NULL or has neither an fd
+ * nor a notify hook.
+ * Threads: the cursor's user thread.  One system call (a membarrier) when it
+ * arms: the reader pays for the handshake, not the producer.
+ */
+FO_API int fo_cursor_arm(fo_cursor *c);
+
+/**
+ * fo_cursor_set_notify() - signal by calling @fn(@arg) instead of an fd:
+ * for uv_async_send(), event_active() or a custom loop.  @fn runs on the
+ * thread that published (a producer, or the thread closing the stream),
+ * once per armed -> signalled transition, with no fanout lock held; keep it
+ * short.  It may call fanout functions, except fo_cursor_close() on @c.
+ * After fo_cursor_close(@c) returns, @fn is not running and never runs again.
+ * @fn NULL removes the hook.
+ * Returns: FO_OK; FO_EINVAL (@c NULL, or fo_cursor_fd() was already used).
+ * Threads: the cursor's user thread.
+ */
+FO_API int fo_cursor_set_notify(fo_cursor *c, void (*fn)(void *arg), void *arg);
+
+/**
  * fo_cursor_close() - release the cursor, its pins and its handle on the
  * stream.  Never affects the stream or other cursors, except that items only
  * it still needed are freed.  NULL is a no-op.  Threads: the cursor's user.
