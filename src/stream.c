@@ -709,7 +709,8 @@ static inline void producer_leave(fo_stream *s)
 		fo__rcu_unlock();
 }
 
-static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadline)
+static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *const *items,
+							     size_t n, uint64_t deadline)
 {
 	uint64_t t;
 	struct seg *h;
@@ -738,7 +739,9 @@ static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadl
 			producer_enter(s);
 			continue;
 		}
-		int rc = seg_ensure(s, h, (t >> 1) + n - 1);
+		int rc = FO_OK;
+		if (fo__unlikely((t >> 1) + n - 1 - h->base >= SEG_SLOTS)) /* usually fits */
+			rc = seg_ensure(s, h, (t >> 1) + n - 1);
 		if (rc != FO_OK) {
 			producer_leave(s);
 			return rc;
@@ -780,7 +783,8 @@ static int push_batch(fo_stream *s, void *const *items, size_t n, uint64_t deadl
 		}
 	}
 	fo__fence_light(); /* the slot stores before the sleeper check */
-	wake_data(s);
+	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
+		wake_data(s);
 	producer_leave(s);
 	if (moved)
 		reclaim_try(s);
