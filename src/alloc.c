@@ -24,14 +24,14 @@ static void default_free(void *p, void *ctx)
 	free(p);
 }
 
-static fo_allocator allocator = { default_alloc, default_free, NULL };
+static fo_allocator allocator = {default_alloc, default_free, NULL};
 
 void fo_set_allocator(const fo_allocator *a)
 {
 	if (a && a->alloc && a->free)
 		allocator = *a;
 	else
-		allocator = (fo_allocator){ default_alloc, default_free, NULL };
+		allocator = (fo_allocator){default_alloc, default_free, NULL};
 }
 
 void *fo__alloc(size_t size)

@@ -20,8 +20,8 @@
 
 #include <fanout/status.h>
 
-#define FO_CACHELINE 64
-#define FO_ALIGNED   __attribute__((aligned(FO_CACHELINE)))
+#define FO_CACHELINE    64
+#define FO_ALIGNED      __attribute__((aligned(FO_CACHELINE)))
 #define fo__likely(x)   __builtin_expect(!!(x), 1)
 #define fo__unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -33,10 +33,10 @@ char *fo__strdup(const char *s);
 
 /* Broken internal invariant: never returns. */
 _Noreturn void fo__panic(const char *file, int line, const char *what);
-#define FO_ASSERT(cond)                                                                            \
-	do {                                                                                       \
-		if (fo__unlikely(!(cond)))                                                         \
-			fo__panic(__FILE__, __LINE__, #cond);                                      \
+#define FO_ASSERT(cond)                                       \
+	do {                                                  \
+		if (fo__unlikely(!(cond)))                    \
+			fo__panic(__FILE__, __LINE__, #cond); \
 	} while (0)
 
 /* ThreadSanitizer annotations: no-ops unless built with FO_TSAN. */

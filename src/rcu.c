@@ -30,7 +30,7 @@ void fo__rcu_unlock(void)
 }
 
 _Static_assert(sizeof(struct rcu_head) <= sizeof(((fo__rcu_node *)0)->urcu_head),
-	       "fo__rcu_node too small for struct rcu_head");
+               "fo__rcu_node too small for struct rcu_head");
 
 static void call_cb(struct rcu_head *head)
 {

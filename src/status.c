@@ -6,8 +6,8 @@
 const char *fo_strerror(int code)
 {
 	switch (code) {
-#define FO__STATUS_MSG(name, value, msg)                                                           \
-	case value:                                                                                \
+#define FO__STATUS_MSG(name, value, msg) \
+	case value:                      \
 		return msg;
 		FO_STATUS_MAP(FO__STATUS_MSG)
 #undef FO__STATUS_MSG
@@ -18,8 +18,8 @@ const char *fo_strerror(int code)
 const char *fo_status_name(int code)
 {
 	switch (code) {
-#define FO__STATUS_NAME(name, value, msg)                                                          \
-	case value:                                                                                \
+#define FO__STATUS_NAME(name, value, msg) \
+	case value:                       \
 		return #name;
 		FO_STATUS_MAP(FO__STATUS_NAME)
 #undef FO__STATUS_NAME

@@ -46,7 +46,7 @@
 #define SPIN_ROUNDS    16 /* brief spin before sleeping: 1+2+..+64 pauses, ~1-10 us */
 #define SPIN_MAX_SHIFT 6
 #define SPIN_LIMIT     128 /* producers waiting for room */
-#define YIELD_LIMIT 4   /* then a few sched_yield()s, then sleep */
+#define YIELD_LIMIT    4   /* then a few sched_yield()s, then sleep */
 
 /* Unlinked segments wait for a grace period in batches (one call_rcu, one
  * wake of liburcu's worker and one grace period per RETIRE_BATCH segments),
@@ -95,10 +95,10 @@ struct fo_cursor {
 	/* Line 0: private to the cursor's user thread. */
 	fo_stream *s;
 	struct seg *seg; /* active/passive: segment holding pos (or ending at pos);
-			    passive/member: pinned (member: NULL until first read) */
+	                    passive/member: pinned (member: NULL until first read) */
 	uint64_t pos;    /* active/passive: next position to read */
 	enum kind kind;
-	int done;        /* 0, FO_END or FO_FAILED: sticky */
+	int done; /* 0, FO_END or FO_FAILED: sticky */
 	uint64_t lagged;
 	struct group *g;
 	/* Line 1: published positions (active only).  pub: items before it are
@@ -113,12 +113,12 @@ struct fo_cursor {
 	 * busy: producers inside a signal of this cursor. */
 	_Atomic uint32_t armed FO_ALIGNED;
 	_Atomic uint32_t busy;
-	int efd;                      /* -1 until fo_cursor_fd() */
+	int efd; /* -1 until fo_cursor_fd() */
 	void (*notify)(void *arg);
 	void *notify_arg;
-	bool watching;                /* on s->watchers */
-	_Atomic(fo_cursor *) wnext;   /* s->watchers chain: RCU-read, changed under lock */
-	fo__rcu_node rcu;             /* a watcher's memory outlives readers of the chain */
+	bool watching;              /* on s->watchers */
+	_Atomic(fo_cursor *) wnext; /* s->watchers chain: RCU-read, changed under lock */
+	fo__rcu_node rcu;           /* a watcher's memory outlives readers of the chain */
 };
 
 /*
@@ -155,11 +155,11 @@ struct fo_stream {
 	size_t window;
 	void (*item_free)(void *item, void *ctx);
 	void *item_free_ctx;
-	bool single_producer;    /* pushes skip the read section (design.md §4) */
-	_Atomic uint64_t end;    /* NO_END until close/fail published it */
-	_Atomic int ncursors;    /* open cursors of every kind */
-	_Atomic int npassive;    /* open passive cursors */
-	fo_error err;            /* written before end is published */
+	bool single_producer; /* pushes skip the read section (design.md §4) */
+	_Atomic uint64_t end; /* NO_END until close/fail published it */
+	_Atomic int ncursors; /* open cursors of every kind */
+	_Atomic int npassive; /* open passive cursors */
+	fo_error err;         /* written before end is published */
 
 	/* Readers going to sleep for data (see struct waitq). */
 	struct waitq data FO_ALIGNED;
@@ -173,16 +173,16 @@ struct fo_stream {
 
 	/* Cold: registry, reclamation, close, handles. */
 	pthread_mutex_t lock FO_ALIGNED;
-	_Atomic(struct seg *) oldest; /* written under lock; read by lapped passives */
-	struct consumer consumers;    /* list head, under lock */
+	_Atomic(struct seg *) oldest;  /* written under lock; read by lapped passives */
+	struct consumer consumers;     /* list head, under lock */
 	_Atomic(fo_cursor *) watchers; /* cursors with an fd or notify hook */
-	_Atomic int handles;          /* creator + open cursors */
-	_Atomic int refs;             /* 1 for all handles + 1 per pending retire batch */
+	_Atomic int handles;           /* creator + open cursors */
+	_Atomic int refs;              /* 1 for all handles + 1 per pending retire batch */
 	char *err_msg;
 
 	/* Segment recycling: producers pop, the call_rcu thread pushes. */
 	pthread_mutex_t pool_lock FO_ALIGNED;
-	struct seg *pool, *retired;   /* chains through rnext */
+	struct seg *pool, *retired; /* chains through rnext */
 	unsigned npool, nretired;
 	_Atomic size_t cached_segments; /* stats: pool + retired + in grace period */
 };
@@ -312,8 +312,8 @@ static bool seg_pin(struct seg *x)
 			return false;
 		/* acq_rel: orders our later slot reads after the pin, and pairs
 		 * with the reclaimer's fetch_or so exactly one side frees. */
-	} while (!atomic_compare_exchange_weak_explicit(&x->state, &st, st + SEG_PIN,
-							memory_order_acq_rel, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &x->state, &st, st + SEG_PIN, memory_order_acq_rel, memory_order_relaxed));
 	return true;
 }
 
@@ -357,14 +357,13 @@ static int seg_ensure(fo_stream *s, struct seg *x, uint64_t last)
 			if (!fresh)
 				return FO_ENOMEM;
 			/* release: publish the zeroed slots with the link. */
-			if (atomic_compare_exchange_strong_explicit(&x->next, &n, fresh,
-								    memory_order_acq_rel,
-								    memory_order_acquire)) {
+			if (atomic_compare_exchange_strong_explicit(
+			        &x->next, &n, fresh, memory_order_acq_rel, memory_order_acquire)) {
 				n = fresh;
 			} else {
 				/* Lost the race: never published, free directly. */
 				atomic_fetch_sub_explicit(&s->live_segments, 1,
-							  memory_order_relaxed);
+				                          memory_order_relaxed);
 				fo__free(fresh);
 			}
 		}
@@ -534,9 +533,8 @@ static void signal_watchers(fo_stream *s)
 		/* seq_cst: busy is visible to close before we test armed. */
 		atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
 		uint32_t exp = ARM_ARMED;
-		if (atomic_compare_exchange_strong_explicit(&w->armed, &exp, ARM_IDLE,
-							    memory_order_seq_cst,
-							    memory_order_relaxed)) {
+		if (atomic_compare_exchange_strong_explicit(
+		        &w->armed, &exp, ARM_IDLE, memory_order_seq_cst, memory_order_relaxed)) {
 			if (w->notify) {
 				w->notify(w->notify_arg);
 			} else if (w->efd >= 0) {
@@ -577,7 +575,7 @@ static inline void reader_moved(fo_stream *s)
 void fo_stream_opts_init(fo_stream_opts *o)
 {
 	if (o)
-		*o = (fo_stream_opts){ 0, FO_DEFAULT_PASSIVE_WINDOW, NULL, NULL, false };
+		*o = (fo_stream_opts){0, FO_DEFAULT_PASSIVE_WINDOW, NULL, NULL, false};
 }
 
 int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
@@ -710,7 +708,7 @@ static inline void producer_leave(fo_stream *s)
 }
 
 static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *const *items,
-							     size_t n, uint64_t deadline)
+                                                            size_t n, uint64_t deadline)
 {
 	uint64_t t;
 	struct seg *h;
@@ -749,8 +747,8 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 		/* seq_cst: orders the claim before the ncursors check below,
 		 * against cursor creation (ncursors++ then tail load). */
 		if (atomic_compare_exchange_weak_explicit(&s->tail, &t, t + 2 * (uint64_t)n,
-							  memory_order_seq_cst,
-							  memory_order_relaxed))
+		                                          memory_order_seq_cst,
+		                                          memory_order_relaxed))
 			break;
 	}
 
@@ -777,7 +775,7 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	bool moved = false;
 	while (h->base < x->base) {
 		if (atomic_compare_exchange_weak_explicit(&s->tail_seg, &h, x, memory_order_release,
-							  memory_order_acquire)) {
+		                                          memory_order_acquire)) {
 			moved = true;
 			break;
 		}
@@ -837,7 +835,7 @@ static int stream_end(fo_stream *s, int code, const char *message)
 			return FO_ENOMEM;
 		}
 		s->err_msg = m;
-		s->err = (fo_error){ code, 0, m };
+		s->err = (fo_error){code, 0, m};
 	}
 	/* seq_cst RMW: after this no claim succeeds; old gives the end. */
 	uint64_t old = atomic_fetch_or_explicit(&s->tail, TAIL_CLOSED, memory_order_seq_cst);
@@ -882,8 +880,8 @@ int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out)
 	out->retained_items = pushed > freed ? (size_t)(pushed - freed) : 0;
 	size_t cached = atomic_load_explicit(&s->cached_segments, memory_order_relaxed);
 	out->cached_segments = cached;
-	out->live_bytes = sizeof(*s) + (segs + cached) * sizeof(struct seg) +
-			  curs * sizeof(fo_cursor);
+	out->live_bytes =
+	    sizeof(*s) + (segs + cached) * sizeof(struct seg) + curs * sizeof(fo_cursor);
 	out->pushed = pushed;
 	out->cursors = curs;
 	return FO_OK;
@@ -931,7 +929,8 @@ static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *
 		if (held)
 			seg_pin_again(x);
 		else if (!seg_pin(x)) /* otherwise callers pass a linked segment */
-			fo__panic(__FILE__, __LINE__, "passive cursor attached to unlinked segment");
+			fo__panic(__FILE__, __LINE__,
+			          "passive cursor attached to unlinked segment");
 	}
 }
 
@@ -953,7 +952,9 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 	if (!s || !out || (flags & ~(unsigned)(FO_PASSIVE | FO_SHARED)) ||
 	    flags == (FO_PASSIVE | FO_SHARED))
 		return FO_EINVAL;
-	enum kind kind = (flags & FO_PASSIVE) ? K_PASSIVE : (flags & FO_SHARED) ? K_MEMBER : K_ACTIVE;
+	enum kind kind = (flags & FO_PASSIVE)  ? K_PASSIVE
+	                 : (flags & FO_SHARED) ? K_MEMBER
+	                                       : K_ACTIVE;
 	fo_cursor *c = cursor_alloc(s, kind);
 	struct group *g = NULL;
 	if (!c)
@@ -975,7 +976,8 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 		c->g = g;
 		cons_add(s, &g->cons);
 		c->pos = pos;
-		atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
+		atomic_fetch_add_explicit(&s->handles, 1,
+		                          memory_order_relaxed); /* caller has one */
 	} else {
 		attach_locked(s, c, pos, x, false);
 	}
@@ -992,7 +994,9 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 	if ((flags & FO_SHARED) && c->kind == K_PASSIVE)
 		return FO_EINVAL;
 	fo_stream *s = c->s;
-	enum kind kind = (flags & FO_PASSIVE) ? K_PASSIVE : (flags & FO_SHARED) ? K_MEMBER : K_ACTIVE;
+	enum kind kind = (flags & FO_PASSIVE)  ? K_PASSIVE
+	                 : (flags & FO_SHARED) ? K_MEMBER
+	                                       : K_ACTIVE;
 	fo_cursor *f = cursor_alloc(s, kind);
 	if (!f)
 		return FO_ENOMEM;
@@ -1009,7 +1013,8 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 		 * position, so it is registered nowhere. */
 		f->done = c->done;
 		f->kind = K_ACTIVE;
-		atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
+		atomic_fetch_add_explicit(&s->handles, 1,
+		                          memory_order_relaxed); /* caller has one */
 	} else if (kind == K_MEMBER) {
 		if (g) { /* @c becomes the first member of a new group */
 			atomic_store_explicit(&g->pos, c->pos, memory_order_relaxed);
@@ -1023,7 +1028,8 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 		}
 		f->g = c->g;
 		f->g->members++;
-		atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
+		atomic_fetch_add_explicit(&s->handles, 1,
+		                          memory_order_relaxed); /* caller has one */
 	} else {
 		uint64_t pos;
 		struct seg *x;
@@ -1031,9 +1037,12 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 		if (c->kind == K_MEMBER) {
 			pos = atomic_load_explicit(&c->g->pos, memory_order_acquire);
 			x = seg_walk(atomic_load_explicit(&c->g->hint, memory_order_acquire), pos);
-		} else if (c->kind == K_PASSIVE &&
-			   (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD)) {
-			/* The parent was lapped: start at the oldest retained item. */
+		} else if (kind == K_ACTIVE && c->kind == K_PASSIVE &&
+		           (atomic_load_explicit(&c->seg->state, memory_order_acquire) &
+		            SEG_DEAD)) {
+			/* An active fork of a lapped passive cursor starts at the oldest
+			 * retained item.  (A passive fork shares the parent's pin and
+			 * reports the lap itself on its first read.) */
 			x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
 			pos = x->base;
 		} else {
@@ -1056,7 +1065,7 @@ static void cursor_free_cb(fo__rcu_node *node)
 static void watcher_add_locked(fo_stream *s, fo_cursor *c)
 {
 	atomic_store_explicit(&c->wnext, atomic_load_explicit(&s->watchers, memory_order_relaxed),
-			      memory_order_relaxed);
+	                      memory_order_relaxed);
 	/* release: c is initialised before a producer can reach it. */
 	atomic_store_explicit(&s->watchers, c, memory_order_release);
 	c->watching = true;
@@ -1070,7 +1079,7 @@ static void watcher_del_locked(fo_stream *s, fo_cursor *c)
 		pp = &w->wnext;
 	/* c->wnext stays intact: a producer standing on c goes on from there. */
 	atomic_store_explicit(pp, atomic_load_explicit(&c->wnext, memory_order_relaxed),
-			      memory_order_release);
+	                      memory_order_release);
 }
 
 void fo_cursor_close(fo_cursor *c)
@@ -1213,11 +1222,23 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 		}
 		if (c->pos - x->base >= SEG_SLOTS) {
 			fo__rcu_lock();
-			/* x was linked at the check above, so x->next cannot have
-			 * been freed before this read section began. */
-			struct seg *nx = atomic_load_explicit(&x->next, memory_order_acquire);
+			/* Re-check inside the read section: if x is still linked
+			 * now, x->next is unlinked (and retired) only after this
+			 * section began, so its memory outlives the section. */
+			bool lapped =
+			    atomic_load_explicit(&x->state, memory_order_acquire) & SEG_DEAD;
+			struct seg *nx =
+			    lapped ? NULL : atomic_load_explicit(&x->next, memory_order_acquire);
 			bool ok = nx && seg_pin(nx);
 			fo__rcu_unlock();
+			if (lapped) {
+				if (k)
+					break;
+				int rc = passive_lapped(c);
+				if (rc != FO_OK)
+					return rc;
+				continue;
+			}
 			if (!nx)
 				break;
 			if (!ok) {
@@ -1276,7 +1297,7 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 			room = max;
 		while (k < room) {
 			void *it = atomic_load_explicit(&x->slot[(p + k) & SEG_MASK],
-							memory_order_acquire);
+			                                memory_order_acquire);
 			if (!it)
 				break;
 			items[k++] = it;
@@ -1286,13 +1307,12 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 			return at_end_or_empty(c, p);
 		}
 		/* acq_rel: exactly one member wins positions p..p+k-1. */
-		if (!atomic_compare_exchange_strong_explicit(&g->pos, &p, p + k,
-							     memory_order_acq_rel,
-							     memory_order_relaxed))
+		if (!atomic_compare_exchange_strong_explicit(
+		        &g->pos, &p, p + k, memory_order_acq_rel, memory_order_relaxed))
 			continue;
 		while (h->base < x->base &&
 		       !atomic_compare_exchange_weak_explicit(&g->hint, &h, x, memory_order_release,
-							      memory_order_acquire))
+		                                              memory_order_acquire))
 			;
 		fo__rcu_unlock();
 		*n = k;
@@ -1416,7 +1436,7 @@ static size_t count_ready(const fo_cursor *c, size_t limit)
 		struct seg *h = atomic_load_explicit(&c->g->hint, memory_order_acquire);
 		k = h->base <= p ? scan_ready(h, p, limit) : 0;
 	} else if (c->kind == K_PASSIVE &&
-		   (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD)) {
+	           (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD)) {
 		struct seg *z = atomic_load_explicit(&s->oldest, memory_order_acquire);
 		k = scan_ready(z, z->base, limit);
 	} else {
@@ -1462,9 +1482,8 @@ static bool probe_ready(fo_cursor *c)
 	if (c->kind == K_PASSIVE &&
 	    (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD))
 		return true; /* a lap to report */
-	uint64_t pos = c->kind == K_MEMBER
-			       ? atomic_load_explicit(&c->g->pos, memory_order_acquire)
-			       : c->pos;
+	uint64_t pos =
+	    c->kind == K_MEMBER ? atomic_load_explicit(&c->g->pos, memory_order_acquire) : c->pos;
 	/* acquire: pairs with the end's release. */
 	return pos >= atomic_load_explicit(&c->s->end, memory_order_acquire);
 }
@@ -1525,7 +1544,7 @@ int fo_cursor_arm(fo_cursor *c)
 	if (probe_ready(c)) {
 		uint32_t exp = ARM_ARMED; /* if a producer won, the fd is readable: fine */
 		atomic_compare_exchange_strong_explicit(&c->armed, &exp, ARM_IDLE,
-							memory_order_relaxed, memory_order_relaxed);
+		                                        memory_order_relaxed, memory_order_relaxed);
 		return 1;
 	}
 	return 0;

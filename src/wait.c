@@ -62,7 +62,7 @@ int fo__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t deadline)
 	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
 	 * spurious wake-up needs no recomputation. */
 	long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
-			 expect, tp, NULL, FUTEX_BITSET_MATCH_ANY);
+	                 expect, tp, NULL, FUTEX_BITSET_MATCH_ANY);
 	if (r == -1 && errno == ETIMEDOUT)
 		return FO_TIMEDOUT;
 	return 0;
@@ -71,5 +71,5 @@ int fo__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t deadline)
 void fo__futex_wake_all(_Atomic uint32_t *word)
 {
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL, NULL,
-		0);
+	        0);
 }

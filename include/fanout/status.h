@@ -20,19 +20,19 @@ extern "C" {
 #endif
 
 /* X(name, value, message) */
-#define FO_STATUS_MAP(X)                                                        \
-	X(FO_OK, 0, "success")                                                  \
-	X(FO_END, 1, "end of stream")                                           \
-	X(FO_EMPTY, 2, "nothing ready now")                                     \
-	X(FO_FULL, 3, "stream is full")                                         \
-	X(FO_TIMEDOUT, 4, "timed out")                                          \
-	X(FO_LAGGED, 5, "passive cursor was lapped and skipped items")          \
-	X(FO_FAILED, 6, "source ended with an error")                           \
-	X(FO_NEED_WORK, 7, "completion set asks for more work")                 \
-	X(FO_ECLOSED, -1, "object already closed")                              \
-	X(FO_EINVAL, -2, "invalid argument")                                    \
-	X(FO_ENOMEM, -3, "out of memory")                                       \
-	X(FO_ECANCELED, -4, "operation canceled")                               \
+#define FO_STATUS_MAP(X)                                               \
+	X(FO_OK, 0, "success")                                         \
+	X(FO_END, 1, "end of stream")                                  \
+	X(FO_EMPTY, 2, "nothing ready now")                            \
+	X(FO_FULL, 3, "stream is full")                                \
+	X(FO_TIMEDOUT, 4, "timed out")                                 \
+	X(FO_LAGGED, 5, "passive cursor was lapped and skipped items") \
+	X(FO_FAILED, 6, "source ended with an error")                  \
+	X(FO_NEED_WORK, 7, "completion set asks for more work")        \
+	X(FO_ECLOSED, -1, "object already closed")                     \
+	X(FO_EINVAL, -2, "invalid argument")                           \
+	X(FO_ENOMEM, -3, "out of memory")                              \
+	X(FO_ECANCELED, -4, "operation canceled")                      \
 	X(FO_ESYS, -5, "system call failed")
 
 enum fo_status {
