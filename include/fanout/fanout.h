@@ -8,5 +8,10 @@
 #include <fanout/status.h>
 #include <fanout/alloc.h>
 #include <fanout/stream.h>
+#include <fanout/iter.h>
+#include <fanout/adapt.h>
+#include <fanout/gate.h>
+#include <fanout/feed.h>
+#include <fanout/join.h>
 
 #endif /* FANOUT_FANOUT_H */

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * feed.c - an iterator pumped into a stream.
+ *
+ * BACKGROUND: one thread, pull then push; the stream's capacity is the
+ * backpressure (push waits for room), so the thread holds at most one item
+ * beyond `ahead`.  Stopping fails the stream, which wakes a push waiting for
+ * room (FO_ECLOSED; the item is released).
+ *
+ * ON_DEMAND: the puller role is a flag under f->mu.  A reader at the end of
+ * its cursor takes the role, pulls outside the lock, pushes (or ends the
+ * stream), then clears the role, bumps f->gen and broadcasts f->cv.  Readers
+ * that found the role taken wait on f->cv for gen to move, then re-read
+ * their cursor.  Because every exit path of a pull clears the role and
+ * broadcasts, a reader can only wait on a pull that is still running.
+ */
+#include <string.h>
+
+#include <fanout/feed.h>
+#include "iter_impl.h"
+
+struct fo_feeder {
+	fo_iter *src;
+	fo_stream *s;
+	fo_feed_mode mode;
+	pthread_t thread;
+	bool has_thread;
+	bool detached; /* fo_feed(): the thread owns the feed */
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* ON_DEMAND: a pull finished (gen moved) */
+	bool pulling;      /* under mu: the puller role is taken */
+	bool ended;        /* under mu: the stream was closed or failed */
+	uint64_t gen;      /* under mu: pulls finished */
+	atomic_bool stop;  /* destroy asked the thread to stop */
+	_Atomic uint64_t pulled;
+};
+
+void fo_feed_opts_init(fo_feed_opts *o)
+{
+	if (o)
+		memset(o, 0, sizeof(*o));
+}
+
+/*
+ * Pull one item and publish the outcome in the stream.  Returns the pull's
+ * status: FO_OK (pushed), FO_END / FO_FAILED (the stream is ended), FO_EMPTY
+ * / FO_TIMEDOUT (nothing happened), or FO_ECLOSED (the stream was ended
+ * meanwhile, by destroy: the item was released).
+ */
+static int pull_one(fo_feeder *f, uint64_t deadline)
+{
+	void *x;
+	int rc = fo__iter_pull(f->src, &x, deadline, NULL);
+	if (rc == FO_OK) {
+		atomic_fetch_add_explicit(&f->pulled, 1, memory_order_relaxed); /* a statistic */
+		int prc = fo_stream_push(f->s, x);
+		if (prc == FO_OK)
+			return FO_OK;
+		fo_iter_release(f->src, x);
+		if (prc == FO_ENOMEM) {
+			fo_stream_fail(f->s, FO_ENOMEM, "feed: no memory to push an item");
+			return FO_FAILED;
+		}
+		return FO_ECLOSED;
+	}
+	if (rc == FO_END) {
+		fo_stream_close(f->s);
+	} else if (rc == FO_FAILED) {
+		const fo_error *e = fo_iter_error(f->src);
+		if (fo_stream_fail(f->s, e->code, e->message) == FO_ENOMEM)
+			fo_stream_fail(f->s, e->code, NULL);
+	}
+	return rc;
+}
+
+static void feed_free(fo_feeder *f)
+{
+	fo_iter_close(f->src);
+	fo_stream_destroy(f->s);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+	fo__free(f);
+}
+
+static void *feed_thread(void *arg)
+{
+	fo_feeder *f = arg;
+	for (;;) {
+		/* relaxed: destroy also fails the stream, which the push sees. */
+		if (atomic_load_explicit(&f->stop, memory_order_relaxed))
+			break;
+		fo_stream_stats st;
+		if (fo_stream_get_stats(f->s, &st) == FO_OK && st.cursors == 0)
+			break; /* nobody can ever read again: stop pulling */
+		int rc = pull_one(f, FO__NO_DEADLINE);
+		if (rc != FO_OK)
+			break;
+	}
+	if (f->detached)
+		feed_free(f);
+	return NULL;
+}
+
+static int create(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed_opts *o,
+                  bool detached)
+{
+	fo_feed_opts d;
+	if (!o) {
+		fo_feed_opts_init(&d);
+		o = &d;
+	}
+	if (!c || !src || (!out && !detached))
+		return FO_EINVAL;
+	if (o->mode != FO_FEED_BACKGROUND && o->mode != FO_FEED_ON_DEMAND)
+		return FO_EINVAL;
+	if (src->borrows || src->emits_errors)
+		return FO_EINVAL;
+	int rc = FO_ENOMEM;
+	fo_feeder *f = fo__zalloc(sizeof(*f));
+	if (!f)
+		return FO_ENOMEM;
+	if (pthread_mutex_init(&f->mu, NULL) != 0)
+		goto fail_free;
+	if (fo__cond_init(&f->cv) != FO_OK)
+		goto fail_mu;
+	fo_stream_opts so;
+	fo_stream_opts_init(&so);
+	so.capacity = o->mode == FO_FEED_BACKGROUND ? o->ahead : 0;
+	so.passive_window = o->passive_window;
+	so.item_free = src->item_free;
+	so.item_free_ctx = src->item_ctx;
+	so.single_producer = true; /* one thread, or one puller at a time (mutex) */
+	rc = fo_stream_create(&f->s, &so);
+	if (rc != FO_OK)
+		goto fail_cv;
+	fo_cursor *cur;
+	rc = fo_stream_cursor(f->s, &cur, FO_ACTIVE);
+	if (rc != FO_OK)
+		goto fail_stream;
+	f->src = src;
+	f->mode = o->mode;
+	f->detached = detached;
+	atomic_init(&f->stop, false);
+	atomic_init(&f->pulled, 0);
+	if (o->mode == FO_FEED_BACKGROUND) {
+		pthread_attr_t attr;
+		if (pthread_attr_init(&attr) != 0) {
+			rc = FO_ENOMEM;
+			fo_cursor_close(cur);
+			goto fail_stream;
+		}
+		if (detached)
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		f->has_thread = !detached;
+		/* Detached: from here on the thread owns f (it may be gone already). */
+		pthread_t tid;
+		int prc = pthread_create(&tid, &attr, feed_thread, f);
+		pthread_attr_destroy(&attr);
+		if (prc != 0) {
+			rc = FO_ESYS;
+			fo_cursor_close(cur);
+			goto fail_stream;
+		}
+		if (!detached)
+			f->thread = tid; /* read only by destroy, on the handle's thread */
+	}
+	*c = cur;
+	if (out)
+		*out = f;
+	return FO_OK;
+
+fail_stream:
+	fo_stream_destroy(f->s);
+fail_cv:
+	pthread_cond_destroy(&f->cv);
+fail_mu:
+	pthread_mutex_destroy(&f->mu);
+fail_free:
+	fo__free(f);
+	return rc;
+}
+
+int fo_feed_create(fo_feeder **f, fo_cursor **c, fo_iter *src, const fo_feed_opts *o)
+{
+	if (!f)
+		return FO_EINVAL;
+	return create(f, c, src, o, false);
+}
+
+int fo_feed(fo_cursor **c, fo_iter *src, const fo_feed_opts *o)
+{
+	if (o && o->mode != FO_FEED_BACKGROUND)
+		return FO_EINVAL;
+	return create(NULL, c, src, o, true);
+}
+
+/* A cursor read bounded by @deadline (0: try; FO__NO_DEADLINE: wait). */
+static int cursor_wait(fo_cursor *c, void **item, uint64_t deadline)
+{
+	if (deadline == 0)
+		return fo_cursor_try_next(c, item);
+	if (deadline == FO__NO_DEADLINE)
+		return fo_cursor_next(c, item);
+	int64_t left = fo__remaining(deadline);
+	if (left == 0) {
+		int rc = fo_cursor_try_next(c, item);
+		return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
+	}
+	return fo_cursor_timed_next(c, item, left);
+}
+
+/* Returns as fo_cursor_next(), plus FO_EMPTY (try) / FO_TIMEDOUT. */
+static int feed_read(fo_feeder *f, fo_cursor *c, void **item, uint64_t deadline)
+{
+	if (f->mode == FO_FEED_BACKGROUND)
+		return cursor_wait(c, item, deadline);
+	for (;;) {
+		int rc = fo_cursor_try_next(c, item);
+		if (rc != FO_EMPTY)
+			return rc;
+		pthread_mutex_lock(&f->mu);
+		if (f->ended) {
+			/* The stream is closed: END/FAILED (or a straggler) is ready. */
+			pthread_mutex_unlock(&f->mu);
+			return cursor_wait(c, item, deadline);
+		}
+		if (f->pulling) {
+			/* Wait for this pull to finish, then read again. */
+			uint64_t g = f->gen;
+			while (f->pulling && f->gen == g) {
+				if (deadline == 0 ||
+				    fo__cond_wait_until(&f->cv, &f->mu, deadline) == FO_TIMEDOUT) {
+					pthread_mutex_unlock(&f->mu);
+					return deadline == 0 ? FO_EMPTY : FO_TIMEDOUT;
+				}
+			}
+			pthread_mutex_unlock(&f->mu);
+			continue;
+		}
+		f->pulling = true; /* this thread is the puller now */
+		pthread_mutex_unlock(&f->mu);
+
+		/* The one puller: f->src is ours until the role is cleared. */
+		rc = pull_one(f, deadline);
+
+		pthread_mutex_lock(&f->mu);
+		f->pulling = false;
+		f->gen++;
+		if (rc != FO_OK && rc != FO_EMPTY && rc != FO_TIMEDOUT)
+			f->ended = true; /* END, FAILED or ECLOSED: no more pulls */
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		if (rc == FO_EMPTY || rc == FO_TIMEDOUT)
+			return rc; /* the role is handed on: a waiter takes it */
+		                   /* Read what was published (the item, or END/FAILED). */
+	}
+}
+
+int fo_feed_next(fo_feeder *f, fo_cursor *c, void **item)
+{
+	if (!f || !c || !item)
+		return FO_EINVAL;
+	return feed_read(f, c, item, FO__NO_DEADLINE);
+}
+
+int fo_feed_try_next(fo_feeder *f, fo_cursor *c, void **item)
+{
+	if (!f || !c || !item)
+		return FO_EINVAL;
+	int rc = feed_read(f, c, item, 0);
+	return rc == FO_TIMEDOUT ? FO_EMPTY : rc;
+}
+
+int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t timeout_ns)
+{
+	if (!f || !c || !item || timeout_ns < 0)
+		return FO_EINVAL;
+	int rc = feed_read(f, c, item, fo__iter_deadline(timeout_ns));
+	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
+}
+
+uint64_t fo_feed_pulled(const fo_feeder *f)
+{
+	return f ? atomic_load_explicit(&f->pulled, memory_order_relaxed) : 0;
+}
+
+void fo_feed_destroy(fo_feeder *f)
+{
+	if (!f)
+		return;
+	atomic_store_explicit(&f->stop, true, memory_order_relaxed);
+	/* Wakes a push waiting for room; FO_ECLOSED if the source ended first. */
+	fo_stream_fail(f->s, FO_ECANCELED, "feed destroyed before its source ended");
+	if (f->has_thread)
+		pthread_join(f->thread, NULL);
+	feed_free(f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* fo_feed_iter                                                              */
+
+struct feed_iter {
+	fo_iter it;
+	fo_feeder *f;
+	fo_cursor *c;
+	fo_item_copy_fn copy;
+	void *ctx;
+};
+
+static int feed_iter_next(fo_iter *it, void **item, uint64_t deadline)
+{
+	struct feed_iter *fi = (struct feed_iter *)it;
+	void *raw;
+	int rc;
+	uint64_t before = fo_cursor_lagged(fi->c);
+	while ((rc = feed_read(fi->f, fi->c, &raw, deadline)) == FO_LAGGED)
+		;
+	it->lagged += fo_cursor_lagged(fi->c) - before;
+	if (rc == FO_FAILED)
+		return fo__iter_fail_from(it, fo_cursor_error(fi->c));
+	if (rc != FO_OK)
+		return rc;
+	if (fi->copy) {
+		void *dup = fi->copy(raw, fi->ctx);
+		if (!dup)
+			return fo__iter_fail(it, FO_ENOMEM, 0, "item copy failed");
+		raw = dup;
+	}
+	*item = raw;
+	return FO_OK;
+}
+
+static void feed_iter_close(fo_iter *it)
+{
+	struct feed_iter *fi = (struct feed_iter *)it;
+	fo_cursor_close(fi->c);
+	fo__iter_fini(it);
+	fo__free(fi);
+}
+
+static const struct fo__iter_vt feed_iter_vt = {
+    .name = "feed",
+    .next = feed_iter_next,
+    .close = feed_iter_close,
+};
+
+int fo_feed_iter(fo_iter **it, fo_feeder *f, fo_cursor *c, fo_item_copy_fn copy,
+                 fo_item_free_fn copy_free, void *ctx)
+{
+	if (!it || !f || !c || (!copy && copy_free))
+		return FO_EINVAL;
+	struct feed_iter *fi = fo__alloc(sizeof(*fi));
+	if (!fi)
+		return FO_ENOMEM;
+	fo__iter_init(&fi->it, &feed_iter_vt, copy_free, ctx);
+	fi->it.borrows = copy == NULL;
+	fi->f = f;
+	fi->c = c;
+	fi->copy = copy;
+	fi->ctx = ctx;
+	*it = &fi->it;
+	return FO_OK;
+}

@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * iter.c - the common part of every fo_iter (sticky ends, errors, deadline
+ * mapping) and the three sources: cursor, array, callbacks.
+ */
+#include <string.h>
+
+#include "iter_impl.h"
+
+/* ------------------------------------------------------------------------ */
+/* Common part                                                               */
+
+void fo__iter_init(fo_iter *it, const struct fo__iter_vt *vt, fo_item_free_fn item_free,
+                   void *item_ctx)
+{
+	memset(it, 0, sizeof(*it));
+	it->vt = vt;
+	it->item_free = item_free;
+	it->item_ctx = item_free ? item_ctx : NULL;
+}
+
+void fo__iter_fini(fo_iter *it)
+{
+	fo__free(it->err_msg);
+	it->err_msg = NULL;
+}
+
+int fo__iter_fail(fo_iter *it, int code, int sys_errno, const char *msg)
+{
+	if (it->err.code) /* the first error wins */
+		return FO_FAILED;
+	it->err.code = code ? code : FO_FAILED;
+	it->err.sys_errno = sys_errno;
+	it->err_msg = msg ? fo__strdup(msg) : NULL;
+	/* No copy (none asked, or no memory): the static text of the code. */
+	it->err.message = it->err_msg ? it->err_msg : fo_strerror(it->err.code);
+	return FO_FAILED;
+}
+
+int fo__iter_fail_from(fo_iter *it, const fo_error *e)
+{
+	if (!e)
+		return fo__iter_fail(it, FO_FAILED, 0, NULL);
+	return fo__iter_fail(it, e->code, e->sys_errno, e->message);
+}
+
+int fo__iter_pull(fo_iter *src, void **item, uint64_t deadline, bool *is_err)
+{
+	if (src->done)
+		return src->done;
+	src->last_err = false;
+	int rc = src->vt->next(src, item, deadline);
+	switch (rc) {
+	case FO_OK:
+		break;
+	case FO_END:
+		src->done = FO_END;
+		break;
+	case FO_EMPTY:
+	case FO_TIMEDOUT:
+		if (deadline == FO__NO_DEADLINE) {
+			/* A blocking read must not come back empty-handed. */
+			rc = fo__iter_fail(src, FO_EINVAL, 0,
+			                   "source returned nothing to a blocking read");
+			src->done = FO_FAILED;
+		}
+		break;
+	default:
+		if (!src->err.code)
+			fo__iter_fail(src, rc == FO_FAILED ? FO_FAILED : rc, 0, NULL);
+		src->done = rc = FO_FAILED;
+		break;
+	}
+	if (is_err)
+		*is_err = rc == FO_OK && src->last_err;
+	return rc;
+}
+
+void fo__iter_drop(fo_iter *src, void *item, bool is_err)
+{
+	if (is_err)
+		fo_error_item_free(item);
+	else
+		fo_iter_release(src, item);
+}
+
+fo_error_item *fo__error_item_new(const fo_error *e, void *input, fo_item_free_fn input_free,
+                                  void *input_ctx)
+{
+	const char *msg = e->message ? e->message : fo_strerror(e->code);
+	size_t len = strlen(msg) + 1;
+	fo_error_item *ei = fo__alloc(sizeof(*ei) + len);
+	if (!ei)
+		return NULL;
+	char *copy = (char *)(ei + 1);
+	memcpy(copy, msg, len);
+	ei->err.code = e->code;
+	ei->err.sys_errno = e->sys_errno;
+	ei->err.message = copy;
+	ei->input = input;
+	ei->input_free = input_free;
+	ei->input_ctx = input_ctx;
+	return ei;
+}
+
+void fo_error_item_free(fo_error_item *e)
+{
+	if (!e)
+		return;
+	if (e->input && e->input_free)
+		e->input_free(e->input, e->input_ctx);
+	fo__free(e); /* the message lives in the same block */
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public calls                                                              */
+
+int fo_iter_next(fo_iter *it, void **item)
+{
+	if (!it || !item)
+		return FO_EINVAL;
+	return fo__iter_pull(it, item, FO__NO_DEADLINE, NULL);
+}
+
+int fo_iter_try_next(fo_iter *it, void **item)
+{
+	if (!it || !item)
+		return FO_EINVAL;
+	int rc = fo__iter_pull(it, item, 0, NULL);
+	return rc == FO_TIMEDOUT ? FO_EMPTY : rc;
+}
+
+int fo_iter_timed_next(fo_iter *it, void **item, int64_t timeout_ns)
+{
+	if (!it || !item || timeout_ns < 0)
+		return FO_EINVAL;
+	int rc = fo__iter_pull(it, item, fo__iter_deadline(timeout_ns), NULL);
+	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
+}
+
+void fo_iter_release(fo_iter *it, void *item)
+{
+	if (it && item && it->item_free)
+		it->item_free(item, it->item_ctx);
+}
+
+void fo_iter_close(fo_iter *it)
+{
+	if (it)
+		it->vt->close(it);
+}
+
+bool fo_iter_borrows(const fo_iter *it)
+{
+	return it && it->borrows;
+}
+
+bool fo_iter_emits_errors(const fo_iter *it)
+{
+	return it && it->emits_errors;
+}
+
+bool fo_iter_is_error(const fo_iter *it)
+{
+	return it && it->last_err;
+}
+
+const fo_error *fo_iter_error(const fo_iter *it)
+{
+	return it && it->done == FO_FAILED ? &it->err : NULL;
+}
+
+uint64_t fo_iter_lagged(const fo_iter *it)
+{
+	return it ? it->lagged : 0;
+}
+
+fo_item_free_fn fo_iter_item_free(const fo_iter *it, void **ctx)
+{
+	if (ctx)
+		*ctx = it ? it->item_ctx : NULL;
+	return it ? it->item_free : NULL;
+}
+
+void fo_iter_close_item(void *item, void *ctx)
+{
+	(void)ctx;
+	fo_iter_close(item);
+}
+
+int fo_iter_fd(fo_iter *it)
+{
+	if (!it || !it->vt->fd)
+		return FO_EINVAL;
+	return it->vt->fd(it);
+}
+
+int fo_iter_arm(fo_iter *it)
+{
+	if (!it || !it->vt->arm)
+		return FO_EINVAL;
+	return it->vt->arm(it);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cursor source                                                             */
+
+struct cursor_iter {
+	fo_iter it;
+	fo_cursor *c;
+	fo_item_copy_fn copy;
+	void *ctx;
+};
+
+/* One cursor read bounded by @deadline (see iter_impl.h). */
+static int cursor_read(fo_cursor *c, void **item, uint64_t deadline)
+{
+	if (deadline == 0)
+		return fo_cursor_try_next(c, item);
+	if (deadline == FO__NO_DEADLINE)
+		return fo_cursor_next(c, item);
+	int64_t left = fo__remaining(deadline);
+	if (left == 0) {
+		int rc = fo_cursor_try_next(c, item);
+		return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
+	}
+	return fo_cursor_timed_next(c, item, left);
+}
+
+static int cursor_next(fo_iter *it, void **item, uint64_t deadline)
+{
+	struct cursor_iter *ci = (struct cursor_iter *)it;
+	void *raw;
+	int rc;
+	uint64_t before = fo_cursor_lagged(ci->c);
+	/* A lap is not an end: continue at the oldest retained item. */
+	while ((rc = cursor_read(ci->c, &raw, deadline)) == FO_LAGGED)
+		;
+	it->lagged += fo_cursor_lagged(ci->c) - before;
+	if (rc == FO_FAILED)
+		return fo__iter_fail_from(it, fo_cursor_error(ci->c));
+	if (rc != FO_OK)
+		return rc;
+	if (ci->copy) {
+		void *dup = ci->copy(raw, ci->ctx);
+		if (!dup)
+			return fo__iter_fail(it, FO_ENOMEM, 0, "item copy failed");
+		raw = dup;
+	}
+	*item = raw;
+	return FO_OK;
+}
+
+static void cursor_close(fo_iter *it)
+{
+	struct cursor_iter *ci = (struct cursor_iter *)it;
+	fo_cursor_close(ci->c);
+	fo__iter_fini(it);
+	fo__free(ci);
+}
+
+static int cursor_fd(fo_iter *it)
+{
+	return fo_cursor_fd(((struct cursor_iter *)it)->c);
+}
+
+static int cursor_arm(fo_iter *it)
+{
+	return fo_cursor_arm(((struct cursor_iter *)it)->c);
+}
+
+static const struct fo__iter_vt cursor_vt = {
+    .name = "cursor",
+    .next = cursor_next,
+    .close = cursor_close,
+    .fd = cursor_fd,
+    .arm = cursor_arm,
+};
+
+int fo_iter_from_cursor(fo_iter **it, fo_cursor *c, fo_item_copy_fn copy, fo_item_free_fn copy_free,
+                        void *ctx)
+{
+	if (!it || !c || (!copy && copy_free))
+		return FO_EINVAL;
+	struct cursor_iter *ci = fo__alloc(sizeof(*ci));
+	if (!ci)
+		return FO_ENOMEM;
+	fo__iter_init(&ci->it, &cursor_vt, copy_free, ctx);
+	ci->it.borrows = copy == NULL;
+	ci->c = c;
+	ci->copy = copy;
+	ci->ctx = ctx;
+	*it = &ci->it;
+	return FO_OK;
+}
+
+fo_cursor *fo__iter_cursor(fo_iter *it)
+{
+	return it && it->vt == &cursor_vt ? ((struct cursor_iter *)it)->c : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Array source                                                              */
+
+struct array_iter {
+	fo_iter it;
+	size_t n, i;
+	void *items[];
+};
+
+static int array_next(fo_iter *it, void **item, uint64_t deadline)
+{
+	struct array_iter *ai = (struct array_iter *)it;
+	(void)deadline;
+	if (ai->i == ai->n)
+		return FO_END;
+	*item = ai->items[ai->i++];
+	return FO_OK;
+}
+
+static void array_close(fo_iter *it)
+{
+	fo__iter_fini(it);
+	fo__free(it);
+}
+
+static const struct fo__iter_vt array_vt = {
+    .name = "array",
+    .next = array_next,
+    .close = array_close,
+};
+
+int fo_iter_from_array(fo_iter **it, void *const *items, size_t n)
+{
+	if (!it || (!items && n))
+		return FO_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!items[i])
+			return FO_EINVAL;
+	if (n > (SIZE_MAX - sizeof(struct array_iter)) / sizeof(void *))
+		return FO_ENOMEM;
+	struct array_iter *ai = fo__alloc(sizeof(*ai) + n * sizeof(void *));
+	if (!ai)
+		return FO_ENOMEM;
+	fo__iter_init(&ai->it, &array_vt, NULL, NULL);
+	ai->n = n;
+	ai->i = 0;
+	if (n)
+		memcpy(ai->items, items, n * sizeof(void *));
+	*it = &ai->it;
+	return FO_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Callback source                                                           */
+
+struct fn_iter {
+	fo_iter it;
+	fo_iter_next_fn next;
+	void (*close)(void *ctx);
+	void *ctx;
+};
+
+static int fn_next(fo_iter *it, void **item, uint64_t deadline)
+{
+	struct fn_iter *fi = (struct fn_iter *)it;
+	void *out = NULL;
+	int rc = fi->next(fi->ctx, &out, deadline);
+	if (rc == FO_OK && !out)
+		return fo__iter_fail(it, FO_EINVAL, 0, "source returned a NULL item");
+	if (rc == FO_OK)
+		*item = out;
+	/* Anything else is mapped by fo__iter_pull (errors become FO_FAILED). */
+	return rc;
+}
+
+static void fn_close(fo_iter *it)
+{
+	struct fn_iter *fi = (struct fn_iter *)it;
+	if (fi->close)
+		fi->close(fi->ctx);
+	fo__iter_fini(it);
+	fo__free(fi);
+}
+
+static const struct fo__iter_vt fn_vt = {
+    .name = "fn",
+    .next = fn_next,
+    .close = fn_close,
+};
+
+int fo_iter_from_fn(fo_iter **it, fo_iter_next_fn next, void (*close)(void *ctx), void *ctx,
+                    fo_item_free_fn item_free, void *item_ctx)
+{
+	if (!it || !next)
+		return FO_EINVAL;
+	struct fn_iter *fi = fo__alloc(sizeof(*fi));
+	if (!fi)
+		return FO_ENOMEM;
+	fo__iter_init(&fi->it, &fn_vt, item_free, item_ctx);
+	fi->next = next;
+	fi->close = close;
+	fi->ctx = ctx;
+	*it = &fi->it;
+	return FO_OK;
+}
