@@ -821,6 +821,30 @@ int fo_stream_push_many(fo_stream *s, void *const *items, size_t n)
 	return push_batch(s, items, n, FO__NO_DEADLINE);
 }
 
+int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
+{
+	if (!s || n == 0 || (s->capacity && n > s->capacity))
+		return FO_EINVAL;
+	uint64_t deadline = timeout_ns < 0    ? FO__NO_DEADLINE
+	                    : timeout_ns == 0 ? 0
+	                                      : fo__deadline(timeout_ns);
+	for (;;) {
+		uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+		if (t & TAIL_CLOSED)
+			return FO_ECLOSED;
+		if (!s->capacity || has_room(s, t >> 1, n))
+			return FO_OK;
+		if (deadline == 0)
+			return FO_FULL;
+		if (wait_room(s, n, deadline) == FO_TIMEDOUT) {
+			t = atomic_load_explicit(&s->tail, memory_order_acquire);
+			if (t & TAIL_CLOSED)
+				return FO_ECLOSED;
+			return has_room(s, t >> 1, n) ? FO_OK : FO_TIMEDOUT;
+		}
+	}
+}
+
 static int stream_end(fo_stream *s, int code, const char *message)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1459,6 +1483,13 @@ bool fo_cursor_at_least(const fo_cursor *c, size_t n)
 bool fo_cursor_is_drained(const fo_cursor *c)
 {
 	return !c || c->done != 0;
+}
+
+int fo_cursor_kind(const fo_cursor *c)
+{
+	if (!c)
+		return FO_EINVAL;
+	return c->kind == K_PASSIVE ? FO_PASSIVE : c->kind == K_MEMBER ? FO_SHARED : FO_ACTIVE;
 }
 
 uint64_t fo_cursor_lagged(const fo_cursor *c)

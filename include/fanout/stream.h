@@ -171,6 +171,19 @@ FO_API int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns);
 FO_API int fo_stream_push_many(fo_stream *s, void *const *items, size_t n);
 
 /**
+ * fo_stream_wait_room() - wait until @n more items could be pushed without
+ * waiting (always at once on an unbounded stream or with no active cursor).
+ * For a producer that must not pull its next item before there is room for
+ * it (a feed keeping exactly `ahead` items ahead): with a single producer
+ * the room cannot disappear before its next push.
+ * @timeout_ns: 0 = do not wait; negative = wait without limit.
+ * Returns: FO_OK; FO_TIMEDOUT (or FO_FULL for @timeout_ns 0); FO_ECLOSED;
+ * FO_EINVAL (@s NULL, @n 0, or @n larger than the capacity).
+ * Threads: any.  Blocking: spins briefly, then sleeps.
+ */
+FO_API int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns);
+
+/**
  * fo_stream_close() - end the stream after everything already pushed.
  * Cursors read every accepted item, then FO_END.  Pushes that lose the race
  * with close return FO_ECLOSED.  Wakes every waiting reader and producer.
@@ -294,6 +307,13 @@ FO_API bool fo_cursor_is_drained(const fo_cursor *c);
  * Threads: the user thread of @c; the fork may then move to another thread.
  */
 FO_API int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags);
+
+/**
+ * fo_cursor_kind() - FO_ACTIVE, FO_PASSIVE or FO_SHARED (a share-group
+ * member); FO_EINVAL for NULL.  A drained fork reports FO_ACTIVE.
+ * Threads: any thread that may use @c.
+ */
+FO_API int fo_cursor_kind(const fo_cursor *c);
 
 /**
  * fo_cursor_lagged() - total items this passive cursor skipped because it

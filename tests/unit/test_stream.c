@@ -2234,6 +2234,36 @@ static void test_single_producer_stream_delivers_and_frees_everything(void **sta
 	ft_counter_fini(&cnt);
 }
 
+/* fo_stream_wait_room: room for n without pushing; exact for one producer. */
+static void test_wait_room_reports_room_without_pushing(void **state)
+{
+	(void)state;
+	fo_stream *s = make_stream(NULL, 4, 0);
+	assert_int_equal(fo_stream_wait_room(NULL, 1, 0), FO_EINVAL);
+	assert_int_equal(fo_stream_wait_room(s, 0, 0), FO_EINVAL);
+	assert_int_equal(fo_stream_wait_room(s, 5, 0), FO_EINVAL);
+	assert_int_equal(fo_stream_wait_room(s, 4, 0), FO_OK); /* no active cursor */
+	fo_cursor *c = open_cursor(s, FO_ACTIVE);
+	push_range(s, 0, 3);
+	assert_int_equal(fo_stream_wait_room(s, 1, 0), FO_OK);
+	assert_int_equal(fo_stream_wait_room(s, 2, 0), FO_FULL);
+	assert_int_equal(fo_stream_wait_room(s, 2, FT_MS(10)), FO_TIMEDOUT);
+	expect_range(c, 0, 1);
+	assert_int_equal(fo_stream_wait_room(s, 2, -1), FO_OK);
+	assert_int_equal(fo_cursor_kind(c), FO_ACTIVE);
+	assert_int_equal(fo_cursor_kind(NULL), FO_EINVAL);
+	fo_cursor *p = fork_cursor(c, FO_PASSIVE), *m = fork_cursor(c, FO_SHARED);
+	assert_int_equal(fo_cursor_kind(p), FO_PASSIVE);
+	assert_int_equal(fo_cursor_kind(m), FO_SHARED);
+	assert_int_equal(fo_cursor_kind(c), FO_SHARED); /* c joined the group */
+	assert_int_equal(fo_stream_close(s), FO_OK);
+	assert_int_equal(fo_stream_wait_room(s, 1, 0), FO_ECLOSED);
+	fo_cursor_close(p);
+	fo_cursor_close(m);
+	fo_cursor_close(c);
+	fo_stream_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2290,6 +2320,7 @@ int main(void)
 	    cmocka_unit_test(test_shared_members_on_two_threads_split_everything),
 	    cmocka_unit_test(test_stats_count_pushed_cursors_and_retained_items),
 	    cmocka_unit_test(test_single_producer_stream_delivers_and_frees_everything),
+	    cmocka_unit_test(test_wait_room_reports_room_without_pushing),
 	};
 	return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
 }
