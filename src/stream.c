@@ -853,12 +853,16 @@ static int stream_end(fo_stream *s, int code, const char *message)
 		return code ? FO_ECLOSED : FO_OK;
 	}
 	if (code) {
-		char *m = fo__strdup(message ? message : fo_strerror(code));
-		if (!m) {
-			pthread_mutex_unlock(&s->lock);
-			return FO_ENOMEM;
+		/* No message: the static text, so this path cannot fail (feeds
+		 * and joins fall back to it when a copy ran out of memory). */
+		const char *m = fo_strerror(code);
+		if (message) {
+			if (!(s->err_msg = fo__strdup(message))) {
+				pthread_mutex_unlock(&s->lock);
+				return FO_ENOMEM;
+			}
+			m = s->err_msg;
 		}
-		s->err_msg = m;
 		s->err = (fo_error){code, 0, m};
 	}
 	/* seq_cst RMW: after this no claim succeeds; old gives the end. */

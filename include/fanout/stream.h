@@ -197,10 +197,11 @@ FO_API int fo_stream_close(fo_stream *s);
  * Cursors read every accepted item, then FO_FAILED, and fo_cursor_error()
  * gives {@code, 0, copy of @message}.
  * @code:    any non-zero int (FO_FAILED is used if 0 is given).
- * @message: copied; NULL gives the text of fo_strerror(@code).
+ * @message: copied; NULL gives the text of fo_strerror(@code) (no copy: with
+ *           NULL this call cannot fail for lack of memory).
  * Returns: FO_OK; FO_ECLOSED if already closed or failed (the first end
- * wins); FO_EINVAL (@s NULL); FO_ENOMEM (the message could not be copied;
- * the stream stays open).
+ * wins); FO_EINVAL (@s NULL); FO_ENOMEM (@message could not be copied; the
+ * stream stays open).
  * Threads: as fo_stream_close().
  */
 FO_API int fo_stream_fail(fo_stream *s, int code, const char *message);
