@@ -3,10 +3,13 @@
 /*
  * feed.c - an iterator pumped into a stream.
  *
- * BACKGROUND: one thread, pull then push; the stream's capacity is the
- * backpressure (push waits for room), so the thread holds at most one item
- * beyond `ahead`.  Stopping fails the stream, which wakes a push waiting for
- * room (FO_ECLOSED; the item is released).
+ * BACKGROUND: one thread: wait for room for one item, then pull, then push.
+ * The thread is the stream's only producer, so the room it waited for is
+ * still there at its push: the source is read exactly `ahead` items past the
+ * slowest active cursor, never one more (no item waits in the thread's hand).
+ * ahead = 0: an unbounded stream, room is always there, the source is
+ * drained eagerly.  Stopping fails the stream, which wakes the wait for room
+ * (FO_ECLOSED) or, in a race, a push (FO_ECLOSED; the item is released).
  *
  * ON_DEMAND: the puller role is a flag under f->mu.  A reader at the end of
  * its cursor takes the role, pulls outside the lock, pushes (or ends the
@@ -24,6 +27,7 @@ struct fo_feeder {
 	fo_iter *src;
 	fo_stream *s;
 	fo_feed_mode mode;
+	size_t ahead; /* BACKGROUND: the stream's capacity (0: unbounded) */
 	pthread_t thread;
 	bool has_thread;
 	bool detached; /* fo_feed(): the thread owns the feed */
@@ -87,6 +91,11 @@ static void *feed_thread(void *arg)
 {
 	fo_feeder *f = arg;
 	for (;;) {
+		/* Room first: never pull an item the stream cannot take now.  On
+		 * an unbounded stream (or with no active cursor) this returns at
+		 * once; destroy fails the stream, which ends the wait (ECLOSED). */
+		if (f->ahead && fo_stream_wait_room(f->s, 1, -1) != FO_OK)
+			break;
 		/* relaxed: destroy also fails the stream, which the push sees. */
 		if (atomic_load_explicit(&f->stop, memory_order_relaxed))
 			break;
@@ -140,6 +149,7 @@ static int create(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed_op
 		goto fail_stream;
 	f->src = src;
 	f->mode = o->mode;
+	f->ahead = so.capacity;
 	f->detached = detached;
 	atomic_init(&f->stop, false);
 	atomic_init(&f->pulled, 0);
@@ -257,16 +267,22 @@ static int feed_read(fo_feeder *f, fo_cursor *c, void **item, uint64_t deadline)
 	}
 }
 
+/* Passive cursors never pull (and a lapped one would report FO_LAGGED). */
+static bool usable(const fo_cursor *c)
+{
+	return c && fo_cursor_kind(c) != FO_PASSIVE;
+}
+
 int fo_feed_next(fo_feeder *f, fo_cursor *c, void **item)
 {
-	if (!f || !c || !item)
+	if (!f || !usable(c) || !item)
 		return FO_EINVAL;
 	return feed_read(f, c, item, FO__NO_DEADLINE);
 }
 
 int fo_feed_try_next(fo_feeder *f, fo_cursor *c, void **item)
 {
-	if (!f || !c || !item)
+	if (!f || !usable(c) || !item)
 		return FO_EINVAL;
 	int rc = feed_read(f, c, item, 0);
 	return rc == FO_TIMEDOUT ? FO_EMPTY : rc;
@@ -274,7 +290,7 @@ int fo_feed_try_next(fo_feeder *f, fo_cursor *c, void **item)
 
 int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t timeout_ns)
 {
-	if (!f || !c || !item || timeout_ns < 0)
+	if (!f || !usable(c) || !item || timeout_ns < 0)
 		return FO_EINVAL;
 	int rc = feed_read(f, c, item, fo__iter_deadline(timeout_ns));
 	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
@@ -339,16 +355,48 @@ static void feed_iter_close(fo_iter *it)
 	fo__free(fi);
 }
 
+/*
+ * Readiness: in BACKGROUND mode a read is a cursor read, so the cursor's
+ * fd/arm/hook are exact.  In ON_DEMAND mode a read at the end runs the
+ * source in the reader's thread: nothing could signal it, so unsupported.
+ */
+static fo_cursor *ready_cursor(fo_iter *it)
+{
+	struct feed_iter *fi = (struct feed_iter *)it;
+	return fi->f->mode == FO_FEED_BACKGROUND ? fi->c : NULL;
+}
+
+static int feed_iter_fd(fo_iter *it)
+{
+	fo_cursor *c = ready_cursor(it);
+	return c ? fo_cursor_fd(c) : FO_EINVAL;
+}
+
+static int feed_iter_arm(fo_iter *it)
+{
+	fo_cursor *c = ready_cursor(it);
+	return c ? fo_cursor_arm(c) : FO_EINVAL;
+}
+
+static int feed_iter_watch(fo_iter *it, void (*fn)(void *arg), void *arg)
+{
+	fo_cursor *c = ready_cursor(it);
+	return c ? fo_cursor_set_notify(c, fn, arg) : FO_EINVAL;
+}
+
 static const struct fo__iter_vt feed_iter_vt = {
     .name = "feed",
     .next = feed_iter_next,
     .close = feed_iter_close,
+    .fd = feed_iter_fd,
+    .arm = feed_iter_arm,
+    .watch = feed_iter_watch,
 };
 
 int fo_feed_iter(fo_iter **it, fo_feeder *f, fo_cursor *c, fo_item_copy_fn copy,
                  fo_item_free_fn copy_free, void *ctx)
 {
-	if (!it || !f || !c || (!copy && copy_free))
+	if (!it || !f || !usable(c) || (!copy && copy_free))
 		return FO_EINVAL;
 	struct feed_iter *fi = fo__alloc(sizeof(*fi));
 	if (!fi)

@@ -4,7 +4,10 @@
  * iter.c - the common part of every fo_iter (sticky ends, errors, deadline
  * mapping) and the three sources: cursor, array, callbacks.
  */
+#include <sched.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "iter_impl.h"
 
@@ -200,7 +203,115 @@ int fo_iter_arm(fo_iter *it)
 {
 	if (!it || !it->vt->arm)
 		return FO_EINVAL;
+	if (it->done) /* sticky END / FAILED: always ready */
+		return 1;
 	return it->vt->arm(it);
+}
+
+int fo__iter_arm(fo_iter *src)
+{
+	return fo_iter_arm(src);
+}
+
+int fo__iter_watch(fo_iter *src, void (*fn)(void *arg), void *arg)
+{
+	if (!src || !src->vt->watch)
+		return FO_EINVAL;
+	return src->vt->watch(src, fn, arg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Wakers (see iter_impl.h)                                                  */
+
+void fo__waker_init(struct fo__waker *w)
+{
+	w->efd = -1;
+	w->fn = NULL;
+	w->arg = NULL;
+	atomic_init(&w->armed, 0);
+	atomic_init(&w->busy, 0);
+}
+
+void fo__waker_fini(struct fo__waker *w)
+{
+	if (w->efd >= 0)
+		close(w->efd);
+	w->efd = -1;
+}
+
+int fo__waker_fd(struct fo__waker *w)
+{
+	if (w->fn)
+		return FO_EINVAL;
+	if (w->efd < 0) {
+		/* No signal can run yet: nothing is armed before the first fd/watch. */
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			return FO_ESYS;
+		w->efd = fd;
+	}
+	return w->efd;
+}
+
+void fo__waker_stop(struct fo__waker *w)
+{
+	/* Disarm, then wait out a signal in flight (it counted itself in busy
+	 * before its CAS, seq_cst both sides), so none runs after this. */
+	atomic_store_explicit(&w->armed, 0, memory_order_seq_cst);
+	while (atomic_load_explicit(&w->busy, memory_order_seq_cst))
+		sched_yield();
+}
+
+int fo__waker_watch(struct fo__waker *w, void (*fn)(void *arg), void *arg)
+{
+	if (w->efd >= 0)
+		return FO_EINVAL;
+	fo__waker_stop(w); /* no signal runs with a half-changed hook */
+	w->fn = fn;
+	w->arg = arg;
+	return FO_OK;
+}
+
+int fo__waker_prepare(struct fo__waker *w)
+{
+	if (w->efd < 0 && !w->fn)
+		return FO_EINVAL;
+	if (w->efd >= 0) {
+		uint64_t v; /* consume earlier signals: quiet until the next one */
+		ssize_t r = read(w->efd, &v, sizeof(v));
+		(void)r;
+	}
+	atomic_store_explicit(&w->armed, 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst); /* armed before the re-check */
+	return FO_OK;
+}
+
+void fo__waker_cancel(struct fo__waker *w)
+{
+	uint32_t exp = 1; /* if a publisher won, the signal is merely spurious */
+	atomic_compare_exchange_strong_explicit(&w->armed, &exp, 0, memory_order_relaxed,
+	                                        memory_order_relaxed);
+}
+
+void fo__waker_signal(struct fo__waker *w)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* the change before the armed check */
+	if (!atomic_load_explicit(&w->armed, memory_order_relaxed))
+		return; /* nobody armed: one load */
+	atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
+	uint32_t exp = 1;
+	/* acquire: efd / fn were set before the arm that stored 1. */
+	if (atomic_compare_exchange_strong_explicit(&w->armed, &exp, 0, memory_order_seq_cst,
+	                                            memory_order_relaxed)) {
+		if (w->efd >= 0) {
+			uint64_t one = 1;
+			ssize_t r = write(w->efd, &one, sizeof(one));
+			(void)r;
+		} else if (w->fn) {
+			w->fn(w->arg);
+		}
+	}
+	atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -270,12 +381,18 @@ static int cursor_arm(fo_iter *it)
 	return fo_cursor_arm(((struct cursor_iter *)it)->c);
 }
 
+static int cursor_watch(fo_iter *it, void (*fn)(void *arg), void *arg)
+{
+	return fo_cursor_set_notify(((struct cursor_iter *)it)->c, fn, arg);
+}
+
 static const struct fo__iter_vt cursor_vt = {
     .name = "cursor",
     .next = cursor_next,
     .close = cursor_close,
     .fd = cursor_fd,
     .arm = cursor_arm,
+    .watch = cursor_watch,
 };
 
 int fo_iter_from_cursor(fo_iter **it, fo_cursor *c, fo_item_copy_fn copy, fo_item_free_fn copy_free,

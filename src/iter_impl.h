@@ -40,9 +40,21 @@ struct fo__iter_vt {
 	int (*next)(fo_iter *it, void **item, uint64_t deadline);
 	/* Release everything, sources included, and free the struct. */
 	void (*close)(fo_iter *it);
-	/* Optional readiness (NULL: unsupported). */
+	/*
+	 * Optional readiness (all NULL: unsupported), with fo_cursor_fd /
+	 * fo_cursor_arm / fo_cursor_set_notify semantics: fd() gives a
+	 * descriptor, watch() a hook instead (the two exclude each other;
+	 * watch(NULL) removes the hook); arm() returns 1 (something is ready:
+	 * read; nothing armed) or 0 (armed: one signal when a read would return
+	 * something other than FO_EMPTY).  A signal may be spurious (reads then
+	 * return FO_EMPTY); a lost one is a bug.  Adapters over a waitable
+	 * source use watch() to hang their own signal off the source.  All
+	 * three run on the reader's thread.  arm() is never called once the
+	 * iterator is done (fo_iter_arm answers 1 itself).
+	 */
 	int (*fd)(fo_iter *it);
 	int (*arm)(fo_iter *it);
+	int (*watch)(fo_iter *it, void (*fn)(void *arg), void *arg);
 };
 
 struct fo_iter {
@@ -84,6 +96,51 @@ static inline bool fo__same_free(const fo_iter *a, fo_item_free_fn f, void *ctx)
 {
 	return a->item_free == f && (f == NULL || a->item_ctx == ctx);
 }
+
+/*
+ * Readiness of a source for adapters: arm() / watch() through the vtable,
+ * with the sticky end answered first.  FO_EINVAL when unsupported.
+ */
+int fo__iter_arm(fo_iter *src);
+int fo__iter_watch(fo_iter *src, void (*fn)(void *arg), void *arg);
+
+/*
+ * fo__waker - the signalling end of an object that owns its readiness
+ * (gate and join outputs): an eventfd created on first use, or a hook.
+ *
+ *   reader (arm)                          publisher (after its state change)
+ *   fo__waker_prepare: drain the fd,      fo__waker_signal: seq_cst fence,
+ *     armed = 1, seq_cst fence              if armed: CAS 1 -> 0, then
+ *   re-check readiness                        write the fd / call the hook
+ *   ready? fo__waker_cancel: CAS 1 -> 0
+ *
+ * Dekker: either the publisher sees armed, or the re-check sees its change.
+ * Owners whose state lives under a mutex set armed and re-check under that
+ * mutex, and publish (then signal after unlocking) under it, which makes the
+ * handshake trivially ordered.  The CAS gives at most one signal per arm,
+ * so a publisher pays a system call only on an armed -> signalled
+ * transition.  Signals run with no lock of the owner held; `busy` lets a
+ * hook change wait out a signal in flight.
+ */
+struct fo__waker {
+	int efd; /* -1 until fo__waker_fd */
+	void (*fn)(void *arg);
+	void *arg;
+	_Atomic uint32_t armed;
+	_Atomic uint32_t busy;
+};
+void fo__waker_init(struct fo__waker *w);
+/* Close the fd (the owner guarantees no signal can run any more). */
+void fo__waker_fini(struct fo__waker *w);
+int fo__waker_fd(struct fo__waker *w);
+int fo__waker_watch(struct fo__waker *w, void (*fn)(void *arg), void *arg);
+/* FO_EINVAL when neither an fd nor a hook is set. */
+int fo__waker_prepare(struct fo__waker *w);
+void fo__waker_cancel(struct fo__waker *w);
+void fo__waker_signal(struct fo__waker *w);
+/* The reader is gone: disarm for good and wait out a signal in flight, so a
+ * hook is never called after this returns. */
+void fo__waker_stop(struct fo__waker *w);
 
 /* For joins: the cursor under a cursor iterator, or NULL for other kinds. */
 fo_cursor *fo__iter_cursor(fo_iter *it);

@@ -179,10 +179,37 @@ static void map_close(fo_iter *it)
 	fo__free(m);
 }
 
+/*
+ * Readiness: the source's, except that outputs already buffered (map_filter)
+ * or an input whose policy is still to apply make a read succeed without
+ * the source: arm() answers 1 for them and arms nothing.  A filter may be
+ * signalled for an input it then drops: the read returns FO_EMPTY.
+ */
+static int map_fd(fo_iter *it)
+{
+	return fo_iter_fd(((struct map_iter *)it)->src);
+}
+
+static int map_arm(fo_iter *it)
+{
+	struct map_iter *m = (struct map_iter *)it;
+	if (m->qlen || m->failed_in)
+		return 1;
+	return fo__iter_arm(m->src);
+}
+
+static int map_watch(fo_iter *it, void (*fn)(void *arg), void *arg)
+{
+	return fo__iter_watch(((struct map_iter *)it)->src, fn, arg);
+}
+
 static const struct fo__iter_vt map_vt = {
     .name = "map",
     .next = map_next,
     .close = map_close,
+    .fd = map_fd,
+    .arm = map_arm,
+    .watch = map_watch,
 };
 
 static int make(fo_iter **out, fo_iter *src, enum kind kind, void *fn, void *ctx,

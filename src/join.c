@@ -20,6 +20,13 @@
  * helpers/add/seal (under mu).  The reader loads gen, re-checks everything
  * (arming the cursors, reading the rest under mu), then sleeps on gen: a
  * change after the load makes the futex return at once.
+ *
+ * Event loops (fo_iter_fd / fo_iter_arm on the output): the same events,
+ * through a waker.  bump() signals it after the futex wake; arm() arms it
+ * first, then re-checks exactly what a try read would find (q, the side
+ * list, every cursor source, pending adoptions, the end), arming q's and
+ * the sources' hooks on the way.  Either a bump sees the waker armed, or
+ * the re-check sees its change (seq_cst fences on both sides, or mu).
  */
 #include <string.h>
 
@@ -53,6 +60,7 @@ struct fo_join {
 	atomic_size_t nside;    /* items on the side list */
 	atomic_int refs;        /* handle + iterator */
 	atomic_size_t nthreads; /* helpers started (a statistic) */
+	struct fo__waker w;     /* event-loop readiness of the output */
 
 	pthread_mutex_t mu;
 	struct jsrc *helpers;               /* every helper source (under mu) */
@@ -87,6 +95,7 @@ static void bump(fo_join *j)
 	/* seq_cst RMW: ordered after the change the caller made (see file comment). */
 	atomic_fetch_add_explicit(&j->gen, 1, memory_order_seq_cst);
 	fo__futex_wake_all(&j->gen);
+	fo__waker_signal(&j->w); /* a fence and a load unless armed */
 }
 
 static void notify_cb(void *arg)
@@ -100,6 +109,7 @@ static void join_unref(fo_join *j)
 	if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	pthread_mutex_destroy(&j->mu);
+	fo__waker_fini(&j->w);
 	fo__iter_fini(&j->it);
 	fo__free(j);
 }
@@ -470,9 +480,43 @@ static int join_next(fo_iter *it, void **item, uint64_t deadline)
 	}
 }
 
+static int join_fd(fo_iter *it)
+{
+	return fo__waker_fd(&((fo_join *)it)->w);
+}
+
+static int join_watch(fo_iter *it, void (*fn)(void *arg), void *arg)
+{
+	return fo__waker_watch(&((fo_join *)it)->w, fn, arg);
+}
+
+static int join_arm(fo_iter *it)
+{
+	fo_join *j = (fo_join *)it;
+	int rc = fo__waker_prepare(&j->w);
+	if (rc != FO_OK)
+		return rc;
+	/* What a try read looks at, in any order; each arm returns 1 or arms its hook. */
+	bool ready =
+	    atomic_load_explicit(&j->nside, memory_order_acquire) != 0 || fo_cursor_arm(j->qc) == 1;
+	/* After a fast failure the sources are not read again (q is failed: ready). */
+	if (!atomic_load_explicit(&j->stop, memory_order_relaxed))
+		for (size_t i = 0; !ready && i < j->nrcs; i++)
+			ready = fo_cursor_arm(j->rcs[i]->cur) == 1;
+	if (!ready) {
+		pthread_mutex_lock(&j->mu);
+		ready = j->newcur != NULL || (j->sealed && j->live == 0 && j->side_head == NULL);
+		pthread_mutex_unlock(&j->mu);
+	}
+	if (ready)
+		fo__waker_cancel(&j->w);
+	return ready ? 1 : 0;
+}
+
 static void join_close(fo_iter *it)
 {
 	fo_join *j = (fo_join *)it;
+	fo__waker_stop(&j->w); /* no hook call after the output is gone */
 	pthread_mutex_lock(&j->mu);
 	j->iter_closed = true;
 	pthread_mutex_unlock(&j->mu);
@@ -513,6 +557,9 @@ static const struct fo__iter_vt join_vt = {
     .name = "join",
     .next = join_next,
     .close = join_close,
+    .fd = join_fd,
+    .arm = join_arm,
+    .watch = join_watch,
 };
 
 int fo_join_create(fo_join **out, const fo_join_opts *o)
@@ -527,6 +574,7 @@ int fo_join_create(fo_join **out, const fo_join_opts *o)
 	fo_join *j = fo__zalloc(sizeof(*j));
 	if (!j)
 		return FO_ENOMEM;
+	fo__waker_init(&j->w); /* before the notify hook below can bump */
 	fo_stream_opts so;
 	fo_stream_opts_init(&so);
 	so.capacity = o->buffer ? o->buffer : 1024;

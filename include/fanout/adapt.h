@@ -15,6 +15,11 @@
  * Error items coming from a source pass through map, filter, map_filter and
  * flatten untouched (the callback never sees them).
  *
+ * Event loops: fo_iter_fd() / fo_iter_arm() work on map, filter and
+ * map_filter when their source supports them (they use the source's fd; a
+ * map_filter with buffered outputs arms as ready without the source); not
+ * on flatten and zip (FO_EINVAL).  See fanout/iter.h.
+ *
  * Concurrency: an adapter is an fo_iter: one user thread at a time; its
  * callbacks run on that thread, inside its reads.  Nothing runs in between.
  *

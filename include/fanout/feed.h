@@ -9,11 +9,12 @@
  *
  *   FO_FEED_BACKGROUND  a feed thread pulls.  With ahead = n > 0 the stream
  *       is bounded (capacity n): it holds at most n items the slowest active
- *       cursor (or share group) has not read.  The thread pulls one item and
- *       then waits for room, so the source is read at most n + 1 items past
- *       the slowest active cursor (n in the stream, one in the thread's
- *       hand) - the exact depth, tested.  ahead = 0: drain the source
- *       eagerly into an unbounded stream (aiter's active_aiter).  Passive
+ *       cursor (or share group) has not read.  The thread waits for room for
+ *       one item before it pulls the next (fo_stream_wait_room; as the only
+ *       producer it keeps that room until its push), so the source is read
+ *       exactly n items past the slowest active cursor, never n + 1: no item
+ *       waits in the thread's hand.  ahead = 0: drain the source eagerly
+ *       into an unbounded stream (aiter's active_aiter).  Passive
  *       cursors never hold the thread back.  The thread stops when the
  *       source ends or fails, when the feed is destroyed, or when no cursor
  *       is left (it checks before each pull).  Reads: fo_cursor_*() or
@@ -25,8 +26,8 @@
  *       thread it pulls one item from the source and pushes it, so every
  *       cursor sees it.  One puller at a time; other readers at the end wait
  *       for that pull and then read.  Plain fo_cursor_*() reads never pull:
- *       that is how passive cursors read (and a passive cursor must never
- *       be given to fo_feed_next(): it would pull).  A puller whose pull
+ *       that is how passive cursors read (fo_feed_next() refuses a passive
+ *       cursor with FO_EINVAL).  A puller whose pull
  *       times out (try/timed) gives the role up and a waiting reader takes
  *       it; a pull that ends or fails ends the stream for everyone.  No
  *       reader ever waits on a puller that has gone (aiter_forker hangs).
@@ -124,8 +125,8 @@ FO_API int fo_feed(fo_cursor **c, fo_iter *src, const fo_feed_opts *o);
  * the source when @c has nothing to read (see the file comment).
  * @c: an active cursor or share-group member of this feed (never passive).
  * Returns: as fo_cursor_next(): FO_OK, FO_END, FO_FAILED (fo_cursor_error()
- * has the source's error), FO_LAGGED (only for passive cursors, which do
- * not belong here), FO_EINVAL (NULL argument).
+ * has the source's error); FO_EINVAL (NULL argument, or @c is a passive
+ * cursor: passive cursors never pull; read them with fo_cursor_*()).
  * Threads: @c's user thread; readers of different cursors concurrently.
  * Blocking: waits for an item, possibly running the source callback.
  */
@@ -145,7 +146,12 @@ FO_API int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t t
  * fo_feed_iter() - an iterator reading @c through fo_feed_next() (so it
  * pulls in ON_DEMAND mode), e.g. to join or map a feed.
  * @copy, @copy_free, @ctx: as fo_iter_from_cursor() (NULL @copy: borrowing).
- * Returns: FO_OK (the iterator takes @c); FO_EINVAL; FO_ENOMEM.
+ * Returns: FO_OK (the iterator takes @c); FO_EINVAL (NULL argument, a
+ * passive @c, @copy_free without @copy); FO_ENOMEM.
+ * Event loops: in BACKGROUND mode fo_iter_fd()/fo_iter_arm() are @c's
+ * fo_cursor_fd()/fo_cursor_arm() (a read is a read of @c).  In ON_DEMAND
+ * mode they return FO_EINVAL: a read at the end runs the source in the
+ * reader's thread, so nothing could signal the descriptor.
  * The feed must outlive the iterator.
  */
 FO_API int fo_feed_iter(fo_iter **it, fo_feeder *f, fo_cursor *c, fo_item_copy_fn copy,

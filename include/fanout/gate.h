@@ -10,6 +10,16 @@
  * items already credited flow, then the output returns FO_END.  If the
  * source ends first, the output ends; unused credits are ignored.
  *
+ * Event loops: fo_iter_fd() / fo_iter_arm() on the output iterator work when
+ * the source supports them (a cursor iterator, a BACKGROUND feed iterator, a
+ * join or gate output, a map/filter over one).  The fd is the gate's own
+ * eventfd; it polls readable when a read would return something: a credit
+ * and a source item (or the source's END / failure), or the gate closed
+ * with no credits left (FO_END).  An item without a credit does not wake
+ * the reader; fo_gate_release() does once the source has one.  The gate
+ * hangs a notify hook on its source, so do not call fo_cursor_fd() or
+ * fo_cursor_set_notify() on a cursor you handed to it.
+ *
  * Two handles: the gate (release, close, credits - any thread) and its output
  * iterator (one reader), taken once with fo_gate_iter().  Memory goes when
  * both are dropped (fo_gate_destroy() and fo_iter_close()), in any order.

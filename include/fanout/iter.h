@@ -253,10 +253,36 @@ FO_API fo_item_free_fn fo_iter_item_free(const fo_iter *it, void **ctx);
 FO_API void fo_iter_close_item(void *item, void *ctx);
 
 /**
- * fo_iter_fd() / fo_iter_arm() - event-loop readiness, as fo_cursor_fd() /
- * fo_cursor_arm(), for iterators that support it (cursor iterators).
- * Returns: as the cursor calls; FO_EINVAL when @it is NULL or does not
- * support readiness.
+ * fo_iter_fd() / fo_iter_arm() - event-loop readiness, with exactly the
+ * semantics of fo_cursor_fd() / fo_cursor_arm(), for every iterator that can
+ * tell when it has something:
+ *   - cursor iterators: the cursor's own fd and arm;
+ *   - gate outputs (fo_gate_iter) and join outputs (fo_join_iter): an
+ *     eventfd owned by the gate or join;
+ *   - BACKGROUND feed iterators (fo_feed_iter): the feed cursor's;
+ *   - map, filter, map_filter over such a source: the source's fd; arm()
+ *     answers 1 by itself while outputs are buffered (map_filter) or an
+ *     error still has to be delivered, so they are readable without the
+ *     source.
+ * Not supported (FO_EINVAL): array and callback sources, flatten, zip,
+ * ON_DEMAND feed iterators, and adapters over those.
+ * Protocol: read with fo_iter_try_next() until FO_EMPTY, then call
+ * fo_iter_arm(): 1 means something is ready (read again; nothing is armed),
+ * 0 means it is safe to sleep until the fd polls readable.  The fd polls
+ * readable when an item, FO_END or a failure is ready (a filter or
+ * map_filter may also be woken by an input it then drops: the read returns
+ * FO_EMPTY; arm again).  After FO_END / FO_FAILED arm() returns 1 for good.
+ * A publisher (a push, a credit, a seal, ...) pays a system call only on an
+ * armed -> signalled transition; no wake-up is lost.  The fd is created on
+ * first use, close-on-exec and non-blocking, owned by the iterator (closed
+ * with it); never read, write or close it yourself.  Register it once: the
+ * same number is returned every time.
+ * Returns: fo_iter_fd: the descriptor (>= 0); FO_EINVAL (@it NULL,
+ * unsupported, or its source's readiness is already taken by a notify hook
+ * or a different fd, e.g. fo_cursor_fd() called on the cursor of a source
+ * given to a gate); FO_ESYS.  fo_iter_arm: 1, 0, FO_EINVAL (@it NULL,
+ * unsupported, or fo_iter_fd() not called yet).
+ * Threads: the iterator's user thread.
  */
 FO_API int fo_iter_fd(fo_iter *it);
 FO_API int fo_iter_arm(fo_iter *it);

@@ -26,6 +26,16 @@
  *   FO_JOIN_CONTINUE: a failed source ends and the reader gets an
  *     fo_error_item (input NULL) with its error; the rest goes on.
  *
+ * Event loops: fo_iter_fd() / fo_iter_arm() on the output iterator: an
+ * eventfd owned by the join that polls readable when a read would return
+ * something - an item of any source, an error item, FO_END (sealed and every
+ * source ended) or the fail-fast failure.  Everything that wakes a blocking
+ * reader signals it (cursor sources through their notify hooks, helper
+ * threads through the internal queue's, add and seal); a signal costs a
+ * system call only on an armed -> signalled transition.  A source added
+ * meanwhile may make arm() return 1 once for a read that returns FO_EMPTY
+ * (the reader adopts the source in that read).
+ *
  * Items: every source must have the join's destructor (opts.item_free/ctx)
  * and must not borrow; the output has that destructor.  Error items from
  * sources pass through (only in CONTINUE mode, which may emit them).

@@ -7,6 +7,8 @@
  *              out item i only once the test opened the valve past i (ft_valve_open), honours
  *              the read deadline (condvar on CLOCK_MONOTONIC), counts pulls and closes, can
  *              fail with a code at one index, and frees items through one shared counter.
+ *              With gated_end set, END and the failure also wait for the valve to open past
+ *              their index, so a test can decide when they arrive.
  *              ft_valve_open(v, SIZE_MAX) makes it a plain fast source.
  *
  * Worker threads may call these; only the main test thread asserts.
@@ -28,6 +30,7 @@ typedef struct ft_valve {
 	atomic_size_t pulls; /* successful pulls */
 	atomic_size_t calls; /* next() calls */
 	atomic_int closes;
+	bool gated_end;     /* END / failure at index i wait for the valve past i too */
 	int64_t delay_ns;   /* sleep this long (slow source) ... */
 	size_t delay_every; /* ... before every delay_every-th call (0: every call) */
 } ft_valve;
@@ -55,6 +58,7 @@ static inline void ft_valve_init(ft_valve *v, size_t n, uint64_t tag)
 	atomic_init(&v->pulls, 0);
 	atomic_init(&v->calls, 0);
 	atomic_init(&v->closes, 0);
+	v->gated_end = false;
 	v->delay_ns = 0;
 	v->delay_every = 0;
 }
@@ -83,15 +87,16 @@ static inline int ft_valve_next(void *ctx, void **item, uint64_t deadline)
 		ft_sleep_ms((unsigned)(v->delay_ns / 1000000));
 	pthread_mutex_lock(&v->mu);
 	for (;;) {
-		if (v->fail_at >= 0 && v->i == (size_t)v->fail_at) {
+		bool may_end = !v->gated_end || v->i < v->open;
+		if (may_end && v->fail_at >= 0 && v->i == (size_t)v->fail_at) {
 			pthread_mutex_unlock(&v->mu);
 			return v->fail_code;
 		}
-		if (v->i == v->n) {
+		if (may_end && v->i == v->n) {
 			pthread_mutex_unlock(&v->mu);
 			return FO_END;
 		}
-		if (v->i < v->open)
+		if (v->i < v->open && v->i < v->n)
 			break;
 		if (deadline == 0) {
 			pthread_mutex_unlock(&v->mu);

@@ -8,7 +8,8 @@
  *   gate    credits released from 4 threads: exactly the credited count comes out, and the
  *           source was pulled exactly that many times (no read-ahead).
  *   feed    BACKGROUND with slow and fast sources vs slow and fast readers (2 active forks,
- *           1 passive tap): the read-ahead bound holds at every read, nothing lost.
+ *           1 passive tap): the read-ahead bound (exactly `ahead`) holds at every read,
+ *           nothing lost.
  *   errors  a source failing at every position k (feed both modes, join fail-fast, gate, map):
  *           exactly k items, then the error, every destructor once.
  *
@@ -297,9 +298,10 @@ static void *freader_main(void *arg)
 		size_t s = (size_t)((ft_item *)x)->seq;
 		if (!r->passive) {
 			CHECK(s == r->got, "feed order: %zu want %zu", s, r->got);
-			/* The source is at most ahead + 1 past the slowest active reader, which
-			 * has consumed at most s + 1 items. */
-			CHECK(ft_valve_pulls(r->v) <= s + 1 + r->ahead + 1,
+			/* The source is exactly at most ahead past the slowest active reader
+			 * (the feed thread waits for room before it pulls), which has consumed
+			 * at most s + 1 items. */
+			CHECK(ft_valve_pulls(r->v) <= s + 1 + r->ahead,
 			      "read-ahead: pulled %zu at item %zu", ft_valve_pulls(r->v), s);
 		} else {
 			CHECK(r->got == 0 || s > last, "tap order");

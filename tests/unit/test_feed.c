@@ -33,7 +33,7 @@ static size_t read_seq(fo_cursor *c)
 	return (size_t)((ft_item *)x)->seq;
 }
 
-static void test_feed_background_reads_exactly_ahead_plus_one(void **state)
+static void test_feed_background_reads_exactly_ahead(void **state)
 {
 	(void)state;
 	ft_valve v;
@@ -44,15 +44,30 @@ static void test_feed_background_reads_exactly_ahead_plus_one(void **state)
 	fo_feeder *f;
 	fo_cursor *c;
 	assert_int_equal(fo_feed_create(&f, &c, ft_valve_iter(&v, &cnt), &o), FO_OK);
-	FT_WAIT_UNTIL(ft_valve_pulls(&v) >= 5, 2000);
+	FT_WAIT_UNTIL(ft_valve_pulls(&v) >= 4, 2000);
 	ft_sleep_ms(20);
-	assert_int_equal(ft_valve_pulls(&v), 5); /* 4 in the stream + 1 in the thread's hand */
-	assert_int_equal(fo_feed_pulled(f), 5);
+	assert_int_equal(ft_valve_pulls(&v),
+	                 4); /* all 4 in the stream, none in the thread's hand */
+	assert_int_equal(fo_feed_pulled(f), 4);
+	assert_int_equal(atomic_load(&v.calls), 4); /* not even a pull started */
 	for (size_t k = 0; k < 3; k++)
 		assert_int_equal(read_seq(c), k);
-	FT_WAIT_UNTIL(ft_valve_pulls(&v) >= 8, 2000);
+	FT_WAIT_UNTIL(ft_valve_pulls(&v) >= 7, 2000);
 	ft_sleep_ms(20);
-	assert_int_equal(ft_valve_pulls(&v), 8);
+	assert_int_equal(ft_valve_pulls(&v), 7); /* 3 read + exactly 4 ahead */
+	/* A passive fork never holds the thread back, an active one does. */
+	fo_cursor *p, *a;
+	assert_int_equal(fo_cursor_fork(c, &p, FO_PASSIVE), FO_OK);
+	assert_int_equal(fo_cursor_fork(c, &a, FO_ACTIVE), FO_OK);
+	for (size_t k = 3; k < 7; k++)
+		assert_int_equal(read_seq(c), k);
+	ft_sleep_ms(30);
+	assert_int_equal(ft_valve_pulls(&v), 7); /* a (at 3) has 4 unread: full */
+	fo_cursor_close(a);                      /* now c (at 7) is the slowest active one */
+	FT_WAIT_UNTIL(ft_valve_pulls(&v) >= 11, 2000);
+	ft_sleep_ms(20);
+	assert_int_equal(ft_valve_pulls(&v), 11);
+	fo_cursor_close(p);
 	fo_feed_destroy(f); /* the source had not ended: FO_ECANCELED after the items */
 	size_t n = 0;
 	void *x;
@@ -61,7 +76,7 @@ static void test_feed_background_reads_exactly_ahead_plus_one(void **state)
 		n++;
 	assert_int_equal(rc, FO_FAILED);
 	assert_int_equal(fo_cursor_error(c)->code, FO_ECANCELED);
-	assert_true(n >= 4 && n <= 5);
+	assert_int_equal(n, 4); /* exactly the 4 ahead */
 	fo_cursor_close(c);
 	assert_int_equal(atomic_load(&v.closes), 1);
 	assert_int_equal(ft_freed(&cnt), ft_valve_pulls(&v)); /* every pulled item freed once */
@@ -400,6 +415,49 @@ static void test_feed_sharable_two_readers_blocked_when_the_source_ends_both_get
 	ft_valve_fini(&v);
 }
 
+/* ---- passive cursors never pull --------------------------------------------------------- */
+
+static void test_feed_next_refuses_a_passive_cursor(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		ft_valve v;
+		ft_valve_init(&v, 10, 0);
+		ft_valve_open(&v, SIZE_MAX);
+		ft_counter_init(&cnt, 0);
+		fo_feed_opts o = opts(mode ? FO_FEED_ON_DEMAND : FO_FEED_BACKGROUND, 2);
+		fo_feeder *f;
+		fo_cursor *c, *p, *m;
+		assert_int_equal(fo_feed_create(&f, &c, ft_valve_iter(&v, &cnt), &o), FO_OK);
+		assert_int_equal(fo_cursor_fork(c, &p, FO_PASSIVE), FO_OK);
+		assert_int_equal(fo_cursor_kind(p), FO_PASSIVE);
+		size_t calls = atomic_load(&v.calls);
+		void *x;
+		fo_iter *it = NULL;
+		assert_int_equal(fo_feed_next(f, p, &x), FO_EINVAL);
+		assert_int_equal(fo_feed_try_next(f, p, &x), FO_EINVAL);
+		assert_int_equal(fo_feed_timed_next(f, p, &x, FT_MS(1)), FO_EINVAL);
+		assert_int_equal(fo_feed_iter(&it, f, p, NULL, NULL, NULL), FO_EINVAL);
+		assert_null(it);
+		if (mode) /* ON_DEMAND: none of that pulled */
+			assert_int_equal(atomic_load(&v.calls), calls);
+		/* Active cursors and share-group members are fine. */
+		assert_int_equal(fo_cursor_fork(c, &m, FO_SHARED), FO_OK);
+		assert_int_equal(fo_cursor_kind(m), FO_SHARED);
+		assert_int_equal(fo_feed_next(f, m, &x), FO_OK);
+		assert_int_equal(fo_feed_next(f, c, &x), FO_OK);
+		/* The passive cursor reads with fo_cursor_*(): the items others pulled. */
+		assert_int_equal(fo_cursor_next(p, &x), FO_OK);
+		assert_int_equal(((ft_item *)x)->seq, 0);
+		fo_feed_destroy(f);
+		fo_cursor_close(c);
+		fo_cursor_close(m);
+		fo_cursor_close(p);
+		assert_int_equal(ft_freed(&cnt), ft_valve_pulls(&v));
+		ft_valve_fini(&v);
+	}
+}
+
 /* ---- misc ----------------------------------------------------------------------------------- */
 
 static void test_feed_detached_form_and_feed_iter(void **state)
@@ -425,6 +483,23 @@ static void test_feed_detached_form_and_feed_iter(void **state)
 	FT_WAIT_UNTIL(atomic_load(&v.closes) == 1, 2000); /* the thread cleaned up */
 	assert_int_equal(atomic_load(&v.closes), 1);
 	assert_int_equal(ft_freed(&cnt), 50);
+	ft_valve_fini(&v);
+
+	/* A detached feed waiting for room stops once its last cursor closes. */
+	ft_valve_init(&v, 1000, 0);
+	ft_valve_open(&v, SIZE_MAX);
+	ft_counter_init(&cnt, 0);
+	o = opts(FO_FEED_BACKGROUND, 3);
+	assert_int_equal(fo_feed(&c, ft_valve_iter(&v, &cnt), &o), FO_OK);
+	FT_WAIT_UNTIL(ft_valve_pulls(&v) >= 3, 2000);
+	ft_sleep_ms(10);
+	assert_int_equal(ft_valve_pulls(&v), 3); /* exactly ahead, waiting for room */
+	fo_cursor_close(c);
+	FT_WAIT_UNTIL(atomic_load(&v.closes) == 1, 2000);
+	assert_int_equal(atomic_load(&v.closes), 1);
+	assert_true(ft_valve_pulls(&v) <= 4); /* at most one more, pulled as the last cursor went */
+	FT_WAIT_UNTIL(ft_freed(&cnt) == ft_valve_pulls(&v), 2000);
+	assert_int_equal(ft_freed(&cnt), ft_valve_pulls(&v));
 	ft_valve_fini(&v);
 
 	/* fo_feed_iter: an iterator that pulls on demand */
@@ -490,7 +565,7 @@ static void test_feed_invalid_arguments(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_feed_background_reads_exactly_ahead_plus_one),
+	    cmocka_unit_test(test_feed_background_reads_exactly_ahead),
 	    cmocka_unit_test(test_feed_active_drain_pulls_everything_eagerly),
 	    cmocka_unit_test(test_feed_source_error_after_k_items_then_error_for_every_cursor),
 	    cmocka_unit_test(test_feed_on_demand_never_prefetches),
@@ -501,6 +576,7 @@ int main(void)
 	    cmocka_unit_test(test_feed_work_sharing_recipe_each_item_to_exactly_one_worker),
 	    cmocka_unit_test(
 	        test_feed_sharable_two_readers_blocked_when_the_source_ends_both_get_end),
+	    cmocka_unit_test(test_feed_next_refuses_a_passive_cursor),
 	    cmocka_unit_test(test_feed_detached_form_and_feed_iter),
 	    cmocka_unit_test(test_feed_invalid_arguments),
 	};
