@@ -14,6 +14,8 @@ packages=(
 	clang-format                   # format-check target
 	libzmq3-dev                    # benchmark peer
 	valgrind                       # callgrind instruction counts in bench/
+	libuv1-dev                     # include/fanout/uv.h adapter: examples/uv_subscriber.c
+	spin                           # model checking: scripts/check_models.sh (docs/models/)
 )
 
 if ! command -v dpkg >/dev/null 2>&1; then

@@ -8,6 +8,7 @@
 #   build/asan     clang, AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g
 #   build/tsan     clang, ThreadSanitizer, -O1 -g, ctest -j1 (stress tests oversubscribe
 #                  the 2 cores on purpose)
+# Then the spin models (scripts/check_models.sh).
 # FO_BUILDS="release asan" selects a subset. Exits non-zero if any step of any build fails.
 set -uo pipefail
 
@@ -105,6 +106,16 @@ for b in $builds; do
 		;;
 	esac
 done
+
+# Spin models of the wait/arm handshakes (docs/models): every model verifies and every
+# deliberately broken variant is caught.
+banner "models: scripts/check_models.sh"
+if bash scripts/check_models.sh; then
+	summary+=("$(printf '%-8s PASS' models)")
+else
+	summary+=("$(printf '%-8s FAIL' models)")
+	failed=1
+fi
 
 banner "summary"
 printf '%s\n' "${summary[@]}"

@@ -1122,7 +1122,7 @@ void fo_cursor_close(fo_cursor *c)
 		 * one that raised it before is waited for, so no signal (and no
 		 * notify call) happens after close returns. */
 		atomic_store_explicit(&c->armed, ARM_CLOSED, memory_order_seq_cst);
-		while (atomic_load_explicit(&c->busy, memory_order_acquire))
+		while (atomic_load_explicit(&c->busy, memory_order_seq_cst))
 			sched_yield();
 	}
 	pthread_mutex_lock(&s->lock);
@@ -1553,7 +1553,7 @@ int fo_cursor_set_notify(fo_cursor *c, void (*fn)(void *arg), void *arg)
 		return FO_EINVAL;
 	/* Disarm first: no signal may run with a half-changed hook. */
 	atomic_store_explicit(&c->armed, ARM_IDLE, memory_order_seq_cst);
-	while (atomic_load_explicit(&c->busy, memory_order_acquire))
+	while (atomic_load_explicit(&c->busy, memory_order_seq_cst))
 		sched_yield();
 	c->notify = fn;
 	c->notify_arg = arg;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Copyright (c) 2026 The fanout authors
+#
+# Model-check the spin models in docs/models/ (see docs/models/README.md):
+#   1. every configuration of arm.pml must verify with 0 errors (safety: assertions and
+#      invalid end states = a reader asleep forever; liveness: the ltl claim no_lost_wakeup
+#      with weak fairness);
+#   2. every deliberately broken variant (-DBROKEN_*) must FAIL: the model has teeth.
+# Exits non-zero if any run disagrees.  Needs spin (Debian package `spin`) and gcc.
+#
+#   bash scripts/check_models.sh            # everything, ~30 s on 2 cores
+#   KEEP=1 bash scripts/check_models.sh     # keep the work directory (pan.c, trails)
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+model="$root/docs/models/arm.pml"
+cc=${CC:-gcc}
+memlim=${FO_SPIN_MEMLIM:-4096} # MB: pan stops (and we fail) rather than swap
+
+for tool in spin "$cc"; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "check_models.sh: '$tool' not found (bash scripts/deps.sh installs spin)" >&2
+		exit 1
+	fi
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/fanout-models.XXXXXX")
+if [ "${KEEP:-0}" != 1 ]; then
+	trap 'rm -rf "$work"' EXIT
+fi
+cp "$model" "$work/arm.pml"
+cd "$work" || exit 1
+
+failed=0
+
+# run NAME EXPECT(pass|fail) MODE(safety|liveness) SPIN_DEFINES...
+run() {
+	local name=$1 expect=$2 mode=$3
+	shift 3
+	local out errors states verdict ccflags=(-O2 -w "-DMEMLIM=$memlim" -DCOLLAPSE) panflags=(-m200000)
+	if [ "$mode" = safety ]; then
+		ccflags+=(-DSAFETY -DNOCLAIM)
+	else
+		panflags+=(-a -f)
+	fi
+	rm -f pan pan.* ./*.trail
+	if ! spin "$@" -a arm.pml >spin.log 2>&1; then
+		cat spin.log
+		echo "FAIL  $name: spin -a failed"
+		failed=1
+		return
+	fi
+	if ! "$cc" "${ccflags[@]}" -o pan pan.c >cc.log 2>&1; then
+		cat cc.log
+		echo "FAIL  $name: $cc pan.c failed"
+		failed=1
+		return
+	fi
+	out=$(./pan "${panflags[@]}" 2>&1)
+	errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' <<<"$out" | tail -1)
+	states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' <<<"$out" | tail -1)
+	if [ -z "$errors" ]; then
+		echo "$out" | tail -20
+		echo "FAIL  $name: pan gave no verdict"
+		failed=1
+		return
+	fi
+	if grep -q 'reached -DMEMLIM bound\|Search not completed' <<<"$out" && [ "$errors" = 0 ]; then
+		echo "$out" | tail -20
+		echo "FAIL  $name: search incomplete (memory bound)"
+		failed=1
+		return
+	fi
+	if [ "$expect" = pass ] && [ "$errors" = 0 ]; then
+		verdict="ok   "
+	elif [ "$expect" = fail ] && [ "$errors" != 0 ]; then
+		verdict="ok   "
+	else
+		verdict="FAIL "
+		failed=1
+		echo "$out" | tail -25
+	fi
+	local why
+	why=$(grep -m1 -E '^pan:[0-9]+: ' <<<"$out" | sed 's/^pan:[0-9]*: //; s/ (at depth.*//')
+	printf '%s %-44s %-8s expect %-4s errors %s, states %s%s\n' "$verdict" "$name" "$mode" \
+		"$expect" "$errors" "$states" "${why:+ ($why)}"
+}
+
+echo "== arm.pml: the protocol as implemented (must verify)"
+run "2 producers x1, watcher + sleeper" pass safety -DPER=1
+run "2 producers x1, watcher + sleeper" pass liveness -DPER=1
+run "2 producers x2, watcher" pass safety -DPER=2 -DNO_SLEEPER
+run "2 producers x3, watcher" pass safety -DPER=3 -DNO_SLEEPER
+run "2 producers x2, sleeper" pass safety -DPER=2 -DNO_WATCHER
+run "2 producers x2, watcher, ltl" pass liveness -DPER=2 -DNO_SLEEPER
+run "no membarrier: both fences seq_cst" pass safety -DPER=1 -DNO_MEMBARRIER
+
+echo "== arm.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_NO_FENCE (no heavy fence)" fail safety -DPER=1 -DBROKEN_NO_FENCE
+run "BROKEN_GEN_AFTER (ticket after announcing)" fail safety -DPER=1 -DBROKEN_GEN_AFTER
+run "BROKEN_ANNOUNCE_FIRST (need before armed)" fail safety -DPER=1 -DBROKEN_ANNOUNCE_FIRST
+run "BROKEN_NO_RECHECK (arm without re-check)" fail safety -DPER=1 -DBROKEN_NO_RECHECK
+run "BROKEN_CLOSE_NOWAIT (close ignores busy)" fail safety -DPER=1 -DBROKEN_CLOSE_NOWAIT
+run "BROKEN_NO_FENCE, ltl" fail liveness -DPER=1 -DBROKEN_NO_FENCE
+
+if [ "$failed" -ne 0 ]; then
+	echo "check_models.sh: FAILED"
+	exit 1
+fi
+echo "check_models.sh: all models verified, every broken variant caught"
