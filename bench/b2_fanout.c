@@ -7,10 +7,13 @@
  * measured).  Implementations, interleaved within each run:
  *
  *   fanout       one stream (bounded, --capacity, default 65536; no item
- *                destructor), N ACTIVE cursors (one from fo_stream_cursor, the
- *                rest forks).  The producer calls fo_stream_push per item, then
+ *                destructor; single_producer = true), N ACTIVE cursors
+ *                (one from fo_stream_cursor, the rest forks).  The producer
+ *                calls fo_stream_push per item, then
  *                fo_stream_close; each consumer drains with fo_cursor_next_many
  *                (batches of 64) and blocks in fo_cursor_next when empty.
+ *   fanout_mp    the same with default options (single_producer = false:
+ *                every push enters an RCU read section), for comparison.
  *   ckring_copy  the obvious C fan-out: one ck_ring SPSC per consumer whose
  *                slots hold 64-byte items by value (CK_RING_PROTOTYPE); the
  *                producer copies each item into every consumer's ring.  Both
@@ -106,11 +109,12 @@ static void finish(struct consumer *c, uint64_t seen, uint64_t errors, uint64_t 
 
 /* ---- fanout -------------------------------------------------------------------------------- */
 
-static int fanout_setup(struct run *r)
+static int fanout_setup_opts(struct run *r, bool single_producer)
 {
 	fo_stream_opts o;
 	fo_stream_opts_init(&o);
 	o.capacity = (size_t)opt_capacity;
+	o.single_producer = single_producer;
 	int rc = fo_stream_create(&r->stream, &o);
 	if (rc == FO_OK)
 		rc = fo_stream_cursor(r->stream, &r->cons[0].cursor, FO_ACTIVE);
@@ -119,6 +123,15 @@ static int fanout_setup(struct run *r)
 	if (rc != FO_OK)
 		fprintf(stderr, "fanout setup: %s\n", fo_status_name(rc));
 	return rc;
+}
+
+static int fanout_setup(struct run *r)
+{
+	return fanout_setup_opts(r, true);
+}
+static int fanout_mp_setup(struct run *r)
+{
+	return fanout_setup_opts(r, false);
 }
 
 static void *fanout_consumer(void *arg)
@@ -359,6 +372,7 @@ typedef struct impl {
 
 static const impl impls[] = {
     {"fanout", fanout_setup, fanout_consumer, fanout_produce, fanout_teardown},
+    {"fanout_mp", fanout_mp_setup, fanout_consumer, fanout_produce, fanout_teardown},
     {"ckring_copy", ckring_setup, ckring_consumer, ckring_produce, ckring_teardown},
 #ifdef HAVE_ZMQ
     {"zmq", zmq_setup, zmq_consumer, zmq_produce, zmq_teardown},
@@ -426,7 +440,7 @@ int main(int argc, char **argv)
 	    {"cursors", BENCH_FLAG_U64, &opt_cursors,
 	     "only this cursor count, 1..4 (default: 1, 2 and 4)"},
 	    {"impl", BENCH_FLAG_STR, &opt_impl,
-	     "comma-separated implementations (default fanout,ckring_copy,zmq)"},
+	     "comma-separated implementations (default fanout,fanout_mp,ckring_copy,zmq)"},
 	};
 	bench_parse_args(argc, argv, &o, flags, sizeof(flags) / sizeof(flags[0]));
 	if (opt_ring < 2 || opt_ring > (1u << 24) || (opt_ring & (opt_ring - 1))) {

@@ -2,14 +2,20 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (c) 2026 The fanout authors
 #
-# bench/run.sh - build the benchmarks (Release) and run every bench/b*_* program.
+# bench/run.sh - build the benchmarks (Release), run every bench/b*_* program (B1-B12 of
+# PERFORMANCE.md, fanout and its peers interleaved, 5 runs each by default) and print one
+# final table of medians, ratios fanout / peer and met / MISSED per target (bench/report.sh).
 #
 #   bench/run.sh [--quick] [other args passed to every benchmark]
 #
+# --quick: small sizes, for CI (under 60 s in all; B3/B4a need valgrind and are skipped with
+# a note without it; B12's jemalloc half needs libjemalloc2).
 # Environment: BUILD_DIR (default build/bench), JOBS (default 2),
-# FO_BENCH_PREBUILT=1: BUILD_DIR already holds built benchmarks (scripts/test.sh).
-# Exits non-zero if the build or any benchmark fails; the RESULT lines and each
-# program's summary table go to stdout.
+# FO_BENCH_PREBUILT=1: BUILD_DIR already holds built benchmarks (scripts/test.sh),
+# BENCH_LOG: where the raw output goes (default $BUILD_DIR/bench-results.log),
+# BENCH_ONLY: space-separated program names to run (default: all).
+# Exits non-zero if the build or any benchmark fails (a broken invariant, never a missed
+# speed target); the RESULT lines, each program's summary and the final table go to stdout.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,20 +30,43 @@ if [ "${FO_BENCH_PREBUILT:-0}" != 1 ]; then
 	cmake --build "$build" -j"$jobs" || exit 1
 fi
 
+log=${BENCH_LOG:-"$build/bench-results.log"}
+mkdir -p "$(dirname "$log")" || exit 1
+: >"$log" || exit 1
+rcfile=$(mktemp) || exit 1
+trap 'rm -f "$rcfile"' EXIT
+
+{
+	echo "# fanout benchmarks $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -srm)," \
+		"$(getconf _NPROCESSORS_ONLN) cpus, load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+	echo "# args: $*"
+} | tee -a "$log"
+
 status=0
 ran=0
+start=$(date +%s)
 for src in "$here"/b*_*.c; do
 	[ -e "$src" ] || continue
 	name=$(basename "$src" .c)
+	if [ -n "${BENCH_ONLY:-}" ]; then
+		case " $BENCH_ONLY " in *" $name "*) ;; *) continue ;; esac
+	fi
 	prog="$build/bench/$name"
 	if [ ! -x "$prog" ]; then
 		echo "run.sh: $prog was not built" >&2
 		status=1
 		continue
 	fi
-	echo "=== $name $*"
+	echo "=== $name $*" | tee -a "$log"
 	ran=$((ran + 1))
-	if ! "$prog" "$@"; then
+	t0=$(date +%s)
+	{
+		"$prog" "$@"
+		echo $? >"$rcfile"
+	} | tee -a "$log"
+	rc=$(cat "$rcfile")
+	echo "=== $name: exit $rc, $(($(date +%s) - t0)) s" | tee -a "$log"
+	if [ "$rc" != 0 ]; then
 		echo "run.sh: $name FAILED" >&2
 		status=1
 	fi
@@ -46,4 +75,9 @@ if [ "$ran" -eq 0 ]; then
 	echo "run.sh: no benchmarks found in $here" >&2
 	status=1
 fi
+
+echo
+echo "## Summary: medians, ratio fanout / peer, PERFORMANCE.md targets ($(($(date +%s) - start)) s; raw log: $log)"
+echo
+sh "$here/report.sh" "$log"
 exit $status

@@ -16,6 +16,7 @@ packages=(
 	valgrind                       # callgrind instruction counts in bench/
 	libuv1-dev                     # include/fanout/uv.h adapter: examples/uv_subscriber.c
 	spin                           # model checking: scripts/check_models.sh (docs/models/)
+	libjemalloc2                   # bench B12: allocator independence (LD_PRELOAD)
 )
 
 if ! command -v dpkg >/dev/null 2>&1; then
