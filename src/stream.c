@@ -69,7 +69,8 @@ struct seg {
 	uint64_t base;
 	_Atomic(struct seg *) next;
 	_Atomic uint64_t state;
-	struct seg *rnext; /* retired batch / pool chain, under pool_lock */
+	_Atomic uint32_t ndead; /* DEAD_ITEM slots: exact stats without a scan */
+	struct seg *rnext;      /* retired batch / pool chain, under pool_lock */
 	fo__rcu_node rcu;
 	_Atomic(void *) slot[SEG_SLOTS] FO_ALIGNED;
 };
@@ -176,6 +177,7 @@ struct fo_stream {
 	_Atomic(struct seg *) oldest;  /* written under lock; read by lapped passives */
 	struct consumer consumers;     /* list head, under lock */
 	_Atomic(fo_cursor *) watchers; /* cursors with an fd or notify hook */
+	_Atomic int reclaim_pending;   /* a reclaim_try found the lock taken */
 	_Atomic int handles;           /* creator + open cursors */
 	_Atomic int refs;              /* 1 for all handles + 1 per pending retire batch */
 	char *err_msg;
@@ -205,6 +207,7 @@ static struct seg *seg_new(fo_stream *s, uint64_t base)
 	x->base = base;
 	atomic_init(&x->next, NULL);
 	atomic_init(&x->state, 0);
+	atomic_init(&x->ndead, 0);
 	/* calloc-like: every slot starts NULL = not yet written. */
 	memset((void *)x->slot, 0, sizeof(x->slot));
 	atomic_fetch_add_explicit(&s->live_segments, 1, memory_order_relaxed); /* stats only */
@@ -285,6 +288,12 @@ static void seg_retire(fo_stream *s, struct seg *x)
 static void seg_release(fo_stream *s, struct seg *x, bool deferred)
 {
 	uint64_t n = 0;
+	if (deferred && !s->item_free) {
+		/* Unlinked segments are fully written: nothing to call, and the
+		 * count needs no scan. */
+		n = SEG_SLOTS - atomic_load_explicit(&x->ndead, memory_order_relaxed);
+		goto counted;
+	}
 	for (unsigned i = 0; i < SEG_SLOTS; i++) {
 		/* acquire: the item's contents were written before its slot. */
 		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
@@ -294,6 +303,7 @@ static void seg_release(fo_stream *s, struct seg *x, bool deferred)
 			n++;
 		}
 	}
+counted:
 	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 	atomic_fetch_sub_explicit(&s->live_segments, 1, memory_order_relaxed);
 	if (deferred)
@@ -336,6 +346,7 @@ static void seg_unpin(fo_stream *s, struct seg *x)
  * it.  Returns the segment; *exact tells whether it contains @pos. */
 static struct seg *seg_walk(struct seg *x, uint64_t pos)
 {
+	FO_ASSERT(x->base <= pos); /* callers load the hint before the position */
 	while (pos - x->base >= SEG_SLOTS) {
 		/* acquire: the new segment's initialisation happened before. */
 		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
@@ -408,19 +419,27 @@ static uint64_t cons_min_pos(fo_stream *s)
 	return m;
 }
 
-static bool seg_fully_written(const struct seg *x)
+/* Is every slot of @x stored?  With a single producer the last slot is
+ * proof (stores land in order).  (A consumer's position is no proof: a new
+ * cursor starts at the tail, past slots claimed but not yet stored.) */
+static bool seg_fully_written(const fo_stream *s, const struct seg *x)
 {
+	if (s->single_producer) /* acquire: the earlier stores came before it */
+		return atomic_load_explicit(&x->slot[SEG_SLOTS - 1], memory_order_acquire);
 	for (unsigned i = 0; i < SEG_SLOTS; i++)
-		if (!atomic_load_explicit(&x->slot[i], memory_order_relaxed))
+		if (!atomic_load_explicit(&x->slot[i], memory_order_acquire))
 			return false;
 	return true;
 }
 
-/* Unlink every segment strictly below the frontier.  Caller holds s->lock. */
+/* Unlink every segment below the frontier: strictly below while cursors
+ * exist (an active cursor may stand at a segment's very end and still need
+ * its next pointer).  Caller holds s->lock. */
 static void reclaim_locked(fo_stream *s)
 {
 	struct seg *hint = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
 	uint64_t f = hint->base;
+	bool none = atomic_load_explicit(&s->ncursors, memory_order_relaxed) == 0;
 	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
 		uint64_t p;
 		if (c->hint) /* a group: its hint segment and later stay */
@@ -437,7 +456,8 @@ static void reclaim_locked(fo_stream *s)
 			f = keep;
 	}
 	struct seg *x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
-	while (x != hint && x->base + SEG_SLOTS < f && seg_fully_written(x)) {
+	uint64_t slack = none ? 0 : 1;
+	while (x != hint && x->base + SEG_SLOTS + slack <= f && seg_fully_written(s, x)) {
 		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
 		/* release: a lapped passive that loads oldest sees a linked one. */
 		atomic_store_explicit(&s->oldest, n, memory_order_release);
@@ -467,6 +487,7 @@ static void sweep_locked(fo_stream *s)
 			if (!it || it == DEAD_ITEM)
 				continue;
 			atomic_store_explicit(&x->slot[i], DEAD_ITEM, memory_order_relaxed);
+			atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed);
 			if (s->item_free)
 				s->item_free(it, s->item_free_ctx);
 			n++;
@@ -475,12 +496,31 @@ static void sweep_locked(fo_stream *s)
 	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 }
 
+/*
+ * Reclaim without ever blocking on the registry lock.  A request that finds
+ * the lock taken is not lost: it sets reclaim_pending, and every holder
+ * checks the flag after unlocking (stream_unlock).  seq_cst store then
+ * trylock, against unlock, fence, load: one of the two sides sees the other.
+ */
 static void reclaim_try(fo_stream *s)
 {
-	if (pthread_mutex_trylock(&s->lock) == 0) {
+	atomic_store_explicit(&s->reclaim_pending, 1, memory_order_seq_cst);
+	while (atomic_load_explicit(&s->reclaim_pending, memory_order_seq_cst) &&
+	       pthread_mutex_trylock(&s->lock) == 0) {
+		atomic_store_explicit(&s->reclaim_pending, 0, memory_order_relaxed);
 		reclaim_locked(s);
 		pthread_mutex_unlock(&s->lock);
+		atomic_thread_fence(memory_order_seq_cst); /* unlock before the re-check */
 	}
+}
+
+/* Unlock the registry; run a reclamation that was requested meanwhile. */
+static void stream_unlock(fo_stream *s)
+{
+	pthread_mutex_unlock(&s->lock);
+	atomic_thread_fence(memory_order_seq_cst); /* unlock before the check */
+	if (atomic_load_explicit(&s->reclaim_pending, memory_order_relaxed))
+		reclaim_try(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -668,7 +708,7 @@ static bool has_room(fo_stream *s, uint64_t t, size_t k)
 	if (m == UINT64_MAX) /* no active consumer: never full */
 		m = t;
 	atomic_store_explicit(&s->cached_min, m, memory_order_relaxed);
-	pthread_mutex_unlock(&s->lock);
+	stream_unlock(s);
 	return t + k - m <= s->capacity;
 }
 
@@ -766,6 +806,7 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 			 * after it: nobody can ever read this item. */
 			if (s->item_free)
 				s->item_free(it, s->item_free_ctx);
+			atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats */
 			it = DEAD_ITEM;
 		}
 		/* release: the item's contents before its pointer. */
@@ -849,7 +890,7 @@ static int stream_end(fo_stream *s, int code, const char *message)
 {
 	pthread_mutex_lock(&s->lock);
 	if (atomic_load_explicit(&s->tail, memory_order_relaxed) & TAIL_CLOSED) {
-		pthread_mutex_unlock(&s->lock);
+		stream_unlock(s);
 		return code ? FO_ECLOSED : FO_OK;
 	}
 	if (code) {
@@ -858,7 +899,7 @@ static int stream_end(fo_stream *s, int code, const char *message)
 		const char *m = fo_strerror(code);
 		if (message) {
 			if (!(s->err_msg = fo__strdup(message))) {
-				pthread_mutex_unlock(&s->lock);
+				stream_unlock(s);
 				return FO_ENOMEM;
 			}
 			m = s->err_msg;
@@ -869,7 +910,7 @@ static int stream_end(fo_stream *s, int code, const char *message)
 	uint64_t old = atomic_fetch_or_explicit(&s->tail, TAIL_CLOSED, memory_order_seq_cst);
 	/* release: the error is visible to whoever sees the end. */
 	atomic_store_explicit(&s->end, old >> 1, memory_order_release);
-	pthread_mutex_unlock(&s->lock);
+	stream_unlock(s);
 	fo__fence_light();
 	wake_data(s);
 	atomic_thread_fence(memory_order_seq_cst); /* rare: wake producers for sure */
@@ -932,15 +973,6 @@ static fo_cursor *cursor_alloc(fo_stream *s, enum kind kind)
 	return c;
 }
 
-/* Segment holding (or ending at) @pos, found from the tail hint.  Caller
- * holds s->lock (nothing is unlinked meanwhile) and @pos is not behind the
- * hint's base. */
-static struct seg *seg_from_hint(fo_stream *s, uint64_t pos)
-{
-	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
-	return seg_walk(h, pos);
-}
-
 /* Register @c (allocated, kind set) at @pos in @x.  Under s->lock.
  * @held: the caller's own cursor pins @x (it may be unlinked already). */
 static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *x, bool held)
@@ -995,8 +1027,14 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 	/* seq_cst pair with push: ncursors++ then read tail, so every later
 	 * claim sees a cursor, and every earlier claim is before our start. */
 	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_seq_cst);
+	/* Hint first, then tail (as producers do): the hint only ever points
+	 * at a segment where a position was already claimed, so its base is
+	 * <= pos.  Read the other way round, producers could move the hint
+	 * past pos in between and seg_walk would start ahead of pos.  Under
+	 * the lock nothing is unlinked, so h stays valid. */
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
 	uint64_t pos = atomic_load_explicit(&s->tail, memory_order_seq_cst) >> 1;
-	struct seg *x = seg_from_hint(s, pos);
+	struct seg *x = seg_walk(h, pos);
 	if (g) {
 		atomic_store_explicit(&g->pos, pos, memory_order_relaxed);
 		atomic_store_explicit(&g->hint, x, memory_order_relaxed);
@@ -1009,7 +1047,7 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 	} else {
 		attach_locked(s, c, pos, x, false);
 	}
-	pthread_mutex_unlock(&s->lock);
+	stream_unlock(s);
 	*out = c;
 	return FO_OK;
 }
@@ -1063,8 +1101,11 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 		struct seg *x;
 		bool held = false;
 		if (c->kind == K_MEMBER) {
+			/* Hint first, then pos: members move the hint only into
+			 * segments they claimed in, so hint->base <= pos. */
+			struct seg *gh = atomic_load_explicit(&c->g->hint, memory_order_acquire);
 			pos = atomic_load_explicit(&c->g->pos, memory_order_acquire);
-			x = seg_walk(atomic_load_explicit(&c->g->hint, memory_order_acquire), pos);
+			x = seg_walk(gh, pos);
 		} else if (kind == K_ACTIVE && c->kind == K_PASSIVE &&
 		           (atomic_load_explicit(&c->seg->state, memory_order_acquire) &
 		            SEG_DEAD)) {
@@ -1080,7 +1121,7 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 		}
 		attach_locked(s, f, pos, x, held);
 	}
-	pthread_mutex_unlock(&s->lock);
+	stream_unlock(s);
 	*out = f;
 	return FO_OK;
 }
@@ -1144,7 +1185,7 @@ void fo_cursor_close(fo_cursor *c)
 		sweep_locked(s);
 	/* Our position no longer bounds the producers. */
 	atomic_store_explicit(&s->cached_min, 0, memory_order_relaxed);
-	pthread_mutex_unlock(&s->lock);
+	stream_unlock(s);
 	if (c->efd >= 0)
 		close(c->efd);
 	if (c->watching) /* producers may still walk past it in the chain */
@@ -1530,7 +1571,7 @@ static void watch(fo_cursor *c)
 		return;
 	pthread_mutex_lock(&c->s->lock);
 	watcher_add_locked(c->s, c);
-	pthread_mutex_unlock(&c->s->lock);
+	stream_unlock(c->s);
 }
 
 int fo_cursor_fd(fo_cursor *c)
