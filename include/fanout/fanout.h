@@ -13,5 +13,8 @@
 #include <fanout/gate.h>
 #include <fanout/feed.h>
 #include <fanout/join.h>
+#include <fanout/pmap.h>
+#include <fanout/pipeline.h>
+#include <fanout/task.h>
 
 #endif /* FANOUT_FANOUT_H */

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * b14_pmap.c - B14: parallel map and buffered pipelines on a small CPU-bound function.
+ *
+ * The work per item is ~200 ns of integer hashing (ROUNDS rounds of a 64-bit mixer), on
+ * token items 0..N-1 (no allocation is measured).  Each call writes its hash to res[i]; the
+ * run then checks every res[i] against the expected hash, and the order where order is
+ * promised.  Implementations, interleaved within each run:
+ *
+ *   pmap_ordered     fo_pmap, 2 workers, per_worker_buffer 16, ordered
+ *   pmap_unordered   the same, unordered
+ *   pool             a plain pthread pool: 2 workers, one mutex, a bounded job ring and a
+ *                    result ring (condvars not_empty / not_full / done), the main thread
+ *                    submitting while at most the same number of items are in flight
+ *   pipeline         3 stages: source -> buffer(64) -> map h1 -> buffer(64) -> map h2 ->
+ *                    buffer(64) -> map h3 -> reader (fo_pipeline, a thread per stage)
+ *   sequential       the same three maps back to back in one thread
+ *
+ * Measured: wall time from the first read to the last (items/s) and the process's CPU time
+ * per item.  Exit status 1 if any result is missing, wrong or out of order.
+ *
+ *   b14_pmap [--items N] [--runs R] [--quick]
+ */
+#include "common.h"
+
+#include <fanout/fanout.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define ROUNDS   144
+#define WORKERS  2
+#define PWB      16
+#define INFLIGHT (WORKERS * (PWB + 1))
+
+static uint64_t *res;
+static int failures;
+
+static inline uint64_t hash(uint64_t x, uint64_t salt)
+{
+	for (int r = 0; r < ROUNDS; r++) {
+		x ^= x >> 31;
+		x *= 0x9e3779b97f4a7c15ull + salt;
+		x ^= x >> 29;
+	}
+	return x;
+}
+
+static inline void *tok(uint64_t i)
+{
+	return (void *)(uintptr_t)(i + 1);
+}
+
+static inline uint64_t seq(const void *p)
+{
+	return (uint64_t)(uintptr_t)p - 1;
+}
+
+/* ---- the token source ----------------------------------------------------------------------- */
+
+typedef struct src {
+	uint64_t i, n;
+} src;
+
+static int src_next(void *ctx, void **item, uint64_t deadline)
+{
+	src *s = ctx;
+	(void)deadline;
+	if (s->i == s->n)
+		return FO_END;
+	*item = tok(s->i++);
+	return FO_OK;
+}
+
+static void check(const char *impl, uint64_t n, uint64_t got, uint64_t salt)
+{
+	if (got != n) {
+		fprintf(stderr, "%s: %" PRIu64 " results, expected %" PRIu64 "\n", impl, got, n);
+		failures++;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t h = salt == 3 ? hash(hash(hash(i, 1), 2), 3) : hash(i, 0);
+		if (res[i] != h) {
+			fprintf(stderr, "%s: wrong result at %" PRIu64 "\n", impl, i);
+			failures++;
+			return;
+		}
+	}
+}
+
+/* ---- fanout pmap ------------------------------------------------------------------------------
+ */
+
+static int pm_fn(void *ctx, void *wstate, void *in, void **out)
+{
+	(void)ctx;
+	(void)wstate;
+	uint64_t i = seq(in);
+	res[i] = hash(i, 0);
+	*out = in;
+	return FO_OK;
+}
+
+static void run_pmap(bench_results *r, bool ordered, uint64_t n, int run)
+{
+	src s = {0, n};
+	fo_iter *it, *out;
+	fo_iter_from_fn(&it, src_next, NULL, &s, NULL, NULL);
+	fo_pmap_opts o;
+	fo_pmap_opts_init(&o);
+	o.workers = WORKERS;
+	o.per_worker_buffer = PWB;
+	o.ordered = ordered;
+	if (fo_pmap(&out, it, pm_fn, &o) != FO_OK) {
+		failures++;
+		return;
+	}
+	memset(res, 0, n * sizeof(*res));
+	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns(), got = 0;
+	void *x;
+	while (fo_iter_next(out, &x) == FO_OK) {
+		if (ordered && seq(x) != got) {
+			fprintf(stderr, "pmap_ordered: %" PRIu64 " at %" PRIu64 "\n", seq(x), got);
+			failures++;
+		}
+		got++;
+	}
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	fo_iter_close(out);
+	bench_record(r, ordered ? "pmap_ordered" : "pmap_unordered", WORKERS, WORKERS + 1, run, n,
+	             w1 - w0, c1 - c0);
+	check(ordered ? "pmap_ordered" : "pmap_unordered", n, got, 0);
+}
+
+/* ---- a plain mutex + condvar pool --------------------------------------------------------------
+ */
+
+typedef struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t not_empty, done;
+	uint64_t jobs[INFLIGHT], results[INFLIGHT];
+	size_t jh, jn, rh, rn;
+	bool stop;
+} pool;
+
+static void *pool_worker(void *arg)
+{
+	pool *p = arg;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->jn && !p->stop)
+			pthread_cond_wait(&p->not_empty, &p->mu);
+		if (!p->jn)
+			break;
+		uint64_t i = p->jobs[p->jh];
+		p->jh = (p->jh + 1) % INFLIGHT;
+		p->jn--;
+		pthread_mutex_unlock(&p->mu);
+		res[i] = hash(i, 0);
+		pthread_mutex_lock(&p->mu);
+		p->results[(p->rh + p->rn) % INFLIGHT] = i;
+		p->rn++;
+		pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void run_pool(bench_results *r, uint64_t n, int run)
+{
+	pool p = {0};
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.not_empty, NULL);
+	pthread_cond_init(&p.done, NULL);
+	pthread_t th[WORKERS];
+	memset(res, 0, n * sizeof(*res));
+	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns(), got = 0, next = 0, inflight = 0;
+	for (int k = 0; k < WORKERS; k++)
+		pthread_create(&th[k], NULL, pool_worker, &p);
+	pthread_mutex_lock(&p.mu);
+	while (got < n) {
+		while (next < n && inflight < INFLIGHT) { /* submit while the bound allows */
+			p.jobs[(p.jh + p.jn) % INFLIGHT] = next++;
+			p.jn++;
+			inflight++;
+			pthread_cond_signal(&p.not_empty);
+		}
+		while (!p.rn)
+			pthread_cond_wait(&p.done, &p.mu);
+		while (p.rn) {
+			p.rh = (p.rh + 1) % INFLIGHT;
+			p.rn--;
+			inflight--;
+			got++;
+		}
+	}
+	p.stop = true;
+	pthread_cond_broadcast(&p.not_empty);
+	pthread_mutex_unlock(&p.mu);
+	for (int k = 0; k < WORKERS; k++)
+		pthread_join(th[k], NULL);
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	bench_record(r, "pool", WORKERS, WORKERS + 1, run, n, w1 - w0, c1 - c0);
+	check("pool", n, got, 0);
+	pthread_cond_destroy(&p.done);
+	pthread_cond_destroy(&p.not_empty);
+	pthread_mutex_destroy(&p.mu);
+}
+
+/* ---- pipeline vs sequential ---------------------------------------------------------------------
+ */
+
+/* Items carry their value through the stages: a token holds i; stage k replaces nothing but
+ * writes the running hash into res[i] (stage 1 from i, stages 2 and 3 from res[i]). */
+static int stage_fn(void *ctx, void *in, void **out)
+{
+	uint64_t k = (uint64_t)(uintptr_t)ctx, i = seq(in);
+	res[i] = hash(k == 1 ? i : res[i], k);
+	*out = in;
+	return FO_OK;
+}
+
+static void run_pipeline(bench_results *r, uint64_t n, int run)
+{
+	src s = {0, n};
+	fo_pipeline *p;
+	fo_iter *it;
+	fo_pipeline_create(&p, NULL);
+	fo_iter_from_fn(&it, src_next, NULL, &s, NULL, NULL);
+	for (uint64_t k = 1; k <= 3; k++) {
+		fo_iter *b, *m;
+		fo_pipeline_buffer(p, &b, it, 64);
+		fo_map(&m, b, stage_fn, (void *)(uintptr_t)k, NULL);
+		it = m;
+	}
+	fo_pipeline_destroy(p);
+	memset(res, 0, n * sizeof(*res));
+	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns(), got = 0;
+	void *x;
+	while (fo_iter_next(it, &x) == FO_OK) {
+		if (seq(x) != got) {
+			fprintf(stderr, "pipeline: %" PRIu64 " at %" PRIu64 "\n", seq(x), got);
+			failures++;
+		}
+		got++;
+	}
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	fo_iter_close(it);
+	bench_record(r, "pipeline", 3, 4, run, n, w1 - w0, c1 - c0);
+	check("pipeline", n, got, 3);
+}
+
+static void run_sequential(bench_results *r, uint64_t n, int run)
+{
+	memset(res, 0, n * sizeof(*res));
+	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns();
+	for (uint64_t i = 0; i < n; i++) {
+		void *x = tok(i), *o;
+		for (uint64_t k = 1; k <= 3; k++, x = o)
+			stage_fn((void *)(uintptr_t)k, x, &o);
+	}
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	bench_record(r, "sequential", 3, 1, run, n, w1 - w0, c1 - c0);
+	check("sequential", n, n, 3);
+}
+
+int main(int argc, char **argv)
+{
+	bench_opts o = {.items = 1000000, .runs = 5};
+	bench_parse_args(argc, argv, &o, NULL, 0);
+	res = calloc(o.items, sizeof(*res));
+	if (!res)
+		return 2;
+	bench_results pm, pl;
+	bench_results_init(&pm, "B14", "workers", o.cpus);
+	bench_results_init(&pl, "B14", "stages", o.cpus);
+	for (int run = 1; run <= o.runs; run++) {
+		run_pmap(&pm, true, o.items, run);
+		run_pmap(&pm, false, o.items, run);
+		run_pool(&pm, o.items, run);
+		run_pipeline(&pl, o.items / 2, run);
+		run_sequential(&pl, o.items / 2, run);
+	}
+	bench_summary(&pm, "pmap_ordered");
+	bench_summary(&pl, "pipeline");
+	bench_results_fini(&pm);
+	bench_results_fini(&pl);
+	free(res);
+	if (failures) {
+		fprintf(stderr, "B14: %d check(s) failed\n", failures);
+		return 1;
+	}
+	return 0;
+}

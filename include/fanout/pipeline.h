@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/**
+ * fanout/pipeline.h - buffered pipelines: each stage runs its source on its
+ * own thread, a fixed number of items ahead of its reader.
+ *
+ * fo_pipeline_buffer(p, &out, src, n) returns an iterator whose thread
+ * pulls @src.  Nothing runs before the first read (or fo_iter_arm()) of
+ * `out`: then the thread starts, and it always waits for room before it
+ * pulls, so at most exactly n items have been pulled from @src and not yet
+ * read from `out` (never n + 1, as with queue-based preloaders).  Order is
+ * kept.  Chain stages by giving one stage's output (or an adapter over it)
+ * as the next stage's source; all stages made from one fo_pipeline form a
+ * group, numbered in creation order (a stage's source must exist before it,
+ * so upstream stages have smaller numbers).
+ *
+ * Errors: when the source of stage k fails (a user source, or an adapter
+ * such as fo_map whose callback failed), the failure is the root error.
+ * Stage k stops every stage of the group numbered below k (they are
+ * upstream: nothing they hold can reach the reader any more), closes its
+ * source, which joins their threads, and queues the root error after the
+ * items it had buffered.  Stages after k deliver those items, then pass the
+ * same error on (code and message), joining their own threads.  So the
+ * final reader gets every item that preceded the failure, then FO_FAILED
+ * with the root error - never a generic cancellation (asyncio-buffered-
+ * pipeline hands the reader CancelledError) - and by then every thread of
+ * the chain has been joined.  FO_END travels the same way.
+ *
+ * Closing a stage's output early stops it and every stage numbered below
+ * it, releases their buffered items and joins every thread (a thread inside
+ * a blocking user source is waited for: it cannot be interrupted).
+ *
+ * Items: a stage keeps items past its source's next read, so a borrowing
+ * source is refused; error items pass through.  Buffered items are released
+ * with the source's destructor.  The output has the source's destructor.
+ *
+ * Event loops: fo_iter_fd()/fo_iter_arm() work on every stage output (an
+ * eventfd owned by the stage; arm starts the thread if needed).
+ *
+ * Concurrency table (X = may run at the same time):
+ *
+ *                     buffer(p)  destroy(p)  progress_get(p)  next*(out)  close(out)
+ *   buffer(p)            -           -             X              X           X
+ *   progress_get(p)      X           -             X              X           X
+ *   next*(out)           X           X             X              -           -
+ *   (each output is an fo_iter: one reader at a time; different outputs
+ *    are independent.  The progress hook runs on stage threads and readers,
+ *    possibly concurrently.)
+ */
+#ifndef FANOUT_PIPELINE_H
+#define FANOUT_PIPELINE_H
+
+#include <stddef.h>
+
+#include <fanout/export.h>
+#include <fanout/iter.h>
+#include <fanout/pmap.h> /* fo_progress */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fo_pipeline fo_pipeline;
+
+/**
+ * fo_stage_progress_fn - called after a stage's thread queues an item and
+ * after its reader takes one, and when it ends.  @stage is the stage
+ * number (0, 1, ... in creation order).  @p: in = items pulled, out = items
+ * read, failed = 1 once it failed, in_flight = items buffered.  Must be
+ * thread-safe (stages call it concurrently).
+ */
+typedef void (*fo_stage_progress_fn)(void *ctx, size_t stage, const fo_progress *p);
+
+/** fo_pipeline_opts - fo_pipeline_opts_init() first. */
+typedef struct fo_pipeline_opts {
+	fo_stage_progress_fn progress; /* may be NULL */
+	void *progress_ctx;
+} fo_pipeline_opts;
+
+/** fo_pipeline_opts_init() - no hook.  NULL: no-op. */
+FO_API void fo_pipeline_opts_init(fo_pipeline_opts *o);
+
+/**
+ * fo_pipeline_create() - an empty pipeline group.
+ * Returns: FO_OK; FO_EINVAL (@p NULL); FO_ENOMEM.
+ * Threads: any.
+ */
+FO_API int fo_pipeline_create(fo_pipeline **p, const fo_pipeline_opts *o);
+
+/**
+ * fo_pipeline_buffer() - a stage: @src run on its own thread, at most @n
+ * items ahead of the reader of *@out, starting at the first read.
+ * @src: taken on success (closed by the stage).
+ * Returns: FO_OK; FO_EINVAL (NULL @p/@out/@src, @n 0, @src borrows);
+ * FO_ENOMEM (the caller keeps @src).
+ * Reads of *@out: FO_OK, FO_END, FO_FAILED (the root error),
+ * FO_EMPTY/FO_TIMEDOUT (try/timed).  A thread that cannot be created ends
+ * the output with FO_FAILED {FO_ESYS}.
+ * Threads: any, not concurrently with fo_pipeline_destroy(@p).
+ * Blocking: no.
+ */
+FO_API int fo_pipeline_buffer(fo_pipeline *p, fo_iter **out, fo_iter *src, size_t n);
+
+/**
+ * fo_pipeline_progress_get() - a snapshot of stage @stage's counters.
+ * Returns: FO_OK; FO_EINVAL (NULL, or no open stage with that number).
+ * Threads: any.
+ */
+FO_API int fo_pipeline_progress_get(fo_pipeline *p, size_t stage, fo_progress *out);
+
+/**
+ * fo_pipeline_destroy() - drop the group handle; open stages keep working
+ * (the memory goes with the last of them).  NULL: no-op.
+ * Threads: once, after the last fo_pipeline_buffer().
+ */
+FO_API void fo_pipeline_destroy(fo_pipeline *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FANOUT_PIPELINE_H */

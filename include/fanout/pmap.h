@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/**
+ * fanout/pmap.h - parallel map over any iterator (a pool of worker threads),
+ * and a lazy indexable map over arrays.
+ *
+ * fo_pmap() returns an iterator of fn(x) for the items x of a source
+ * iterator, computed by `workers` threads.  The source is read lazily, by
+ * the workers, one pull at a time, and only while the in-flight bound
+ * allows:
+ *
+ *   in flight = items pulled from the source and not yet returned to the
+ *               reader (being computed, retried, or finished and waiting)
+ *   unordered:  in flight <= workers * (per_worker_buffer + 1)
+ *   ordered:    in flight <= workers * (per_worker_buffer + 1) + reorder_window
+ *
+ * so an endless source is fine.  Timed-out items (below) leave the bound at
+ * once; each still holds its input (and, when it comes, its late output) in
+ * its abandoned thread until its call returns.
+ *
+ * Order: `ordered` (the default) returns results in input order; a finished
+ * item waits for every earlier one (the reorder window bounds how far
+ * ahead the pool may run past a slow item).  An error surfaces at its own
+ * index, after every earlier result (iterlib throws earlier results away).
+ * Unordered mode returns results in completion order: one slow item never
+ * stalls the others.
+ *
+ * Errors: fn returning a code other than FO_OK is retried up to `retries`
+ * more times on the same worker (fn must leave the input untouched when it
+ * fails), then the error policy applies (FO_ERR_STOP: the output ends with
+ * FO_FAILED {code} at that item's place and no more input is read; DROP:
+ * the input is released and the item skipped; EMIT: an fo_error_item
+ * owning the input, or in paired mode an fo_result with the error).  A
+ * source that fails ends the output with FO_FAILED (the source's error)
+ * after every result before it; FO_END after the last result.
+ *
+ * Timeouts: with timeout_ns > 0 an item whose call has run longer than
+ * that (retries included) ends as an FO_TIMEDOUT error at its place (the
+ * policy applies; the error item or fo_result has input NULL, since the
+ * input is still in use).  A thread cannot be killed: its worker is
+ * abandoned and a replacement worker is started at once (its init runs with
+ * the same init argument, possibly while the abandoned one still runs), so
+ * the pool keeps `workers` threads computing.  When the late call returns,
+ * its output is released with opts.item_free, its input with the source's
+ * destructor, fini runs, and the thread exits.  Timeouts are detected by the
+ * reader's read (which waits no longer than the earliest deadline), so a
+ * replacement starts when the reader is reading.  fo_iter_close() joins
+ * every thread, abandoned ones included: a call that never returns blocks
+ * close.
+ *
+ * Ownership (the rule of fanout/iter.h): the pool owns each input from its
+ * pull until fn returns FO_OK (fn then owns it: it may return it as the
+ * output or free it with the source's destructor) or until the pool
+ * releases it (a dropped, stopped or timed-out item, or close).  Outputs
+ * belong to the reader and are freed with opts.item_free.  Paired mode
+ * returns fo_result items (fo_result_free(), the output's destructor):
+ * there the pool keeps the input beside the output, so fn must NOT consume
+ * it (the result owns both).  Every input and output is freed exactly once.
+ *
+ * Event loops: fo_iter_fd()/fo_iter_arm() are not supported on a pmap
+ * output (FO_EINVAL).
+ *
+ * Backends: FO_THREADS only.  FO_PROCESSES (fork()ed workers with
+ * serialised items) is reserved: fo_pmap() refuses it with FO_EINVAL.
+ *
+ * Concurrency table (X = may run at the same time):
+ *
+ *                       next*(out)  close(out)  progress_get(out)  release(out, x)
+ *   next*(out)              -           -              X                X
+ *   progress_get(out)       X           -              X                X
+ *   (the output is an fo_iter: one reader at a time.  fn, init and fini run
+ *    on the worker threads, concurrently with each other and the reader;
+ *    the progress hook runs on the reader's thread, inside its reads.)
+ */
+#ifndef FANOUT_PMAP_H
+#define FANOUT_PMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fanout/export.h>
+#include <fanout/iter.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** fo_backend - where the work runs.  Only FO_THREADS is implemented. */
+typedef enum fo_backend { FO_THREADS = 0, FO_PROCESSES = 1 } fo_backend;
+
+/**
+ * fo_progress - counters for a progress bar (pmap, pipeline stages).
+ * @in:        items pulled from the source.
+ * @out:       items returned to the reader (results, error items).
+ * @failed:    items whose call failed or timed out (after retries).
+ * @in_flight: items pulled and not yet returned (see the bound above).
+ */
+typedef struct fo_progress {
+	uint64_t in;
+	uint64_t out;
+	uint64_t failed;
+	uint64_t in_flight;
+} fo_progress;
+
+/** A progress hook: @p is a snapshot valid during the call. */
+typedef void (*fo_progress_fn)(void *ctx, const fo_progress *p);
+
+/**
+ * fo_pmap_fn - compute the output of @in.
+ * @ctx:    opts.ctx (shared by every worker).
+ * @wstate: this worker's state from opts.init (NULL without init).
+ * @in:     the input.  On FO_OK it is the callback's (not in paired mode,
+ *          where the pool keeps it); on failure it must be left untouched.
+ * @out:    out: the output, non-NULL, owned by the reader afterwards.
+ * Returns: FO_OK, or any other code: a failure (retried, then the policy).
+ */
+typedef int (*fo_pmap_fn)(void *ctx, void *wstate, void *in, void **out);
+
+/**
+ * fo_pmap_init_fn - per-worker set-up, on the worker's thread, before its
+ * first item.  @arg is opts.init_args[worker index] (NULL without
+ * init_args).  Sets *@wstate.  Returns FO_OK or an error code (see fo_pmap).
+ */
+typedef int (*fo_pmap_init_fn)(void *ctx, void *arg, void **wstate);
+
+/** fo_pmap_fini_fn - per-worker clean-up, on the worker's thread, when it stops. */
+typedef void (*fo_pmap_fini_fn)(void *ctx, void *wstate);
+
+/**
+ * fo_pmap_opts - options; fo_pmap_opts_init() first.
+ * @backend:           FO_THREADS (FO_PROCESSES: FO_EINVAL, reserved).
+ * @workers:           worker threads, >= 1 (default 2).
+ * @per_worker_buffer: finished results per worker that may wait for the
+ *                     reader, >= 0 (default 2).
+ * @ordered:           results in input order (default true).
+ * @reorder_window:    ordered mode: how many more items than the unordered
+ *                     bound may be in flight past a slow one (default
+ *                     workers * (per_worker_buffer + 1)).
+ * @retries:           extra calls after a failure (default 0).
+ * @timeout_ns:        per item (all its attempts), 0 = none (default).
+ * @on_error:          FO_ERR_STOP (default), FO_ERR_DROP, FO_ERR_EMIT.
+ * @paired:            return fo_result items pairing input and output.
+ * @ctx:               passed to fn, init, fini.
+ * @init, @fini:       per-worker set-up / clean-up (may be NULL).
+ * @init_args:         NULL or @workers arguments: worker i's init gets
+ *                     init_args[i] (vimap's init_args).  The array is
+ *                     copied; the pointers must stay valid until close.
+ * @item_free:         destructor of fn's outputs (may be NULL).
+ * @item_free_ctx:     passed to @item_free.
+ * @progress:          hook called on the reader's thread after every read
+ *                     that returns an item or ends the output (may be NULL).
+ * @progress_ctx:      passed to @progress.
+ */
+typedef struct fo_pmap_opts {
+	fo_backend backend;
+	size_t workers;
+	size_t per_worker_buffer;
+	bool ordered;
+	size_t reorder_window;
+	unsigned retries;
+	int64_t timeout_ns;
+	fo_error_policy on_error;
+	bool paired;
+	void *ctx;
+	fo_pmap_init_fn init;
+	fo_pmap_fini_fn fini;
+	void *const *init_args;
+	fo_item_free_fn item_free;
+	void *item_free_ctx;
+	fo_progress_fn progress;
+	void *progress_ctx;
+} fo_pmap_opts;
+
+/** fo_pmap_opts_init() - the defaults above.  NULL: no-op. */
+FO_API void fo_pmap_opts_init(fo_pmap_opts *o);
+
+/**
+ * fo_result - a paired result (opts.paired; vimap's zip_in_out_typ).
+ * @input:  the input (owned by the result; NULL for a timed-out item).
+ * @output: fn's output (owned by the result), NULL when @status != FO_OK.
+ * @status: FO_OK, or the failure code (FO_TIMEDOUT for a timeout).
+ * @error:  NULL when @status is FO_OK, else the failure (owned by the result).
+ * Free with fo_result_free(); set @input / @output to NULL first to keep one.
+ */
+typedef struct fo_result {
+	void *input;
+	void *output;
+	int status;
+	const fo_error *error;
+} fo_result;
+
+/**
+ * fo_result_free() - free @r, its input (the source's destructor), its
+ * output (opts.item_free) and its error.  The pmap output's item destructor
+ * in paired mode (fo_iter_release() calls it).  NULL: no-op.
+ * Threads: any (whoever holds the result), also after the pmap is closed as
+ * long as the destructors' contexts are valid.
+ */
+FO_API void fo_result_free(void *r, void *ctx);
+
+/**
+ * fo_pmap() - a parallel map of @fn over @src.
+ * @out: out: the output iterator.
+ * @src: the source; taken on success (closed with the output).
+ * @fn:  the callback (required).
+ * @o:   options (NULL: defaults).
+ * Nothing runs before the first read: it starts the workers (each runs
+ * init), waits until every init has returned, then they start pulling.  An
+ * init that fails ends the output with FO_FAILED {init's code} before any
+ * input is read, whatever the policy (the workers whose init succeeded
+ * run fini when the output is closed); a replacement's init that fails
+ * ends it the same way at the next read.
+ * The output's destructor is opts.item_free (fo_result_free in paired
+ * mode).  It emits error items in FO_ERR_EMIT mode (not paired), or when
+ * @src does (they pass through at their place, in unpaired modes).
+ * Returns: FO_OK; FO_EINVAL (@out, @src or @fn NULL; workers 0; backend
+ * not FO_THREADS; bad policy; negative timeout; @src borrows (inputs are
+ * kept past its next read); paired mode over a source that emits error
+ * items); FO_ENOMEM.
+ * Ownership: on failure the caller keeps @src.
+ * Threads: any.  Blocking: no (threads start at the first read).
+ * Reads: FO_OK, FO_END, FO_FAILED, and FO_EMPTY / FO_TIMEDOUT for try /
+ * timed reads; a blocking read waits for the next result in order (or any
+ * result, unordered).  Closing the output stops the workers, releases every
+ * item it holds and joins every thread.
+ */
+FO_API int fo_pmap(fo_iter **out, fo_iter *src, fo_pmap_fn fn, const fo_pmap_opts *o);
+
+/**
+ * fo_pmap_progress_get() - a snapshot of @it's counters.
+ * Returns: FO_OK; FO_EINVAL (@it not a pmap output, or @p NULL).
+ * Threads: any thread, while @it is open.  Blocking: a short mutex section.
+ */
+FO_API int fo_pmap_progress_get(fo_iter *it, fo_progress *p);
+
+/* ---- lazy indexable map ---------------------------------------------------------------- */
+
+typedef struct fo_imap fo_imap;
+
+/**
+ * fo_imap_fn - compute item i from its arguments: @args[k] is the item at
+ * index i of input array k (borrowed: must not be freed or kept).  Sets
+ * *@out (non-NULL, the caller's, freed with the imap's item_free).
+ * Returns: FO_OK, or an error code (returned by fo_imap_get()).
+ */
+typedef int (*fo_imap_fn)(void *ctx, void *const *args, size_t nargs, void **out);
+
+/**
+ * fo_imap_create() - a lazy map of @fn over @n arrays (iterlib's
+ * IndexedMap).  Its length is the shortest array's.  Nothing is computed at
+ * creation; fo_imap_get(i) calls @fn on the spot each time: results are NOT
+ * cached (a repeated get recomputes; cache in @fn if you need to).
+ * @m:         out: the map.
+ * @fn:        required.        @ctx: passed to @fn.
+ * @arrays:    @n arrays of item pointers (the outer array is copied; the
+ *             arrays and items stay the caller's and must outlive the map).
+ * @lens:      their lengths (copied).
+ * @n:         >= 1.
+ * @item_free: destructor of @fn's outputs (may be NULL); @item_ctx its context.
+ * Returns: FO_OK; FO_EINVAL (NULL @m/@fn/@arrays/@lens, @n 0, a NULL array
+ * with a non-zero length); FO_ENOMEM.
+ * Threads: any.  Blocking: no.
+ */
+FO_API int fo_imap_create(fo_imap **m, fo_imap_fn fn, void *ctx, void *const *const *arrays,
+                          const size_t *lens, size_t n, fo_item_free_fn item_free, void *item_ctx);
+
+/** fo_imap_len() - the shortest input's length.  NULL: 0.  Threads: any. */
+FO_API size_t fo_imap_len(const fo_imap *m);
+
+/**
+ * fo_imap_get() - compute item @i now, on the caller's thread.
+ * @i: 0 .. len-1, or -len .. -1 counted from the COMMON end (-1 is item
+ *     len-1 of every input, the last item an iteration returns; iterlib
+ *     indexes each input from its own end).
+ * Returns: FO_OK (*@out set, the caller's); FO_EINVAL (@m or @out NULL, or
+ * @i out of range: nothing is computed); any code @fn returned (no output).
+ * Threads: any, concurrently (@fn must allow that).  Blocking: as @fn.
+ */
+FO_API int fo_imap_get(const fo_imap *m, int64_t i, void **out);
+
+/**
+ * fo_imap_iter() - a new iterator over items 0 .. len-1 (re-iterable: every
+ * call starts a fresh one).  @o NULL: sequential, each item computed by
+ * the reader's read.  @o non-NULL: computed by fo_pmap() with those
+ * options (o->ctx, item_free and paired are replaced: the map's own, unpaired;
+ * init/fini run as in fo_pmap, with ctx = the map).
+ * Returns: FO_OK; FO_EINVAL (@m or @it NULL, or a bad @o as fo_pmap());
+ * FO_ENOMEM.  The iterator fails with @fn's code at the failing index
+ * (sequential mode; pmap mode follows o->on_error).
+ * Ownership: the iterator refers to @m: destroy @m after closing it.
+ * Threads: any.
+ */
+FO_API int fo_imap_iter(const fo_imap *m, fo_iter **it, const fo_pmap_opts *o);
+
+/** fo_imap_destroy() - free the map (not the arrays or items).  NULL: no-op. */
+FO_API void fo_imap_destroy(fo_imap *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FANOUT_PMAP_H */
