@@ -52,8 +52,9 @@
  * wake of liburcu's worker and one grace period per RETIRE_BATCH segments),
  * then return to a per-stream pool of at most POOL_MAX for reuse: no malloc
  * per segment in steady state. */
-#define RETIRE_BATCH 16
-#define POOL_MAX     32
+#define RETIRE_BATCH  16
+#define SPARE_CURSORS 64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
+#define POOL_MAX      32
 
 /* Written into a slot whose item was freed at once (no cursor existed). */
 static char dead_item;
@@ -119,6 +120,7 @@ struct fo_cursor {
 	void *notify_arg;
 	bool watching;              /* on s->watchers */
 	_Atomic(fo_cursor *) wnext; /* s->watchers chain: RCU-read, changed under lock */
+	fo_cursor *spare_next;      /* s->spare list, under lock */
 	fo__rcu_node rcu;           /* a watcher's memory outlives readers of the chain */
 };
 
@@ -178,8 +180,10 @@ struct fo_stream {
 	struct consumer consumers;     /* list head, under lock */
 	_Atomic(fo_cursor *) watchers; /* cursors with an fd or notify hook */
 	_Atomic int reclaim_pending;   /* a reclaim_try found the lock taken */
-	_Atomic int handles;           /* creator + open cursors */
-	_Atomic int refs;              /* 1 for all handles + 1 per pending retire batch */
+	fo_cursor *spare;              /* closed cursor objects for reuse, under lock */
+	unsigned nspare;
+	_Atomic int handles; /* creator + open cursors */
+	_Atomic int refs;    /* 1 for all handles + 1 per pending retire batch */
 	char *err_msg;
 
 	/* Segment recycling: producers pop, the call_rcu thread pushes. */
@@ -683,6 +687,11 @@ static void stream_free(fo_stream *s)
 		seg_release(s, x, false);
 		x = n;
 	}
+	while (s->spare) {
+		fo_cursor *c = s->spare;
+		s->spare = c->spare_next;
+		fo__free(c);
+	}
 	free_chain(s->retired); /* items already destroyed */
 	free_chain(s->pool);
 	pthread_mutex_destroy(&s->pool_lock);
@@ -959,11 +968,22 @@ int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out)
 /* ------------------------------------------------------------------------ */
 /* Cursor creation                                                           */
 
-static fo_cursor *cursor_alloc(fo_stream *s, enum kind kind)
+/* With s->lock held: a cursor object from the spare list, or a fresh one
+ * (the lock is dropped around the allocation; callers read no shared state
+ * before this).  NULL: out of memory, and the lock is NOT held. */
+static fo_cursor *cursor_get_locked(fo_stream *s, enum kind kind)
 {
-	fo_cursor *c = fo__zalloc(sizeof(*c));
-	if (!c)
-		return NULL;
+	fo_cursor *c = s->spare;
+	if (c) {
+		s->spare = c->spare_next;
+		s->nspare--;
+		memset(c, 0, sizeof(*c));
+	} else {
+		pthread_mutex_unlock(&s->lock);
+		if (!(c = fo__zalloc(sizeof(*c))))
+			return NULL;
+		pthread_mutex_lock(&s->lock);
+	}
 	c->s = s;
 	c->kind = kind;
 	c->cons.pos = &c->pub;
@@ -1015,15 +1035,15 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 	enum kind kind = (flags & FO_PASSIVE)  ? K_PASSIVE
 	                 : (flags & FO_SHARED) ? K_MEMBER
 	                                       : K_ACTIVE;
-	fo_cursor *c = cursor_alloc(s, kind);
 	struct group *g = NULL;
-	if (!c)
+	if (kind == K_MEMBER && !(g = group_new(s, 0, NULL)))
 		return FO_ENOMEM;
-	if (kind == K_MEMBER && !(g = group_new(s, 0, NULL))) {
-		fo__free(c);
+	pthread_mutex_lock(&s->lock);
+	fo_cursor *c = cursor_get_locked(s, kind);
+	if (!c) {
+		fo__free(g);
 		return FO_ENOMEM;
 	}
-	pthread_mutex_lock(&s->lock);
 	/* seq_cst pair with push: ncursors++ then read tail, so every later
 	 * claim sees a cursor, and every earlier claim is before our start. */
 	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_seq_cst);
@@ -1063,16 +1083,15 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 	enum kind kind = (flags & FO_PASSIVE)  ? K_PASSIVE
 	                 : (flags & FO_SHARED) ? K_MEMBER
 	                                       : K_ACTIVE;
-	fo_cursor *f = cursor_alloc(s, kind);
-	if (!f)
-		return FO_ENOMEM;
 	struct group *g = NULL;
-	if (kind == K_MEMBER && c->kind == K_ACTIVE && !c->done && !(g = group_new(s, 0, NULL))) {
-		fo__free(f);
+	if (kind == K_MEMBER && c->kind == K_ACTIVE && !c->done && !(g = group_new(s, 0, NULL)))
+		return FO_ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	fo_cursor *f = cursor_get_locked(s, kind);
+	if (!f) {
+		fo__free(g);
 		return FO_ENOMEM;
 	}
-
-	pthread_mutex_lock(&s->lock);
 	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_relaxed); /* a parent exists */
 	if (c->done) {
 		/* A fork of a drained cursor is drained at once; it holds no
@@ -1185,12 +1204,20 @@ void fo_cursor_close(fo_cursor *c)
 		sweep_locked(s);
 	/* Our position no longer bounds the producers. */
 	atomic_store_explicit(&s->cached_min, 0, memory_order_relaxed);
+	int efd = c->efd;
+	bool watching = c->watching;
+	if (!watching && s->nspare < SPARE_CURSORS) { /* keep the object for a fork */
+		c->spare_next = s->spare;
+		s->spare = c;
+		s->nspare++;
+		c = NULL;
+	}
 	stream_unlock(s);
-	if (c->efd >= 0)
-		close(c->efd);
-	if (c->watching) /* producers may still walk past it in the chain */
+	if (efd >= 0)
+		close(efd);
+	if (c && watching) /* producers may still walk past it in the chain */
 		fo__rcu_call(&c->rcu, cursor_free_cb);
-	else
+	else if (c)
 		fo__free(c);
 	atomic_thread_fence(memory_order_seq_cst); /* rare: wake producers for sure */
 	wake_space(s);
