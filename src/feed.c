@@ -324,27 +324,16 @@ struct feed_iter {
 	void *ctx;
 };
 
+static int feed_read_cb(fo_cursor *c, void **raw, uint64_t deadline, void *arg)
+{
+	return feed_read(arg, c, raw, deadline);
+}
+
 static int feed_iter_next(fo_iter *it, void **item, uint64_t deadline)
 {
 	struct feed_iter *fi = (struct feed_iter *)it;
-	void *raw;
-	int rc;
-	uint64_t before = fo_cursor_lagged(fi->c);
-	while ((rc = feed_read(fi->f, fi->c, &raw, deadline)) == FO_LAGGED)
-		;
-	it->lagged += fo_cursor_lagged(fi->c) - before;
-	if (rc == FO_FAILED)
-		return fo__iter_fail_from(it, fo_cursor_error(fi->c));
-	if (rc != FO_OK)
-		return rc;
-	if (fi->copy) {
-		void *dup = fi->copy(raw, fi->ctx);
-		if (!dup)
-			return fo__iter_fail(it, FO_ENOMEM, 0, "item copy failed");
-		raw = dup;
-	}
-	*item = raw;
-	return FO_OK;
+	return fo__iter_cursor_read(it, fi->c, fi->copy, fi->ctx, feed_read_cb, fi->f, item,
+	                            deadline);
 }
 
 static void feed_iter_close(fo_iter *it)

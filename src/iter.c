@@ -339,28 +339,42 @@ static int cursor_read(fo_cursor *c, void **item, uint64_t deadline)
 	return fo_cursor_timed_next(c, item, left);
 }
 
-static int cursor_next(fo_iter *it, void **item, uint64_t deadline)
+int fo__iter_cursor_read(fo_iter *it, fo_cursor *c, fo_item_copy_fn copy, void *ctx,
+                         int (*read)(fo_cursor *c, void **raw, uint64_t deadline, void *arg),
+                         void *arg, void **item, uint64_t deadline)
 {
-	struct cursor_iter *ci = (struct cursor_iter *)it;
 	void *raw;
 	int rc;
-	uint64_t before = fo_cursor_lagged(ci->c);
+	uint64_t before = fo_cursor_lagged(c);
 	/* A lap is not an end: continue at the oldest retained item. */
-	while ((rc = cursor_read(ci->c, &raw, deadline)) == FO_LAGGED)
+	while ((rc = read(c, &raw, deadline, arg)) == FO_LAGGED)
 		;
-	it->lagged += fo_cursor_lagged(ci->c) - before;
+	it->lagged += fo_cursor_lagged(c) - before;
 	if (rc == FO_FAILED)
-		return fo__iter_fail_from(it, fo_cursor_error(ci->c));
+		return fo__iter_fail_from(it, fo_cursor_error(c));
 	if (rc != FO_OK)
 		return rc;
-	if (ci->copy) {
-		void *dup = ci->copy(raw, ci->ctx);
+	if (copy) {
+		void *dup = copy(raw, ctx);
 		if (!dup)
 			return fo__iter_fail(it, FO_ENOMEM, 0, "item copy failed");
 		raw = dup;
 	}
 	*item = raw;
 	return FO_OK;
+}
+
+static int cursor_read_cb(fo_cursor *c, void **raw, uint64_t deadline, void *arg)
+{
+	(void)arg;
+	return cursor_read(c, raw, deadline);
+}
+
+static int cursor_next(fo_iter *it, void **item, uint64_t deadline)
+{
+	struct cursor_iter *ci = (struct cursor_iter *)it;
+	return fo__iter_cursor_read(it, ci->c, ci->copy, ci->ctx, cursor_read_cb, NULL, item,
+	                            deadline);
 }
 
 static void cursor_close(fo_iter *it)

@@ -80,6 +80,15 @@ int fo__iter_fail(fo_iter *it, int code, int sys_errno, const char *msg);
 /* Record a copy of @e (NULL: a generic FO_FAILED).  Returns FO_FAILED. */
 int fo__iter_fail_from(fo_iter *it, const fo_error *e);
 /*
+ * The tail of a read from a cursor, shared by cursor and feed iterators:
+ * @read(@c, &raw, @deadline, @arg) is retried over FO_LAGGED (a lap is not an
+ * end: the lag is added to it->lagged), FO_FAILED becomes the iterator's
+ * error, and an item is copied with @copy when given.
+ */
+int fo__iter_cursor_read(fo_iter *it, fo_cursor *c, fo_item_copy_fn copy, void *ctx,
+                         int (*read)(fo_cursor *c, void **raw, uint64_t deadline, void *arg),
+                         void *arg, void **item, uint64_t deadline);
+/*
  * One read with stickiness: what adapters call on their sources.  Returns
  * FO_OK (then *is_err says whether *item is an fo_error_item; @is_err may be
  * NULL), FO_END, FO_FAILED (fo_iter_error(src) describes it), FO_EMPTY or

@@ -362,6 +362,16 @@ static struct seg *seg_walk(struct seg *x, uint64_t pos)
 	return x;
 }
 
+/* The segment holding @pos, when @x holds @pos or ends right before it;
+ * NULL if that next segment is not linked yet.  Hot path. */
+static inline struct seg *seg_step(struct seg *x, uint64_t pos)
+{
+	if (pos - x->base < SEG_SLOTS)
+		return x;
+	/* acquire: the new segment's initialisation happened before. */
+	return atomic_load_explicit(&x->next, memory_order_acquire);
+}
+
 /* Make sure segments exist from @x through position @last (inclusive).
  * Called before claiming, so a failure leaves nothing behind. */
 static int seg_ensure(fo_stream *s, struct seg *x, uint64_t last)
@@ -1250,12 +1260,10 @@ static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 	uint64_t pos = c->pos;
 	size_t k = 0;
 	while (k < max) {
-		if (pos - x->base >= SEG_SLOTS) {
-			struct seg *nx = atomic_load_explicit(&x->next, memory_order_acquire);
-			if (!nx)
-				break;
-			x = nx;
-		}
+		struct seg *nx = seg_step(x, pos);
+		if (!nx)
+			break;
+		x = nx;
 		/* acquire: pairs with the producer's release store. */
 		void *it = atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire);
 		if (!it)
@@ -1510,12 +1518,10 @@ static size_t scan_ready(struct seg *x, uint64_t pos, size_t limit)
 {
 	size_t k = 0;
 	while (k < limit) {
-		if (pos - x->base >= SEG_SLOTS) {
-			struct seg *nx = atomic_load_explicit(&x->next, memory_order_acquire);
-			if (!nx)
-				break;
-			x = nx;
-		}
+		struct seg *nx = seg_step(x, pos);
+		if (!nx)
+			break;
+		x = nx;
 		if (!atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire))
 			break;
 		k++;
