@@ -4,7 +4,7 @@
 #
 # Build fanout and run every test, in three build directories:
 #   build/release  gcc,   RelWithDebInfo, tests + examples + benchmarks (bench/run.sh --quick),
-#                  clang-format check (warning only for now)
+#                  clang-format check (fails the build when a file is not formatted)
 #   build/asan     clang, AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g
 #   build/tsan     clang, ThreadSanitizer, -O1 -g, ctest -j1 (stress tests oversubscribe
 #                  the 2 cores on purpose)
@@ -58,17 +58,17 @@ run_build() {
 		else
 			echo "(no bench/run.sh yet: benchmarks skipped)"
 		fi
-		banner "$name: format-check (warning only)"
+		banner "$name: format-check"
 		local fmt_out unformatted
 		if ! fmt_out=$(cmake --build "$dir" --target format-check 2>&1); then
 			unformatted=$(grep -oE '^[^ :]+\.[ch]:' <<<"$fmt_out" | sed 's/:$//' | sort -u)
 			if [ -z "$unformatted" ]; then
 				echo "$fmt_out"
 			fi
-			echo "WARNING: $(grep -c . <<<"$unformatted") file(s) not clang-formatted" \
+			echo "ERROR: $(grep -c . <<<"$unformatted") file(s) not clang-formatted" \
 				"(fix: cmake --build $dir --target format):"
 			sed "s|^$root/|  |" <<<"$unformatted"
-			note=", format-check: WARNING"
+			step="format-check"
 		else
 			echo "format-check: clean"
 		fi

@@ -29,11 +29,12 @@
  */
 #include "../common/stress_common.h"
 
-#define NPROD                 2
-#define NCHURN                4
-#define MAX_BATCH             64u
-#define LIVE_SEGMENTS_BOUND   4u
-#define CACHED_SEGMENTS_BOUND 47u /* stream.h: pool 32 + an unfilled retire batch 15, once settled */
+#define NPROD               2
+#define NCHURN              4
+#define MAX_BATCH           64u
+#define LIVE_SEGMENTS_BOUND 4u
+#define CACHED_SEGMENTS_BOUND \
+	47u /* stream.h: pool 32 + an unfilled retire batch 15, once settled */
 #define MAX_CURSORS_PER_CHURN 3u
 
 static struct {
