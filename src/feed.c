@@ -298,7 +298,7 @@ int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t timeout_
 
 uint64_t fo_feed_pulled(const fo_feeder *f)
 {
-	return f ? atomic_load_explicit(&f->pulled, memory_order_relaxed) : 0;
+	return f ? atomic_load_explicit(&f->pulled, memory_order_relaxed) : 0; /* stats only */
 }
 
 void fo_feed_destroy(fo_feeder *f)

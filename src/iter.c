@@ -311,7 +311,9 @@ void fo__waker_signal(struct fo__waker *w)
 			w->fn(w->arg);
 		}
 	}
-	atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
+	atomic_fetch_sub_explicit(
+	    &w->busy, 1,
+	    memory_order_release); /* release: our signal is done before close sees 0 */
 }
 
 /* ------------------------------------------------------------------------ */

@@ -168,7 +168,8 @@ static void *side_pop(fo_join *j)
 		j->side_head = n->next;
 		if (!j->side_head)
 			j->side_tail = NULL;
-		atomic_fetch_sub_explicit(&j->nside, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(
+		    &j->nside, 1, memory_order_relaxed); /* under j->mu; readers only peek */
 	}
 	pthread_mutex_unlock(&j->mu);
 	if (!n)
@@ -213,7 +214,8 @@ static void *helper_main(void *arg)
 	struct jsrc *s = arg;
 	fo_join *j = s->j;
 	for (;;) {
-		if (atomic_load_explicit(&j->stop, memory_order_relaxed))
+		if (atomic_load_explicit(
+		        &j->stop, memory_order_relaxed)) /* a peek at the stop flag; re-checked */
 			break;
 		void *x;
 		bool is_err;
@@ -317,7 +319,7 @@ static int add(fo_join *j, fo_iter *src, fo_item_free_fn rel, void *rel_ctx)
 			return FO_ESYS;
 		}
 		s->has_thread = true;
-		atomic_fetch_add_explicit(&j->nthreads, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&j->nthreads, 1, memory_order_relaxed); /* stats only */
 		s->next = j->helpers;
 		j->helpers = s;
 	}
@@ -353,7 +355,7 @@ int fo_join_seal(fo_join *j)
 
 size_t fo_join_threads(const fo_join *j)
 {
-	return j ? atomic_load_explicit(&j->nthreads, memory_order_relaxed) : 0;
+	return j ? atomic_load_explicit(&j->nthreads, memory_order_relaxed) : 0; /* stats only */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -427,7 +429,8 @@ static int join_next(fo_iter *it, void **item, uint64_t deadline)
 {
 	fo_join *j = (fo_join *)it;
 	for (;;) {
-		uint32_t g = atomic_load_explicit(&j->gen, memory_order_seq_cst);
+		uint32_t g = atomic_load_explicit(
+		    &j->gen, memory_order_seq_cst); /* seq_cst: read before announcing */
 		int rc;
 		j->turn = !j->turn;
 		if (j->turn && read_cursors(j, item) == FO_OK)
@@ -641,7 +644,8 @@ static void *outer_main(void *arg)
 	fo_join *j = arg;
 	fo_iter *outer = j->outer;
 	for (;;) {
-		if (atomic_load_explicit(&j->stop, memory_order_relaxed))
+		if (atomic_load_explicit(
+		        &j->stop, memory_order_relaxed)) /* a peek at the stop flag; re-checked */
 			break;
 		void *x;
 		int rc = fo__iter_pull(outer, &x, FO__NO_DEADLINE, NULL);

@@ -204,7 +204,8 @@ static struct seg *seg_new(fo_stream *s, uint64_t base)
 	if (x) {
 		s->pool = x->rnext;
 		s->npool--;
-		atomic_fetch_sub_explicit(&s->cached_segments, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&s->cached_segments, 1,
+		                          memory_order_relaxed); /* stats only */
 	}
 	pthread_mutex_unlock(&s->pool_lock);
 	if (!x && !(x = fo__alloc(sizeof(*x))))
@@ -255,7 +256,8 @@ static void retire_done(fo__rcu_node *node)
 			s->pool = x;
 			s->npool++;
 		} else {
-			atomic_fetch_sub_explicit(&s->cached_segments, 1, memory_order_relaxed);
+			atomic_fetch_sub_explicit(&s->cached_segments, 1,
+			                          memory_order_relaxed); /* stats only */
 			fo__free(x);
 		}
 		x = n;
@@ -269,7 +271,7 @@ static void retire_done(fo__rcu_node *node)
 static void seg_retire(fo_stream *s, struct seg *x)
 {
 	struct seg *batch = NULL;
-	atomic_fetch_add_explicit(&s->cached_segments, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->cached_segments, 1, memory_order_relaxed); /* stats only */
 	pthread_mutex_lock(&s->pool_lock);
 	x->rnext = s->retired;
 	s->retired = x;
@@ -321,7 +323,8 @@ counted:
  * otherwise knows @x's memory is alive). */
 static bool seg_pin(struct seg *x)
 {
-	uint64_t st = atomic_load_explicit(&x->state, memory_order_relaxed);
+	uint64_t st = atomic_load_explicit(
+	    &x->state, memory_order_relaxed); /* a peek: the CAS below decides */
 	do {
 		if (st & SEG_DEAD)
 			return false;
@@ -377,7 +380,9 @@ static inline struct seg *seg_step(struct seg *x, uint64_t pos)
 static int seg_ensure(fo_stream *s, struct seg *x, uint64_t last)
 {
 	while (last - x->base >= SEG_SLOTS) {
-		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
+		struct seg *n = atomic_load_explicit(
+		    &x->next,
+		    memory_order_acquire); /* acquire: the next segment's initialisation */
 		if (!n) {
 			struct seg *fresh = seg_new(s, x->base + SEG_SLOTS);
 			if (!fresh)
@@ -411,7 +416,9 @@ static void cons_add(fo_stream *s, struct consumer *c)
 	 * cursor): lower it so capacity stays exact. */
 	uint64_t p = atomic_load_explicit(c->pos, memory_order_relaxed);
 	if (p < atomic_load_explicit(&s->cached_min, memory_order_relaxed))
-		atomic_store_explicit(&s->cached_min, p, memory_order_relaxed);
+		atomic_store_explicit(
+		    &s->cached_min, p,
+		    memory_order_relaxed); /* a hint only: full rescans take the lock */
 }
 
 static void cons_del(struct consumer *c)
@@ -452,9 +459,12 @@ static bool seg_fully_written(const fo_stream *s, const struct seg *x)
  * its next pointer).  Caller holds s->lock. */
 static void reclaim_locked(fo_stream *s)
 {
-	struct seg *hint = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+	struct seg *hint = atomic_load_explicit(
+	    &s->tail_seg,
+	    memory_order_acquire); /* acquire: under the lock the hint segment is linked */
 	uint64_t f = hint->base;
-	bool none = atomic_load_explicit(&s->ncursors, memory_order_relaxed) == 0;
+	bool none = atomic_load_explicit(&s->ncursors, memory_order_relaxed) ==
+	            0; /* changed only under the lock we hold */
 	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
 		uint64_t p;
 		if (c->hint) /* a group: its hint segment and later stay */
@@ -464,13 +474,16 @@ static void reclaim_locked(fo_stream *s)
 		if (p < f)
 			f = p;
 	}
-	if (atomic_load_explicit(&s->npassive, memory_order_relaxed) > 0) {
-		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >> 1;
+	if (atomic_load_explicit(&s->npassive, memory_order_relaxed) >
+	    0) { /* changed only under the lock we hold */
+		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
+		             1; /* only bounds the passive window */
 		uint64_t keep = t > s->window ? t - s->window : 0;
 		if (keep < f)
 			f = keep;
 	}
-	struct seg *x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
+	struct seg *x = atomic_load_explicit(
+	    &s->oldest, memory_order_relaxed); /* written only under the lock we hold */
 	uint64_t slack = none ? 0 : 1;
 	while (x != hint && x->base + SEG_SLOTS + slack <= f && seg_fully_written(s, x)) {
 		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
@@ -494,15 +507,20 @@ static void reclaim_locked(fo_stream *s)
 static void sweep_locked(fo_stream *s)
 {
 	uint64_t n = 0;
-	for (struct seg *x = atomic_load_explicit(&s->oldest, memory_order_relaxed); x;
-	     x = atomic_load_explicit(&x->next, memory_order_acquire)) {
+	for (struct seg *x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
+	     x; /* written only under the lock we hold */
+	     x = atomic_load_explicit(
+	         &x->next, memory_order_acquire)) { /* acquire: the next segment's initialisation */
 		for (unsigned i = 0; i < SEG_SLOTS; i++) {
 			/* acquire: the item's contents before its destructor. */
 			void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
 			if (!it || it == DEAD_ITEM)
 				continue;
-			atomic_store_explicit(&x->slot[i], DEAD_ITEM, memory_order_relaxed);
-			atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed);
+			atomic_store_explicit(
+			    &x->slot[i], DEAD_ITEM,
+			    memory_order_relaxed); /* nobody can read a swept slot */
+			atomic_fetch_add_explicit(&x->ndead, 1,
+			                          memory_order_relaxed); /* stats only */
 			if (s->item_free)
 				s->item_free(it, s->item_free_ctx);
 			n++;
@@ -519,10 +537,14 @@ static void sweep_locked(fo_stream *s)
  */
 static void reclaim_try(fo_stream *s)
 {
-	atomic_store_explicit(&s->reclaim_pending, 1, memory_order_seq_cst);
-	while (atomic_load_explicit(&s->reclaim_pending, memory_order_seq_cst) &&
-	       pthread_mutex_trylock(&s->lock) == 0) {
-		atomic_store_explicit(&s->reclaim_pending, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->reclaim_pending, 1,
+	                      memory_order_seq_cst); /* seq_cst: before our trylock (see above) */
+	while (
+	    atomic_load_explicit(&s->reclaim_pending,
+	                         memory_order_seq_cst) && /* seq_cst: after the holder's unlock */
+	    pthread_mutex_trylock(&s->lock) == 0) {
+		atomic_store_explicit(&s->reclaim_pending, 0,
+		                      memory_order_relaxed); /* we hold the lock */
 		reclaim_locked(s);
 		pthread_mutex_unlock(&s->lock);
 		atomic_thread_fence(memory_order_seq_cst); /* unlock before the re-check */
@@ -546,8 +568,11 @@ static void stream_unlock(fo_stream *s)
 static uint32_t waitq_wake(struct waitq *q)
 {
 	uint32_t need = 0;
-	if (atomic_load_explicit(&q->need, memory_order_relaxed))
-		need = atomic_exchange_explicit(&q->need, 0, memory_order_seq_cst);
+	if (atomic_load_explicit(
+	        &q->need, memory_order_relaxed)) /* a peek: the caller fenced after publishing */
+		need = atomic_exchange_explicit(
+		    &q->need, 0,
+		    memory_order_seq_cst); /* seq_cst: one waker clears, before its gen bump */
 	if (need & NEED_SLEEP) {
 		/* seq_cst: the bump is after the clear, so any sleeper that
 		 * announced before the clear sees gen change. */
@@ -564,7 +589,8 @@ static uint32_t waitq_wake(struct waitq *q)
  * calls waitq_sleep() with the returned ticket. */
 static uint32_t waitq_prepare(struct waitq *q)
 {
-	uint32_t g = atomic_load_explicit(&q->gen, memory_order_seq_cst);
+	uint32_t g = atomic_load_explicit(
+	    &q->gen, memory_order_seq_cst); /* seq_cst: read before announcing (see above) */
 	atomic_fetch_or_explicit(&q->need, NEED_SLEEP, memory_order_seq_cst);
 	fo__fence_heavy(); /* the announcement before the caller's re-check */
 	return g;
@@ -581,9 +607,12 @@ static int waitq_sleep(struct waitq *q, uint32_t ticket, uint64_t deadline)
 static void signal_watchers(fo_stream *s)
 {
 	fo__rcu_lock();
-	for (fo_cursor *w = atomic_load_explicit(&s->watchers, memory_order_acquire); w;
-	     w = atomic_load_explicit(&w->wnext, memory_order_acquire)) {
-		if (atomic_load_explicit(&w->armed, memory_order_relaxed) != ARM_ARMED)
+	for (fo_cursor *w = atomic_load_explicit(&s->watchers, memory_order_acquire);
+	     w; /* acquire: linked after initialisation */
+	     w = atomic_load_explicit(
+	         &w->wnext, memory_order_acquire)) { /* acquire: linked after initialisation */
+		if (atomic_load_explicit(&w->armed, memory_order_relaxed) !=
+		    ARM_ARMED) /* a peek: the CAS below decides */
 			continue;
 		/* seq_cst: busy is visible to close before we test armed. */
 		atomic_fetch_add_explicit(&w->busy, 1, memory_order_seq_cst);
@@ -599,7 +628,9 @@ static void signal_watchers(fo_stream *s)
 				(void)r;
 			}
 		}
-		atomic_fetch_sub_explicit(&w->busy, 1, memory_order_release);
+		atomic_fetch_sub_explicit(
+		    &w->busy, 1,
+		    memory_order_release); /* release: our signal is done before close sees 0 */
 	}
 	fo__rcu_unlock();
 }
@@ -692,9 +723,11 @@ static void free_chain(struct seg *x)
  * stream.  Items were destroyed by the last handle's sweep. */
 static void stream_free(fo_stream *s)
 {
-	struct seg *x = atomic_load_explicit(&s->oldest, memory_order_acquire);
+	struct seg *x = atomic_load_explicit(
+	    &s->oldest, memory_order_acquire); /* last owner: nothing runs concurrently */
 	while (x) {
-		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
+		struct seg *n = atomic_load_explicit(
+		    &x->next, memory_order_acquire); /* last owner: nothing runs concurrently */
 		seg_release(s, x, false);
 		x = n;
 	}
@@ -737,12 +770,14 @@ static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
 {
 	for (int spin = 0; spin < SPIN_LIMIT; spin++) {
 		fo__cpu_relax();
-		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+		uint64_t t = atomic_load_explicit(
+		    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks under the lock */
 		if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
 			return FO_OK;
 	}
 	uint32_t g = waitq_prepare(&s->space);
-	uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	uint64_t t = atomic_load_explicit(
+	    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks under the lock */
 	if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
 		return FO_OK;
 	return waitq_sleep(&s->space, g, deadline);
@@ -788,7 +823,9 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 				return FO_FULL;
 			int rc = wait_room(s, n, deadline);
 			if (rc == FO_TIMEDOUT) {
-				t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+				t = atomic_load_explicit(
+				    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks
+				                                        under the lock */
 				if (t & TAIL_CLOSED)
 					return FO_ECLOSED;
 				if (!has_room(s, t >> 1, n))
@@ -819,7 +856,9 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	struct seg *x = seg_walk(h, p);
 	for (size_t i = 0; i < n; i++, p++) {
 		if (p - x->base >= SEG_SLOTS)
-			x = atomic_load_explicit(&x->next, memory_order_acquire);
+			x = atomic_load_explicit(
+			    &x->next, memory_order_acquire); /* acquire: linked by seg_ensure before
+			                                        our claim */
 		void *it = items[i];
 		if (nobody) {
 			/* No cursor existed at our claim and any later one starts
@@ -893,7 +932,8 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 	                    : timeout_ns == 0 ? 0
 	                                      : fo__deadline(timeout_ns);
 	for (;;) {
-		uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+		uint64_t t = atomic_load_explicit(
+		    &s->tail, memory_order_acquire); /* acquire: the closed bit with its end */
 		if (t & TAIL_CLOSED)
 			return FO_ECLOSED;
 		if (!s->capacity || has_room(s, t >> 1, n))
@@ -901,7 +941,9 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 		if (deadline == 0)
 			return FO_FULL;
 		if (wait_room(s, n, deadline) == FO_TIMEDOUT) {
-			t = atomic_load_explicit(&s->tail, memory_order_acquire);
+			t = atomic_load_explicit(
+			    &s->tail,
+			    memory_order_acquire); /* acquire: the closed bit with its end */
 			if (t & TAIL_CLOSED)
 				return FO_ECLOSED;
 			return has_room(s, t >> 1, n) ? FO_OK : FO_TIMEDOUT;
@@ -912,7 +954,8 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 static int stream_end(fo_stream *s, int code, const char *message)
 {
 	pthread_mutex_lock(&s->lock);
-	if (atomic_load_explicit(&s->tail, memory_order_relaxed) & TAIL_CLOSED) {
+	if (atomic_load_explicit(&s->tail, memory_order_relaxed) &
+	    TAIL_CLOSED) { /* changed only under the lock we hold */
 		stream_unlock(s);
 		return code ? FO_ECLOSED : FO_OK;
 	}
@@ -957,20 +1000,25 @@ bool fo_stream_is_closed(const fo_stream *s)
 {
 	if (!s)
 		return true;
-	return atomic_load_explicit(&((fo_stream *)s)->tail, memory_order_acquire) & TAIL_CLOSED;
+	return atomic_load_explicit(&((fo_stream *)s)->tail, memory_order_acquire) &
+	       TAIL_CLOSED; /* acquire: the closed bit with its end */
 }
 
 int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out)
 {
 	if (!s || !out)
 		return FO_EINVAL;
-	uint64_t pushed = atomic_load_explicit(&s->tail, memory_order_acquire) >> 1;
-	uint64_t freed = atomic_load_explicit(&s->freed, memory_order_relaxed);
-	size_t segs = atomic_load_explicit(&s->live_segments, memory_order_relaxed);
-	size_t curs = (size_t)atomic_load_explicit(&s->ncursors, memory_order_relaxed);
+	uint64_t pushed = atomic_load_explicit(&s->tail, memory_order_acquire) >>
+	                  1; /* acquire: with the end state */
+	uint64_t freed = atomic_load_explicit(&s->freed, memory_order_relaxed); /* stats only */
+	size_t segs =
+	    atomic_load_explicit(&s->live_segments, memory_order_relaxed); /* stats only */
+	size_t curs =
+	    (size_t)atomic_load_explicit(&s->ncursors, memory_order_relaxed); /* stats only */
 	out->live_segments = segs;
 	out->retained_items = pushed > freed ? (size_t)(pushed - freed) : 0;
-	size_t cached = atomic_load_explicit(&s->cached_segments, memory_order_relaxed);
+	size_t cached =
+	    atomic_load_explicit(&s->cached_segments, memory_order_relaxed); /* stats only */
 	out->cached_segments = cached;
 	out->live_bytes =
 	    sizeof(*s) + (segs + cached) * sizeof(struct seg) + curs * sizeof(fo_cursor);
