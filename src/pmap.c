@@ -3,82 +3,120 @@
 /*
  * pmap.c - parallel map on a pool of worker threads (see fanout/pmap.h).
  *
- * One mutex (mu) guards the whole pool state; the work per item is the
- * user's call, so the mutex is taken a few times per item, never during a
+ * A pool (struct fo_pool) owns the worker threads, their init/fini and the
+ * timeout watchdog; a round (struct round, the output fo_iter) owns one
+ * source and the task slots of its items.  One round at a time is open on
+ * a pool; fo_pmap() is a private pool whose only round tears it down.
+ *
+ * One mutex (pool->mu) guards everything below; the work per item is the
+ * user's call, so the mutex is taken about once per item, never during a
  * call or a source pull.
  *
- *   workers: wait on cv_work until they may take an item (can_take: the
- *     source is free, the in-flight bound allows, nothing halted), mark the
- *     source busy, reserve a task slot and a sequence number, pull the
- *     source without the lock, then compute without the lock and publish
- *     the result (T_DONE) and signal cv_out.
+ *   task states: FREE -> HELD (pulled: the slot holds the input) -> RUN
+ *     (being computed; a worker's cur) -> DONE (result ready for the reader)
+ *     -> FREE (the reader took it).  Only the worker that reserved a slot
+ *     writes it between FREE and DONE, except the watchdog, which turns a
+ *     timed-out RUN into DONE (the input stays with the worker) and moves the
+ *     worker's remaining HELD items to the round's redo list, where any
+ *     worker takes them.
+ *   workers: wait on cv_work until they may take work (take_batch: the redo
+ *     list, or the source when it is free and the in-flight bound leaves
+ *     room), reserve up to chunk_size slots, pull the source without the
+ *     lock, then compute each item without the lock and publish it (DONE,
+ *     cv_out).  A worker holding a round's items counts in round->active;
+ *     closing a round waits (cv_idle) until no worker holds any.
  *   reader: takes the next result - ordered: the slot of next_out (tasks[]
  *     is a ring indexed by seq % W; every in-flight seq lies in
  *     [next_out, next_seq) and next_seq - next_out <= W); unordered: the
  *     head of the ready FIFO - frees its slot, signals cv_work, and applies
- *     the policy outside the lock.  It waits on cv_out no longer than the
- *     earliest per-item deadline, and handles timeouts (check_timeouts): the
- *     slot becomes an FO_TIMEDOUT result, the worker is abandoned (it
- *     releases its late output and exits) and a replacement is started.
+ *     the policy outside the lock.
+ *   watchdog (timeout_ns > 0): sleeps until the earliest deadline, then
+ *     times the item out at its place, abandons its worker (which releases
+ *     its late output and exits) and starts a replacement, whether or not
+ *     the reader is reading.
+ *
+ * Readiness (fo_iter_fd/arm): the round's fo__waker is armed and re-checked
+ * under mu; whoever publishes something readable notes `armed` under mu and
+ * signals after unlocking, holding an active count so the round stays.
  */
 #include <string.h>
 
 #include <fanout/pmap.h>
 #include "iter_impl.h"
 
-enum tstate { T_FREE, T_RUN, T_DONE };
+enum tstate { T_FREE, T_HELD, T_RUN, T_DONE };
 
 struct task {
 	void *in, *out;
+	uint64_t seq;
 	int status;    /* FO_OK or the failure code */
 	bool passthru; /* an upstream error item, in @in */
 	enum tstate st;
-	struct task *next; /* free list / ready FIFO (unordered) */
+	struct task *next; /* free list / ready FIFO (unordered), redo list */
 };
+
+struct round;
 
 struct worker {
 	pthread_t th;
-	struct pmap *pm;
-	size_t index;      /* which init argument */
-	struct task *cur;  /* under mu: the item being computed */
-	uint64_t deadline; /* under mu: cur's timeout deadline */
-	bool abandoned;    /* under mu: cur timed out; exit after the call */
-	bool exited;       /* under mu: ready to be joined */
+	struct fo_pool *pool;
+	size_t index;        /* which init argument */
+	struct round *r;     /* under mu: the round of the batch */
+	struct task **batch; /* chunk_size slots: the items taken at once */
+	size_t bi, bn;       /* under mu: batch[bi] is next / current, bn taken */
+	struct task *cur;    /* under mu: the item being computed */
+	uint64_t deadline;   /* under mu: cur's timeout deadline */
+	bool abandoned;      /* under mu: cur timed out; exit after the call */
+	bool exited;         /* under mu: ready to be joined */
 	struct worker *next;
 };
 
-struct pmap {
-	fo_iter it; /* first: the vtable casts */
-	fo_iter *src;
-	fo_item_free_fn in_free;
-	void *in_ctx;
+struct fo_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work; /* workers: work, or stop */
+	pthread_cond_t cv_out;  /* reader: a result, the end, a fatal error */
+	pthread_cond_t cv_idle; /* round close: no worker holds its items */
+	pthread_cond_t cv_wd;   /* watchdog: a deadline to watch, or stop */
 	fo_pmap_fn fn;
 	fo_pmap_opts o;
 	void **init_args; /* copy of o.init_args, or NULL */
+	size_t cap;       /* unordered in-flight bound: workers * (buffer + chunk) */
+	size_t W;         /* task slots per round: cap (+ reorder window when ordered) */
 
-	pthread_mutex_t mu;
-	pthread_cond_t cv_work; /* workers: may take an item, or stop */
-	pthread_cond_t cv_out;  /* reader: a result, the end, a fatal error, a new deadline */
-	size_t cap;             /* workers * (per_worker_buffer + 1) */
-	size_t W;               /* task slots: cap (+ reorder window when ordered) */
+	struct worker *workers;
+	size_t init_pending; /* first workers whose init has not returned */
+	int fatal;           /* an init failed: its code (sticky for the pool) */
+	bool started, stop;
+	bool wd_started, wd_idle; /* the watchdog runs / sleeps with no deadline */
+	pthread_t wd;
+	struct round *r; /* the open round, or NULL */
+	int refs;        /* the handle + the open round */
+};
+
+struct round {
+	fo_iter it; /* first: the vtable casts */
+	struct fo_pool *pool;
+	fo_iter *src;
+	fo_item_free_fn in_free;
+	void *in_ctx;
 	struct task *tasks;
 	struct task *free_list;         /* unordered */
 	struct task *rq_head, *rq_tail; /* unordered: finished, in completion order */
-	uint64_t next_seq, next_out;    /* ordered: sequence numbers */
+	struct task *redo_head;         /* HELD items of abandoned workers */
+	uint64_t next_seq, next_out;    /* sequence numbers */
+	uint64_t halt_seq;              /* the first STOP failure, or UINT64_MAX */
 	size_t inflight;                /* pulled, not yet returned */
+	size_t active;                  /* workers (and signallers) holding items */
 	bool src_busy;                  /* a worker is inside the source pull */
 	int src_done;                   /* 0, FO_END or FO_FAILED */
 	fo_error src_err;               /* the source's failure (message copied) */
 	char *src_msg;
-	bool halt; /* a STOP failure was recorded: read no more input */
-	bool stop; /* closing */
-	int fatal; /* an init failed: its code */
-	bool started;
-	bool reader_waiting; /* the reader sleeps on cv_out: tell it of new deadlines */
-	size_t init_pending; /* first workers whose init has not returned */
-	struct worker *workers;
+	bool closing, reader_waiting;
 	uint64_t n_in, n_out, n_failed;
+	struct fo__waker wk;
 };
+
+#define NO_HALT UINT64_MAX
 
 static const char MSG_FAIL[] = "pmap callback failed";
 static const char MSG_TIMEOUT[] = "pmap item timed out";
@@ -92,6 +130,7 @@ void fo_pmap_opts_init(fo_pmap_opts *o)
 	o->backend = FO_THREADS;
 	o->workers = 2;
 	o->per_worker_buffer = 2;
+	o->chunk_size = 1;
 	o->ordered = true;
 	o->on_error = FO_ERR_STOP;
 }
@@ -119,115 +158,234 @@ void fo_result_free(void *p, void *ctx)
 	fo__free(r);
 }
 
-static struct result *result_new(struct pmap *pm, void *in, void *out, int status, const char *msg)
+static struct result *result_new(struct round *r, void *in, void *out, int status, const char *msg)
 {
 	size_t len = status == FO_OK ? 0 : strlen(msg) + 1;
-	struct result *r = fo__zalloc(sizeof(*r) + len);
-	if (!r)
+	struct result *res = fo__zalloc(sizeof(*res) + len);
+	if (!res)
 		return NULL;
-	r->r.input = in;
-	r->r.output = out;
-	r->r.status = status;
-	r->in_free = pm->in_free;
-	r->in_ctx = pm->in_ctx;
-	r->out_free = pm->o.item_free;
-	r->out_ctx = pm->o.item_free_ctx;
+	res->r.input = in;
+	res->r.output = out;
+	res->r.status = status;
+	res->in_free = r->in_free;
+	res->in_ctx = r->in_ctx;
+	res->out_free = r->pool->o.item_free;
+	res->out_ctx = r->pool->o.item_free_ctx;
 	if (status != FO_OK) {
-		memcpy(r->msg, msg, len);
-		r->e.code = status;
-		r->e.message = r->msg;
-		r->r.error = &r->e;
+		memcpy(res->msg, msg, len);
+		res->e.code = status;
+		res->e.message = res->msg;
+		res->r.error = &res->e;
 	}
-	return r;
+	return res;
 }
 
 /* ---- pool internals (mu held unless said otherwise) ---------------------------------------- */
 
-static bool can_take(const struct pmap *pm)
+static bool halted(const struct round *r)
 {
-	if (pm->halt || pm->src_done || pm->src_busy || pm->fatal || pm->init_pending)
-		return false;
-	if (pm->o.ordered)
-		return pm->next_seq - pm->next_out < pm->W;
-	return pm->inflight < pm->cap;
+	return r->halt_seq != NO_HALT;
 }
 
-static void push_ready(struct pmap *pm, struct task *t)
+/* Free slots the source may fill now (0: none, or the source is not ours to pull). */
+static size_t room(const struct fo_pool *pool, const struct round *r)
+{
+	if (halted(r) || r->src_done || r->src_busy || r->closing || pool->fatal ||
+	    pool->init_pending)
+		return 0;
+	size_t used = pool->o.ordered ? (size_t)(r->next_seq - r->next_out) : r->inflight;
+	size_t free = pool->o.ordered ? pool->W - used : pool->cap - used;
+	return free < pool->o.chunk_size ? free : pool->o.chunk_size;
+}
+
+/* The round a worker may take work from now, or NULL. */
+static struct round *takeable(const struct fo_pool *pool)
+{
+	struct round *r = pool->r;
+	if (!r || r->closing || pool->fatal)
+		return NULL;
+	return (r->redo_head || room(pool, r)) ? r : NULL;
+}
+
+/* Should this HELD item be computed?  After a STOP failure only items before it
+ * (ordered: they come out before the error) are worth the call. */
+static bool worth(const struct fo_pool *pool, const struct round *r, const struct task *t)
+{
+	if (r->closing)
+		return false;
+	return !halted(r) || (pool->o.ordered && t->seq < r->halt_seq);
+}
+
+static void push_ready(struct fo_pool *pool, struct round *r, struct task *t)
 {
 	t->st = T_DONE;
-	if (pm->o.ordered)
+	if (pool->o.ordered)
 		return; /* the slot itself is the place */
 	t->next = NULL;
-	if (pm->rq_tail)
-		pm->rq_tail->next = t;
+	if (r->rq_tail)
+		r->rq_tail->next = t;
 	else
-		pm->rq_head = t;
-	pm->rq_tail = t;
+		r->rq_head = t;
+	r->rq_tail = t;
 }
 
-/* Release what a finished task holds (close, or a result nobody will read). */
-static void task_release(struct pmap *pm, struct task *t)
+static void record_failure(struct fo_pool *pool, struct round *r, struct task *t)
+{
+	r->n_failed++;
+	if (pool->o.on_error == FO_ERR_STOP && t->seq < r->halt_seq)
+		r->halt_seq = t->seq;
+}
+
+static void slot_free(struct fo_pool *pool, struct round *r, struct task *t)
+{
+	t->st = T_FREE;
+	t->in = t->out = NULL;
+	if (!pool->o.ordered) {
+		t->next = r->free_list;
+		r->free_list = t;
+	}
+}
+
+/* Release what a task holds (close, or a result nobody will read). */
+static void task_release(struct fo_pool *pool, struct round *r, struct task *t)
 {
 	if (t->passthru) {
 		fo_error_item_free(t->in);
-	} else if (t->status == FO_OK) {
-		if (t->out && pm->o.item_free)
-			pm->o.item_free(t->out, pm->o.item_free_ctx);
-		if (pm->o.paired && t->in && pm->in_free)
-			pm->in_free(t->in, pm->in_ctx);
-	} else if (t->in && pm->in_free) {
-		pm->in_free(t->in, pm->in_ctx);
+	} else if (t->st == T_DONE && t->status == FO_OK) {
+		if (t->out && pool->o.item_free)
+			pool->o.item_free(t->out, pool->o.item_free_ctx);
+		if (pool->o.paired && t->in && r->in_free)
+			r->in_free(t->in, r->in_ctx);
+	} else if (t->in && r->in_free) {
+		r->in_free(t->in, r->in_ctx);
 	}
 	t->in = t->out = NULL;
 	t->st = T_FREE;
 }
 
+/* Is a read of @r going to return something other than FO_EMPTY? */
+static bool readable(const struct fo_pool *pool, const struct round *r)
+{
+	if (pool->fatal || (r->inflight == 0 && r->src_done))
+		return true;
+	if (!pool->o.ordered)
+		return r->rq_head != NULL;
+	return r->next_out < r->next_seq && r->tasks[r->next_out % pool->W].st == T_DONE;
+}
+
+/* After publishing under mu: wake the reader; returns whether its waker is armed
+ * (then the caller signals it after unlocking, see hold_signal()). */
+static bool notify_reader(struct fo_pool *pool, struct round *r)
+{
+	if (r->reader_waiting)
+		pthread_cond_signal(&pool->cv_out);
+	/* relaxed: armed is set under mu (rd_arm), which we hold. */
+	return atomic_load_explicit(&r->wk.armed, memory_order_relaxed) != 0;
+}
+
+static void round_put(struct fo_pool *pool, struct round *r)
+{
+	if (--r->active == 0 && r->closing)
+		pthread_cond_broadcast(&pool->cv_idle);
+}
+
+/* Signal @r's waker without mu, holding an active count so the round stays.
+ * Called and returns with mu held. */
+static void hold_signal(struct fo_pool *pool, struct round *r)
+{
+	r->active++;
+	pthread_mutex_unlock(&pool->mu);
+	fo__waker_signal(&r->wk);
+	pthread_mutex_lock(&pool->mu);
+	round_put(pool, r);
+}
+
+static void set_fatal(struct fo_pool *pool, int code)
+{
+	if (!pool->fatal)
+		pool->fatal = code ? code : FO_FAILED;
+	pthread_cond_broadcast(&pool->cv_out);
+	pthread_cond_broadcast(&pool->cv_work);
+	if (pool->r && notify_reader(pool, pool->r))
+		hold_signal(pool, pool->r);
+}
+
 static void *worker_main(void *arg);
 
-static int spawn(struct pmap *pm, size_t index)
+static int spawn(struct fo_pool *pool, size_t index)
 {
 	struct worker *w = fo__zalloc(sizeof(*w));
 	if (!w)
 		return FO_ENOMEM;
-	w->pm = pm;
+	w->batch = fo__alloc(pool->o.chunk_size * sizeof(*w->batch));
+	if (!w->batch) {
+		fo__free(w);
+		return FO_ENOMEM;
+	}
+	w->pool = pool;
 	w->index = index;
 	if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
+		fo__free(w->batch);
 		fo__free(w);
 		return FO_ESYS;
 	}
-	w->next = pm->workers;
-	pm->workers = w;
+	w->next = pool->workers;
+	pool->workers = w;
 	return FO_OK;
 }
 
-/* Join abandoned workers that have exited (keeps the list short). */
-static void reap(struct pmap *pm)
+static void worker_free(struct worker *w)
 {
-	for (struct worker **pp = &pm->workers; *pp;) {
+	pthread_join(w->th, NULL);
+	fo__free(w->batch);
+	fo__free(w);
+}
+
+/* Join abandoned workers that have exited (keeps the list short). */
+static void reap(struct fo_pool *pool)
+{
+	for (struct worker **pp = &pool->workers; *pp;) {
 		struct worker *w = *pp;
 		if (w->abandoned && w->exited) {
 			*pp = w->next;
-			pthread_join(w->th, NULL); /* it only returns: no lock needed */
-			fo__free(w);
+			worker_free(w); /* it only returns: joining under mu is fine */
 		} else {
 			pp = &w->next;
 		}
 	}
 }
 
-static void set_fatal(struct pmap *pm, int code)
+/* Start replacements until `workers` threads are live, each with a free init index. */
+static void respawn(struct fo_pool *pool)
 {
-	if (!pm->fatal)
-		pm->fatal = code ? code : FO_FAILED;
-	pthread_cond_broadcast(&pm->cv_out);
+	reap(pool);
+	size_t live = 0;
+	for (struct worker *w = pool->workers; w; w = w->next)
+		live += !w->abandoned;
+	for (size_t i = live; i < pool->o.workers; i++) {
+		size_t idx = 0;
+		for (; idx < pool->o.workers; idx++) {
+			bool used = false;
+			for (struct worker *w = pool->workers; w; w = w->next)
+				used |= !w->abandoned && w->index == idx;
+			if (!used)
+				break;
+		}
+		int rc = spawn(pool, idx);
+		if (rc != FO_OK) {
+			set_fatal(pool, rc);
+			return;
+		}
+	}
 }
 
 /* Time out items past their deadline; returns the earliest live deadline. */
-static uint64_t check_timeouts(struct pmap *pm)
+static uint64_t check_timeouts(struct fo_pool *pool)
 {
 	uint64_t now = fo__now_ns(), earliest = FO__NO_DEADLINE;
-	bool respawn = false;
-	for (struct worker *w = pm->workers; w; w = w->next) {
+	struct round *sig = NULL;
+	bool any = false;
+	for (struct worker *w = pool->workers; w; w = w->next) {
 		if (w->abandoned || !w->cur)
 			continue;
 		if (now < w->deadline) {
@@ -235,236 +393,331 @@ static uint64_t check_timeouts(struct pmap *pm)
 				earliest = w->deadline;
 			continue;
 		}
+		struct round *r = w->r;
 		struct task *t = w->cur; /* its input stays with the worker */
 		t->in = t->out = NULL;
 		t->status = FO_TIMEDOUT;
-		pm->n_failed++;
-		if (pm->o.on_error == FO_ERR_STOP)
-			pm->halt = true;
-		push_ready(pm, t);
+		record_failure(pool, r, t);
+		push_ready(pool, r, t);
+		/* The rest of its batch goes to whichever worker is free. */
+		for (size_t i = w->bi + 1; i < w->bn; i++) {
+			struct task *h = w->batch[i];
+			if (h->st != T_HELD)
+				continue;
+			h->next = r->redo_head;
+			r->redo_head = h;
+		}
+		w->bn = w->bi + 1;
 		w->cur = NULL;
 		w->abandoned = true;
-		respawn = true;
+		any = true;
+		if (notify_reader(pool, r))
+			sig = r;
 	}
-	if (respawn) {
-		reap(pm);
-		/* One replacement per abandoned worker still counted as live. */
-		size_t live = 0;
-		for (struct worker *w = pm->workers; w; w = w->next)
-			live += !w->abandoned;
-		for (size_t i = live; i < pm->o.workers; i++) {
-			/* The abandoned worker's init argument: find a free index. */
-			size_t idx = 0;
-			for (; idx < pm->o.workers; idx++) {
-				bool used = false;
-				for (struct worker *w = pm->workers; w; w = w->next)
-					used |= !w->abandoned && w->index == idx;
-				if (!used)
-					break;
-			}
-			int rc = spawn(pm, idx);
-			if (rc != FO_OK) {
-				set_fatal(pm, rc);
-				break;
-			}
-		}
+	if (any) {
+		pthread_cond_broadcast(&pool->cv_work);
+		respawn(pool);
+		if (sig)
+			hold_signal(pool, sig);
 	}
 	return earliest;
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct fo_pool *pool = arg;
+	pthread_mutex_lock(&pool->mu);
+	while (!pool->stop) {
+		uint64_t until = check_timeouts(pool);
+		pool->wd_idle = until == FO__NO_DEADLINE;
+		fo__cond_wait_until(&pool->cv_wd, &pool->mu, until);
+		pool->wd_idle = false;
+	}
+	pthread_mutex_unlock(&pool->mu);
+	return NULL;
+}
+
+/*
+ * Take work for @w from @r: the redo list first, else up to room() slots from
+ * the source (pulled here, without the lock).  Returns with mu held and
+ * w->batch[0 .. w->bn) HELD (or DONE pass-through) items of @r.
+ */
+static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
+{
+	w->r = r;
+	w->bi = w->bn = 0;
+	r->active++;
+	if (r->redo_head) {
+		while (r->redo_head && w->bn < pool->o.chunk_size) {
+			w->batch[w->bn++] = r->redo_head;
+			r->redo_head = r->redo_head->next;
+		}
+		return;
+	}
+	size_t k = room(pool, r);
+	uint64_t seq0 = r->next_seq;
+	for (size_t i = 0; i < k; i++) {
+		struct task *t;
+		if (pool->o.ordered) {
+			t = &r->tasks[(seq0 + i) % pool->W];
+		} else {
+			t = r->free_list;
+			r->free_list = t->next;
+		}
+		FO_ASSERT(t->st == T_FREE);
+		t->st = T_HELD; /* reserved: nobody else touches it until DONE */
+		t->seq = seq0 + i;
+		t->passthru = false;
+		t->in = t->out = NULL;
+		t->status = FO_OK;
+		w->batch[i] = t;
+	}
+	r->next_seq += k;
+	r->inflight += k;
+	r->src_busy = true;
+	pthread_mutex_unlock(&pool->mu);
+
+	/* The reserved slots are ours: fill them without the lock. */
+	size_t m = 0;
+	int rc = FO_OK;
+	for (; m < k; m++) {
+		bool is_err = false;
+		rc = fo__iter_pull(r->src, &w->batch[m]->in, FO__NO_DEADLINE, &is_err);
+		if (rc != FO_OK)
+			break;
+		w->batch[m]->passthru = is_err;
+	}
+
+	pthread_mutex_lock(&pool->mu);
+	r->src_busy = false;
+	r->n_in += m;
+	if (rc != FO_OK) { /* END or FAILED: seq0 + m is the end */
+		r->src_done = rc == FO_END ? FO_END : FO_FAILED;
+		if (r->src_done == FO_FAILED) {
+			const fo_error *e = fo_iter_error(r->src);
+			r->src_err = e ? *e : (fo_error){FO_FAILED, 0, NULL};
+			r->src_msg = fo__strdup(r->src_err.message ? r->src_err.message
+			                                           : fo_strerror(r->src_err.code));
+			r->src_err.message = r->src_msg;
+		}
+		for (size_t i = m; i < k; i++)
+			slot_free(pool, r, w->batch[i]);
+		r->next_seq = seq0 + m;
+		r->inflight -= k - m;
+	}
+	w->bn = m;
+	bool sig = false;
+	for (size_t i = 0; i < m; i++) {
+		if (w->batch[i]->passthru && !r->closing) {
+			push_ready(pool, r, w->batch[i]);
+			sig = true;
+		}
+	}
+	pthread_cond_broadcast(&pool->cv_work); /* the source is free for another worker */
+	if ((sig || rc != FO_OK) && notify_reader(pool, r))
+		hold_signal(pool, r);
+}
+
+/* Compute batch[bi] (HELD, worth it); mu held on entry and exit.  Returns false when
+ * the worker was abandoned meanwhile (its late result is released here). */
+static bool compute(struct fo_pool *pool, struct worker *w, void *wstate)
+{
+	struct round *r = w->r;
+	struct task *t = w->batch[w->bi];
+	t->st = T_RUN;
+	void *in = t->in;
+	uint64_t deadline = FO__NO_DEADLINE;
+	if (pool->o.timeout_ns > 0) {
+		deadline = fo__deadline(pool->o.timeout_ns);
+		if (pool->wd_idle)
+			pthread_cond_signal(&pool->cv_wd);
+	}
+	w->cur = t;
+	w->deadline = deadline;
+	pthread_mutex_unlock(&pool->mu);
+
+	void *out = NULL;
+	int rc;
+	for (unsigned tries = 0;; tries++) {
+		out = NULL;
+		rc = pool->fn(pool->o.ctx, wstate, in, &out);
+		if (rc == FO_OK && !out)
+			rc = FO_EINVAL; /* contract broken: report, never hang */
+		if (rc == FO_OK || tries >= pool->o.retries)
+			break;
+		if (deadline != FO__NO_DEADLINE && fo__now_ns() >= deadline)
+			break;
+	}
+
+	pthread_mutex_lock(&pool->mu);
+	if (w->abandoned) {
+		/* Timed out: the reader has FO_TIMEDOUT for it; @r stays while we are active. */
+		pthread_mutex_unlock(&pool->mu);
+		if (rc == FO_OK) {
+			if (pool->o.item_free)
+				pool->o.item_free(out, pool->o.item_free_ctx);
+			if (pool->o.paired && r->in_free)
+				r->in_free(in, r->in_ctx);
+		} else if (r->in_free) {
+			r->in_free(in, r->in_ctx);
+		}
+		pthread_mutex_lock(&pool->mu);
+		return false;
+	}
+	w->cur = NULL;
+	t->in = (rc == FO_OK && !pool->o.paired) ? NULL : in;
+	t->out = rc == FO_OK ? out : NULL;
+	t->status = rc;
+	if (rc != FO_OK)
+		record_failure(pool, r, t);
+	push_ready(pool, r, t);
+	if (notify_reader(pool, r))
+		hold_signal(pool, r);
+	return true;
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct pmap *pm = w->pm;
+	struct fo_pool *pool = w->pool;
 	void *wstate = NULL;
 	int rc = FO_OK;
-	if (pm->o.init)
-		rc = pm->o.init(pm->o.ctx, pm->init_args ? pm->init_args[w->index] : NULL, &wstate);
+	if (pool->o.init)
+		rc = pool->o.init(pool->o.ctx, pool->init_args ? pool->init_args[w->index] : NULL,
+		                  &wstate);
 
-	pthread_mutex_lock(&pm->mu);
+	pthread_mutex_lock(&pool->mu);
 	/* init_pending counts the first generation only (start()); replacements
 	 * start after it reached 0. */
 	if (rc != FO_OK) {
-		set_fatal(pm, rc);
-		if (pm->init_pending)
-			pm->init_pending--;
+		if (pool->init_pending)
+			pool->init_pending--;
+		set_fatal(pool, rc);
 		w->exited = true;
-		pthread_cond_broadcast(&pm->cv_work);
-		pthread_mutex_unlock(&pm->mu);
+		pthread_mutex_unlock(&pool->mu);
 		return NULL; /* no fini: init did not succeed */
 	}
-	if (pm->init_pending && --pm->init_pending == 0)
-		pthread_cond_broadcast(&pm->cv_work);
+	if (pool->init_pending && --pool->init_pending == 0)
+		pthread_cond_broadcast(&pool->cv_work);
 
 	for (;;) {
-		while (!pm->stop && !can_take(pm))
-			pthread_cond_wait(&pm->cv_work, &pm->mu);
-		if (pm->stop)
+		struct round *r = NULL;
+		while (!pool->stop && !(r = takeable(pool)))
+			pthread_cond_wait(&pool->cv_work, &pool->mu);
+		if (pool->stop)
 			break;
-		pm->src_busy = true;
-		uint64_t seq = pm->next_seq++;
-		struct task *t;
-		if (pm->o.ordered) {
-			t = &pm->tasks[seq % pm->W];
-		} else {
-			t = pm->free_list;
-			pm->free_list = t->next;
+		take_batch(pool, r, w);
+		bool alive = true;
+		for (; w->bi < w->bn && alive; w->bi++) {
+			struct task *t = w->batch[w->bi];
+			if (t->st == T_HELD && worth(pool, r, t))
+				alive = compute(pool, w, wstate);
+			/* else: a pass-through, or not worth it (left HELD: close releases it) */
 		}
-		FO_ASSERT(t->st == T_FREE);
-		t->st = T_RUN;
-		t->passthru = false;
-		t->in = t->out = NULL;
-		t->status = FO_OK;
-		pm->inflight++;
-		pthread_mutex_unlock(&pm->mu);
-
-		void *in = NULL;
-		bool is_err = false;
-		rc = fo__iter_pull(pm->src, &in, FO__NO_DEADLINE, &is_err);
-
-		pthread_mutex_lock(&pm->mu);
-		pm->src_busy = false;
-		pthread_cond_signal(&pm->cv_work); /* the source is free for another worker */
-		if (rc != FO_OK) {                 /* END or FAILED: this seq is the end */
-			pm->src_done = rc == FO_END ? FO_END : FO_FAILED;
-			if (pm->src_done == FO_FAILED) {
-				const fo_error *e = fo_iter_error(pm->src);
-				pm->src_err = e ? *e : (fo_error){FO_FAILED, 0, NULL};
-				pm->src_msg =
-				    fo__strdup(pm->src_err.message ? pm->src_err.message
-				                                   : fo_strerror(pm->src_err.code));
-				pm->src_err.message = pm->src_msg;
-			}
-			pm->next_seq = seq;
-			t->st = T_FREE;
-			if (!pm->o.ordered) {
-				t->next = pm->free_list;
-				pm->free_list = t;
-			}
-			pm->inflight--;
-			pthread_cond_broadcast(&pm->cv_work);
-			pthread_cond_signal(&pm->cv_out);
-			continue;
-		}
-		pm->n_in++;
-		if (pm->stop && !is_err) { /* closing: do not compute; close releases it */
-			t->in = in;
-			t->status = FO_ECANCELED;
-			t->st = T_DONE;
-			continue;
-		}
-		if (is_err) {
-			t->in = in;
-			t->passthru = true;
-			push_ready(pm, t);
-			pthread_cond_signal(&pm->cv_out);
-			continue;
-		}
-		uint64_t deadline =
-		    pm->o.timeout_ns > 0 ? fo__deadline(pm->o.timeout_ns) : FO__NO_DEADLINE;
-		w->cur = t;
-		w->deadline = deadline;
-		if (pm->o.timeout_ns > 0 && pm->reader_waiting)
-			pthread_cond_signal(&pm->cv_out); /* a new deadline to wait for */
-		pthread_mutex_unlock(&pm->mu);
-
-		void *out = NULL;
-		for (unsigned tries = 0;; tries++) {
-			out = NULL;
-			rc = pm->fn(pm->o.ctx, wstate, in, &out);
-			if (rc == FO_OK && !out)
-				rc = FO_EINVAL; /* contract broken: report, never hang */
-			if (rc == FO_OK || tries >= pm->o.retries)
-				break;
-			if (deadline != FO__NO_DEADLINE && fo__now_ns() >= deadline)
-				break;
-		}
-
-		pthread_mutex_lock(&pm->mu);
-		if (w->abandoned) {
-			/* Timed out: the reader already has FO_TIMEDOUT for it. */
-			pthread_mutex_unlock(&pm->mu);
-			if (rc == FO_OK) {
-				if (pm->o.item_free)
-					pm->o.item_free(out, pm->o.item_free_ctx);
-				if (pm->o.paired && pm->in_free)
-					pm->in_free(in, pm->in_ctx);
-			} else if (pm->in_free) {
-				pm->in_free(in, pm->in_ctx);
-			}
-			pthread_mutex_lock(&pm->mu);
-			break;
-		}
-		w->cur = NULL;
-		t->in = (rc == FO_OK && !pm->o.paired) ? NULL : in;
-		t->out = rc == FO_OK ? out : NULL;
-		t->status = rc;
-		if (rc != FO_OK) {
-			pm->n_failed++;
-			if (pm->o.on_error == FO_ERR_STOP)
-				pm->halt = true;
-		}
-		push_ready(pm, t);
-		pthread_cond_signal(&pm->cv_out);
+		w->bn = 0;
+		w->r = NULL;
+		round_put(pool, r);
+		if (!alive)
+			break; /* abandoned: a replacement took our place */
 	}
-	pthread_mutex_unlock(&pm->mu);
-	if (pm->o.fini)
-		pm->o.fini(pm->o.ctx, wstate);
-	pthread_mutex_lock(&pm->mu);
-	w->exited = true;
-	pthread_mutex_unlock(&pm->mu);
+	pthread_mutex_unlock(&pool->mu);
+	if (pool->o.fini)
+		pool->o.fini(pool->o.ctx, wstate);
+	pthread_mutex_lock(&pool->mu);
+	w->exited = true; /* reap() may join us now: we only return */
+	pthread_mutex_unlock(&pool->mu);
 	return NULL;
 }
 
-static int start(struct pmap *pm)
+/* First read of the pool's first round: start the workers (and the watchdog). */
+static void start(struct fo_pool *pool)
 {
-	pm->started = true;
-	pm->init_pending = pm->o.workers;
-	for (size_t i = 0; i < pm->o.workers; i++) {
-		int rc = spawn(pm, i);
+	pool->started = true;
+	pool->init_pending = pool->o.workers;
+	for (size_t i = 0; i < pool->o.workers; i++) {
+		int rc = spawn(pool, i);
 		if (rc != FO_OK) {
-			pm->init_pending -= pm->o.workers - i;
-			set_fatal(pm, rc);
-			return rc;
+			pool->init_pending -= pool->o.workers - i;
+			set_fatal(pool, rc);
+			return;
 		}
 	}
-	return FO_OK;
+	if (pool->o.timeout_ns > 0) {
+		if (pthread_create(&pool->wd, NULL, watchdog_main, pool) != 0)
+			set_fatal(pool, FO_ESYS);
+		else
+			pool->wd_started = true;
+	}
 }
 
-/* ---- the output iterator -------------------------------------------------------------------- */
-
-static void snapshot(const struct pmap *pm, fo_progress *p)
+/* Stop and join every thread, then free the pool (no round open, handle gone). */
+static void pool_teardown(struct fo_pool *pool)
 {
-	p->in = pm->n_in;
-	p->out = pm->n_out;
-	p->failed = pm->n_failed;
-	p->in_flight = pm->inflight;
+	pthread_mutex_lock(&pool->mu);
+	pool->stop = true;
+	pthread_cond_broadcast(&pool->cv_work);
+	pthread_cond_signal(&pool->cv_wd);
+	pthread_mutex_unlock(&pool->mu);
+	if (pool->wd_started)
+		pthread_join(pool->wd, NULL);
+	/* Nothing spawns any more: the list is stable. */
+	for (struct worker *w = pool->workers, *n; w; w = n) {
+		n = w->next;
+		worker_free(w);
+	}
+	pthread_cond_destroy(&pool->cv_wd);
+	pthread_cond_destroy(&pool->cv_idle);
+	pthread_cond_destroy(&pool->cv_out);
+	pthread_cond_destroy(&pool->cv_work);
+	pthread_mutex_destroy(&pool->mu);
+	fo__free(pool->init_args);
+	fo__free(pool);
 }
 
-static void report(struct pmap *pm, const fo_progress *p)
+/* Drop a reference (mu held; released here). */
+static void pool_unref_unlock(struct fo_pool *pool)
 {
-	if (pm->o.progress)
-		pm->o.progress(pm->o.progress_ctx, p);
+	bool last = --pool->refs == 0;
+	pthread_mutex_unlock(&pool->mu);
+	if (last)
+		pool_teardown(pool);
+}
+
+/* ---- the output iterator (a round) ---------------------------------------------------------- */
+
+static void snapshot(const struct round *r, fo_progress *p)
+{
+	p->in = r->n_in;
+	p->out = r->n_out;
+	p->failed = r->n_failed;
+	p->in_flight = r->inflight;
+}
+
+static void report(struct round *r, const fo_progress *p)
+{
+	if (r->pool->o.progress)
+		r->pool->o.progress(r->pool->o.progress_ctx, p);
 }
 
 /* Apply the policy to one finished task (no lock).  FO_OK, FO_EMPTY (dropped), FO_FAILED. */
-static int deliver(struct pmap *pm, struct task *t, void **item)
+static int deliver(struct round *r, struct task *t, void **item)
 {
-	fo_iter *it = &pm->it;
+	const fo_pmap_opts *o = &r->pool->o;
+	fo_iter *it = &r->it;
 	if (t->passthru) {
 		*item = t->in;
 		it->last_err = true;
 		return FO_OK;
 	}
 	const char *msg = t->status == FO_TIMEDOUT ? MSG_TIMEOUT : MSG_FAIL;
-	if (t->status == FO_OK || pm->o.on_error == FO_ERR_EMIT) {
-		if (pm->o.paired) {
-			struct result *r = result_new(pm, t->in, t->out, t->status, msg);
-			if (!r) {
-				task_release(pm, t);
+	if (t->status == FO_OK || o->on_error == FO_ERR_EMIT) {
+		if (o->paired) {
+			struct result *res = result_new(r, t->in, t->out, t->status, msg);
+			if (!res) {
+				task_release(r->pool, r, t);
 				return fo__iter_fail(it, FO_ENOMEM, 0, "no memory for a result");
 			}
-			*item = r;
+			*item = res;
 			return FO_OK;
 		}
 		if (t->status == FO_OK) {
@@ -472,202 +725,293 @@ static int deliver(struct pmap *pm, struct task *t, void **item)
 			return FO_OK;
 		}
 		fo_error e = {.code = t->status, .sys_errno = 0, .message = msg};
-		fo_error_item *ei = fo__error_item_new(&e, t->in, pm->in_free, pm->in_ctx);
+		fo_error_item *ei = fo__error_item_new(&e, t->in, r->in_free, r->in_ctx);
 		if (!ei) {
-			task_release(pm, t);
+			task_release(r->pool, r, t);
 			return fo__iter_fail(it, FO_ENOMEM, 0, "no memory for an error item");
 		}
 		*item = ei;
 		it->last_err = true;
 		return FO_OK;
 	}
-	task_release(pm, t); /* releases the input of a failed item */
-	if (pm->o.on_error == FO_ERR_DROP)
+	task_release(r->pool, r, t); /* releases the input of a failed item */
+	if (o->on_error == FO_ERR_DROP)
 		return FO_EMPTY;
 	return fo__iter_fail(it, t->status, 0, msg);
 }
 
-static int pm_next(fo_iter *it, void **item, uint64_t deadline)
+/* The next finished task in output order, taken off its slot, or NULL. */
+static bool take_result(struct fo_pool *pool, struct round *r, struct task *copy)
 {
-	struct pmap *pm = (struct pmap *)it;
-	pthread_mutex_lock(&pm->mu);
-	if (!pm->started)
-		start(pm);
+	struct task *t = NULL;
+	if (pool->o.ordered) {
+		struct task *c = &r->tasks[r->next_out % pool->W];
+		if (r->next_out < r->next_seq && c->st == T_DONE) {
+			t = c;
+			r->next_out++;
+		}
+	} else if (r->rq_head) {
+		t = r->rq_head;
+		r->rq_head = t->next;
+		if (!r->rq_head)
+			r->rq_tail = NULL;
+	}
+	if (!t)
+		return false;
+	*copy = *t;
+	slot_free(pool, r, t);
+	r->inflight--;
+	if (copy->status == FO_OK || copy->passthru || pool->o.on_error != FO_ERR_DROP)
+		r->n_out++;
+	pthread_cond_signal(&pool->cv_work); /* room for one more */
+	return true;
+}
+
+static int rd_next(fo_iter *it, void **item, uint64_t deadline)
+{
+	struct round *r = (struct round *)it;
+	struct fo_pool *pool = r->pool;
+	fo_progress p;
+	pthread_mutex_lock(&pool->mu);
+	if (!pool->started)
+		start(pool);
 	for (;;) {
-		if (pm->fatal) {
-			int code = pm->fatal;
-			fo_progress p;
-			snapshot(pm, &p);
-			pthread_mutex_unlock(&pm->mu);
-			report(pm, &p);
+		if (pool->fatal) {
+			int code = pool->fatal;
+			snapshot(r, &p);
+			pthread_mutex_unlock(&pool->mu);
+			report(r, &p);
 			return fo__iter_fail(it, code, 0, MSG_INIT);
 		}
-		uint64_t tdl = pm->o.timeout_ns > 0 ? check_timeouts(pm) : FO__NO_DEADLINE;
-		struct task *t = NULL;
-		if (pm->o.ordered) {
-			struct task *c = &pm->tasks[pm->next_out % pm->W];
-			if (pm->next_out < pm->next_seq && c->st == T_DONE) {
-				t = c;
-				pm->next_out++;
-			}
-		} else if (pm->rq_head) {
-			t = pm->rq_head;
-			pm->rq_head = t->next;
-			if (!pm->rq_head)
-				pm->rq_tail = NULL;
-		}
-		if (t) {
-			struct task copy = *t;
-			t->st = T_FREE;
-			t->in = t->out = NULL;
-			if (!pm->o.ordered) {
-				t->next = pm->free_list;
-				pm->free_list = t;
-			}
-			pm->inflight--;
-			bool dropped =
-			    copy.status != FO_OK && !copy.passthru && pm->o.on_error == FO_ERR_DROP;
-			if (!dropped)
-				pm->n_out++;
-			fo_progress p;
-			snapshot(pm, &p);
-			pthread_cond_signal(&pm->cv_work); /* room for one more */
-			pthread_mutex_unlock(&pm->mu);
-			int rc = deliver(pm, &copy, item);
-			report(pm, &p);
+		struct task copy;
+		if (take_result(pool, r, &copy)) {
+			snapshot(r, &p);
+			pthread_mutex_unlock(&pool->mu);
+			int rc = deliver(r, &copy, item);
+			report(r, &p);
 			if (rc != FO_EMPTY)
 				return rc;
-			pthread_mutex_lock(&pm->mu);
+			pthread_mutex_lock(&pool->mu);
 			continue;
 		}
-		if (pm->inflight == 0 && pm->src_done) {
-			int rc = pm->src_done;
-			fo_progress p;
-			snapshot(pm, &p);
-			pthread_mutex_unlock(&pm->mu);
-			report(pm, &p);
-			return rc == FO_END ? FO_END : fo__iter_fail_from(it, &pm->src_err);
+		if (r->inflight == 0 && r->src_done) {
+			int rc = r->src_done;
+			snapshot(r, &p);
+			pthread_mutex_unlock(&pool->mu);
+			report(r, &p);
+			return rc == FO_END ? FO_END : fo__iter_fail_from(it, &r->src_err);
 		}
 		if (deadline == 0) {
-			pthread_mutex_unlock(&pm->mu);
+			pthread_mutex_unlock(&pool->mu);
 			return FO_EMPTY;
 		}
-		uint64_t until = deadline < tdl ? deadline : tdl;
-		pm->reader_waiting = true;
-		int w = fo__cond_wait_until(&pm->cv_out, &pm->mu, until);
-		pm->reader_waiting = false;
-		if (w == FO_TIMEDOUT && until == deadline && fo__now_ns() >= deadline) {
-			pthread_mutex_unlock(&pm->mu);
+		r->reader_waiting = true;
+		int w = fo__cond_wait_until(&pool->cv_out, &pool->mu, deadline);
+		r->reader_waiting = false;
+		if (w == FO_TIMEDOUT) {
+			pthread_mutex_unlock(&pool->mu);
 			return FO_TIMEDOUT;
 		}
 	}
 }
 
-static void pm_close(fo_iter *it)
+static void rd_close(fo_iter *it)
 {
-	struct pmap *pm = (struct pmap *)it;
-	pthread_mutex_lock(&pm->mu);
-	pm->stop = true;
-	pthread_cond_broadcast(&pm->cv_work);
-	pthread_mutex_unlock(&pm->mu);
-	/* Only the reader (us) adds workers, so the list is stable now. */
-	for (struct worker *w = pm->workers, *n; w; w = n) {
-		n = w->next;
-		pthread_join(w->th, NULL);
-		fo__free(w);
-	}
-	for (size_t i = 0; i < pm->W; i++)
-		if (pm->tasks[i].st == T_DONE)
-			task_release(pm, &pm->tasks[i]);
-	fo_iter_close(pm->src);
-	fo__free(pm->src_msg);
-	fo__free(pm->init_args);
-	fo__free(pm->tasks);
-	pthread_cond_destroy(&pm->cv_out);
-	pthread_cond_destroy(&pm->cv_work);
-	pthread_mutex_destroy(&pm->mu);
+	struct round *r = (struct round *)it;
+	struct fo_pool *pool = r->pool;
+	pthread_mutex_lock(&pool->mu);
+	r->closing = true;
+	pthread_cond_broadcast(&pool->cv_work);
+	while (r->active > 0)
+		pthread_cond_wait(&pool->cv_idle, &pool->mu);
+	pool->r = NULL;
+	for (size_t i = 0; i < pool->W; i++)
+		if (r->tasks[i].st != T_FREE)
+			task_release(pool, r, &r->tasks[i]);
+	/* Nobody signals any more: active is 0 and the round is unlinked. */
+	fo__waker_stop(&r->wk);
+	fo__waker_fini(&r->wk);
+	fo_iter_close(r->src);
+	fo__free(r->src_msg);
+	fo__free(r->tasks);
 	fo__iter_fini(it);
-	fo__free(pm);
+	fo__free(r);
+	pool_unref_unlock(pool);
+}
+
+static int rd_fd(fo_iter *it)
+{
+	struct round *r = (struct round *)it;
+	pthread_mutex_lock(&r->pool->mu);
+	int rc = fo__waker_fd(&r->wk);
+	pthread_mutex_unlock(&r->pool->mu);
+	return rc;
+}
+
+static int rd_watch(fo_iter *it, void (*fn)(void *arg), void *arg)
+{
+	struct round *r = (struct round *)it;
+	return fo__waker_watch(&r->wk, fn, arg);
+}
+
+static int rd_arm(fo_iter *it)
+{
+	struct round *r = (struct round *)it;
+	struct fo_pool *pool = r->pool;
+	pthread_mutex_lock(&pool->mu);
+	if (!pool->started)
+		start(pool);
+	int rc = fo__waker_prepare(&r->wk);
+	if (rc == FO_OK) {
+		rc = readable(pool, r);
+		if (rc)
+			fo__waker_cancel(&r->wk);
+	}
+	pthread_mutex_unlock(&pool->mu);
+	return rc;
 }
 
 static const struct fo__iter_vt pmap_vt = {
     .name = "pmap",
-    .next = pm_next,
-    .close = pm_close,
+    .next = rd_next,
+    .close = rd_close,
+    .fd = rd_fd,
+    .arm = rd_arm,
+    .watch = rd_watch,
 };
 
-int fo_pmap(fo_iter **out, fo_iter *src, fo_pmap_fn fn, const fo_pmap_opts *o)
+/* ---- construction -----------------------------------------------------------------------------
+ */
+
+static bool opts_valid(const fo_pmap_opts *o)
+{
+	if (o->workers == 0 || o->chunk_size == 0 || o->backend != FO_THREADS || o->timeout_ns < 0)
+		return false;
+	if (o->on_error != FO_ERR_STOP && o->on_error != FO_ERR_DROP && o->on_error != FO_ERR_EMIT)
+		return false;
+	if (o->per_worker_buffer > SIZE_MAX / 8 || o->chunk_size > SIZE_MAX / 8)
+		return false;
+	size_t per = o->per_worker_buffer + o->chunk_size;
+	return o->workers <= SIZE_MAX / 4 / per && o->reorder_window <= SIZE_MAX / 4;
+}
+
+int fo_pool_create(fo_pool **out, fo_pmap_fn fn, const fo_pmap_opts *o)
 {
 	fo_pmap_opts d;
 	if (!o) {
 		fo_pmap_opts_init(&d);
 		o = &d;
 	}
-	if (!out || !src || !fn || o->workers == 0 || o->backend != FO_THREADS || o->timeout_ns < 0)
+	if (!out || !fn || !opts_valid(o))
 		return FO_EINVAL;
-	if (o->on_error != FO_ERR_STOP && o->on_error != FO_ERR_DROP && o->on_error != FO_ERR_EMIT)
-		return FO_EINVAL;
-	if (src->borrows || (o->paired && src->emits_errors))
-		return FO_EINVAL;
-	if (o->workers > SIZE_MAX / 4 / (o->per_worker_buffer + 1))
-		return FO_EINVAL;
-	struct pmap *pm = fo__zalloc(sizeof(*pm));
-	if (!pm)
+	struct fo_pool *pool = fo__zalloc(sizeof(*pool));
+	if (!pool)
 		return FO_ENOMEM;
-	pm->o = *o;
-	pm->cap = o->workers * (o->per_worker_buffer + 1);
-	if (o->ordered && pm->o.reorder_window == 0)
-		pm->o.reorder_window = pm->cap;
-	pm->W = o->ordered ? pm->cap + pm->o.reorder_window : pm->cap;
-	pm->tasks = fo__zalloc(pm->W * sizeof(*pm->tasks));
+	pool->o = *o;
+	pool->fn = fn;
+	pool->cap = o->workers * (o->per_worker_buffer + o->chunk_size);
+	if (o->ordered && pool->o.reorder_window == 0)
+		pool->o.reorder_window = pool->cap;
+	pool->W = o->ordered ? pool->cap + pool->o.reorder_window : pool->cap;
+	pool->refs = 1;
 	if (o->init_args) {
-		pm->init_args = fo__alloc(o->workers * sizeof(void *));
-		if (pm->init_args)
-			memcpy(pm->init_args, o->init_args, o->workers * sizeof(void *));
+		pool->init_args = fo__alloc(o->workers * sizeof(void *));
+		if (!pool->init_args)
+			goto nomem;
+		memcpy(pool->init_args, o->init_args, o->workers * sizeof(void *));
 	}
-	if (!pm->tasks || (o->init_args && !pm->init_args))
-		goto nomem;
-	if (pthread_mutex_init(&pm->mu, NULL) != 0)
-		goto nomem;
-	if (fo__cond_init(&pm->cv_work) != FO_OK) {
-		pthread_mutex_destroy(&pm->mu);
-		goto nomem;
-	}
-	if (fo__cond_init(&pm->cv_out) != FO_OK) {
-		pthread_cond_destroy(&pm->cv_work);
-		pthread_mutex_destroy(&pm->mu);
+	pthread_cond_t *cvs[] = {&pool->cv_work, &pool->cv_out, &pool->cv_idle, &pool->cv_wd};
+	size_t ncv = 0;
+	for (; ncv < 4; ncv++)
+		if (fo__cond_init(cvs[ncv]) != FO_OK)
+			break;
+	if (ncv < 4 || pthread_mutex_init(&pool->mu, NULL) != 0) {
+		while (ncv-- > 0)
+			pthread_cond_destroy(cvs[ncv]);
 		goto nomem;
 	}
-	if (!o->ordered)
-		for (size_t i = pm->W; i-- > 0;) {
-			pm->tasks[i].next = pm->free_list;
-			pm->free_list = &pm->tasks[i];
-		}
-	if (o->paired)
-		fo__iter_init(&pm->it, &pmap_vt, fo_result_free, NULL);
-	else
-		fo__iter_init(&pm->it, &pmap_vt, o->item_free, o->item_free_ctx);
-	pm->it.emits_errors = !o->paired && (o->on_error == FO_ERR_EMIT || src->emits_errors);
-	pm->src = src;
-	pm->in_free = src->item_free;
-	pm->in_ctx = src->item_ctx;
-	pm->fn = fn;
-	*out = &pm->it;
+	*out = pool;
 	return FO_OK;
 nomem:
-	fo__free(pm->init_args);
-	fo__free(pm->tasks);
-	fo__free(pm);
+	fo__free(pool->init_args);
+	fo__free(pool);
 	return FO_ENOMEM;
+}
+
+int fo_pool_map(fo_pool *pool, fo_iter **out, fo_iter *src)
+{
+	if (!pool || !out || !src)
+		return FO_EINVAL;
+	if (src->borrows || (pool->o.paired && src->emits_errors))
+		return FO_EINVAL;
+	struct round *r = fo__zalloc(sizeof(*r));
+	if (!r)
+		return FO_ENOMEM;
+	r->tasks = fo__zalloc(pool->W * sizeof(*r->tasks));
+	if (!r->tasks) {
+		fo__free(r);
+		return FO_ENOMEM;
+	}
+	pthread_mutex_lock(&pool->mu);
+	if (pool->r) {
+		pthread_mutex_unlock(&pool->mu);
+		fo__free(r->tasks);
+		fo__free(r);
+		return FO_EBUSY;
+	}
+	const fo_pmap_opts *o = &pool->o;
+	if (!o->ordered)
+		for (size_t i = pool->W; i-- > 0;) {
+			r->tasks[i].next = r->free_list;
+			r->free_list = &r->tasks[i];
+		}
+	if (o->paired)
+		fo__iter_init(&r->it, &pmap_vt, fo_result_free, NULL);
+	else
+		fo__iter_init(&r->it, &pmap_vt, o->item_free, o->item_free_ctx);
+	r->it.emits_errors = !o->paired && (o->on_error == FO_ERR_EMIT || src->emits_errors);
+	fo__waker_init(&r->wk);
+	r->pool = pool;
+	r->src = src;
+	r->in_free = src->item_free;
+	r->in_ctx = src->item_ctx;
+	r->halt_seq = NO_HALT;
+	pool->r = r;
+	pool->refs++;
+	pthread_cond_broadcast(&pool->cv_work); /* idle workers of an earlier round */
+	pthread_mutex_unlock(&pool->mu);
+	*out = &r->it;
+	return FO_OK;
+}
+
+void fo_pool_destroy(fo_pool *pool)
+{
+	if (!pool)
+		return;
+	pthread_mutex_lock(&pool->mu);
+	pool_unref_unlock(pool);
+}
+
+int fo_pmap(fo_iter **out, fo_iter *src, fo_pmap_fn fn, const fo_pmap_opts *o)
+{
+	if (!out || !src)
+		return FO_EINVAL;
+	fo_pool *pool;
+	int rc = fo_pool_create(&pool, fn, o);
+	if (rc != FO_OK)
+		return rc;
+	rc = fo_pool_map(pool, out, src);
+	fo_pool_destroy(pool); /* the round keeps it; closing the round tears it down */
+	return rc;
 }
 
 int fo_pmap_progress_get(fo_iter *it, fo_progress *p)
 {
 	if (!it || !p || it->vt != &pmap_vt)
 		return FO_EINVAL;
-	struct pmap *pm = (struct pmap *)it;
-	pthread_mutex_lock(&pm->mu);
-	snapshot(pm, p);
-	pthread_mutex_unlock(&pm->mu);
+	struct round *r = (struct round *)it;
+	pthread_mutex_lock(&r->pool->mu);
+	snapshot(r, p);
+	pthread_mutex_unlock(&r->pool->mu);
 	return FO_OK;
 }

@@ -11,8 +11,9 @@
  *
  *   in flight = items pulled from the source and not yet returned to the
  *               reader (being computed, retried, or finished and waiting)
- *   unordered:  in flight <= workers * (per_worker_buffer + 1)
- *   ordered:    in flight <= workers * (per_worker_buffer + 1) + reorder_window
+ *   unordered:  in flight <= workers * (per_worker_buffer + chunk_size)
+ *   ordered:    in flight <= workers * (per_worker_buffer + chunk_size)
+ *                            + reorder_window
  *
  * so an endless source is fine.  Timed-out items (below) leave the bound at
  * once; each still holds its input (and, when it comes, its late output) in
@@ -42,11 +43,21 @@
  * the same init argument, possibly while the abandoned one still runs), so
  * the pool keeps `workers` threads computing.  When the late call returns,
  * its output is released with opts.item_free, its input with the source's
- * destructor, fini runs, and the thread exits.  Timeouts are detected by the
- * reader's read (which waits no longer than the earliest deadline), so a
- * replacement starts when the reader is reading.  fo_iter_close() joins
- * every thread, abandoned ones included: a call that never returns blocks
- * close.
+ * destructor, fini runs, and the thread exits.  A watchdog thread (started
+ * only when timeout_ns > 0) sleeps until the earliest deadline, so a timeout
+ * and its replacement happen on time whether or not the reader is reading.
+ * Closing the output waits for every call of its items to return,
+ * abandoned ones included: a call that never returns blocks close.
+ *
+ * Chunks: with chunk_size k > 1 a worker pulls up to k inputs in one turn
+ * at the source (one lock round instead of k) and computes them one after
+ * the other.  Every input still gets its own result or error at its own
+ * place: a failure is attributed to the input that failed and the other
+ * inputs of the chunk are computed as usual (vimap reports one error per
+ * chunk, on its first input, and loses the others).  The price: an input
+ * waits for the calls before it in its chunk (unordered mode stays free of
+ * head-of-line blocking only with k = 1).  When an item times out, the
+ * inputs after it in its chunk go to the next free worker.
  *
  * Ownership (the rule of fanout/iter.h): the pool owns each input from its
  * pull until fn returns FO_OK (fn then owns it: it may return it as the
@@ -57,8 +68,16 @@
  * there the pool keeps the input beside the output, so fn must NOT consume
  * it (the result owns both).  Every input and output is freed exactly once.
  *
- * Event loops: fo_iter_fd()/fo_iter_arm() are not supported on a pmap
- * output (FO_EINVAL).
+ * Event loops: fo_iter_fd()/fo_iter_arm() work on a
+ * pmap output (as on a cursor: arm returns 1 when a read would not return
+ * FO_EMPTY, else one signal comes when one would); arming starts the
+ * workers like a first read.
+ *
+ * Pools (vimap's pool reuse): fo_pool_create() makes the workers once;
+ * fo_pool_map() runs one round over a source and may be called again after
+ * the previous round's output is closed.  Workers start at the first read
+ * of the first round, run init once and fini when the pool goes, and keep
+ * their state across rounds.  fo_pmap() is a pool with a single round.
  *
  * Backends: FO_THREADS only.  FO_PROCESSES (fork()ed workers with
  * serialised items) is reserved: fo_pmap() refuses it with FO_EINVAL.
@@ -70,7 +89,9 @@
  *   progress_get(out)       X           -              X                X
  *   (the output is an fo_iter: one reader at a time.  fn, init and fini run
  *    on the worker threads, concurrently with each other and the reader;
- *    the progress hook runs on the reader's thread, inside its reads.)
+ *    the progress hook runs on the reader's thread, inside its reads.
+ *    A pool's calls - fo_pool_map, fo_pool_destroy - may come from any
+ *    thread, one at a time, and concurrently with reads of its round.)
  */
 #ifndef FANOUT_PMAP_H
 #define FANOUT_PMAP_H
@@ -133,10 +154,12 @@ typedef void (*fo_pmap_fini_fn)(void *ctx, void *wstate);
  * @workers:           worker threads, >= 1 (default 2).
  * @per_worker_buffer: finished results per worker that may wait for the
  *                     reader, >= 0 (default 2).
+ * @chunk_size:        inputs a worker takes per turn at the source, >= 1
+ *                     (default 1; 0 is FO_EINVAL).  See "Chunks" above.
  * @ordered:           results in input order (default true).
  * @reorder_window:    ordered mode: how many more items than the unordered
- *                     bound may be in flight past a slow one (default
- *                     workers * (per_worker_buffer + 1)).
+ *                     bound may be in flight past a slow one (0 = default:
+ *                     workers * (per_worker_buffer + chunk_size)).
  * @retries:           extra calls after a failure (default 0).
  * @timeout_ns:        per item (all its attempts), 0 = none (default).
  * @on_error:          FO_ERR_STOP (default), FO_ERR_DROP, FO_ERR_EMIT.
@@ -156,6 +179,7 @@ typedef struct fo_pmap_opts {
 	fo_backend backend;
 	size_t workers;
 	size_t per_worker_buffer;
+	size_t chunk_size;
 	bool ordered;
 	size_t reorder_window;
 	unsigned retries;
@@ -214,10 +238,10 @@ FO_API void fo_result_free(void *r, void *ctx);
  * The output's destructor is opts.item_free (fo_result_free in paired
  * mode).  It emits error items in FO_ERR_EMIT mode (not paired), or when
  * @src does (they pass through at their place, in unpaired modes).
- * Returns: FO_OK; FO_EINVAL (@out, @src or @fn NULL; workers 0; backend
- * not FO_THREADS; bad policy; negative timeout; @src borrows (inputs are
- * kept past its next read); paired mode over a source that emits error
- * items); FO_ENOMEM.
+ * Returns: FO_OK; FO_EINVAL (@out, @src or @fn NULL; workers or chunk_size
+ * 0; backend not FO_THREADS; bad policy; negative timeout; sizes so large
+ * that the slot count overflows; @src borrows (inputs are kept past its next
+ * read); paired mode over a source that emits error items); FO_ENOMEM.
  * Ownership: on failure the caller keeps @src.
  * Threads: any.  Blocking: no (threads start at the first read).
  * Reads: FO_OK, FO_END, FO_FAILED, and FO_EMPTY / FO_TIMEDOUT for try /
@@ -227,9 +251,49 @@ FO_API void fo_result_free(void *r, void *ctx);
  */
 FO_API int fo_pmap(fo_iter **out, fo_iter *src, fo_pmap_fn fn, const fo_pmap_opts *o);
 
+/* ---- pools: several rounds on the same workers -------------------------------------------- */
+
+typedef struct fo_pool fo_pool;
+
+/**
+ * fo_pool_create() - a pool of workers computing @fn with options @o (the
+ * same options and defaults as fo_pmap(); they apply to every round).
+ * No thread starts here: the workers start (and run init) at the first read
+ * of the first round.
+ * Returns: FO_OK (*@pool set); FO_EINVAL (@pool or @fn NULL, or bad options
+ * as for fo_pmap()); FO_ENOMEM.
+ * Ownership: the caller owns *@pool (fo_pool_destroy()).  Threads: any.
+ */
+FO_API int fo_pool_create(fo_pool **pool, fo_pmap_fn fn, const fo_pmap_opts *o);
+
+/**
+ * fo_pool_map() - start a round: an output iterator of fn(x) for the items x
+ * of @src, exactly as fo_pmap() (order, bounds, errors, timeouts, paired
+ * results, progress, readiness), computed by the pool's workers.  Closing
+ * the output ends the round (it waits for the round's calls to return, as
+ * fo_pmap's close does) and leaves the workers, with their init state, for
+ * the next round.  A pool whose worker init failed fails every round's
+ * first read with that error.
+ * Returns: FO_OK; FO_EINVAL (a NULL argument, @src borrows, paired mode over
+ * a source that emits error items); FO_EBUSY (the previous round's output is
+ * still open: close it first); FO_ENOMEM.
+ * Ownership: @src is taken on success (closed with the output); on failure
+ * the caller keeps it.  Threads: any; not concurrently with
+ * fo_pool_destroy() of the same pool.
+ */
+FO_API int fo_pool_map(fo_pool *pool, fo_iter **out, fo_iter *src);
+
+/**
+ * fo_pool_destroy() - drop the pool handle.  With no round open, it stops
+ * the workers (each runs fini) and joins them before returning; with a round
+ * open, that happens when the round's output is closed.  NULL: no-op.
+ * Threads: any, once; not concurrently with fo_pool_map() on @pool.
+ */
+FO_API void fo_pool_destroy(fo_pool *pool);
+
 /**
  * fo_pmap_progress_get() - a snapshot of @it's counters.
- * Returns: FO_OK; FO_EINVAL (@it not a pmap output, or @p NULL).
+ * Returns: FO_OK; FO_EINVAL (@it not a pmap or pool round output, or @p NULL).
  * Threads: any thread, while @it is open.  Blocking: a short mutex section.
  */
 FO_API int fo_pmap_progress_get(fo_iter *it, fo_progress *p);

@@ -33,7 +33,8 @@ extern "C" {
 	X(FO_EINVAL, -2, "invalid argument")                           \
 	X(FO_ENOMEM, -3, "out of memory")                              \
 	X(FO_ECANCELED, -4, "operation canceled")                      \
-	X(FO_ESYS, -5, "system call failed")
+	X(FO_ESYS, -5, "system call failed")                           \
+	X(FO_EBUSY, -6, "object is busy")
 
 enum fo_status {
 #define FO__STATUS_ENUM(name, value, msg) name = (value),

@@ -5,7 +5,9 @@
  * sanitizers, FO_SANITIZE):
  *   1. ordered fo_pmap over 1 M token items, random per-item busy delays (~1% of items, a
  *      few µs) and random failures (~0.5%, FO_ERR_EMIT): each input yields exactly one result
- *      or error item, in input order; then the same unordered (each exactly once) and paired.
+ *      or error item, in input order; then the same unordered (each exactly once) and paired;
+ *      then chunks of 1..16, and 6 rounds on one pool (chunked, ordered and not, with a
+ *      per-item timeout that a few items overrun: FO_TIMEDOUT exactly at their places).
  *   2. 4-stage pipelines failing at each stage (the source, or a map after stage k) at a
  *      random index: the reader gets exactly the items before it, in order, then FO_FAILED
  *      with that stage's code; plus early closes at random points.
@@ -70,11 +72,22 @@ static bool fails(size_t i)
 	return mix(i * 2 + 1) % 200 == 0; /* ~0.5% */
 }
 
+/* Items that overrun the timeout of the timed rounds (~0.1%). */
+static bool slow(size_t i)
+{
+	return mix(i * 3 + 7) % 1000 == 0;
+}
+
+#define SLOW_MS    30
+#define TIMEOUT_MS 10
+
 static int work(void *ctx, void *wstate, void *in, void **out)
 {
-	(void)ctx;
+	const bool *timed = ctx;
 	(void)wstate;
 	size_t i = ft_seq(in);
+	if (timed && *timed && slow(i))
+		ft_sleep_ms(SLOW_MS);
 	uint64_t h = mix(i);
 	if (h % 100 == 0) { /* ~1%: a few µs of busy work */
 		int64_t until = ft_now_ns() + 1000 + (int64_t)(h >> 40) % 4000;
@@ -87,26 +100,45 @@ static int work(void *ctx, void *wstate, void *in, void **out)
 	return FO_OK;
 }
 
-static void pmap_run(size_t n, bool ordered, bool paired)
+static void opts_for(fo_pmap_opts *o, bool ordered, bool paired, size_t chunk)
+{
+	fo_pmap_opts_init(o);
+	o->workers = 3;
+	o->per_worker_buffer = 4;
+	o->chunk_size = chunk;
+	o->ordered = ordered;
+	o->on_error = FO_ERR_EMIT;
+	o->paired = paired;
+}
+
+/* One map over n tokens: on @pool (a round, with the pool's options @o) or a fresh fo_pmap. */
+static void pmap_run(fo_pool *pool, const fo_pmap_opts *o, size_t n)
 {
 	tsrc s = {.n = n, .fail_at = -1};
-	fo_pmap_opts o;
-	fo_pmap_opts_init(&o);
-	o.workers = 3;
-	o.per_worker_buffer = 4;
-	o.ordered = ordered;
-	o.on_error = FO_ERR_EMIT;
-	o.paired = paired;
+	bool ordered = o->ordered, paired = o->paired, timed = o->timeout_ns > 0;
 	fo_iter *out;
-	CHECK(fo_pmap(&out, tokens(&s), work, &o) == FO_OK);
+	if (pool)
+		CHECK(fo_pool_map(pool, &out, tokens(&s)) == FO_OK);
+	else
+		CHECK(fo_pmap(&out, tokens(&s), work, o) == FO_OK);
 	uint8_t *seen = calloc(n ? n : 1, 1);
 	CHECK(seen);
-	size_t got = 0, errs = 0;
+	size_t got = 0, errs = 0, timeouts = 0;
 	void *x;
 	int rc;
 	while ((rc = fo_iter_next(out, &x)) == FO_OK) {
 		size_t i;
 		bool err;
+		if (timed && slow(got)) { /* ordered only: its place is its identity */
+			CHECK(ordered && fo_iter_is_error(out));
+			fo_error_item *e = x;
+			CHECK(e->err.code == FO_TIMEDOUT && e->input == NULL);
+			fo_error_item_free(e);
+			CHECK(!seen[got]);
+			seen[got++] = 1;
+			timeouts++;
+			continue;
+		}
 		if (paired) {
 			fo_result *r = x;
 			i = ft_seq(r->input);
@@ -137,8 +169,9 @@ static void pmap_run(size_t n, bool ordered, bool paired)
 	CHECK(got == n); /* exactly one result or error per input */
 	fo_iter_close(out);
 	free(seen);
-	printf("pmap %s%s: %zu items, %zu errors in place\n", ordered ? "ordered" : "unordered",
-	       paired ? " paired" : "", got, errs);
+	printf("pmap%s %s%s chunk %zu: %zu items, %zu errors and %zu timeouts in place\n",
+	       pool ? " pool round" : "", ordered ? "ordered" : "unordered",
+	       paired ? " paired" : "", o->chunk_size, got, errs, timeouts);
 }
 
 /* ---- 2. pipelines failing at each stage ---------------------------------------------------- */
@@ -255,9 +288,29 @@ int main(void)
 {
 	int64_t t0 = ft_now_ns();
 	size_t n = ft_scale(1000000);
-	pmap_run(n, true, false);
-	pmap_run(n / 4, false, false);
-	pmap_run(n / 10, true, true);
+	fo_pmap_opts o;
+	opts_for(&o, true, false, 1);
+	pmap_run(NULL, &o, n);
+	opts_for(&o, false, false, 1);
+	pmap_run(NULL, &o, n / 4);
+	opts_for(&o, true, true, 1);
+	pmap_run(NULL, &o, n / 10);
+	for (size_t chunk = 2; chunk <= 16; chunk *= 2) {
+		opts_for(&o, chunk % 4 == 0, false, chunk);
+		pmap_run(NULL, &o, n / 8);
+	}
+	/* Pool reuse: rounds on the same workers, timed (ordered) and not (unordered). */
+	bool timed = true;
+	for (int ordered = 1; ordered >= 0; ordered--) {
+		fo_pool *pool;
+		opts_for(&o, ordered, false, 4);
+		o.ctx = &timed;
+		o.timeout_ns = ordered ? FT_MS(TIMEOUT_MS) : 0;
+		CHECK(fo_pool_create(&pool, work, &o) == FO_OK);
+		for (int round = 0; round < 3; round++)
+			pmap_run(pool, &o, n / 20 + (size_t)round);
+		fo_pool_destroy(pool);
+	}
 	uint64_t rng = 12345;
 	size_t runs = ft_scale(200);
 	for (size_t r = 0; r < runs; r++) {

@@ -4,8 +4,9 @@
  * test_pmap.c - fanout/pmap.h fo_pmap(): every return code, ordering, policies, retries,
  * timeouts, per-worker init/fini, paired results, bounds, progress; and the SEMANTICS.md §8
  * rows of iterlib (parallel map ordered) and vimap (thread-applicable rows), named after
- * their edge cases.
+ * their edge cases; pools (several rounds on the same workers), chunks and event-loop readiness.
  */
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -227,6 +228,7 @@ static void test_pmap_opts_init_defaults(void **state)
 	assert_true(o.ordered);
 	assert_int_equal(o.on_error, FO_ERR_STOP);
 	assert_int_equal(o.backend, FO_THREADS);
+	assert_int_equal(o.chunk_size, 1);
 	fo_pmap_opts_init(NULL);
 	fo_result_free(NULL, NULL);
 }
@@ -737,6 +739,345 @@ static void test_pmap_progress_hook_sees_in_out_failed(void **state)
 	rig_down(&r);
 }
 
+/* ---- pools: several rounds on one set of workers (vimap pool reuse) ---------------------- */
+
+/* Read @n results of a round in order (seq 0..n-1), then FO_END. */
+static void read_round(fo_iter *out, size_t n)
+{
+	void *x;
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(fo_iter_next(out, &x), FO_OK);
+		assert_int_equal(((ft_item *)x)->seq, i);
+		assert_int_equal(((ft_item *)x)->producer, 7);
+		fo_iter_release(out, x);
+	}
+	assert_int_equal(fo_iter_next(out, &x), FO_END);
+}
+
+static void test_pool_einval_and_ebusy(void **state)
+{
+	(void)state;
+	rig r;
+	rig_up(&r, 10);
+	fo_pool *pool;
+	assert_int_equal(fo_pool_create(NULL, map_fn, &r.o), FO_EINVAL);
+	assert_int_equal(fo_pool_create(&pool, NULL, &r.o), FO_EINVAL);
+	r.o.chunk_size = 0;
+	assert_int_equal(fo_pool_create(&pool, map_fn, &r.o), FO_EINVAL);
+	r.o.chunk_size = SIZE_MAX;
+	assert_int_equal(fo_pool_create(&pool, map_fn, &r.o), FO_EINVAL);
+	r.o.chunk_size = 1;
+	assert_int_equal(fo_pool_create(&pool, map_fn, &r.o), FO_OK);
+	fo_iter *src = ft_valve_iter(&r.v, &r.in_cnt);
+	assert_int_equal(fo_pool_map(NULL, &r.out, src), FO_EINVAL);
+	assert_int_equal(fo_pool_map(pool, NULL, src), FO_EINVAL);
+	assert_int_equal(fo_pool_map(pool, &r.out, NULL), FO_EINVAL);
+	assert_int_equal(fo_pool_map(pool, &r.out, src), FO_OK);
+	/* One round at a time: the second source stays with the caller. */
+	ft_valve v2;
+	ft_valve_init(&v2, 5, 0);
+	fo_iter *src2 = ft_valve_iter(&v2, &r.in_cnt), *out2 = NULL;
+	assert_int_equal(fo_pool_map(pool, &out2, src2), FO_EBUSY);
+	assert_null(out2);
+	assert_int_equal(atomic_load(&v2.closes), 0);
+	fo_iter_close(src2);
+	ft_valve_fini(&v2);
+	assert_string_equal(fo_status_name(FO_EBUSY), "FO_EBUSY");
+	fo_pool_destroy(pool); /* the open round keeps the workers */
+	read_round(r.out, 10);
+	rig_down(&r);
+	fo_pool_destroy(NULL);
+}
+
+static void test_vimap_pool_reuse_round_2_after_round_1(void **state)
+{
+	(void)state;
+	rig r;
+	rig_up(&r, 100);
+	void *args[3] = {(void *)0, (void *)1, (void *)2};
+	r.o.workers = 3;
+	r.o.init = init_fn;
+	r.o.fini = fini_fn;
+	r.o.init_args = args;
+	fo_pool *pool;
+	assert_int_equal(fo_pool_create(&pool, map_fn, &r.o), FO_OK);
+	assert_int_equal(fo_pool_map(pool, &r.out, ft_valve_iter(&r.v, &r.in_cnt)), FO_OK);
+	assert_int_equal(atomic_load(&r.m.inits), 0); /* nothing before the first read */
+	read_round(r.out, 100);
+	fo_iter_close(r.out);
+	assert_int_equal(atomic_load(&r.v.closes), 1);
+	assert_int_equal(atomic_load(&r.m.inits), 3);
+	assert_int_equal(atomic_load(&r.m.finis), 0); /* the workers stay for round 2 */
+
+	/* Round 2, closed early; round 3 runs to its end on the same workers. */
+	size_t sizes[2] = {SIZE_MAX, 40}, pulled = ft_valve_pulls(&r.v);
+	for (int round = 0; round < 2; round++) {
+		ft_valve v;
+		ft_valve_init(&v, sizes[round], 0);
+		ft_valve_open(&v, SIZE_MAX);
+		fo_iter *out;
+		assert_int_equal(fo_pool_map(pool, &out, ft_valve_iter(&v, &r.in_cnt)), FO_OK);
+		if (round == 0) {
+			void *x;
+			for (size_t i = 0; i < 7; i++) {
+				assert_int_equal(fo_iter_next(out, &x), FO_OK);
+				assert_int_equal(((ft_item *)x)->seq, i);
+				fo_iter_release(out, x);
+			}
+		} else {
+			read_round(out, 40);
+		}
+		fo_iter_close(out);
+		assert_int_equal(atomic_load(&v.closes), 1);
+		pulled += ft_valve_pulls(&v);
+		ft_valve_fini(&v);
+	}
+	assert_int_equal(atomic_load(&r.m.inits), 3); /* init once per worker, not per round */
+	assert_int_equal(atomic_load(&r.m.finis), 0);
+	fo_pool_destroy(pool);
+	assert_int_equal(atomic_load(&r.m.finis), 3); /* fini when the pool goes */
+	/* Every input pulled in any round was consumed or released exactly once. */
+	assert_int_equal(ft_freed(&r.in_cnt), pulled);
+	ft_valve_fini(&r.v);
+}
+
+static void test_pool_destroyed_with_a_round_open_stops_at_its_close(void **state)
+{
+	(void)state;
+	rig r;
+	rig_up(&r, 30);
+	r.o.init = init_fn;
+	r.o.fini = fini_fn;
+	fo_pool *pool;
+	assert_int_equal(fo_pool_create(&pool, map_fn, &r.o), FO_OK);
+	assert_int_equal(fo_pool_map(pool, &r.out, ft_valve_iter(&r.v, &r.in_cnt)), FO_OK);
+	fo_pool_destroy(pool);
+	read_round(r.out, 30);
+	assert_int_equal(atomic_load(&r.m.finis), 0);
+	rig_down(&r); /* closes the round: the workers stop and are joined */
+	assert_int_equal(atomic_load(&r.m.finis), 2);
+}
+
+static void test_pool_init_failure_fails_every_round(void **state)
+{
+	(void)state;
+	rig r;
+	rig_up(&r, 10);
+	void *args[2] = {(void *)0, (void *)1};
+	r.o.init = init_fn;
+	r.o.fini = fini_fn;
+	r.o.init_args = args;
+	atomic_store(&r.m.init_fail_idx, 1);
+	r.m.init_code = FO_ESYS;
+	fo_pool *pool;
+	assert_int_equal(fo_pool_create(&pool, map_fn, &r.o), FO_OK);
+	for (int round = 0; round < 2; round++) {
+		ft_valve v;
+		ft_valve_init(&v, 10, 0);
+		ft_valve_open(&v, SIZE_MAX);
+		fo_iter *out;
+		void *x;
+		assert_int_equal(fo_pool_map(pool, &out, ft_valve_iter(&v, &r.in_cnt)), FO_OK);
+		assert_int_equal(fo_iter_next(out, &x), FO_FAILED);
+		assert_int_equal(fo_iter_error(out)->code, FO_ESYS);
+		fo_iter_close(out);
+		assert_int_equal(ft_valve_pulls(&v), 0); /* no input read */
+		ft_valve_fini(&v);
+	}
+	fo_pool_destroy(pool);
+	assert_int_equal(atomic_load(&r.m.finis), 1); /* only the worker whose init succeeded */
+	ft_valve_fini(&r.v);
+}
+
+/* ---- chunks (vimap chunking) --------------------------------------------------------------- */
+
+static void test_vimap_chunking_error_attributed_to_its_own_input(void **state)
+{
+	(void)state;
+	for (int ordered = 0; ordered <= 1; ordered++) {
+		rig r;
+		rig_up(&r, 64);
+		r.o.workers = 2;
+		r.o.chunk_size = 4;
+		r.o.ordered = ordered;
+		r.o.on_error = FO_ERR_EMIT;
+		r.m.fail_at[0] = 5; /* in the second chunk, not its first input */
+		r.m.fail_at[1] = 8; /* the first input of the third chunk */
+		rig_start(&r);
+		bool seen[64] = {false};
+		void *x;
+		for (size_t i = 0; i < 64; i++) {
+			assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
+			size_t seq;
+			if (fo_iter_is_error(r.out)) {
+				fo_error_item *e = x;
+				seq = ((ft_item *)e->input)->seq; /* the failing input itself */
+				assert_true(seq == 5 || seq == 8);
+				assert_int_equal(e->err.code, FO_ESYS);
+				fo_error_item_free(e);
+			} else {
+				seq = ((ft_item *)x)->seq;
+				assert_true(seq != 5 &&
+				            seq != 8); /* the chunk's other inputs succeed */
+				fo_iter_release(r.out, x);
+			}
+			if (ordered)
+				assert_int_equal(seq, i);
+			assert_false(seen[seq]);
+			seen[seq] = true;
+		}
+		assert_int_equal(fo_iter_next(r.out, &x), FO_END);
+		for (size_t i = 0; i < 64; i++)
+			assert_int_equal(atomic_load(&r.m.attempts[i]), 1);
+		rig_down(&r);
+	}
+}
+
+static void test_pmap_chunks_stop_policy_error_at_its_index(void **state)
+{
+	(void)state;
+	rig r;
+	rig_up(&r, 100);
+	r.o.workers = 3;
+	r.o.chunk_size = 8;
+	r.m.fail_at[0] = 21;
+	rig_start(&r);
+	drain_in_order(&r, 21);
+	void *x;
+	assert_int_equal(fo_iter_next(r.out, &x), FO_FAILED);
+	assert_int_equal(fo_iter_error(r.out)->code, FO_ESYS);
+	rig_down(&r); /* inputs pulled past the error are released */
+}
+
+static void test_pmap_chunks_infinite_input_within_bound(void **state)
+{
+	(void)state;
+	rig r;
+	rig_up(&r, SIZE_MAX);
+	r.o.workers = 2;
+	r.o.per_worker_buffer = 1;
+	r.o.chunk_size = 3;
+	r.o.ordered = false;
+	rig_start(&r);
+	void *x;
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
+		fo_iter_release(r.out, x);
+	}
+	size_t bound = 2 * (1 + 3);
+	FT_WAIT_UNTIL(ft_valve_pulls(&r.v) >= 5 + bound, 500);
+	ft_sleep_ms(30);
+	assert_int_equal(ft_valve_pulls(&r.v), 5 + bound);
+	rig_down(&r);
+}
+
+static void test_pmap_chunk_timeout_rest_of_chunk_goes_to_another_worker(void **state)
+{
+	(void)state;
+	rig r;
+	rig_up(&r, 24);
+	r.o.workers = 2;
+	r.o.chunk_size = 4;
+	r.o.timeout_ns = FT_MS(30);
+	r.o.on_error = FO_ERR_EMIT;
+	r.m.block_at = 1; /* items 2 and 3 sit behind it in the same chunk */
+	rig_start(&r);
+	void *x;
+	for (size_t i = 0; i < 24; i++) {
+		assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
+		if (i == 1) {
+			assert_true(fo_iter_is_error(r.out));
+			assert_int_equal(((fo_error_item *)x)->err.code, FO_TIMEDOUT);
+			fo_error_item_free(x);
+		} else {
+			assert_false(fo_iter_is_error(r.out));
+			assert_int_equal(((ft_item *)x)->seq, i);
+			fo_iter_release(r.out, x);
+		}
+	}
+	assert_int_equal(fo_iter_next(r.out, &x), FO_END);
+	assert_false(atomic_load(&r.m.release)); /* all of it while the call still hangs */
+	atomic_store(&r.m.release, true);
+	rig_down(&r);
+	assert_int_equal(ft_freed(&r.in_cnt), 24);
+}
+
+/* The watchdog times items out and replaces workers while nobody reads. */
+static void test_pmap_timeout_fires_while_the_reader_is_away(void **state)
+{
+	(void)state;
+	rig r;
+	rig_up(&r, 10);
+	r.o.timeout_ns = FT_MS(20);
+	r.o.on_error = FO_ERR_EMIT;
+	r.o.init = init_fn;
+	r.m.block_at = 0;
+	rig_start(&r);
+	void *x;
+	assert_int_equal(fo_iter_try_next(r.out, &x), FO_EMPTY); /* starts the workers */
+	fo_progress p = {0};
+	FT_WAIT_UNTIL((fo_pmap_progress_get(r.out, &p), p.failed == 1), 2000);
+	assert_int_equal(p.failed, 1);
+	FT_WAIT_UNTIL(atomic_load(&r.m.inits) == 3, 2000);
+	assert_int_equal(atomic_load(&r.m.inits), 3); /* the replacement started on time */
+	assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
+	assert_true(fo_iter_is_error(r.out));
+	fo_error_item_free(x);
+	for (size_t i = 1; i < 10; i++) {
+		assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
+		fo_iter_release(r.out, x);
+	}
+	atomic_store(&r.m.release, true);
+	rig_down(&r);
+}
+
+/* ---- event loops ----------------------------------------------------------------------------- */
+
+static void test_pmap_fd_and_arm_signal_results_and_the_end(void **state)
+{
+	(void)state;
+	for (int ordered = 0; ordered <= 1; ordered++) {
+		rig r;
+		ft_valve_init(&r.v, 50, 0);
+		ft_counter_init(&r.in_cnt, 0);
+		mctx_init(&r.m, &r.in_cnt);
+		fo_pmap_opts_init(&r.o);
+		r.o.ctx = &r.m;
+		r.o.item_free = ft_item_free;
+		r.o.item_free_ctx = &r.m.out_cnt;
+		r.o.ordered = ordered;
+		rig_start(&r);
+		assert_int_equal(fo_iter_arm(r.out), FO_EINVAL); /* no fd yet */
+		int fd = fo_iter_fd(r.out);
+		assert_true(fd >= 0);
+		assert_int_equal(fo_iter_arm(r.out), 0); /* starts the workers; nothing yet */
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		assert_int_equal(poll(&pf, 1, 20), 0);
+		ft_valve_open(&r.v, SIZE_MAX);
+		size_t got = 0;
+		void *x;
+		for (;;) {
+			int a = fo_iter_arm(r.out);
+			assert_true(a == 0 || a == 1);
+			if (a == 0)
+				assert_int_equal(poll(&pf, 1, 5000), 1);
+			int rc;
+			while ((rc = fo_iter_try_next(r.out, &x)) == FO_OK) {
+				if (ordered)
+					assert_int_equal(((ft_item *)x)->seq, got);
+				got++;
+				fo_iter_release(r.out, x);
+			}
+			if (rc == FO_END)
+				break;
+			assert_int_equal(rc, FO_EMPTY);
+		}
+		assert_int_equal(got, 50);
+		assert_int_equal(fo_iter_arm(r.out), 1); /* ended: always ready */
+		rig_down(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -763,6 +1104,16 @@ int main(void)
 	    cmocka_unit_test(test_vimap_close_with_full_output_at_shutdown_joins_and_frees),
 	    cmocka_unit_test(test_pmap_upstream_error_items_pass_through_at_their_place),
 	    cmocka_unit_test(test_pmap_progress_hook_sees_in_out_failed),
+	    cmocka_unit_test(test_pool_einval_and_ebusy),
+	    cmocka_unit_test(test_vimap_pool_reuse_round_2_after_round_1),
+	    cmocka_unit_test(test_pool_destroyed_with_a_round_open_stops_at_its_close),
+	    cmocka_unit_test(test_pool_init_failure_fails_every_round),
+	    cmocka_unit_test(test_vimap_chunking_error_attributed_to_its_own_input),
+	    cmocka_unit_test(test_pmap_chunks_stop_policy_error_at_its_index),
+	    cmocka_unit_test(test_pmap_chunks_infinite_input_within_bound),
+	    cmocka_unit_test(test_pmap_chunk_timeout_rest_of_chunk_goes_to_another_worker),
+	    cmocka_unit_test(test_pmap_timeout_fires_while_the_reader_is_away),
+	    cmocka_unit_test(test_pmap_fd_and_arm_signal_results_and_the_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

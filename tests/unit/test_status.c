@@ -29,11 +29,11 @@ static const struct code_row all_codes[] = {
 
 #define NCODES (sizeof(all_codes) / sizeof(all_codes[0]))
 
-/* The documented table: 13 codes with these exact values. */
+/* The documented table: 14 codes with these exact values. */
 static void test_codes_have_documented_values(void **state)
 {
 	(void)state;
-	assert_int_equal(NCODES, 13);
+	assert_int_equal(NCODES, 14);
 	assert_int_equal(FO_OK, 0);
 	assert_int_equal(FO_END, 1);
 	assert_int_equal(FO_EMPTY, 2);
@@ -47,6 +47,7 @@ static void test_codes_have_documented_values(void **state)
 	assert_int_equal(FO_ENOMEM, -3);
 	assert_int_equal(FO_ECANCELED, -4);
 	assert_int_equal(FO_ESYS, -5);
+	assert_int_equal(FO_EBUSY, -6);
 }
 
 /* `rc < 0` means "refused": every FO_E* code is negative, every other code is >= 0. */
@@ -94,7 +95,7 @@ static void test_strerror_of_every_code_is_its_message(void **state)
 static void test_unknown_codes_give_fallback_strings(void **state)
 {
 	(void)state;
-	const int unknown[] = {8, 9, 100, -6, -7, -100, 12345, INT_MAX, INT_MIN, INT_MIN + 1};
+	const int unknown[] = {8, 9, 100, -7, -8, -100, 12345, INT_MAX, INT_MIN, INT_MIN + 1};
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		assert_string_equal(fo_strerror(unknown[i]), "unknown status");
 		assert_string_equal(fo_status_name(unknown[i]), "FO_UNKNOWN");
