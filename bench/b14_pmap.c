@@ -10,6 +10,7 @@
  *
  *   pmap_ordered     fo_pmap, 2 workers, per_worker_buffer 16, ordered
  *   pmap_unordered   the same, unordered
+ *   pmap_*_chunk16   the same with chunk_size 16 (a worker takes 16 inputs per turn)
  *   pool             a plain pthread pool: 2 workers, one mutex, a bounded job ring and a
  *                    result ring (condvars not_empty / not_full / done), the main thread
  *                    submitting while at most the same number of items are in flight
@@ -102,8 +103,10 @@ static int pm_fn(void *ctx, void *wstate, void *in, void **out)
 	return FO_OK;
 }
 
-static void run_pmap(bench_results *r, bool ordered, uint64_t n, int run)
+static void run_pmap(bench_results *r, bool ordered, size_t chunk, uint64_t n, int run)
 {
+	const char *impl = chunk > 1 ? (ordered ? "pmap_ordered_chunk16" : "pmap_unordered_chunk16")
+	                             : (ordered ? "pmap_ordered" : "pmap_unordered");
 	src s = {0, n};
 	fo_iter *it, *out;
 	fo_iter_from_fn(&it, src_next, NULL, &s, NULL, NULL);
@@ -112,6 +115,7 @@ static void run_pmap(bench_results *r, bool ordered, uint64_t n, int run)
 	o.workers = WORKERS;
 	o.per_worker_buffer = PWB;
 	o.ordered = ordered;
+	o.chunk_size = chunk;
 	if (fo_pmap(&out, it, pm_fn, &o) != FO_OK) {
 		failures++;
 		return;
@@ -121,16 +125,15 @@ static void run_pmap(bench_results *r, bool ordered, uint64_t n, int run)
 	void *x;
 	while (fo_iter_next(out, &x) == FO_OK) {
 		if (ordered && seq(x) != got) {
-			fprintf(stderr, "pmap_ordered: %" PRIu64 " at %" PRIu64 "\n", seq(x), got);
+			fprintf(stderr, "%s: %" PRIu64 " at %" PRIu64 "\n", impl, seq(x), got);
 			failures++;
 		}
 		got++;
 	}
 	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
 	fo_iter_close(out);
-	bench_record(r, ordered ? "pmap_ordered" : "pmap_unordered", WORKERS, WORKERS + 1, run, n,
-	             w1 - w0, c1 - c0);
-	check(ordered ? "pmap_ordered" : "pmap_unordered", n, got, 0);
+	bench_record(r, impl, WORKERS, WORKERS + 1, run, n, w1 - w0, c1 - c0);
+	check(impl, n, got, 0);
 }
 
 /* ---- a plain mutex + condvar pool --------------------------------------------------------------
@@ -276,8 +279,10 @@ int main(int argc, char **argv)
 	bench_results_init(&pm, "B14", "workers", o.cpus);
 	bench_results_init(&pl, "B14", "stages", o.cpus);
 	for (int run = 1; run <= o.runs; run++) {
-		run_pmap(&pm, true, o.items, run);
-		run_pmap(&pm, false, o.items, run);
+		run_pmap(&pm, true, 1, o.items, run);
+		run_pmap(&pm, false, 1, o.items, run);
+		run_pmap(&pm, true, 16, o.items, run);
+		run_pmap(&pm, false, 16, o.items, run);
 		run_pool(&pm, o.items, run);
 		run_pipeline(&pl, o.items / 2, run);
 		run_sequential(&pl, o.items / 2, run);

@@ -15,6 +15,7 @@
 #define FO_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,12 @@ uint64_t fo__deadline(int64_t timeout_ns);
  * FO_TIMEDOUT when the deadline passed. */
 int fo__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t deadline);
 void fo__futex_wake_all(_Atomic uint32_t *word);
+/* Before a lock-based sleep: spin with backoff, then yield a few times,
+ * until *word != old (about 10-50 us at most).  Returns whether it changed,
+ * so the caller re-checks under its lock instead of sleeping.  For waits
+ * whose wake-up (a futex syscall and a reschedule, ~2-5 us) costs more than
+ * the expected gap between events. */
+bool fo__brief_wait(_Atomic uint64_t *word, uint64_t old);
 
 /*
  * Asymmetric fence for the "sleepers present" Dekker handshakes.  The

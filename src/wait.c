@@ -7,6 +7,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,4 +73,21 @@ void fo__futex_wake_all(_Atomic uint32_t *word)
 {
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, NULL, NULL,
 	        0);
+}
+
+bool fo__brief_wait(_Atomic uint64_t *word, uint64_t old)
+{
+	/* relaxed: the caller re-checks under its lock, which orders the data. */
+	for (unsigned spin = 0; spin < 10; spin++) {
+		for (unsigned k = 1u << spin; k; k--)
+			fo__cpu_relax();
+		if (atomic_load_explicit(word, memory_order_relaxed) != old)
+			return true;
+	}
+	for (int y = 0; y < 4; y++) { /* more threads than cores: let the publisher run */
+		sched_yield();
+		if (atomic_load_explicit(word, memory_order_relaxed) != old)
+			return true;
+	}
+	return false;
 }

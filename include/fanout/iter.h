@@ -260,6 +260,8 @@ FO_API void fo_iter_close_item(void *item, void *ctx);
  *   - gate outputs (fo_gate_iter) and join outputs (fo_join_iter): an
  *     eventfd owned by the gate or join;
  *   - BACKGROUND feed iterators (fo_feed_iter): the feed cursor's;
+ *   - pipeline stage outputs and pmap / pool round outputs: an eventfd
+ *     owned by the stage or round (arming starts it, like a first read);
  *   - map, filter, map_filter over such a source: the source's fd; arm()
  *     answers 1 by itself while outputs are buffered (map_filter) or an
  *     error still has to be delivered, so they are readable without the
