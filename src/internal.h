@@ -78,11 +78,11 @@ uint64_t fo__deadline(int64_t timeout_ns);
 int fo__futex_wait(_Atomic uint32_t *word, uint32_t expect, uint64_t deadline);
 void fo__futex_wake_all(_Atomic uint32_t *word);
 /* Before a lock-based sleep: spin with backoff, then yield a few times,
- * until *word != old (about 10-50 us at most).  Returns whether it changed,
- * so the caller re-checks under its lock instead of sleeping.  For waits
- * whose wake-up (a futex syscall and a reschedule, ~2-5 us) costs more than
- * the expected gap between events. */
-bool fo__brief_wait(_Atomic uint64_t *word, uint64_t old);
+ * until one of the @n words differs from its @old value (about 10 us of
+ * spinning at most).  Returns whether one changed; the caller re-checks under
+ * its lock either way.  For waits whose wake-up (a futex syscall and a
+ * reschedule, ~2-5 us) costs more than the expected gap between events. */
+bool fo__brief_wait(_Atomic uint64_t *const *words, const uint64_t *old, size_t n);
 
 /*
  * Asymmetric fence for the "sleepers present" Dekker handshakes.  The

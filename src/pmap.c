@@ -25,11 +25,17 @@
  *     lock, then compute each item without the lock and publish it (DONE,
  *     cv_out).  A worker holding a round's items counts in round->active;
  *     closing a round waits (cv_idle) until no worker holds any.
- *   reader: takes the next result - ordered: the slot of next_out (tasks[]
- *     is a ring indexed by seq % W; every in-flight seq lies in
- *     [next_out, next_seq) and next_seq - next_out <= W); unordered: the
- *     head of the ready FIFO - frees its slot, signals cv_work, and applies
- *     the policy outside the lock.
+ *   reader: takes every finished result in output order - ordered: the
+ *     slots from next_out on (tasks[] is a ring indexed by seq % W; every
+ *     in-flight seq lies in [returned, next_seq) and next_seq - returned
+ *     <= W); unordered: the ready FIFO - into a local batch under one lock,
+ *     frees their slots, then hands them out one by one without the lock.
+ *     An item stays in flight (room()) until handed out: `returned` is the
+ *     reader's counter, and a worker about to sleep for room sets
+ *     room_waiters, fences, and re-checks (Dekker with return_one()).
+ *   chunks: without timeouts a worker computes its whole chunk and
+ *     publishes it under one lock (compute_chunk); with timeouts item by
+ *     item, so the watchdog always knows the current call.
  *   watchdog (timeout_ns > 0): sleeps until the earliest deadline, then
  *     times the item out at its place, abandons its worker (which releases
  *     its late output and exits) and starts a replacement, whether or not
@@ -89,8 +95,10 @@ struct fo_pool {
 	bool started, stop;
 	bool wd_started, wd_idle; /* the watchdog runs / sleeps with no deadline */
 	pthread_t wd;
-	struct round *r; /* the open round, or NULL */
-	int refs;        /* the handle + the open round */
+	struct round *r;               /* the open round, or NULL */
+	_Atomic uint32_t room_waiters; /* a worker sleeps on cv_work (see return_one()) */
+	_Atomic uint64_t src_turns;    /* bumped when a worker leaves the source (brief waits) */
+	int refs;                      /* the handle + the open round */
 };
 
 struct round {
@@ -103,17 +111,21 @@ struct round {
 	struct task *free_list;         /* unordered */
 	struct task *rq_head, *rq_tail; /* unordered: finished, in completion order */
 	struct task *redo_head;         /* HELD items of abandoned workers */
-	uint64_t next_seq, next_out;    /* sequence numbers */
+	uint64_t next_seq, next_out;    /* ordered: next seq to reserve / to take */
 	uint64_t halt_seq;              /* the first STOP failure, or UINT64_MAX */
-	size_t inflight;                /* pulled, not yet returned */
-	size_t active;                  /* workers (and signallers) holding items */
-	bool src_busy;                  /* a worker is inside the source pull */
-	int src_done;                   /* 0, FO_END or FO_FAILED */
-	fo_error src_err;               /* the source's failure (message copied) */
+	_Atomic uint64_t reserved; /* slots reserved (minus unused ones at the end); under mu */
+	uint64_t taken;            /* under mu: results taken off their slots by the reader */
+	_Atomic uint64_t returned; /* written by the reader: results handed out or dropped */
+	struct task *lbuf;         /* reader: taken, not yet returned (copies), W of them */
+	size_t lhead, ln;
+	size_t active;    /* workers (and signallers) holding items */
+	bool src_busy;    /* a worker is inside the source pull */
+	int src_done;     /* 0, FO_END or FO_FAILED */
+	fo_error src_err; /* the source's failure (message copied) */
 	char *src_msg;
 	bool closing, reader_waiting;
 	_Atomic uint64_t pub; /* bumped under mu with every publication (brief waits) */
-	uint64_t n_in, n_out, n_failed;
+	_Atomic uint64_t n_in, n_out, n_failed; /* relaxed counters for progress */
 	struct fo__waker wk;
 };
 
@@ -194,8 +206,12 @@ static size_t room(const struct fo_pool *pool, const struct round *r)
 	if (halted(r) || r->src_done || r->src_busy || r->closing || pool->fatal ||
 	    pool->init_pending)
 		return 0;
-	size_t used = pool->o.ordered ? (size_t)(r->next_seq - r->next_out) : r->inflight;
-	size_t free = pool->o.ordered ? pool->W - used : pool->cap - used;
+	/* In flight = reserved and not returned: the reader's local batch counts
+	 * until it hands each item out.  relaxed: a stale value only
+	 * under-estimates room; a worker about to sleep re-reads it after a fence. */
+	uint64_t ret = atomic_load_explicit(&r->returned, memory_order_relaxed);
+	size_t used = (size_t)(atomic_load_explicit(&r->reserved, memory_order_relaxed) - ret);
+	size_t free = (pool->o.ordered ? pool->W : pool->cap) - used;
 	return free < pool->o.chunk_size ? free : pool->o.chunk_size;
 }
 
@@ -232,7 +248,7 @@ static void push_ready(struct fo_pool *pool, struct round *r, struct task *t)
 
 static void record_failure(struct fo_pool *pool, struct round *r, struct task *t)
 {
-	r->n_failed++;
+	atomic_fetch_add_explicit(&r->n_failed, 1, memory_order_relaxed);
 	if (pool->o.on_error == FO_ERR_STOP && t->seq < r->halt_seq)
 		r->halt_seq = t->seq;
 }
@@ -264,10 +280,16 @@ static void task_release(struct fo_pool *pool, struct round *r, struct task *t)
 	t->st = T_FREE;
 }
 
+/* Every reserved item has been taken and the source has ended. */
+static bool drained(const struct round *r)
+{
+	return r->src_done && r->taken == atomic_load_explicit(&r->reserved, memory_order_relaxed);
+}
+
 /* Is a read of @r going to return something other than FO_EMPTY? */
 static bool readable(const struct fo_pool *pool, const struct round *r)
 {
-	if (pool->fatal || (r->inflight == 0 && r->src_done))
+	if (r->lhead < r->ln || pool->fatal || drained(r))
 		return true;
 	if (!pool->o.ordered)
 		return r->rq_head != NULL;
@@ -476,7 +498,9 @@ static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
 		w->batch[i] = t;
 	}
 	r->next_seq += k;
-	r->inflight += k;
+	atomic_store_explicit(&r->reserved,
+	                      atomic_load_explicit(&r->reserved, memory_order_relaxed) + k,
+	                      memory_order_relaxed);
 	r->src_busy = true;
 	pthread_mutex_unlock(&pool->mu);
 
@@ -493,7 +517,7 @@ static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
 
 	pthread_mutex_lock(&pool->mu);
 	r->src_busy = false;
-	r->n_in += m;
+	atomic_fetch_add_explicit(&r->n_in, m, memory_order_relaxed);
 	if (rc != FO_OK) { /* END or FAILED: seq0 + m is the end */
 		r->src_done = rc == FO_END ? FO_END : FO_FAILED;
 		if (r->src_done == FO_FAILED) {
@@ -506,7 +530,10 @@ static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
 		for (size_t i = m; i < k; i++)
 			slot_free(pool, r, w->batch[i]);
 		r->next_seq = seq0 + m;
-		r->inflight -= k - m;
+		atomic_store_explicit(&r->reserved,
+		                      atomic_load_explicit(&r->reserved, memory_order_relaxed) -
+		                          (k - m),
+		                      memory_order_relaxed);
 	}
 	w->bn = m;
 	bool sig = false;
@@ -516,8 +543,63 @@ static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
 			sig = true;
 		}
 	}
+	atomic_fetch_add_explicit(&pool->src_turns, 1, memory_order_relaxed);
 	pthread_cond_broadcast(&pool->cv_work); /* the source is free for another worker */
 	if ((sig || rc != FO_OK) && notify_reader(pool, r))
+		hold_signal(pool, r);
+}
+
+/* fn with retries (no lock).  FO_OK with *out set, or the failure code. */
+static int call_fn(struct fo_pool *pool, void *wstate, void *in, uint64_t deadline, void **out)
+{
+	int rc;
+	for (unsigned tries = 0;; tries++) {
+		*out = NULL;
+		rc = pool->fn(pool->o.ctx, wstate, in, out);
+		if (rc == FO_OK && !*out)
+			rc = FO_EINVAL; /* contract broken: report, never hang */
+		if (rc == FO_OK || tries >= pool->o.retries)
+			return rc;
+		if (deadline != FO__NO_DEADLINE && fo__now_ns() >= deadline)
+			return rc;
+	}
+}
+
+/*
+ * Without timeouts (no watchdog needs w->cur), a chunk is computed in one
+ * go and published under one lock: 2 lock rounds per chunk instead of 1 + k.
+ * The slots are ours while RUN (the reader takes only DONE ones, close waits
+ * for active == 0), so results go into them without the lock.  mu held on
+ * entry and exit.
+ */
+static void compute_chunk(struct fo_pool *pool, struct worker *w, void *wstate)
+{
+	struct round *r = w->r;
+	size_t n = 0;
+	for (size_t i = w->bi; i < w->bn; i++) {
+		struct task *t = w->batch[i];
+		if (t->st == T_HELD && worth(pool, r, t)) {
+			t->st = T_RUN;
+			w->batch[n++] = t; /* the others stay where they are (DONE or HELD) */
+		}
+	}
+	pthread_mutex_unlock(&pool->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct task *t = w->batch[i];
+		void *out;
+		t->status = call_fn(pool, wstate, t->in, FO__NO_DEADLINE, &out);
+		t->out = t->status == FO_OK ? out : NULL;
+		if (t->status == FO_OK && !pool->o.paired)
+			t->in = NULL; /* fn's now */
+	}
+	pthread_mutex_lock(&pool->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (w->batch[i]->status != FO_OK)
+			record_failure(pool, r, w->batch[i]);
+		push_ready(pool, r, w->batch[i]);
+	}
+	w->bi = w->bn = 0;
+	if (n && notify_reader(pool, r))
 		hold_signal(pool, r);
 }
 
@@ -540,17 +622,7 @@ static bool compute(struct fo_pool *pool, struct worker *w, void *wstate)
 	pthread_mutex_unlock(&pool->mu);
 
 	void *out = NULL;
-	int rc;
-	for (unsigned tries = 0;; tries++) {
-		out = NULL;
-		rc = pool->fn(pool->o.ctx, wstate, in, &out);
-		if (rc == FO_OK && !out)
-			rc = FO_EINVAL; /* contract broken: report, never hang */
-		if (rc == FO_OK || tries >= pool->o.retries)
-			break;
-		if (deadline != FO__NO_DEADLINE && fo__now_ns() >= deadline)
-			break;
-	}
+	int rc = call_fn(pool, wstate, in, deadline, &out);
 
 	pthread_mutex_lock(&pool->mu);
 	if (w->abandoned) {
@@ -605,12 +677,38 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		struct round *r = NULL;
-		while (!pool->stop && !(r = takeable(pool)))
+		bool spun = false;
+		while (!pool->stop && !(r = takeable(pool))) {
+			struct round *cr = pool->r;
+			if (!spun && cr && !cr->closing) {
+				/* The source is busy for a few ns, or the reader is about
+				 * to return an item: cheaper to spin than to sleep. */
+				spun = true;
+				_Atomic uint64_t *w2[2] = {&pool->src_turns, &cr->returned};
+				uint64_t old[2] = {
+				    atomic_load_explicit(w2[0], memory_order_relaxed),
+				    atomic_load_explicit(w2[1], memory_order_relaxed)};
+				cr->active++; /* keeps cr while we look at it unlocked */
+				pthread_mutex_unlock(&pool->mu);
+				fo__brief_wait(w2, old, 2);
+				pthread_mutex_lock(&pool->mu);
+				round_put(pool, cr);
+				continue;
+			}
+			/* Dekker with return_one(): either the reader sees the flag and
+			 * wakes us, or we see its `returned` here. */
+			atomic_store_explicit(&pool->room_waiters, 1, memory_order_relaxed);
+			atomic_thread_fence(memory_order_seq_cst);
+			if ((r = takeable(pool)))
+				break;
 			pthread_cond_wait(&pool->cv_work, &pool->mu);
+		}
 		if (pool->stop)
 			break;
 		take_batch(pool, r, w);
 		bool alive = true;
+		if (pool->o.timeout_ns == 0 && w->bn > 1)
+			compute_chunk(pool, w, wstate);
 		for (; w->bi < w->bn && alive; w->bi++) {
 			struct task *t = w->batch[w->bi];
 			if (t->st == T_HELD && worth(pool, r, t))
@@ -690,10 +788,12 @@ static void pool_unref_unlock(struct fo_pool *pool)
 
 static void snapshot(const struct round *r, fo_progress *p)
 {
-	p->in = r->n_in;
-	p->out = r->n_out;
-	p->failed = r->n_failed;
-	p->in_flight = r->inflight;
+	/* returned first: it never passes reserved, so the difference cannot wrap. */
+	uint64_t ret = atomic_load_explicit(&r->returned, memory_order_relaxed);
+	p->in_flight = atomic_load_explicit(&r->reserved, memory_order_relaxed) - ret;
+	p->in = atomic_load_explicit(&r->n_in, memory_order_relaxed);
+	p->out = atomic_load_explicit(&r->n_out, memory_order_relaxed);
+	p->failed = atomic_load_explicit(&r->n_failed, memory_order_relaxed);
 }
 
 static void report(struct round *r, const fo_progress *p)
@@ -743,31 +843,52 @@ static int deliver(struct round *r, struct task *t, void **item)
 	return fo__iter_fail(it, t->status, 0, msg);
 }
 
-/* The next finished task in output order, taken off its slot, or NULL. */
-static bool take_result(struct fo_pool *pool, struct round *r, struct task *copy)
+/* Move every finished result, in output order, off its slot into the reader's
+ * local batch (mu held).  Returns how many.  The slots are free again, but the
+ * items stay in flight (room()) until return_one() hands each out. */
+static size_t take_all(struct fo_pool *pool, struct round *r)
 {
-	struct task *t = NULL;
-	if (pool->o.ordered) {
-		struct task *c = &r->tasks[r->next_out % pool->W];
-		if (r->next_out < r->next_seq && c->st == T_DONE) {
+	size_t n = 0;
+	for (; n < pool->W; n++) {
+		struct task *t = NULL;
+		if (pool->o.ordered) {
+			struct task *c = &r->tasks[r->next_out % pool->W];
+			if (r->next_out == r->next_seq || c->st != T_DONE)
+				break;
 			t = c;
 			r->next_out++;
+		} else {
+			if (!r->rq_head)
+				break;
+			t = r->rq_head;
+			r->rq_head = t->next;
+			if (!r->rq_head)
+				r->rq_tail = NULL;
 		}
-	} else if (r->rq_head) {
-		t = r->rq_head;
-		r->rq_head = t->next;
-		if (!r->rq_head)
-			r->rq_tail = NULL;
+		r->lbuf[n] = *t;
+		slot_free(pool, r, t);
 	}
-	if (!t)
-		return false;
-	*copy = *t;
-	slot_free(pool, r, t);
-	r->inflight--;
-	if (copy->status == FO_OK || copy->passthru || pool->o.on_error != FO_ERR_DROP)
-		r->n_out++;
-	pthread_cond_signal(&pool->cv_work); /* room for one more */
-	return true;
+	r->taken += n;
+	r->lhead = 0;
+	r->ln = n;
+	return n;
+}
+
+/* One item of the local batch is out (or dropped): it leaves the bound. */
+static void return_one(struct fo_pool *pool, struct round *r, bool counted)
+{
+	if (counted)
+		atomic_fetch_add_explicit(&r->n_out, 1, memory_order_relaxed);
+	atomic_store_explicit(&r->returned,
+	                      atomic_load_explicit(&r->returned, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst); /* pairs with the worker's before it sleeps */
+	if (atomic_load_explicit(&pool->room_waiters, memory_order_relaxed)) {
+		pthread_mutex_lock(&pool->mu);
+		atomic_store_explicit(&pool->room_waiters, 0, memory_order_relaxed);
+		pthread_cond_broadcast(&pool->cv_work);
+		pthread_mutex_unlock(&pool->mu);
+	}
 }
 
 static int rd_next(fo_iter *it, void **item, uint64_t deadline)
@@ -775,57 +896,66 @@ static int rd_next(fo_iter *it, void **item, uint64_t deadline)
 	struct round *r = (struct round *)it;
 	struct fo_pool *pool = r->pool;
 	fo_progress p;
-	pthread_mutex_lock(&pool->mu);
-	if (!pool->started)
-		start(pool);
 	bool spun = false;
 	for (;;) {
-		if (pool->fatal) {
-			int code = pool->fatal;
+		/* The local batch needs no lock. */
+		while (r->lhead < r->ln) {
+			struct task *t = &r->lbuf[r->lhead++];
+			bool counted =
+			    t->status == FO_OK || t->passthru || pool->o.on_error != FO_ERR_DROP;
+			int rc = deliver(r, t, item);
+			return_one(pool, r, counted);
 			snapshot(r, &p);
-			pthread_mutex_unlock(&pool->mu);
-			report(r, &p);
-			return fo__iter_fail(it, code, 0, MSG_INIT);
-		}
-		struct task copy;
-		if (take_result(pool, r, &copy)) {
-			snapshot(r, &p);
-			pthread_mutex_unlock(&pool->mu);
-			int rc = deliver(r, &copy, item);
 			report(r, &p);
 			if (rc != FO_EMPTY)
 				return rc;
-			pthread_mutex_lock(&pool->mu);
-			continue;
 		}
-		if (r->inflight == 0 && r->src_done) {
-			int rc = r->src_done;
-			snapshot(r, &p);
-			pthread_mutex_unlock(&pool->mu);
-			report(r, &p);
-			return rc == FO_END ? FO_END : fo__iter_fail_from(it, &r->src_err);
+		pthread_mutex_lock(&pool->mu);
+		if (!pool->started)
+			start(pool);
+		for (;;) {
+			if (pool->fatal) {
+				int code = pool->fatal;
+				snapshot(r, &p);
+				pthread_mutex_unlock(&pool->mu);
+				report(r, &p);
+				return fo__iter_fail(it, code, 0, MSG_INIT);
+			}
+			if (take_all(pool, r))
+				break;
+			if (drained(r)) {
+				int rc = r->src_done;
+				snapshot(r, &p);
+				pthread_mutex_unlock(&pool->mu);
+				report(r, &p);
+				return rc == FO_END ? FO_END : fo__iter_fail_from(it, &r->src_err);
+			}
+			if (deadline == 0) {
+				pthread_mutex_unlock(&pool->mu);
+				return FO_EMPTY;
+			}
+			if (!spun) {
+				/* Results often come every few hundred ns: a futex sleep and
+				 * wake-up per item would cost more than the item. */
+				spun = true;
+				_Atomic uint64_t *w[1] = {&r->pub};
+				uint64_t seen[1] = {
+				    atomic_load_explicit(&r->pub, memory_order_relaxed)};
+				pthread_mutex_unlock(&pool->mu);
+				fo__brief_wait(w, seen, 1);
+				pthread_mutex_lock(&pool->mu);
+				continue; /* re-check: something may have come after the last spin
+				           */
+			}
+			r->reader_waiting = true;
+			int w = fo__cond_wait_until(&pool->cv_out, &pool->mu, deadline);
+			r->reader_waiting = false;
+			if (w == FO_TIMEDOUT) {
+				pthread_mutex_unlock(&pool->mu);
+				return FO_TIMEDOUT;
+			}
 		}
-		if (deadline == 0) {
-			pthread_mutex_unlock(&pool->mu);
-			return FO_EMPTY;
-		}
-		if (!spun) {
-			/* Results often come every few hundred ns: a futex sleep and wake-up
-			 * per item would cost more than the item. */
-			spun = true;
-			uint64_t seen = atomic_load_explicit(&r->pub, memory_order_relaxed);
-			pthread_mutex_unlock(&pool->mu);
-			fo__brief_wait(&r->pub, seen);
-			pthread_mutex_lock(&pool->mu);
-			continue; /* re-check: something may have come after the last spin */
-		}
-		r->reader_waiting = true;
-		int w = fo__cond_wait_until(&pool->cv_out, &pool->mu, deadline);
-		r->reader_waiting = false;
-		if (w == FO_TIMEDOUT) {
-			pthread_mutex_unlock(&pool->mu);
-			return FO_TIMEDOUT;
-		}
+		pthread_mutex_unlock(&pool->mu);
 	}
 }
 
@@ -842,12 +972,15 @@ static void rd_close(fo_iter *it)
 	for (size_t i = 0; i < pool->W; i++)
 		if (r->tasks[i].st != T_FREE)
 			task_release(pool, r, &r->tasks[i]);
+	for (size_t i = r->lhead; i < r->ln; i++) /* taken, never handed out */
+		task_release(pool, r, &r->lbuf[i]);
 	/* Nobody signals any more: active is 0 and the round is unlinked. */
 	fo__waker_stop(&r->wk);
 	fo__waker_fini(&r->wk);
 	fo_iter_close(r->src);
 	fo__free(r->src_msg);
 	fo__free(r->tasks);
+	fo__free(r->lbuf);
 	fo__iter_fini(it);
 	fo__free(r);
 	pool_unref_unlock(pool);
@@ -971,7 +1104,10 @@ int fo_pool_map(fo_pool *pool, fo_iter **out, fo_iter *src)
 	if (!r)
 		return FO_ENOMEM;
 	r->tasks = fo__zalloc(pool->W * sizeof(*r->tasks));
-	if (!r->tasks) {
+	r->lbuf = fo__alloc(pool->W * sizeof(*r->lbuf));
+	if (!r->tasks || !r->lbuf) {
+		fo__free(r->tasks);
+		fo__free(r->lbuf);
 		fo__free(r);
 		return FO_ENOMEM;
 	}
@@ -979,6 +1115,7 @@ int fo_pool_map(fo_pool *pool, fo_iter **out, fo_iter *src)
 	if (pool->r) {
 		pthread_mutex_unlock(&pool->mu);
 		fo__free(r->tasks);
+		fo__free(r->lbuf);
 		fo__free(r);
 		return FO_EBUSY;
 	}

@@ -75,18 +75,26 @@ void fo__futex_wake_all(_Atomic uint32_t *word)
 	        0);
 }
 
-bool fo__brief_wait(_Atomic uint64_t *word, uint64_t old)
+static bool any_changed(_Atomic uint64_t *const *words, const uint64_t *old, size_t n)
 {
 	/* relaxed: the caller re-checks under its lock, which orders the data. */
-	for (unsigned spin = 0; spin < 10; spin++) {
+	for (size_t i = 0; i < n; i++)
+		if (atomic_load_explicit(words[i], memory_order_relaxed) != old[i])
+			return true;
+	return false;
+}
+
+bool fo__brief_wait(_Atomic uint64_t *const *words, const uint64_t *old, size_t n)
+{
+	for (unsigned spin = 0; spin < 8; spin++) {
 		for (unsigned k = 1u << spin; k; k--)
 			fo__cpu_relax();
-		if (atomic_load_explicit(word, memory_order_relaxed) != old)
+		if (any_changed(words, old, n))
 			return true;
 	}
-	for (int y = 0; y < 4; y++) { /* more threads than cores: let the publisher run */
+	for (int y = 0; y < 3; y++) { /* more threads than cores: let the publisher run */
 		sched_yield();
-		if (atomic_load_explicit(word, memory_order_relaxed) != old)
+		if (any_changed(words, old, n))
 			return true;
 	}
 	return false;
