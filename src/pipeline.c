@@ -3,22 +3,113 @@
 /*
  * pipeline.c - buffered stages (see fanout/pipeline.h).
  *
- * A stage is an fo_iter with a ring of n items under its mutex.  Its thread
- * waits for room (cv_space), then pulls its source without the lock, then
- * queues the item (cv_items).  The end (END / FAILED) is queued after the
- * items as `term`; before queuing it the thread closes its source, which
+ * A stage is an fo_iter over a single-producer / single-consumer ring of
+ * exactly n slots: the stage's thread is the only producer, the reader of
+ * the output (one at a time) the only consumer.  The thread waits for room,
+ * then pulls its source, then queues the item, so at most n items are ever
+ * pulled and not yet read.  The end (FO_END / FO_FAILED) comes after the
+ * items as `term`; before publishing it the thread closes its source, which
  * joins every upstream thread, and the reader joins this thread when it
  * reads the end - so a reader that sees the end has every thread joined.
  *
- * Group: the pipeline keeps its open stages (under p->mu; lock order p->mu
- * -> stage mu).  group_halt(p, k) marks every stage numbered below k halted
- * and wakes it: its thread stops before its next pull and ends with
- * FO_ECANCELED, which only halted (upstream) stages ever read.
+ * Group: the pipeline keeps its open stages (under p->mu, which also keeps
+ * a stage's memory alive while another thread touches it).  group_halt(p, k)
+ * sets QUIT_HALT on every stage numbered below k and wakes its thread: it
+ * stops before its next pull and ends with FO_ECANCELED, which only halted
+ * (upstream) stages ever read.  Closing an output sets QUIT_STOP the same
+ * way.
+ *
+ * The hand-off (no lock; who writes what):
+ *
+ *   tail      thread: items ever queued.  It writes the slot, then stores
+ *             tail with release; the reader loads tail with acquire before
+ *             reading slots below it.  term (release) is stored after the
+ *             last tail, so a tail loaded after an acquire of term is final
+ *             and the reader delivers the end only after every item.
+ *   head      reader: items ever read.  It copies the slot out, then stores
+ *             head with release; the thread loads head with acquire before
+ *             reusing a slot below it.  tail - head <= n always: the thread
+ *             queues item `tail` only once it saw tail - head < n.
+ *   head_seen / wpos (thread), tail_seen / rpos (reader): private caches, so
+ *             a side only reads the other's counter when its cache says
+ *             full / empty.  n_in and n_out are tail and head themselves.
+ *
+ * Waiting.  A side that finds the ring empty (reader) or full (thread)
+ * first waits without sleeping: SPIN_ROUNDS rounds of pause with backoff,
+ * then up to YIELDS sched_yield()s.  The yields matter with more threads
+ * than CPUs (B14 runs 4 on 2): the other side may be waiting for this very
+ * CPU, and handing it over costs far less than a futex sleep and wake-up
+ * (several microseconds; more in a VM, where waking an idle vCPU is an
+ * IPI).  Meanwhile each side waits for half a ring (batch()), not for one
+ * slot: a reader right behind its thread shares the slot line, the counter
+ * lines and the item data with it and pays cache-line transfers on every
+ * item, both ways; a half-ring gap keeps them apart and amortises each
+ * wait over n/2 items.  The reader gives up on the batch after
+ * ITEMS_WAIT_NS of yielding, and always at the end of the brief wait: it
+ * then takes what is there, or sleeps until one item comes (a sleeping
+ * reader is woken by the first item: the batch only ever delays items by
+ * that brief wait).  The thread sleeps for the batch of room too, but for
+ * at most ROOM_WAIT_NS, then for one slot: a reader that stops reading
+ * finds exactly n items buffered within that time.
+ *
+ * Sleeping is a futex on a generation word behind a "need" word (the waitq
+ * of stream.c, with one sleeper per word):
+ *
+ *   sleeper (reader for items,            waker (the other side, after
+ *   thread for room)                       every tail / head store)
+ *   g = gen (seq_cst)                      seq_cst fence
+ *   need = 1 (seq_cst)                     if need (relaxed peek):
+ *   seq_cst fence                            if xchg(need, 0) (seq_cst):
+ *   re-check tail / head, term, quit           gen++ (seq_cst), futex_wake
+ *   futex_wait(gen, g)
+ *
+ * Dekker through the two fences: either the waker's peek sees need = 1 or
+ * the sleeper's re-check sees the store.  The ticket is read before the
+ * announcement, so a wake that lands between the two makes futex_wait
+ * return at once instead of being lost; the exchange gives one system call
+ * per sleep, and a hand-off with nobody asleep costs one fence and a load
+ * or two of lines nobody writes (need, and the waker's armed).  Plain
+ * seq_cst fences, not the membarrier pair (fo__fence_light/heavy): the
+ * fence follows a store to a line that stays in our cache (a few ns), the
+ * pair gained nothing on B14, and membarrier costs ~7 us per sleep on a
+ * 2-vCPU VM, where a stage may sleep every few batches.
+ *
+ * The thread asleep for room announces a threshold too: room_at (relaxed,
+ * published by the seq_cst store of need_room), the head value it waits
+ * for; the reader wakes it only once head reaches it (an acquire re-load of
+ * need_room makes room_at visible), and its re-check asks for the same
+ * room, so the Dekker argument holds for the store that reaches room_at.
+ * Both sides clear their own need word when they stop waiting (a stale 1
+ * only costs the other side a spurious wake).
+ *
+ * quit (close / group_halt): fetch_or the flag, then gen++ on the room
+ * word and futex_wake, all seq_cst, unconditionally.  The thread reads its
+ * ticket (seq_cst) before re-checking quit (seq_cst): if the bump is
+ * after the ticket, futex_wait returns; if before, so is the flag, and the
+ * re-check sees it.
+ *
+ * Event loops (fo_iter_fd / fo_iter_arm): the thread peeks at the waker's
+ * armed word after the same fence and calls fo__waker_signal() only if it
+ * is set; st_arm() arms (seq_cst store and fence in fo__waker_prepare) and
+ * then re-checks tail and term, so either the peek sees the arm or the
+ * re-check sees the item.
  */
+#include <sched.h>
 #include <string.h>
 
 #include <fanout/pipeline.h>
 #include "iter_impl.h"
+
+#define SPIN_ROUNDS   4      /* brief spin: 1+2+4+8 pauses between checks (~0.4 us) */
+#define YIELDS        16     /* then sched_yield()s (~0.4 us each when alone) */
+#define ITEMS_WAIT_NS 20000  /* the reader waits for a batch of items: at most this */
+#define ROOM_WAIT_NS  100000 /* the thread asleep for a batch of room: at most this */
+
+#define QUIT_STOP 1u /* the output was closed */
+#define QUIT_HALT 2u /* group_halt: a downstream stage failed or closed */
+
+#define READY_ITEM 1
+#define READY_END  2
 
 struct stage;
 
@@ -30,27 +121,52 @@ struct fo_pipeline {
 	atomic_int refs; /* handle + open stages */
 };
 
+struct slot {
+	void *item;
+	bool is_err;
+};
+
+/* Each group of fields is written by a different side: see the top. */
 struct stage {
 	fo_iter it; /* first: the vtable casts */
+	/* Set before the thread starts, then read-only. */
 	fo_pipeline *p;
 	size_t idx;
-	fo_iter *src; /* the thread's until it ends, then NULL */
+	size_t n;
+	struct slot *q; /* ring of n */
 	fo_item_free_fn in_free;
 	void *in_ctx;
-	size_t n;
-	pthread_mutex_t mu;
-	pthread_cond_t cv_items, cv_space;
-	void **q; /* ring of n */
-	bool *qerr;
-	size_t head, count; /* under mu */
-	int term;           /* under mu: 0, FO_END or FO_FAILED, after the items */
-	fo_error err;       /* the failure (message owned: msg) */
+	bool hook; /* p->o.progress set */
+	/* The thread's until it ends (the reader's before start and after join). */
+	fo_iter *src;
+	fo_error err; /* the failure (message owned: msg), written before term */
 	char *msg;
-	bool started, joined; /* reader */
-	bool stop, halted;    /* under mu */
+	/* The reader's. */
+	bool started, joined;
 	pthread_t th;
-	uint64_t n_in, n_out; /* under mu */
-	struct fo__waker wk;
+	/* Rarely written. */
+	_Atomic uint32_t quit; /* QUIT_*: close / group_halt */
+	_Atomic int term;      /* 0, FO_END or FO_FAILED: after the last tail */
+	struct fo__waker wk;   /* armed: peeked by the thread after each store */
+
+	/* The thread's line. */
+	_Atomic size_t tail FO_ALIGNED; /* items ever queued (n_in) */
+	size_t head_seen;               /* a past value of head */
+	size_t wpos;                    /* tail % n */
+
+	/* The reader's line. */
+	_Atomic size_t head FO_ALIGNED; /* items ever read (n_out) */
+	size_t tail_seen;               /* a past value of tail */
+	size_t rpos;                    /* head % n */
+
+	/* The reader asleep for items (written around sleeps only). */
+	_Atomic uint32_t need_items FO_ALIGNED;
+	_Atomic uint32_t items_gen;
+
+	/* The thread asleep for room (written around sleeps only). */
+	_Atomic uint32_t need_room FO_ALIGNED;
+	_Atomic uint32_t room_gen;
+	_Atomic size_t room_at; /* wake it once head reaches this */
 };
 
 void fo_pipeline_opts_init(fo_pipeline_opts *o)
@@ -69,34 +185,36 @@ static void group_unref(fo_pipeline *p)
 	fo__free(p);
 }
 
+/* Stop the thread before its next pull, waking it if it sleeps for room. */
+static void stage_quit(struct stage *s, uint32_t why)
+{
+	/* seq_cst: the flag before the bump (see the top). */
+	atomic_fetch_or_explicit(&s->quit, why, memory_order_seq_cst);
+	/* seq_cst: after the flag: a sleeper's ticket is stale or it sees the flag. */
+	atomic_fetch_add_explicit(&s->room_gen, 1, memory_order_seq_cst);
+	fo__futex_wake_all(&s->room_gen);
+}
+
 static void group_halt(fo_pipeline *p, size_t below)
 {
-	pthread_mutex_lock(&p->mu);
-	for (size_t i = 0; i < below && i < p->nstages; i++) {
-		struct stage *s = p->stages[i];
-		if (!s)
-			continue;
-		pthread_mutex_lock(&s->mu);
-		s->halted = true;
-		pthread_cond_broadcast(&s->cv_space);
-		pthread_cond_broadcast(&s->cv_items);
-		pthread_mutex_unlock(&s->mu);
-	}
+	pthread_mutex_lock(&p->mu); /* keeps those stages open while we touch them */
+	for (size_t i = 0; i < below && i < p->nstages; i++)
+		if (p->stages[i])
+			stage_quit(p->stages[i], QUIT_HALT);
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void snapshot(const struct stage *s, fo_progress *pr)
+static void fill_progress(fo_progress *pr, size_t tail, size_t head, int term)
 {
-	pr->in = s->n_in;
-	pr->out = s->n_out;
-	pr->failed = s->term == FO_FAILED;
-	pr->in_flight = s->count;
+	pr->in = tail;
+	pr->out = head;
+	pr->failed = term == FO_FAILED;
+	pr->in_flight = tail - head;
 }
 
 static void report(struct stage *s, const fo_progress *pr)
 {
-	if (s->p->o.progress)
-		s->p->o.progress(s->p->o.progress_ctx, s->idx, pr);
+	s->p->o.progress(s->p->o.progress_ctx, s->idx, pr);
 }
 
 static void set_err(struct stage *s, int code, const char *msg)
@@ -107,18 +225,91 @@ static void set_err(struct stage *s, int code, const char *msg)
 	s->err.message = s->msg ? s->msg : fo_strerror(s->err.code);
 }
 
+/* Items (for the reader) or free slots (for the thread) a waiting side
+ * waits for before it takes fewer: half the ring. */
+static inline size_t batch(const struct stage *s)
+{
+	return s->n > 1 ? s->n / 2 : 1;
+}
+
+/* The first, short part of a brief wait: pause with backoff. */
+static inline void backoff(unsigned spin)
+{
+	for (unsigned k = 1u << spin; k; k--)
+		fo__cpu_relax();
+}
+
+/* ---- the thread (producer) ---------------------------------------------- */
+
+/* At least @want free slots for items from @tail on? */
+static inline bool has_room(struct stage *s, size_t tail, size_t want)
+{
+	/* acquire: the reader is done with the slots below head. */
+	s->head_seen = atomic_load_explicit(&s->head, memory_order_acquire);
+	return s->n - (tail - s->head_seen) >= want;
+}
+
+/* Until the ring has room for item @tail or the stage must quit. */
+static void wait_room(struct stage *s, size_t tail)
+{
+	size_t want = batch(s);
+	for (unsigned i = 0; i < SPIN_ROUNDS + YIELDS; i++) {
+		if (i < SPIN_ROUNDS)
+			backoff(i);
+		else
+			sched_yield();
+		/* relaxed quit: a flag, seen soon enough (the sleep below re-checks it) */
+		if (has_room(s, tail, want) || atomic_load_explicit(&s->quit, memory_order_relaxed))
+			return;
+	}
+	uint64_t until = want > 1 ? fo__now_ns() + ROOM_WAIT_NS : FO__NO_DEADLINE;
+	for (;;) {
+		/* seq_cst: the ticket before the announcement. */
+		uint32_t g = atomic_load_explicit(&s->room_gen, memory_order_seq_cst);
+		/* relaxed: published by the store of need_room. */
+		atomic_store_explicit(&s->room_at, tail - s->n + want, memory_order_relaxed);
+		/* seq_cst: the announcement, after the ticket and room_at. */
+		atomic_store_explicit(&s->need_room, 1, memory_order_seq_cst);
+		/* The announcement before the re-check (Dekker with wake_room's caller). */
+		atomic_thread_fence(memory_order_seq_cst);
+		/* seq_cst quit: after the ticket (see stage_quit). */
+		if (has_room(s, tail, want) || atomic_load_explicit(&s->quit, memory_order_seq_cst))
+			break;
+		if (fo__futex_wait(&s->room_gen, g, until) == FO_TIMEDOUT) {
+			want = 1; /* the reader stopped short of a batch: one slot will do */
+			until = FO__NO_DEADLINE;
+		}
+	}
+	atomic_store_explicit(&s->need_room, 0, memory_order_relaxed); /* awake: ours to clear */
+}
+
+/* After a tail or term store: wake the reader if it sleeps or is armed. */
+static inline void publish(struct stage *s)
+{
+	/* The store before the sleeper checks (Dekker with wait_items / st_arm). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed peek: the fence orders it; seq_cst exchange: the clear before the bump. */
+	if (fo__unlikely(atomic_load_explicit(&s->need_items, memory_order_relaxed)) &&
+	    atomic_exchange_explicit(&s->need_items, 0, memory_order_seq_cst)) {
+		/* seq_cst: after the clear, so a sleeper's ticket is stale. */
+		atomic_fetch_add_explicit(&s->items_gen, 1, memory_order_seq_cst);
+		fo__futex_wake_all(&s->items_gen);
+	}
+	/* relaxed peek: the fence orders it; fo__waker_signal decides. */
+	if (fo__unlikely(atomic_load_explicit(&s->wk.armed, memory_order_relaxed)))
+		fo__waker_signal(&s->wk);
+}
+
 static void *stage_main(void *arg)
 {
 	struct stage *s = arg;
+	size_t tail = 0;
 	int end;
 	fo_progress pr;
 	for (;;) {
-		pthread_mutex_lock(&s->mu);
-		while (s->count >= s->n && !s->stop && !s->halted)
-			pthread_cond_wait(&s->cv_space, &s->mu);
-		bool quit = s->stop || s->halted;
-		pthread_mutex_unlock(&s->mu);
-		if (quit) {
+		if (tail - s->head_seen >= s->n)
+			wait_room(s, tail);
+		if (atomic_load_explicit(&s->quit, memory_order_relaxed)) { /* relaxed: a flag */
 			set_err(s, FO_ECANCELED, "pipeline stage stopped");
 			end = FO_FAILED;
 			break;
@@ -134,37 +325,43 @@ static void *stage_main(void *arg)
 			const fo_error *e = fo_iter_error(s->src);
 			set_err(s, e ? e->code : FO_FAILED, e ? e->message : NULL);
 			end = FO_FAILED;
-			if (!s->halted) /* the root error: stop everything upstream */
+			/* The root error: stop everything upstream (relaxed: a flag). */
+			if (!(atomic_load_explicit(&s->quit, memory_order_relaxed) & QUIT_HALT))
 				group_halt(s->p, s->idx);
 			break;
 		}
-		pthread_mutex_lock(&s->mu);
-		/* Room is ours: only this thread adds items. */
-		size_t tail = (s->head + s->count) % s->n;
-		s->q[tail] = item;
-		s->qerr[tail] = is_err;
-		s->count++;
-		s->n_in++;
-		snapshot(s, &pr);
-		pthread_cond_signal(&s->cv_items);
-		pthread_mutex_unlock(&s->mu);
-		fo__waker_signal(&s->wk);
-		report(s, &pr);
+		/* The room is ours: only this thread adds items. */
+		s->q[s->wpos].item = item;
+		s->q[s->wpos].is_err = is_err;
+		if (++s->wpos == s->n)
+			s->wpos = 0;
+		/* release: the slot before the tail that shows it. */
+		atomic_store_explicit(&s->tail, ++tail, memory_order_release);
+		publish(s);
+		if (s->hook) {
+			/* relaxed: a snapshot (head <= tail: the reader took only these) */
+			fill_progress(&pr, tail,
+			              atomic_load_explicit(&s->head, memory_order_relaxed), 0);
+			report(s, &pr);
+		}
 	}
 	/* Join everything upstream before the end becomes visible. */
 	fo_iter_close(s->src);
 	s->src = NULL;
-	pthread_mutex_lock(&s->mu);
-	s->term = end;
-	snapshot(s, &pr);
-	pthread_cond_broadcast(&s->cv_items);
-	pthread_mutex_unlock(&s->mu);
-	fo__waker_signal(&s->wk);
-	report(s, &pr);
+	/* release: every item and the error before the end. */
+	atomic_store_explicit(&s->term, end, memory_order_release);
+	publish(s);
+	if (s->hook) {
+		fill_progress(&pr, tail, atomic_load_explicit(&s->head, memory_order_relaxed),
+		              end); /* relaxed: a snapshot */
+		report(s, &pr);
+	}
 	return NULL;
 }
 
-/* mu held.  A thread that cannot start ends the stage with FO_ESYS. */
+/* ---- the reader (consumer) ----------------------------------------------- */
+
+/* A thread that cannot start ends the stage with FO_ESYS. */
 static void start(struct stage *s)
 {
 	s->started = true;
@@ -173,80 +370,156 @@ static void start(struct stage *s)
 		fo_iter_close(s->src);
 		s->src = NULL;
 		set_err(s, FO_ESYS, "pipeline stage thread not started");
-		s->term = FO_FAILED;
+		atomic_store_explicit(&s->term, FO_FAILED, memory_order_relaxed); /* no thread */
+	}
+}
+
+/* READY_ITEM (at least @want items from @head on, or fewer before the end;
+ * tail_seen updated), READY_END or 0. */
+static inline int poll_items(struct stage *s, size_t head, size_t want)
+{
+	/* acquire: the slots before the tail that shows them. */
+	size_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+	if (t - head < want) {
+		/* acquire: term comes after the last tail, so a tail loaded
+		 * after it is final. */
+		if (!atomic_load_explicit(&s->term, memory_order_acquire))
+			return 0;
+		t = atomic_load_explicit(&s->tail, memory_order_acquire);
+		if (t == head)
+			return READY_END;
+	}
+	s->tail_seen = t;
+	return READY_ITEM;
+}
+
+/* The ring is empty at @head: READY_ITEM, READY_END or 0 (@deadline passed). */
+static int wait_items(struct stage *s, size_t head, uint64_t deadline)
+{
+	int r = poll_items(s, head, 1);
+	if (r || deadline == 0)
+		return r;
+	size_t want = batch(s);
+	uint64_t t0 = 0;
+	for (unsigned i = 0; i < SPIN_ROUNDS + YIELDS; i++) {
+		if (i < SPIN_ROUNDS) {
+			backoff(i);
+		} else {
+			uint64_t now = fo__now_ns();
+			if (now >= deadline)
+				break;
+			if (!t0)
+				t0 = now;
+			else if (now - t0 >= ITEMS_WAIT_NS)
+				want = 1; /* waited long enough for a batch: take what is there */
+			sched_yield();
+		}
+		if ((r = poll_items(s, head, want)))
+			return r;
+	}
+	for (;;) {
+		/* seq_cst: the ticket before the announcement. */
+		uint32_t g = atomic_load_explicit(&s->items_gen, memory_order_seq_cst);
+		/* seq_cst: the announcement, after the ticket. */
+		atomic_store_explicit(&s->need_items, 1, memory_order_seq_cst);
+		/* The announcement before the re-check (Dekker with publish). */
+		atomic_thread_fence(memory_order_seq_cst);
+		if ((r = poll_items(s, head, 1)))
+			break;
+		int w = fo__futex_wait(&s->items_gen, g, deadline);
+		if ((r = poll_items(s, head, 1)) || w == FO_TIMEDOUT)
+			break;
+	}
+	atomic_store_explicit(&s->need_items, 0, memory_order_relaxed); /* awake: ours to clear */
+	return r;
+}
+
+/* After a head store: wake the thread if it sleeps for room up to @head. */
+static void wake_room(struct stage *s, size_t head)
+{
+	/* acquire: room_at was stored before the announcement. */
+	if (!atomic_load_explicit(&s->need_room, memory_order_acquire))
+		return;
+	size_t at = atomic_load_explicit(&s->room_at, memory_order_relaxed); /* see above */
+	if ((ptrdiff_t)(head - at) < 0)
+		return; /* not the room it waits for yet */
+	/* seq_cst: the clear before the bump. */
+	if (atomic_exchange_explicit(&s->need_room, 0, memory_order_seq_cst)) {
+		/* seq_cst: after the clear, so a sleeper's ticket is stale. */
+		atomic_fetch_add_explicit(&s->room_gen, 1, memory_order_seq_cst);
+		fo__futex_wake_all(&s->room_gen);
 	}
 }
 
 static int st_next(fo_iter *it, void **item, uint64_t deadline)
 {
 	struct stage *s = (struct stage *)it;
-	fo_progress pr;
-	pthread_mutex_lock(&s->mu);
-	if (!s->started)
+	if (fo__unlikely(!s->started))
 		start(s);
-	for (;;) {
-		if (s->count) {
-			*item = s->q[s->head];
-			it->last_err = s->qerr[s->head];
-			s->head = (s->head + 1) % s->n;
-			s->count--;
-			s->n_out++;
-			snapshot(s, &pr);
-			pthread_cond_signal(&s->cv_space);
-			pthread_mutex_unlock(&s->mu);
-			report(s, &pr);
-			return FO_OK;
-		}
-		if (s->term) {
-			int term = s->term;
-			pthread_mutex_unlock(&s->mu);
+	size_t head = atomic_load_explicit(&s->head, memory_order_relaxed); /* ours */
+	if (head == s->tail_seen) {
+		int r = wait_items(s, head, deadline);
+		if (r == 0)
+			return deadline == 0 ? FO_EMPTY : FO_TIMEDOUT;
+		if (r == READY_END) {
 			if (!s->joined) {
 				pthread_join(s->th, NULL);
 				s->joined = true;
 			}
+			/* relaxed: poll_items acquired it */
+			int term = atomic_load_explicit(&s->term, memory_order_relaxed);
 			return term == FO_END ? FO_END : fo__iter_fail_from(it, &s->err);
 		}
-		if (deadline == 0 ||
-		    fo__cond_wait_until(&s->cv_items, &s->mu, deadline) == FO_TIMEDOUT) {
-			pthread_mutex_unlock(&s->mu);
-			return deadline == 0 ? FO_EMPTY : FO_TIMEDOUT;
-		}
 	}
+	*item = s->q[s->rpos].item;
+	it->last_err = s->q[s->rpos].is_err;
+	if (++s->rpos == s->n)
+		s->rpos = 0;
+	/* release: done with the slot before the thread may refill it. */
+	atomic_store_explicit(&s->head, ++head, memory_order_release);
+	/* The head store before the sleeper check (Dekker with wait_room). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed peek: the fence orders it; wake_room decides. */
+	if (fo__unlikely(atomic_load_explicit(&s->need_room, memory_order_relaxed)))
+		wake_room(s, head);
+	if (s->hook) {
+		fo_progress pr;
+		/* relaxed: a snapshot (tail - head <= n: only we move head) */
+		fill_progress(&pr, atomic_load_explicit(&s->tail, memory_order_relaxed), head, 0);
+		report(s, &pr);
+	}
+	return FO_OK;
 }
 
 static void st_close(fo_iter *it)
 {
 	struct stage *s = (struct stage *)it;
 	fo_pipeline *p = s->p;
-	pthread_mutex_lock(&s->mu);
-	s->stop = true;
-	pthread_cond_broadcast(&s->cv_space);
-	pthread_mutex_unlock(&s->mu);
+	stage_quit(s, QUIT_STOP);
 	fo__waker_stop(&s->wk);
 	group_halt(p, s->idx); /* everything upstream stops too */
 	if (s->started && !s->joined)
 		pthread_join(s->th, NULL);
 	if (s->src) /* never started */
 		fo_iter_close(s->src);
-	while (s->count) {
-		void *x = s->q[s->head];
-		if (s->qerr[s->head])
-			fo_error_item_free(x);
+	/* relaxed: joined, so the thread's stores are visible. */
+	size_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+	size_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	for (; head != tail; head++) {
+		struct slot *x = &s->q[s->rpos];
+		if (x->is_err)
+			fo_error_item_free(x->item);
 		else if (s->in_free)
-			s->in_free(x, s->in_ctx);
-		s->head = (s->head + 1) % s->n;
-		s->count--;
+			s->in_free(x->item, s->in_ctx);
+		if (++s->rpos == s->n)
+			s->rpos = 0;
 	}
 	pthread_mutex_lock(&p->mu);
 	p->stages[s->idx] = NULL;
 	pthread_mutex_unlock(&p->mu);
 	fo__waker_fini(&s->wk);
-	pthread_cond_destroy(&s->cv_items);
-	pthread_cond_destroy(&s->cv_space);
-	pthread_mutex_destroy(&s->mu);
 	fo__free(s->msg);
 	fo__free(s->q);
-	fo__free(s->qerr);
 	fo__iter_fini(it);
 	fo__free(s);
 	group_unref(p);
@@ -255,10 +528,7 @@ static void st_close(fo_iter *it)
 static int st_fd(fo_iter *it)
 {
 	struct stage *s = (struct stage *)it;
-	pthread_mutex_lock(&s->mu);
-	int rc = fo__waker_fd(&s->wk);
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	return fo__waker_fd(&s->wk);
 }
 
 static int st_watch(fo_iter *it, void (*fn)(void *arg), void *arg)
@@ -270,16 +540,15 @@ static int st_watch(fo_iter *it, void (*fn)(void *arg), void *arg)
 static int st_arm(fo_iter *it)
 {
 	struct stage *s = (struct stage *)it;
-	pthread_mutex_lock(&s->mu);
 	if (!s->started)
 		start(s);
-	int rc = fo__waker_prepare(&s->wk);
+	int rc = fo__waker_prepare(&s->wk); /* armed, then a seq_cst fence */
 	if (rc == FO_OK) {
-		rc = s->count > 0 || s->term != 0;
+		/* relaxed head: ours */
+		rc = poll_items(s, atomic_load_explicit(&s->head, memory_order_relaxed), 1) != 0;
 		if (rc)
 			fo__waker_cancel(&s->wk);
 	}
-	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
@@ -314,35 +583,20 @@ int fo_pipeline_buffer(fo_pipeline *p, fo_iter **out, fo_iter *src, size_t n)
 {
 	if (!p || !out || !src || n == 0 || src->borrows)
 		return FO_EINVAL;
-	if (n > SIZE_MAX / sizeof(void *))
+	if (n > SIZE_MAX / sizeof(struct slot))
 		return FO_ENOMEM;
 	struct stage *s = fo__zalloc(sizeof(*s));
 	if (!s)
 		return FO_ENOMEM;
-	s->q = fo__alloc(n * sizeof(void *));
-	s->qerr = fo__alloc(n * sizeof(bool));
-	if (!s->q || !s->qerr)
+	s->q = fo__alloc(n * sizeof(struct slot));
+	if (!s->q)
 		goto nomem;
-	if (pthread_mutex_init(&s->mu, NULL) != 0)
-		goto nomem;
-	if (fo__cond_init(&s->cv_items) != FO_OK) {
-		pthread_mutex_destroy(&s->mu);
-		goto nomem;
-	}
-	if (fo__cond_init(&s->cv_space) != FO_OK) {
-		pthread_cond_destroy(&s->cv_items);
-		pthread_mutex_destroy(&s->mu);
-		goto nomem;
-	}
 	pthread_mutex_lock(&p->mu);
 	if (p->nstages == p->cap) {
 		size_t ncap = p->cap ? 2 * p->cap : 4;
 		struct stage **v = fo__alloc(ncap * sizeof(*v));
 		if (!v) {
 			pthread_mutex_unlock(&p->mu);
-			pthread_cond_destroy(&s->cv_space);
-			pthread_cond_destroy(&s->cv_items);
-			pthread_mutex_destroy(&s->mu);
 			goto nomem;
 		}
 		if (p->nstages)
@@ -360,6 +614,7 @@ int fo_pipeline_buffer(fo_pipeline *p, fo_iter **out, fo_iter *src, size_t n)
 	s->it.emits_errors = src->emits_errors;
 	fo__waker_init(&s->wk);
 	s->p = p;
+	s->hook = p->o.progress != NULL;
 	s->src = src;
 	s->in_free = src->item_free;
 	s->in_ctx = src->item_ctx;
@@ -368,7 +623,6 @@ int fo_pipeline_buffer(fo_pipeline *p, fo_iter **out, fo_iter *src, size_t n)
 	return FO_OK;
 nomem:
 	fo__free(s->q);
-	fo__free(s->qerr);
 	fo__free(s);
 	return FO_ENOMEM;
 }
@@ -381,9 +635,22 @@ int fo_pipeline_progress_get(fo_pipeline *p, size_t stage, fo_progress *out)
 	pthread_mutex_lock(&p->mu);
 	if (stage < p->nstages && p->stages[stage]) {
 		struct stage *s = p->stages[stage];
-		pthread_mutex_lock(&s->mu);
-		snapshot(s, out);
-		pthread_mutex_unlock(&s->mu);
+		/* A consistent pair: head did not move while tail was read
+		 * (seq_cst: one order for the three loads), so tail - head <= n. */
+		size_t h, t;
+		for (int i = 0;; i++) {
+			h = atomic_load_explicit(&s->head, memory_order_seq_cst);
+			t = atomic_load_explicit(&s->tail, memory_order_seq_cst);
+			if (atomic_load_explicit(&s->head, memory_order_seq_cst) == h)
+				break;
+			if (i == 16) { /* a busy reader: bound the snapshot instead */
+				if (t - h > s->n)
+					h = t - s->n;
+				break;
+			}
+		}
+		/* acquire: the end after the counters it follows */
+		fill_progress(out, t, h, atomic_load_explicit(&s->term, memory_order_acquire));
 		rc = FO_OK;
 	}
 	pthread_mutex_unlock(&p->mu);

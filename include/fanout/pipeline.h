@@ -8,7 +8,10 @@
  * pulls @src.  Nothing runs before the first read (or fo_iter_arm()) of
  * `out`: then the thread starts, and it always waits for room before it
  * pulls, so at most exactly n items have been pulled from @src and not yet
- * read from `out` (never n + 1, as with queue-based preloaders).  Order is
+ * read from `out` (never n + 1, as with queue-based preloaders).  The
+ * hand-off takes no lock; while the reader reads, the thread refills in
+ * batches (it waits for half the buffer to be free), and when the reader
+ * pauses the buffer is topped up to exactly n within about 0.1 ms.  Order is
  * kept.  Chain stages by giving one stage's output (or an adapter over it)
  * as the next stage's source; all stages made from one fo_pipeline form a
  * group, numbered in creation order (a stage's source must exist before it,
@@ -67,7 +70,10 @@ typedef struct fo_pipeline fo_pipeline;
  * after its reader takes one, and when it ends.  @stage is the stage
  * number (0, 1, ... in creation order).  @p: in = items pulled, out = items
  * read, failed = 1 once it failed, in_flight = items buffered.  Must be
- * thread-safe (stages call it concurrently).
+ * thread-safe (stages call it concurrently).  Each call is a snapshot taken
+ * by the calling thread (the stage's thread or its reader), so two calls
+ * for the same stage from different threads may arrive out of order: keep
+ * the largest counts if you need the latest.
  */
 typedef void (*fo_stage_progress_fn)(void *ctx, size_t stage, const fo_progress *p);
 

@@ -319,8 +319,14 @@ static void on_stage(void *ctx, size_t stage, const fo_progress *p)
 {
 	(void)ctx;
 	atomic_fetch_add(&hook_calls, 1);
-	if (stage < MAXSTAGES)
-		atomic_store(&hook_out[stage], p->out);
+	/* The hook runs on the stage's thread and on the reader's, so calls may
+	 * arrive out of order: keep the largest count seen. */
+	if (stage < MAXSTAGES) {
+		size_t cur = atomic_load(&hook_out[stage]);
+		while (p->out > cur &&
+		       !atomic_compare_exchange_weak(&hook_out[stage], &cur, p->out))
+			;
+	}
 }
 
 static void test_pipeline_progress_hook_per_stage(void **state)
