@@ -121,6 +121,15 @@ static void rig_up(rig *r, size_t n)
 	r->out = NULL;
 }
 
+/* @n workers with init_fn / fini_fn, worker i's init getting args[i]. */
+static void rig_inits(rig *r, void **args, size_t n)
+{
+	r->o.workers = n;
+	r->o.init = init_fn;
+	r->o.fini = fini_fn;
+	r->o.init_args = args;
+}
+
 static void rig_start(rig *r)
 {
 	assert_int_equal(fo_pmap(&r->out, ft_valve_iter(&r->v, &r->in_cnt), map_fn, &r->o), FO_OK);
@@ -245,6 +254,29 @@ static void drain_in_order(rig *r, size_t n)
 		assert_int_equal(((ft_item *)x)->producer, 7);
 		fo_iter_release(r->out, x);
 	}
+}
+
+/* Read items 0..n-1 in order where item k is an error item with @code (its input
+ * NULL when @no_input: a timed-out call still uses it), then FO_END. */
+static void read_with_error_at(rig *r, size_t n, size_t k, int code, bool no_input)
+{
+	void *x;
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(fo_iter_next(r->out, &x), FO_OK);
+		if (i == k) {
+			assert_true(fo_iter_is_error(r->out));
+			fo_error_item *e = x;
+			assert_int_equal(e->err.code, code);
+			if (no_input)
+				assert_null(e->input);
+			fo_error_item_free(e);
+		} else {
+			assert_false(fo_iter_is_error(r->out));
+			assert_int_equal(((ft_item *)x)->seq, i);
+			fo_iter_release(r->out, x);
+		}
+	}
+	assert_int_equal(fo_iter_next(r->out, &x), FO_END);
 }
 
 static void test_pmap_ordered_output_in_input_order(void **state)
@@ -494,22 +526,7 @@ static void test_pmap_timeout_item_ends_timedout_at_its_place_pool_keeps_workers
 	r.o.fini = fini_fn;
 	r.m.block_at = 5;
 	rig_start(&r);
-	void *x;
-	for (size_t i = 0; i < 40; i++) {
-		assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
-		if (i == 5) {
-			assert_true(fo_iter_is_error(r.out));
-			fo_error_item *e = x;
-			assert_int_equal(e->err.code, FO_TIMEDOUT);
-			assert_null(e->input); /* still in use by the abandoned call */
-			fo_error_item_free(e);
-		} else {
-			assert_false(fo_iter_is_error(r.out));
-			assert_int_equal(((ft_item *)x)->seq, i);
-			fo_iter_release(r.out, x);
-		}
-	}
-	assert_int_equal(fo_iter_next(r.out, &x), FO_END);
+	read_with_error_at(&r, 40, 5, FO_TIMEDOUT, true); /* input still in the abandoned call */
 	/* A replacement was started: 2 + 1 inits. */
 	assert_int_equal(atomic_load(&r.m.inits), 3);
 	atomic_store(&r.m.release, true); /* the late result comes and is released */
@@ -545,10 +562,7 @@ static void test_vimap_per_worker_init_args_init_once_fini_at_stop(void **state)
 	rig r;
 	rig_up(&r, 100);
 	void *args[3] = {(void *)0, (void *)1, (void *)2};
-	r.o.workers = 3;
-	r.o.init = init_fn;
-	r.o.fini = fini_fn;
-	r.o.init_args = args;
+	rig_inits(&r, args, 3);
 	rig_start(&r);
 	assert_int_equal(atomic_load(&r.m.inits), 0); /* nothing before the first read */
 	drain_in_order(&r, 100);
@@ -565,10 +579,7 @@ static void test_vimap_init_callback_fails_no_input_pool_ends_cleanly(void **sta
 	rig r;
 	rig_up(&r, 100);
 	void *args[3] = {(void *)0, (void *)1, (void *)2};
-	r.o.workers = 3;
-	r.o.init = init_fn;
-	r.o.fini = fini_fn;
-	r.o.init_args = args;
+	rig_inits(&r, args, 3);
 	r.o.on_error = FO_ERR_EMIT;
 	atomic_store(&r.m.init_fail_idx, 1);
 	r.m.init_code = FO_ESYS;
@@ -692,20 +703,7 @@ static void test_pmap_upstream_error_items_pass_through_at_their_place(void **st
 	r.o.workers = 3;
 	assert_int_equal(fo_pmap(&r.out, emitting_source(&r), map_fn, &r.o), FO_OK);
 	assert_true(fo_iter_emits_errors(r.out));
-	void *x;
-	for (size_t i = 0; i < 10; i++) {
-		assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
-		if (i == 3) {
-			assert_true(fo_iter_is_error(r.out));
-			assert_int_equal(((fo_error_item *)x)->err.code, FO_ESYS);
-			fo_error_item_free(x);
-		} else {
-			assert_false(fo_iter_is_error(r.out));
-			assert_int_equal(((ft_item *)x)->seq, i);
-			fo_iter_release(r.out, x);
-		}
-	}
-	assert_int_equal(fo_iter_next(r.out, &x), FO_END);
+	read_with_error_at(&r, 10, 3, FO_ESYS, false);
 	rig_down(&r);
 }
 
@@ -795,10 +793,7 @@ static void test_vimap_pool_reuse_round_2_after_round_1(void **state)
 	rig r;
 	rig_up(&r, 100);
 	void *args[3] = {(void *)0, (void *)1, (void *)2};
-	r.o.workers = 3;
-	r.o.init = init_fn;
-	r.o.fini = fini_fn;
-	r.o.init_args = args;
+	rig_inits(&r, args, 3);
 	fo_pool *pool;
 	assert_int_equal(fo_pool_create(&pool, map_fn, &r.o), FO_OK);
 	assert_int_equal(fo_pool_map(pool, &r.out, ft_valve_iter(&r.v, &r.in_cnt)), FO_OK);
@@ -864,9 +859,7 @@ static void test_pool_init_failure_fails_every_round(void **state)
 	rig r;
 	rig_up(&r, 10);
 	void *args[2] = {(void *)0, (void *)1};
-	r.o.init = init_fn;
-	r.o.fini = fini_fn;
-	r.o.init_args = args;
+	rig_inits(&r, args, 2);
 	atomic_store(&r.m.init_fail_idx, 1);
 	r.m.init_code = FO_ESYS;
 	fo_pool *pool;
@@ -982,20 +975,7 @@ static void test_pmap_chunk_timeout_rest_of_chunk_goes_to_another_worker(void **
 	r.o.on_error = FO_ERR_EMIT;
 	r.m.block_at = 1; /* items 2 and 3 sit behind it in the same chunk */
 	rig_start(&r);
-	void *x;
-	for (size_t i = 0; i < 24; i++) {
-		assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
-		if (i == 1) {
-			assert_true(fo_iter_is_error(r.out));
-			assert_int_equal(((fo_error_item *)x)->err.code, FO_TIMEDOUT);
-			fo_error_item_free(x);
-		} else {
-			assert_false(fo_iter_is_error(r.out));
-			assert_int_equal(((ft_item *)x)->seq, i);
-			fo_iter_release(r.out, x);
-		}
-	}
-	assert_int_equal(fo_iter_next(r.out, &x), FO_END);
+	read_with_error_at(&r, 24, 1, FO_TIMEDOUT, true);
 	assert_false(atomic_load(&r.m.release)); /* all of it while the call still hangs */
 	atomic_store(&r.m.release, true);
 	rig_down(&r);
