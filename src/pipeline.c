@@ -53,7 +53,7 @@
  * finds exactly n items buffered within that time.
  *
  * Sleeping is a futex on a generation word behind a "need" word (the waitq
- * of stream.c, with one sleeper per word):
+ * of src/stream_impl.h and src/readiness.c, with one sleeper per word):
  *
  *   sleeper (reader for items,            waker (the other side, after
  *   thread for room)                       every tail / head store)

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Copyright (c) 2026 The fanout authors */
 /*
- * arm.pml - spin model of the readiness handshake of src/stream.c (design.md §7):
- * fo_cursor_arm() + signal_watchers() (the event-loop path: an eventfd, or the notify
- * hook) and waitq_prepare()/waitq_sleep()/waitq_wake() (the futex path of fo_cursor_next),
+ * arm.pml - spin model of the readiness handshake of src/readiness.c (design.md §7):
+ * fo_cursor_arm() + fo__signal_watchers() (the event-loop path: an eventfd, or the notify
+ * hook) and fo__waitq_prepare()/fo__waitq_sleep()/fo__waitq_wake() (the futex path of fo_cursor_next),
  * which share one `need` word (NEED_SLEEP | NEED_WATCH) that a waker clears with one
  * exchange.  See docs/models/README.md for how to run it and what it proves.
  *
  * Processes
  *   producer(0), producer(1)  claim a position (CAS on tail), store the item into its slot,
- *                             light fence, then waitq_wake(): if need != 0 (relaxed load),
+ *                             light fence, then fo__waitq_wake(): if need != 0 (relaxed load),
  *                             exchange it with 0; NEED_SLEEP: gen++ and FUTEX_WAKE;
  *                             NEED_WATCH: for the armed watcher, busy++, CAS armed 1->0,
  *                             write the eventfd (or call the hook), busy--.
@@ -120,7 +120,7 @@ proctype producer(byte id)
 #ifdef NO_MEMBARRIER
 		atomic { flush(id) };   /* fo__fence_light() is a seq_cst fence */
 #endif
-		/* waitq_wake(): one relaxed load when nobody waits */
+		/* fo__waitq_wake(): one relaxed load when nobody waits */
 		n = need;
 		if
 		:: n != 0 ->
@@ -133,7 +133,7 @@ proctype producer(byte id)
 			fi;
 			if
 			:: (n & NEED_WATCH) ->
-				/* signal_watchers(): relaxed load of armed, then busy++, CAS */
+				/* fo__signal_watchers(): relaxed load of armed, then busy++, CAS */
 				if
 				:: armed == ARM_ARMED ->
 					busy++;
@@ -195,7 +195,7 @@ proctype watcher()
 	closed = true
 }
 
-/* fo_cursor_next(): waitq_prepare(), re-check, futex_wait(&gen, ticket). */
+/* fo_cursor_next(): fo__waitq_prepare(), re-check, futex_wait(&gen, ticket). */
 proctype sleeper()
 {
 	byte g;

@@ -1,0 +1,626 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * cursor.c - cursors: create, fork and close (registration under the
+ * registry lock), pins on segments, and the three read paths (active,
+ * passive, share-group member) with the blocking read around them
+ * (docs/design.md §5-§7).  Everything a read runs per item is in this file
+ * or static inline in stream_impl.h; it leaves the file only per segment
+ * (fo__reclaim_try, the last unpin's fo__seg_release) and to sleep.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stream_impl.h"
+
+#define SPIN_ROUNDS    16 /* brief spin before sleeping: 1+2+..+64 pauses, ~1-10 us */
+#define SPIN_MAX_SHIFT 6
+#define YIELD_LIMIT    4  /* then a few sched_yield()s, then sleep */
+#define SPARE_CURSORS  64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
+
+/* ------------------------------------------------------------------------ */
+/* Pins (the other half is the reclaimer's DEAD mark, segment.c)             */
+
+/* Pin @x unless it is already unlinked.  Caller is in a read section (or
+ * otherwise knows @x's memory is alive). */
+static bool seg_pin(struct seg *x)
+{
+	uint64_t st = atomic_load_explicit(
+	    &x->state, memory_order_relaxed); /* a peek: the CAS below decides */
+	do {
+		if (st & SEG_DEAD)
+			return false;
+		/* acq_rel: orders our later slot reads after the pin, and pairs
+		 * with the reclaimer's fetch_or so exactly one side frees. */
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &x->state, &st, st + SEG_PIN, memory_order_acq_rel, memory_order_relaxed));
+	return true;
+}
+
+/* Pin a segment the caller already has pinned (so it cannot be freed). */
+static void seg_pin_again(struct seg *x)
+{
+	atomic_fetch_add_explicit(&x->state, SEG_PIN, memory_order_relaxed); /* held already */
+}
+
+static void seg_unpin(fo_stream *s, struct seg *x)
+{
+	/* acq_rel: our reads of its items happen before whoever frees it. */
+	uint64_t old = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
+	if (old == (SEG_PIN | SEG_DEAD))
+		fo__seg_release(s, x, true);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Registry (under s->lock)                                                  */
+
+static void cons_add(fo_stream *s, struct consumer *c)
+{
+	c->next = s->consumers.next;
+	c->prev = &s->consumers;
+	s->consumers.next->prev = c;
+	s->consumers.next = c;
+	/* A consumer can join behind the cached minimum (a fork of a lagging
+	 * cursor): lower it so capacity stays exact. */
+	uint64_t p = atomic_load_explicit(c->pos, memory_order_relaxed);
+	if (p < atomic_load_explicit(&s->cached_min, memory_order_relaxed))
+		atomic_store_explicit(
+		    &s->cached_min, p,
+		    memory_order_relaxed); /* a hint only: full rescans take the lock */
+}
+
+static void cons_del(struct consumer *c)
+{
+	c->prev->next = c->next;
+	c->next->prev = c->prev;
+	c->next = c->prev = c;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cursor creation                                                           */
+
+/* With s->lock held: a cursor object from the spare list, or a fresh one
+ * (the lock is dropped around the allocation; callers read no shared state
+ * before this).  NULL: out of memory, and the lock is NOT held. */
+static fo_cursor *cursor_get_locked(fo_stream *s, enum kind kind)
+{
+	fo_cursor *c = s->spare;
+	if (c) {
+		s->spare = c->spare_next;
+		s->nspare--;
+		memset(c, 0, sizeof(*c));
+	} else {
+		pthread_mutex_unlock(&s->lock);
+		if (!(c = fo__zalloc(sizeof(*c))))
+			return NULL;
+		pthread_mutex_lock(&s->lock);
+	}
+	c->s = s;
+	c->kind = kind;
+	c->cons.pos = &c->pub;
+	c->cons.hold = &c->hold;
+	c->cons.next = c->cons.prev = &c->cons;
+	c->efd = -1;
+	return c;
+}
+
+/* Register @c (allocated, kind set) at @pos in @x.  Under s->lock.
+ * @held: the caller's own cursor pins @x (it may be unlinked already). */
+static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *x, bool held)
+{
+	c->pos = pos;
+	c->seg = x;
+	atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
+	if (c->kind == K_ACTIVE) {
+		atomic_store_explicit(&c->pub, pos, memory_order_relaxed);
+		atomic_store_explicit(&c->hold, pos, memory_order_relaxed);
+		cons_add(s, &c->cons);
+	} else if (c->kind == K_PASSIVE) {
+		atomic_fetch_add_explicit(&s->npassive, 1, memory_order_relaxed);
+		if (held)
+			seg_pin_again(x);
+		else if (!seg_pin(x)) /* otherwise callers pass a linked segment */
+			fo__panic(__FILE__, __LINE__,
+			          "passive cursor attached to unlinked segment");
+	}
+}
+
+static struct group *group_new(fo_stream *s, uint64_t pos, struct seg *x)
+{
+	struct group *g = fo__zalloc(sizeof(*g));
+	if (!g)
+		return NULL;
+	(void)s;
+	atomic_init(&g->pos, pos);
+	atomic_init(&g->hint, x);
+	g->cons.pos = &g->pos;
+	g->cons.hint = &g->hint;
+	return g;
+}
+
+int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
+{
+	if (!s || !out || (flags & ~(unsigned)(FO_PASSIVE | FO_SHARED)) ||
+	    flags == (FO_PASSIVE | FO_SHARED))
+		return FO_EINVAL;
+	enum kind kind = (flags & FO_PASSIVE)  ? K_PASSIVE
+	                 : (flags & FO_SHARED) ? K_MEMBER
+	                                       : K_ACTIVE;
+	struct group *g = NULL;
+	if (kind == K_MEMBER && !(g = group_new(s, 0, NULL)))
+		return FO_ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	fo_cursor *c = cursor_get_locked(s, kind);
+	if (!c) {
+		fo__free(g);
+		return FO_ENOMEM;
+	}
+	/* seq_cst pair with push: ncursors++ then read tail, so every later
+	 * claim sees a cursor, and every earlier claim is before our start. */
+	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_seq_cst);
+	/* Hint first, then tail (as producers do): the hint only ever points
+	 * at a segment where a position was already claimed, so its base is
+	 * <= pos.  Read the other way round, producers could move the hint
+	 * past pos in between and fo__seg_walk would start ahead of pos.  Under
+	 * the lock nothing is unlinked, so h stays valid. */
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+	uint64_t pos = atomic_load_explicit(&s->tail, memory_order_seq_cst) >> 1;
+	struct seg *x = fo__seg_walk(h, pos);
+	if (g) {
+		atomic_store_explicit(&g->pos, pos, memory_order_relaxed);
+		atomic_store_explicit(&g->hint, x, memory_order_relaxed);
+		g->members = 1;
+		c->g = g;
+		cons_add(s, &g->cons);
+		c->pos = pos;
+		atomic_fetch_add_explicit(&s->handles, 1,
+		                          memory_order_relaxed); /* caller has one */
+	} else {
+		attach_locked(s, c, pos, x, false);
+	}
+	fo__stream_unlock(s);
+	*out = c;
+	return FO_OK;
+}
+
+int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
+{
+	if (!c || !out || (flags & ~(unsigned)(FO_PASSIVE | FO_SHARED)) ||
+	    flags == (FO_PASSIVE | FO_SHARED))
+		return FO_EINVAL;
+	if ((flags & FO_SHARED) && c->kind == K_PASSIVE)
+		return FO_EINVAL;
+	fo_stream *s = c->s;
+	enum kind kind = (flags & FO_PASSIVE)  ? K_PASSIVE
+	                 : (flags & FO_SHARED) ? K_MEMBER
+	                                       : K_ACTIVE;
+	struct group *g = NULL;
+	if (kind == K_MEMBER && c->kind == K_ACTIVE && !c->done && !(g = group_new(s, 0, NULL)))
+		return FO_ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	fo_cursor *f = cursor_get_locked(s, kind);
+	if (!f) {
+		fo__free(g);
+		return FO_ENOMEM;
+	}
+	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_relaxed); /* a parent exists */
+	if (c->done) {
+		/* A fork of a drained cursor is drained at once; it holds no
+		 * position, so it is registered nowhere. */
+		f->done = c->done;
+		f->kind = K_ACTIVE;
+		atomic_fetch_add_explicit(&s->handles, 1,
+		                          memory_order_relaxed); /* caller has one */
+	} else if (kind == K_MEMBER) {
+		if (g) { /* @c becomes the first member of a new group */
+			atomic_store_explicit(&g->pos, c->pos, memory_order_relaxed);
+			atomic_store_explicit(&g->hint, c->seg, memory_order_relaxed);
+			cons_add(s, &g->cons);
+			cons_del(&c->cons);
+			c->kind = K_MEMBER;
+			c->g = g;
+			c->seg = NULL;
+			g->members = 1;
+		}
+		f->g = c->g;
+		f->g->members++;
+		atomic_fetch_add_explicit(&s->handles, 1,
+		                          memory_order_relaxed); /* caller has one */
+	} else {
+		uint64_t pos;
+		struct seg *x;
+		bool held = false;
+		if (c->kind == K_MEMBER) {
+			/* Hint first, then pos: members move the hint only into
+			 * segments they claimed in, so hint->base <= pos. */
+			struct seg *gh = atomic_load_explicit(&c->g->hint, memory_order_acquire);
+			pos = atomic_load_explicit(&c->g->pos, memory_order_acquire);
+			x = fo__seg_walk(gh, pos);
+		} else if (kind == K_ACTIVE && c->kind == K_PASSIVE &&
+		           (atomic_load_explicit(&c->seg->state, memory_order_acquire) &
+		            SEG_DEAD)) {
+			/* An active fork of a lapped passive cursor starts at the oldest
+			 * retained item.  (A passive fork shares the parent's pin and
+			 * reports the lap itself on its first read.) */
+			x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
+			pos = x->base;
+		} else {
+			pos = c->pos;
+			x = c->seg;
+			held = c->kind == K_PASSIVE;
+		}
+		attach_locked(s, f, pos, x, held);
+	}
+	fo__stream_unlock(s);
+	*out = f;
+	return FO_OK;
+}
+
+static void cursor_free_cb(fo__rcu_node *node)
+{
+	fo__free((char *)node - offsetof(fo_cursor, rcu));
+}
+
+void fo_cursor_close(fo_cursor *c)
+{
+	if (!c)
+		return;
+	fo_stream *s = c->s;
+	if (c->kind != K_ACTIVE && c->seg)
+		seg_unpin(s, c->seg);
+	if (c->watching) {
+		/* seq_cst: a producer that raises busy after this sees CLOSED;
+		 * one that raised it before is waited for, so no signal (and no
+		 * notify call) happens after close returns. */
+		atomic_store_explicit(&c->armed, ARM_CLOSED, memory_order_seq_cst);
+		while (atomic_load_explicit(&c->busy, memory_order_seq_cst))
+			sched_yield();
+	}
+	pthread_mutex_lock(&s->lock);
+	if (c->watching)
+		fo__watcher_del_locked(s, c);
+	if (c->kind == K_ACTIVE) {
+		if (c->cons.next != &c->cons)
+			cons_del(&c->cons);
+	} else if (c->kind == K_PASSIVE) {
+		atomic_fetch_sub_explicit(&s->npassive, 1, memory_order_relaxed);
+	} else if (c->g && --c->g->members == 0) {
+		cons_del(&c->g->cons);
+		fo__free(c->g);
+	}
+	/* Under the lock, so no cursor creation sees the count in between. */
+	bool none = atomic_fetch_sub_explicit(&s->ncursors, 1, memory_order_relaxed) == 1;
+	fo__reclaim_locked(s);
+	if (none)
+		fo__sweep_locked(s);
+	/* Our position no longer bounds the producers. */
+	atomic_store_explicit(&s->cached_min, 0, memory_order_relaxed);
+	int efd = c->efd;
+	bool watching = c->watching;
+	if (!watching && s->nspare < SPARE_CURSORS) { /* keep the object for a fork */
+		c->spare_next = s->spare;
+		s->spare = c;
+		s->nspare++;
+		c = NULL;
+	}
+	fo__stream_unlock(s);
+	if (efd >= 0)
+		close(efd);
+	if (c && watching) /* producers may still walk past it in the chain */
+		fo__rcu_call(&c->rcu, cursor_free_cb);
+	else if (c)
+		fo__free(c);
+	atomic_thread_fence(memory_order_seq_cst); /* rare: wake producers for sure */
+	fo__wake_space(s);
+	fo__stream_unref(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                    */
+
+/* A reader moved its published position: a producer may wait for room. */
+static inline void reader_moved(fo_stream *s)
+{
+	if (s->capacity) {
+		fo__fence_light(); /* our position store before the waiter check */
+		fo__wake_space(s);
+	}
+}
+
+/* Nothing at @pos: the end, or not yet. */
+static int at_end_or_empty(fo_cursor *c, uint64_t pos)
+{
+	/* acquire: pairs with the end's release; the error is visible. */
+	uint64_t end = atomic_load_explicit(&c->s->end, memory_order_acquire);
+	if (pos < end)
+		return FO_EMPTY;
+	c->done = c->s->err.code ? FO_FAILED : FO_END;
+	return c->done;
+}
+
+/* Active cursor: up to @max items, no waiting.  Hot path. */
+static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	fo_stream *s = c->s;
+	struct seg *x = c->seg;
+	uint64_t pos = c->pos;
+	size_t k = 0;
+	while (k < max) {
+		struct seg *nx = fo__seg_step(x, pos);
+		if (!nx)
+			break;
+		x = nx;
+		/* acquire: pairs with the producer's release store. */
+		void *it = atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire);
+		if (!it)
+			break;
+		FO_ASSERT(it != DEAD_ITEM);
+		items[k++] = it;
+		pos++;
+	}
+	*n = k;
+	if (k == 0)
+		return at_end_or_empty(c, pos);
+	bool crossed = x != c->seg;
+	c->seg = x;
+	/* release (both): our reads of items before c->pos happen before their
+	 * free.  The batch [c->pos, pos) stays valid until the next read:
+	 * segments are unlinked only when they end strictly below hold. */
+	atomic_store_explicit(&c->hold, c->pos, memory_order_release);
+	atomic_store_explicit(&c->pub, pos, memory_order_release);
+	c->pos = pos;
+	reader_moved(s);
+	if (crossed)
+		fo__reclaim_try(s);
+	return FO_OK;
+}
+
+/* The passive cursor's segment was unlinked: jump to the oldest retained
+ * segment.  Returns FO_LAGGED if items were skipped, else FO_OK (it only
+ * stood at the end of the unlinked segment: nothing was lost). */
+static int passive_lapped(fo_cursor *c)
+{
+	fo_stream *s = c->s;
+	struct seg *z;
+	fo__rcu_lock();
+	do /* acquire: pairs with the reclaimer's release store */
+		z = atomic_load_explicit(&s->oldest, memory_order_acquire);
+	while (!seg_pin(z));
+	fo__rcu_unlock();
+	seg_unpin(s, c->seg);
+	/* Everything below oldest was unlinked, our segment included, so
+	 * z->base >= c->pos. */
+	FO_ASSERT(z->base >= c->pos);
+	uint64_t skipped = z->base - c->pos;
+	c->lagged += skipped;
+	c->pos = z->base;
+	c->seg = z;
+	return skipped ? FO_LAGGED : FO_OK;
+}
+
+static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	fo_stream *s = c->s;
+	size_t k = 0;
+	*n = 0;
+	while (k < max) {
+		struct seg *x = c->seg;
+		/* acquire: a DEAD mark means the frontier passed us. */
+		if (atomic_load_explicit(&x->state, memory_order_acquire) & SEG_DEAD) {
+			if (k)
+				break; /* report the lap on the next call */
+			int rc = passive_lapped(c);
+			if (rc != FO_OK)
+				return rc;
+			continue;
+		}
+		if (c->pos - x->base >= SEG_SLOTS) {
+			fo__rcu_lock();
+			/* Re-check inside the read section: if x is still linked
+			 * now, x->next is unlinked (and retired) only after this
+			 * section began, so its memory outlives the section. */
+			bool lapped =
+			    atomic_load_explicit(&x->state, memory_order_acquire) & SEG_DEAD;
+			struct seg *nx =
+			    lapped ? NULL : atomic_load_explicit(&x->next, memory_order_acquire);
+			bool ok = nx && seg_pin(nx);
+			fo__rcu_unlock();
+			if (lapped) {
+				if (k)
+					break;
+				int rc = passive_lapped(c);
+				if (rc != FO_OK)
+					return rc;
+				continue;
+			}
+			if (!nx)
+				break;
+			if (!ok) {
+				if (k)
+					break;
+				int rc = passive_lapped(c);
+				if (rc != FO_OK)
+					return rc;
+				continue;
+			}
+			if (k) { /* items[] may point into x: keep it until next call */
+				seg_unpin(s, nx);
+				break;
+			}
+			seg_unpin(s, x);
+			c->seg = x = nx;
+		}
+		void *it = atomic_load_explicit(&x->slot[c->pos & SEG_MASK], memory_order_acquire);
+		if (!it)
+			break;
+		items[k++] = it;
+		c->pos++;
+	}
+	*n = k;
+	return k ? FO_OK : at_end_or_empty(c, c->pos);
+}
+
+/* Share-group member: claim up to @max ready items of one segment. */
+static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	fo_stream *s = c->s;
+	struct group *g = c->g;
+	*n = 0;
+	fo__rcu_lock();
+	for (;;) {
+		uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
+		struct seg *h = atomic_load_explicit(&g->hint, memory_order_acquire);
+		if (h->base > p)
+			continue; /* p is stale: others claimed past it */
+		struct seg *x = c->seg;
+		if (!x || x->base > p || p - x->base >= SEG_SLOTS)
+			x = fo__seg_walk(h, p);
+		if (p - x->base >= SEG_SLOTS) { /* segment not linked yet */
+			fo__rcu_unlock();
+			return at_end_or_empty(c, p);
+		}
+		if (x != c->seg) {
+			if (!seg_pin(x))
+				continue; /* unlinked: p is stale */
+			if (c->seg)
+				seg_unpin(s, c->seg);
+			c->seg = x;
+		}
+		size_t k = 0, room = SEG_SLOTS - (size_t)(p & SEG_MASK);
+		if (room > max)
+			room = max;
+		while (k < room) {
+			void *it = atomic_load_explicit(&x->slot[(p + k) & SEG_MASK],
+			                                memory_order_acquire);
+			if (!it)
+				break;
+			items[k++] = it;
+		}
+		if (k == 0) {
+			fo__rcu_unlock();
+			return at_end_or_empty(c, p);
+		}
+		/* acq_rel: exactly one member wins positions p..p+k-1. */
+		if (!atomic_compare_exchange_strong_explicit(
+		        &g->pos, &p, p + k, memory_order_acq_rel, memory_order_relaxed))
+			continue;
+		while (h->base < x->base &&
+		       !atomic_compare_exchange_weak_explicit(&g->hint, &h, x, memory_order_release,
+		                                              memory_order_acquire))
+			;
+		fo__rcu_unlock();
+		*n = k;
+		reader_moved(s);
+		return FO_OK;
+	}
+}
+
+static int take(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	if (c->done) {
+		*n = 0;
+		return c->done;
+	}
+	switch (c->kind) {
+	case K_ACTIVE:
+		return take_active(c, items, max, n);
+	case K_PASSIVE:
+		return take_passive(c, items, max, n);
+	default:
+		return take_member(c, items, max, n);
+	}
+}
+
+/* Read with waiting up to @deadline (0: never wait). */
+static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t deadline)
+{
+	fo_stream *s = c->s;
+	int rc = take(c, items, max, n);
+	if (rc != FO_EMPTY || deadline == 0)
+		return rc;
+	/* Spin with exponential backoff: a reader that re-polled at once would
+	 * sit on the line the producer is writing and bounce it every item. */
+	for (unsigned spin = 0; spin < SPIN_ROUNDS; spin++) {
+		for (unsigned k = 1u << (spin < SPIN_MAX_SHIFT ? spin : SPIN_MAX_SHIFT); k; k--)
+			fo__cpu_relax();
+		if ((rc = take(c, items, max, n)) != FO_EMPTY)
+			return rc;
+	}
+	/* More threads than cores: let the producer run before paying for a
+	 * sleep and a wake-up. */
+	for (int y = 0; y < YIELD_LIMIT; y++) {
+		sched_yield();
+		if ((rc = take(c, items, max, n)) != FO_EMPTY)
+			return rc;
+	}
+	for (;;) {
+		uint32_t g = fo__waitq_prepare(&s->data);
+		if ((rc = take(c, items, max, n)) != FO_EMPTY)
+			return rc;
+		int w = fo__waitq_sleep(&s->data, g, deadline);
+		if ((rc = take(c, items, max, n)) != FO_EMPTY)
+			return rc;
+		if (w == FO_TIMEDOUT)
+			return FO_TIMEDOUT;
+	}
+}
+
+int fo_cursor_next(fo_cursor *c, void **item)
+{
+	size_t n;
+	if (!c || !item)
+		return FO_EINVAL;
+	return next_wait(c, item, 1, &n, FO__NO_DEADLINE);
+}
+
+int fo_cursor_try_next(fo_cursor *c, void **item)
+{
+	size_t n;
+	if (!c || !item)
+		return FO_EINVAL;
+	return take(c, item, 1, &n);
+}
+
+int fo_cursor_timed_next(fo_cursor *c, void **item, int64_t timeout_ns)
+{
+	size_t n;
+	if (!c || !item || timeout_ns < 0)
+		return FO_EINVAL;
+	int rc = next_wait(c, item, 1, &n, timeout_ns ? fo__deadline(timeout_ns) : 0);
+	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
+}
+
+int fo_cursor_next_many(fo_cursor *c, void **items, size_t max, size_t *n)
+{
+	if (n)
+		*n = 0;
+	if (!c || !items || !n || max == 0)
+		return FO_EINVAL;
+	return take(c, items, max, n);
+}
+
+bool fo_cursor_is_drained(const fo_cursor *c)
+{
+	return !c || c->done != 0;
+}
+
+int fo_cursor_kind(const fo_cursor *c)
+{
+	if (!c)
+		return FO_EINVAL;
+	return c->kind == K_PASSIVE ? FO_PASSIVE : c->kind == K_MEMBER ? FO_SHARED : FO_ACTIVE;
+}
+
+uint64_t fo_cursor_lagged(const fo_cursor *c)
+{
+	return c ? c->lagged : 0;
+}
+
+const fo_error *fo_cursor_error(const fo_cursor *c)
+{
+	return c && c->done == FO_FAILED ? &c->s->err : NULL;
+}

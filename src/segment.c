@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * segment.c - the life of a segment after the push path links it: the
+ * per-stream pool that new segments come from, retirement after an RCU
+ * grace period, and reclamation under the registry lock (the frontier F
+ * unlinks old segments; the last cursor's sweep destroys what is left).
+ * Protocol: docs/design.md §6; layout: stream_impl.h.  Pins, the other half
+ * of "whoever drops the last of {link, pins} frees", are in cursor.c.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "stream_impl.h"
+
+/* Unlinked segments wait for a grace period in batches (one call_rcu, one
+ * wake of liburcu's worker and one grace period per RETIRE_BATCH segments),
+ * then return to a per-stream pool of at most POOL_MAX for reuse: no malloc
+ * per segment in steady state. */
+#define RETIRE_BATCH 16
+#define POOL_MAX     32
+
+/* ------------------------------------------------------------------------ */
+/* Segments                                                                  */
+
+/* A zeroed segment at @base, from the pool or fresh; NULL: out of memory. */
+struct seg *fo__seg_new(fo_stream *s, uint64_t base)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	struct seg *x = s->pool;
+	if (x) {
+		s->pool = x->rnext;
+		s->npool--;
+		atomic_fetch_sub_explicit(&s->cached_segments, 1,
+		                          memory_order_relaxed); /* stats only */
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (!x && !(x = fo__alloc(sizeof(*x))))
+		return NULL;
+	x->base = base;
+	atomic_init(&x->next, NULL);
+	atomic_init(&x->state, 0);
+	atomic_init(&x->ndead, 0);
+	/* calloc-like: every slot starts NULL = not yet written. */
+	memset((void *)x->slot, 0, sizeof(x->slot));
+	atomic_fetch_add_explicit(&s->live_segments, 1, memory_order_relaxed); /* stats only */
+	return x;
+}
+
+/* After a grace period: no thread can still reach the batch's segments. */
+static void retire_done(fo__rcu_node *node)
+{
+	struct seg *x = (struct seg *)((char *)node - offsetof(struct seg, rcu));
+	fo_stream *s = node->arg;
+	pthread_mutex_lock(&s->pool_lock);
+	while (x) {
+		struct seg *n = x->rnext;
+		if (s->npool < POOL_MAX) {
+			x->rnext = s->pool;
+			s->pool = x;
+			s->npool++;
+		} else {
+			atomic_fetch_sub_explicit(&s->cached_segments, 1,
+			                          memory_order_relaxed); /* stats only */
+			fo__free(x);
+		}
+		x = n;
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	fo__stream_unref_mem(s); /* the batch's reference */
+}
+
+/* Queue an unlinked, destroyed segment for reuse after a grace period
+ * (producers and lapped passives may still walk its header). */
+static void seg_retire(fo_stream *s, struct seg *x)
+{
+	struct seg *batch = NULL;
+	atomic_fetch_add_explicit(&s->cached_segments, 1, memory_order_relaxed); /* stats only */
+	pthread_mutex_lock(&s->pool_lock);
+	x->rnext = s->retired;
+	s->retired = x;
+	if (++s->nretired == RETIRE_BATCH) {
+		batch = s->retired;
+		s->retired = NULL;
+		s->nretired = 0;
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (batch) {
+		/* The batch holds a reference: the stream outlives the callback.
+		 * relaxed: a user handle, held by our caller, keeps refs > 0. */
+		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+		batch->rcu.arg = s;
+		fo__rcu_call(&batch->rcu, retire_done);
+	}
+}
+
+/* Destroy the items of a segment no cursor can reach, then retire its
+ * memory (@deferred) or free it at once (teardown: nobody else left). */
+void fo__seg_release(fo_stream *s, struct seg *x, bool deferred)
+{
+	uint64_t n = 0;
+	if (deferred && !s->item_free) {
+		/* Unlinked segments are fully written: nothing to call, and the
+		 * count needs no scan. */
+		n = SEG_SLOTS - atomic_load_explicit(&x->ndead, memory_order_relaxed);
+		goto counted;
+	}
+	for (unsigned i = 0; i < SEG_SLOTS; i++) {
+		/* acquire: the item's contents were written before its slot. */
+		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+		if (it && it != DEAD_ITEM) {
+			if (s->item_free)
+				s->item_free(it, s->item_free_ctx);
+			n++;
+		}
+	}
+counted:
+	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
+	atomic_fetch_sub_explicit(&s->live_segments, 1, memory_order_relaxed);
+	if (deferred)
+		seg_retire(s, x);
+	else
+		fo__free(x);
+}
+
+static void free_chain(struct seg *x)
+{
+	while (x) {
+		struct seg *n = x->rnext;
+		fo__free(x);
+		x = n;
+	}
+}
+
+/* Teardown: free the pool and the retired segments that never filled a
+ * batch. */
+void fo__seg_pool_free(fo_stream *s)
+{
+	free_chain(s->retired); /* items already destroyed */
+	free_chain(s->pool);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reclamation (all under s->lock)                                           */
+
+/* Is every slot of @x stored?  With a single producer the last slot is
+ * proof (stores land in order).  (A consumer's position is no proof: a new
+ * cursor starts at the tail, past slots claimed but not yet stored.) */
+static bool seg_fully_written(const fo_stream *s, const struct seg *x)
+{
+	if (s->single_producer) /* acquire: the earlier stores came before it */
+		return atomic_load_explicit(&x->slot[SEG_SLOTS - 1], memory_order_acquire);
+	for (unsigned i = 0; i < SEG_SLOTS; i++)
+		if (!atomic_load_explicit(&x->slot[i], memory_order_acquire))
+			return false;
+	return true;
+}
+
+/* Unlink every segment below the frontier: strictly below while cursors
+ * exist (an active cursor may stand at a segment's very end and still need
+ * its next pointer).  Caller holds s->lock. */
+void fo__reclaim_locked(fo_stream *s)
+{
+	struct seg *hint = atomic_load_explicit(
+	    &s->tail_seg,
+	    memory_order_acquire); /* acquire: under the lock the hint segment is linked */
+	uint64_t f = hint->base;
+	bool none = atomic_load_explicit(&s->ncursors, memory_order_relaxed) ==
+	            0; /* changed only under the lock we hold */
+	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
+		uint64_t p;
+		if (c->hint) /* a group: its hint segment and later stay */
+			p = atomic_load_explicit(c->hint, memory_order_acquire)->base;
+		else /* acquire: the cursor is done with everything below */
+			p = atomic_load_explicit(c->hold, memory_order_acquire);
+		if (p < f)
+			f = p;
+	}
+	if (atomic_load_explicit(&s->npassive, memory_order_relaxed) >
+	    0) { /* changed only under the lock we hold */
+		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
+		             1; /* only bounds the passive window */
+		uint64_t keep = t > s->window ? t - s->window : 0;
+		if (keep < f)
+			f = keep;
+	}
+	struct seg *x = atomic_load_explicit(
+	    &s->oldest, memory_order_relaxed); /* written only under the lock we hold */
+	uint64_t slack = none ? 0 : 1;
+	while (x != hint && x->base + SEG_SLOTS + slack <= f && seg_fully_written(s, x)) {
+		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
+		/* release: a lapped passive that loads oldest sees a linked one. */
+		atomic_store_explicit(&s->oldest, n, memory_order_release);
+		/* acq_rel: pairs with pins/unpins; exactly one side frees. */
+		uint64_t old = atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_acq_rel);
+		if ((old >> 1) == 0)
+			fo__seg_release(s, x, true);
+		x = n;
+	}
+}
+
+/*
+ * The last cursor is gone: no cursor can return any retained item (a new
+ * one starts at the tail), so destroy the written items of the segments
+ * still linked, leaving DEAD_ITEM behind.  Producers only ever store into
+ * NULL slots and every other destroyer holds s->lock or a pin (none left),
+ * so nobody races with us on a non-NULL slot.  Caller holds s->lock.
+ */
+void fo__sweep_locked(fo_stream *s)
+{
+	uint64_t n = 0;
+	for (struct seg *x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
+	     x; /* written only under the lock we hold */
+	     x = atomic_load_explicit(
+	         &x->next, memory_order_acquire)) { /* acquire: the next segment's initialisation */
+		for (unsigned i = 0; i < SEG_SLOTS; i++) {
+			/* acquire: the item's contents before its destructor. */
+			void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+			if (!it || it == DEAD_ITEM)
+				continue;
+			atomic_store_explicit(
+			    &x->slot[i], DEAD_ITEM,
+			    memory_order_relaxed); /* nobody can read a swept slot */
+			atomic_fetch_add_explicit(&x->ndead, 1,
+			                          memory_order_relaxed); /* stats only */
+			if (s->item_free)
+				s->item_free(it, s->item_free_ctx);
+			n++;
+		}
+	}
+	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
+}
+
+/*
+ * Reclaim without ever blocking on the registry lock.  A request that finds
+ * the lock taken is not lost: it sets reclaim_pending, and every holder
+ * checks the flag after unlocking (fo__stream_unlock).  seq_cst store then
+ * trylock, against unlock, fence, load: one of the two sides sees the other.
+ */
+void fo__reclaim_try(fo_stream *s)
+{
+	atomic_store_explicit(&s->reclaim_pending, 1,
+	                      memory_order_seq_cst); /* seq_cst: before our trylock (see above) */
+	while (
+	    atomic_load_explicit(&s->reclaim_pending,
+	                         memory_order_seq_cst) && /* seq_cst: after the holder's unlock */
+	    pthread_mutex_trylock(&s->lock) == 0) {
+		atomic_store_explicit(&s->reclaim_pending, 0,
+		                      memory_order_relaxed); /* we hold the lock */
+		fo__reclaim_locked(s);
+		pthread_mutex_unlock(&s->lock);
+		atomic_thread_fence(memory_order_seq_cst); /* unlock before the re-check */
+	}
+}
+
+/* Unlock the registry; run a reclamation that was requested meanwhile. */
+void fo__stream_unlock(fo_stream *s)
+{
+	pthread_mutex_unlock(&s->lock);
+	atomic_thread_fence(memory_order_seq_cst); /* unlock before the check */
+	if (atomic_load_explicit(&s->reclaim_pending, memory_order_relaxed))
+		fo__reclaim_try(s);
+}

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * stream_impl.h - the inside of a stream (never installed): the layout of
+ * streams, segments and cursors, the protocol's constants, and the helpers
+ * that the push path and the read paths both run per item.  docs/design.md
+ * is the protocol these files implement; read it first.  In short:
+ *
+ *   - Items live in segments of SEG_SLOTS slots (an unrolled list).  Item
+ *     number q lives in the segment with base = q & ~SEG_MASK, slot q & MASK.
+ *     A slot is NULL until its producer stores the item (release); the item
+ *     pointer itself is the "ready" flag, so readers need no shared counter.
+ *   - Producers claim positions by CAS on s->tail ((claimed << 1) | CLOSED)
+ *     after making sure the segments for the claim exist (so a claim never
+ *     has to allocate, and ENOMEM leaves no trace).  Claim+store run inside
+ *     an RCU read section: that is what keeps the segment memory a producer
+ *     walks alive.
+ *   - Active cursors and share groups ("consumers") publish a position; the
+ *     reclaimer (under s->lock) unlinks whole segments that lie strictly
+ *     below F = min(consumers, tail hint, tail - window if passives exist).
+ *   - Passive cursors and share-group members pin the one segment they
+ *     stand in (one RMW per segment, not per item).  An unlinked segment is
+ *     freed (items destroyed, memory handed to call_rcu) by whoever drops
+ *     the last of {link, pins}.
+ *
+ * One job per file:
+ *
+ *   stream.c     create/destroy, close/fail, stats; the push path
+ *   segment.c    the segment pool, retirement after a grace period,
+ *                reclamation and the last-cursor sweep
+ *   cursor.c     cursor create/fork/close; pins; the three read paths and
+ *                the blocking read
+ *   readiness.c  the sleeping side of the wait queues, readiness queries
+ *                (available, at_least) and event-loop watchers (fd, notify,
+ *                arm)
+ *
+ * No per-item path crosses between them: the push path and the read paths
+ * each live in one file, and what both run per item is static inline below.
+ * Calls between the files happen per segment, per sleep or per cursor.
+ */
+#ifndef FO_STREAM_IMPL_H
+#define FO_STREAM_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fanout/stream.h>
+#include "internal.h"
+
+#define SEG_SHIFT 8
+#define SEG_SLOTS (1u << SEG_SHIFT)
+#define SEG_MASK  ((uint64_t)SEG_SLOTS - 1)
+
+#define TAIL_CLOSED 1u /* bit 0 of s->tail */
+#define NO_END      UINT64_MAX
+
+#define SEG_DEAD 1u /* bit 0 of seg->state: unlinked; pins count in units of 2 */
+#define SEG_PIN  2u
+
+/* Written into a slot whose item was freed at once (no cursor existed).
+ * Defined in stream.c.  Hidden: its address is a PC-relative constant in
+ * the readers' per-item check, not a load from the GOT. */
+extern char fo__dead_item __attribute__((visibility("hidden")));
+#define DEAD_ITEM ((void *)&fo__dead_item)
+
+/*
+ * Segment.  Line 0: base (immutable), next (written once by a producer),
+ * state (pins: written by passive cursors / members once per segment
+ * crossing; DEAD: written once by the reclaimer).  The slots start on their
+ * own line; each slot is written once by one producer and read by cursors.
+ */
+struct seg {
+	uint64_t base;
+	_Atomic(struct seg *) next;
+	_Atomic uint64_t state;
+	_Atomic uint32_t ndead; /* DEAD_ITEM slots: exact stats without a scan */
+	struct seg *rnext;      /* retired batch / pool chain, under pool_lock */
+	fo__rcu_node rcu;
+	_Atomic(void *) slot[SEG_SLOTS] FO_ALIGNED;
+};
+
+/* A registered lossless consumer: an active cursor or a share group. */
+struct consumer {
+	struct consumer *next, *prev; /* s->consumers, under s->lock */
+	_Atomic uint64_t *pos;        /* position for capacity */
+	_Atomic uint64_t *hold;       /* cursors: F contribution (first item still held) */
+	_Atomic(struct seg *) *hint;  /* groups: F contribution is hint->base */
+};
+
+struct group {
+	_Atomic uint64_t pos FO_ALIGNED; /* next unclaimed position: CAS by members */
+	_Atomic(struct seg *) hint;      /* segment with base <= pos; moves forward */
+	struct consumer cons FO_ALIGNED; /* under s->lock */
+	int members;                     /* under s->lock */
+};
+
+enum kind { K_ACTIVE, K_PASSIVE, K_MEMBER };
+
+struct fo_cursor {
+	/* Line 0: private to the cursor's user thread. */
+	fo_stream *s;
+	struct seg *seg; /* active/passive: segment holding pos (or ending at pos);
+	                    passive/member: pinned (member: NULL until first read) */
+	uint64_t pos;    /* active/passive: next position to read */
+	enum kind kind;
+	int done; /* 0, FO_END or FO_FAILED: sticky */
+	uint64_t lagged;
+	struct group *g;
+	/* Line 1: published positions (active only).  pub: items before it are
+	 * consumed (capacity).  hold: first item of the last batch returned,
+	 * still valid for the caller (reclamation). */
+	_Atomic uint64_t pub FO_ALIGNED;
+	_Atomic uint64_t hold;
+	struct consumer cons;
+
+	/* Line 2: event-loop readiness (design.md §7).  armed: written by the
+	 * user thread (arm) and by the producer that signals (CAS 1 -> 0).
+	 * busy: producers inside a signal of this cursor. */
+	_Atomic uint32_t armed FO_ALIGNED;
+	_Atomic uint32_t busy;
+	int efd; /* -1 until fo_cursor_fd() */
+	void (*notify)(void *arg);
+	void *notify_arg;
+	bool watching;              /* on s->watchers */
+	_Atomic(fo_cursor *) wnext; /* s->watchers chain: RCU-read, changed under lock */
+	fo_cursor *spare_next;      /* s->spare list, under lock */
+	fo__rcu_node rcu;           /* a watcher's memory outlives readers of the chain */
+};
+
+/*
+ * A wait queue: sleepers set @need (after reading @gen), the waker clears
+ * it with one exchange and bumps @gen.  So only the first publish after a
+ * sleeper announced itself pays the system call, however long the sleeper
+ * takes to get a CPU (design.md §7).
+ */
+struct waitq {
+	_Atomic uint32_t need; /* NEED_SLEEP | NEED_WATCH */
+	_Atomic uint32_t gen;
+};
+
+#define NEED_SLEEP 1u /* a thread sleeps on gen */
+#define NEED_WATCH 2u /* a cursor is armed (fd or notify hook): data waitq only */
+
+/* cursor->armed */
+#define ARM_IDLE   0u
+#define ARM_ARMED  1u
+#define ARM_CLOSED 2u /* closing: no more signals */
+
+/*
+ * Stream.  Each group of fields sits on its own line(s) because a different
+ * set of threads writes it.
+ */
+struct fo_stream {
+	/* Producers: claim counter and segment hint. */
+	_Atomic uint64_t tail FO_ALIGNED;
+	_Atomic(struct seg *) tail_seg;
+	_Atomic uint64_t cached_min; /* bounded streams: lower bound of min consumer */
+
+	/* Read-mostly: options and end state. */
+	size_t capacity FO_ALIGNED;
+	size_t window;
+	void (*item_free)(void *item, void *ctx);
+	void *item_free_ctx;
+	bool single_producer; /* pushes skip the read section (design.md §4) */
+	_Atomic uint64_t end; /* NO_END until close/fail published it */
+	_Atomic int ncursors; /* open cursors of every kind */
+	_Atomic int npassive; /* open passive cursors */
+	fo_error err;         /* written before end is published */
+
+	/* Readers going to sleep for data (see struct waitq). */
+	struct waitq data FO_ALIGNED;
+
+	/* Producers going to sleep for room. */
+	struct waitq space FO_ALIGNED;
+
+	/* Counters for fo_stream_stats(). */
+	_Atomic uint64_t freed FO_ALIGNED;
+	_Atomic size_t live_segments;
+
+	/* Cold: registry, reclamation, close, handles. */
+	pthread_mutex_t lock FO_ALIGNED;
+	_Atomic(struct seg *) oldest;  /* written under lock; read by lapped passives */
+	struct consumer consumers;     /* list head, under lock */
+	_Atomic(fo_cursor *) watchers; /* cursors with an fd or notify hook */
+	_Atomic int reclaim_pending;   /* a fo__reclaim_try found the lock taken */
+	fo_cursor *spare;              /* closed cursor objects for reuse, under lock */
+	unsigned nspare;
+	_Atomic int handles; /* creator + open cursors */
+	_Atomic int refs;    /* 1 for all handles + 1 per pending retire batch */
+	char *err_msg;
+
+	/* Segment recycling: producers pop, the call_rcu thread pushes. */
+	pthread_mutex_t pool_lock FO_ALIGNED;
+	struct seg *pool, *retired; /* chains through rnext */
+	unsigned npool, nretired;
+	_Atomic size_t cached_segments; /* stats: pool + retired + in grace period */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Per-item helpers shared between the files                                */
+
+/* Walk forward from @x (alive; caller in a read section or holding
+ * s->lock) to the segment containing @pos, or the last linked one before
+ * it.  Returns the segment; callers check whether it contains @pos.
+ * Per push; a member's read walks once per segment. */
+static inline struct seg *fo__seg_walk(struct seg *x, uint64_t pos)
+{
+	FO_ASSERT(x->base <= pos); /* callers load the hint before the position */
+	while (pos - x->base >= SEG_SLOTS) {
+		/* acquire: the new segment's initialisation happened before. */
+		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
+		if (!n)
+			break;
+		x = n;
+	}
+	return x;
+}
+
+/* The segment holding @pos, when @x holds @pos or ends right before it;
+ * NULL if that next segment is not linked yet.  Hot path: per item of an
+ * active read and of a readiness scan. */
+static inline struct seg *fo__seg_step(struct seg *x, uint64_t pos)
+{
+	if (pos - x->base < SEG_SLOTS)
+		return x;
+	/* acquire: the new segment's initialisation happened before. */
+	return atomic_load_explicit(&x->next, memory_order_acquire);
+}
+
+/* The caller published (an item, a position, the end) and then fenced.
+ * Costs one load when nobody sleeps.  The sleeping side is in readiness.c. */
+static inline uint32_t fo__waitq_wake(struct waitq *q)
+{
+	uint32_t need = 0;
+	if (atomic_load_explicit(
+	        &q->need, memory_order_relaxed)) /* a peek: the caller fenced after publishing */
+		need = atomic_exchange_explicit(
+		    &q->need, 0,
+		    memory_order_seq_cst); /* seq_cst: one waker clears, before its gen bump */
+	if (need & NEED_SLEEP) {
+		/* seq_cst: the bump is after the clear, so any sleeper that
+		 * announced before the clear sees gen change. */
+		atomic_fetch_add_explicit(&q->gen, 1, memory_order_seq_cst);
+		fo__futex_wake_all(&q->gen);
+	}
+	return need;
+}
+
+/* A reader moved its position, or a cursor closed: wake producers waiting
+ * for room. */
+static inline void fo__wake_space(fo_stream *s)
+{
+	fo__waitq_wake(&s->space);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Between the files (per segment, per sleep or per cursor, never per item) */
+
+/* stream.c: the stream's lifetime. */
+void fo__stream_unref(fo_stream *s);
+void fo__stream_unref_mem(fo_stream *s);
+
+/* segment.c: *_locked callers hold s->lock. */
+struct seg *fo__seg_new(fo_stream *s, uint64_t base);
+void fo__seg_release(fo_stream *s, struct seg *x, bool deferred);
+void fo__seg_pool_free(fo_stream *s);
+void fo__reclaim_locked(fo_stream *s);
+void fo__sweep_locked(fo_stream *s);
+void fo__reclaim_try(fo_stream *s);
+void fo__stream_unlock(fo_stream *s);
+
+/* readiness.c: the sleeping side and the watcher chain. */
+uint32_t fo__waitq_prepare(struct waitq *q);
+int fo__waitq_sleep(struct waitq *q, uint32_t ticket, uint64_t deadline);
+void fo__signal_watchers(fo_stream *s);
+void fo__watcher_del_locked(fo_stream *s, fo_cursor *c);
+
+#endif /* FO_STREAM_IMPL_H */
