@@ -21,7 +21,7 @@
  * Measured: wall time from the first read to the last (items/s) and the process's CPU time
  * per item.  Exit status 1 if any result is missing, wrong or out of order.
  *
- *   b14_pmap [--items N] [--runs R] [--quick]
+ *   b14_pmap [--items N] [--runs R] [--quick] [--impl a,b]   (default: all)
  */
 #include "common.h"
 
@@ -36,6 +36,12 @@
 #define INFLIGHT (WORKERS * (PWB + 1))
 
 static uint64_t *res;
+static const char *opt_impl;
+
+static bool want(const char *impl)
+{
+	return !opt_impl || bench_in_list(opt_impl, impl);
+}
 static int failures;
 
 static inline uint64_t hash(uint64_t x, uint64_t salt)
@@ -271,7 +277,10 @@ static void run_sequential(bench_results *r, uint64_t n, int run)
 int main(int argc, char **argv)
 {
 	bench_opts o = {.items = 1000000, .runs = 5};
-	bench_parse_args(argc, argv, &o, NULL, 0);
+	const bench_flag flags[] = {
+	    {"impl", BENCH_FLAG_STR, &opt_impl, "comma-separated implementations"},
+	};
+	bench_parse_args(argc, argv, &o, flags, 1);
 	res = calloc(o.items, sizeof(*res));
 	if (!res)
 		return 2;
@@ -279,13 +288,20 @@ int main(int argc, char **argv)
 	bench_results_init(&pm, "B14", "workers", o.cpus);
 	bench_results_init(&pl, "B14", "stages", o.cpus);
 	for (int run = 1; run <= o.runs; run++) {
-		run_pmap(&pm, true, 1, o.items, run);
-		run_pmap(&pm, false, 1, o.items, run);
-		run_pmap(&pm, true, 16, o.items, run);
-		run_pmap(&pm, false, 16, o.items, run);
-		run_pool(&pm, o.items, run);
-		run_pipeline(&pl, o.items / 2, run);
-		run_sequential(&pl, o.items / 2, run);
+		if (want("pmap_ordered"))
+			run_pmap(&pm, true, 1, o.items, run);
+		if (want("pmap_unordered"))
+			run_pmap(&pm, false, 1, o.items, run);
+		if (want("pmap_ordered_chunk16"))
+			run_pmap(&pm, true, 16, o.items, run);
+		if (want("pmap_unordered_chunk16"))
+			run_pmap(&pm, false, 16, o.items, run);
+		if (want("pool"))
+			run_pool(&pm, o.items, run);
+		if (want("pipeline"))
+			run_pipeline(&pl, o.items / 2, run);
+		if (want("sequential"))
+			run_sequential(&pl, o.items / 2, run);
 	}
 	bench_summary(&pm, "pmap_ordered");
 	bench_summary(&pl, "pipeline");
