@@ -83,6 +83,12 @@ static void cons_del(struct consumer *c)
 /* ------------------------------------------------------------------------ */
 /* Cursor creation                                                           */
 
+/* The kind FO_ACTIVE / FO_PASSIVE / FO_SHARED flags ask for (checked by the caller). */
+static enum kind kind_of(unsigned flags)
+{
+	return (flags & FO_PASSIVE) ? K_PASSIVE : (flags & FO_SHARED) ? K_MEMBER : K_ACTIVE;
+}
+
 /* With s->lock held: a cursor object from the spare list, or a fresh one
  * (the lock is dropped around the allocation; callers read no shared state
  * before this).  NULL: out of memory, and the lock is NOT held. */
@@ -147,9 +153,7 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 	if (!s || !out || (flags & ~(unsigned)(FO_PASSIVE | FO_SHARED)) ||
 	    flags == (FO_PASSIVE | FO_SHARED))
 		return FO_EINVAL;
-	enum kind kind = (flags & FO_PASSIVE)  ? K_PASSIVE
-	                 : (flags & FO_SHARED) ? K_MEMBER
-	                                       : K_ACTIVE;
+	enum kind kind = kind_of(flags);
 	struct group *g = NULL;
 	if (kind == K_MEMBER && !(g = group_new(s, 0, NULL)))
 		return FO_ENOMEM;
@@ -195,9 +199,7 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 	if ((flags & FO_SHARED) && c->kind == K_PASSIVE)
 		return FO_EINVAL;
 	fo_stream *s = c->s;
-	enum kind kind = (flags & FO_PASSIVE)  ? K_PASSIVE
-	                 : (flags & FO_SHARED) ? K_MEMBER
-	                                       : K_ACTIVE;
+	enum kind kind = kind_of(flags);
 	struct group *g = NULL;
 	if (kind == K_MEMBER && c->kind == K_ACTIVE && !c->done && !(g = group_new(s, 0, NULL)))
 		return FO_ENOMEM;

@@ -205,26 +205,11 @@ int fo_feed(fo_cursor **c, fo_iter *src, const fo_feed_opts *o)
 	return create(NULL, c, src, o, true);
 }
 
-/* A cursor read bounded by @deadline (0: try; FO__NO_DEADLINE: wait). */
-static int cursor_wait(fo_cursor *c, void **item, uint64_t deadline)
-{
-	if (deadline == 0)
-		return fo_cursor_try_next(c, item);
-	if (deadline == FO__NO_DEADLINE)
-		return fo_cursor_next(c, item);
-	int64_t left = fo__remaining(deadline);
-	if (left == 0) {
-		int rc = fo_cursor_try_next(c, item);
-		return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
-	}
-	return fo_cursor_timed_next(c, item, left);
-}
-
 /* Returns as fo_cursor_next(), plus FO_EMPTY (try) / FO_TIMEDOUT. */
 static int feed_read(fo_feeder *f, fo_cursor *c, void **item, uint64_t deadline)
 {
 	if (f->mode == FO_FEED_BACKGROUND)
-		return cursor_wait(c, item, deadline);
+		return fo__cursor_read_until(c, item, deadline);
 	for (;;) {
 		int rc = fo_cursor_try_next(c, item);
 		if (rc != FO_EMPTY)
@@ -233,7 +218,7 @@ static int feed_read(fo_feeder *f, fo_cursor *c, void **item, uint64_t deadline)
 		if (f->ended) {
 			/* The stream is closed: END/FAILED (or a straggler) is ready. */
 			pthread_mutex_unlock(&f->mu);
-			return cursor_wait(c, item, deadline);
+			return fo__cursor_read_until(c, item, deadline);
 		}
 		if (f->pulling) {
 			/* Wait for this pull to finish, then read again. */

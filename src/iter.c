@@ -326,8 +326,7 @@ struct cursor_iter {
 	void *ctx;
 };
 
-/* One cursor read bounded by @deadline (see iter_impl.h). */
-static int cursor_read(fo_cursor *c, void **item, uint64_t deadline)
+int fo__cursor_read_until(fo_cursor *c, void **item, uint64_t deadline)
 {
 	if (deadline == 0)
 		return fo_cursor_try_next(c, item);
@@ -369,7 +368,7 @@ int fo__iter_cursor_read(fo_iter *it, fo_cursor *c, fo_item_copy_fn copy, void *
 static int cursor_read_cb(fo_cursor *c, void **raw, uint64_t deadline, void *arg)
 {
 	(void)arg;
-	return cursor_read(c, raw, deadline);
+	return fo__cursor_read_until(c, raw, deadline);
 }
 
 static int cursor_next(fo_iter *it, void **item, uint64_t deadline)

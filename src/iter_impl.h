@@ -88,6 +88,9 @@ int fo__iter_fail_from(fo_iter *it, const fo_error *e);
 int fo__iter_cursor_read(fo_iter *it, fo_cursor *c, fo_item_copy_fn copy, void *ctx,
                          int (*read)(fo_cursor *c, void **raw, uint64_t deadline, void *arg),
                          void *arg, void **item, uint64_t deadline);
+/* One cursor read bounded by @deadline (0: try; FO__NO_DEADLINE: wait):
+ * fo_cursor_next()'s codes plus FO_EMPTY (try) / FO_TIMEDOUT. */
+int fo__cursor_read_until(fo_cursor *c, void **item, uint64_t deadline);
 /*
  * One read with stickiness: what adapters call on their sources.  Returns
  * FO_OK (then *is_err says whether *item is an fo_error_item; @is_err may be
