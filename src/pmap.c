@@ -404,20 +404,27 @@ static void respawn(struct fo_pool *pool)
 	}
 }
 
-/* Time out items past their deadline; returns the earliest live deadline. */
-static uint64_t check_timeouts(struct fo_pool *pool)
+/* The earliest deadline of a call in progress (FO__NO_DEADLINE: none). */
+static uint64_t earliest_deadline(const struct fo_pool *pool)
 {
-	uint64_t now = fo__now_ns(), earliest = FO__NO_DEADLINE;
+	uint64_t earliest = FO__NO_DEADLINE;
+	for (const struct worker *w = pool->workers; w; w = w->next)
+		if (!w->abandoned && w->cur && w->deadline < earliest)
+			earliest = w->deadline;
+	return earliest;
+}
+
+/* Time out items past their deadline.  May drop mu for a while (respawn,
+ * hold_signal): calls may have started meanwhile, so the caller asks
+ * earliest_deadline() afterwards, never before. */
+static void check_timeouts(struct fo_pool *pool)
+{
+	uint64_t now = fo__now_ns();
 	struct round *sig = NULL;
 	bool any = false;
 	for (struct worker *w = pool->workers; w; w = w->next) {
-		if (w->abandoned || !w->cur)
+		if (w->abandoned || !w->cur || now < w->deadline)
 			continue;
-		if (now < w->deadline) {
-			if (w->deadline < earliest)
-				earliest = w->deadline;
-			continue;
-		}
 		struct round *r = w->r;
 		struct task *t = w->cur; /* its input stays with the worker */
 		t->in = t->out = NULL;
@@ -445,7 +452,6 @@ static uint64_t check_timeouts(struct fo_pool *pool)
 		if (sig)
 			hold_signal(pool, sig);
 	}
-	return earliest;
 }
 
 static void *watchdog_main(void *arg)
@@ -453,7 +459,10 @@ static void *watchdog_main(void *arg)
 	struct fo_pool *pool = arg;
 	pthread_mutex_lock(&pool->mu);
 	while (!pool->stop) {
-		uint64_t until = check_timeouts(pool);
+		check_timeouts(pool);
+		/* After it, under mu until the wait: a call that starts later sees
+		 * wd_idle (or a deadline later than ours) and needs no signal. */
+		uint64_t until = earliest_deadline(pool);
 		pool->wd_idle = until == FO__NO_DEADLINE;
 		fo__cond_wait_until(&pool->cv_wd, &pool->mu, until);
 		pool->wd_idle = false;

@@ -7,7 +7,8 @@
  *      few µs) and random failures (~0.5%, FO_ERR_EMIT): each input yields exactly one result
  *      or error item, in input order; then the same unordered (each exactly once) and paired;
  *      then chunks of 1..16, and 6 rounds on one pool (chunked, ordered and not, with a
- *      per-item timeout that a few items overrun: FO_TIMEDOUT exactly at their places).
+ *      per-item timeout that a few items overrun: FO_TIMEDOUT exactly at their places; the
+ *      middle round of each pool is read through fo_iter_fd/arm and poll).
  *   2. 4-stage pipelines failing at each stage (the source, or a map after stage k) at a
  *      random index: the reader gets exactly the items before it, in order, then FO_FAILED
  *      with that stage's code; plus early closes at random points.
@@ -15,6 +16,7 @@
  *      than the limit in flight.
  * Exits non-zero on the first violation.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -111,6 +113,29 @@ static void opts_for(fo_pmap_opts *o, bool ordered, bool paired, size_t chunk)
 	o->paired = paired;
 }
 
+/* Event-loop reads (fo_iter_fd / fo_iter_arm / poll) instead of blocking ones: a lost
+ * wake-up shows as a 5 s poll timeout. */
+static bool evloop_reads;
+
+static int read_one(fo_iter *out, void **x)
+{
+	if (!evloop_reads)
+		return fo_iter_next(out, x);
+	int fd = fo_iter_fd(out);
+	CHECK(fd >= 0);
+	for (;;) {
+		int rc = fo_iter_try_next(out, x);
+		if (rc != FO_EMPTY)
+			return rc;
+		int a = fo_iter_arm(out);
+		CHECK(a == 0 || a == 1);
+		if (a == 0) {
+			struct pollfd pf = {.fd = fd, .events = POLLIN};
+			CHECK(poll(&pf, 1, 5000) == 1); /* else: a lost wake-up */
+		}
+	}
+}
+
 /* One map over n tokens: on @pool (a round, with the pool's options @o) or a fresh fo_pmap. */
 static void pmap_run(fo_pool *pool, const fo_pmap_opts *o, size_t n)
 {
@@ -126,10 +151,14 @@ static void pmap_run(fo_pool *pool, const fo_pmap_opts *o, size_t n)
 	size_t got = 0, errs = 0, timeouts = 0;
 	void *x;
 	int rc;
-	while ((rc = fo_iter_next(out, &x)) == FO_OK) {
+	while ((rc = read_one(out, &x)) == FO_OK) {
 		size_t i;
 		bool err;
 		if (timed && slow(got)) { /* ordered only: its place is its identity */
+			if (!fo_iter_is_error(out))
+				fprintf(stderr,
+				        "item %zu overran the timeout but came out as a result\n",
+				        got);
 			CHECK(ordered && fo_iter_is_error(out));
 			fo_error_item *e = x;
 			CHECK(e->err.code == FO_TIMEDOUT && e->input == NULL);
@@ -169,9 +198,10 @@ static void pmap_run(fo_pool *pool, const fo_pmap_opts *o, size_t n)
 	CHECK(got == n); /* exactly one result or error per input */
 	fo_iter_close(out);
 	free(seen);
-	printf("pmap%s %s%s chunk %zu: %zu items, %zu errors and %zu timeouts in place\n",
+	printf("pmap%s %s%s chunk %zu%s: %zu items, %zu errors and %zu timeouts in place\n",
 	       pool ? " pool round" : "", ordered ? "ordered" : "unordered",
-	       paired ? " paired" : "", o->chunk_size, got, errs, timeouts);
+	       paired ? " paired" : "", o->chunk_size, evloop_reads ? " (poll/arm)" : "", got, errs,
+	       timeouts);
 }
 
 /* ---- 2. pipelines failing at each stage ---------------------------------------------------- */
@@ -307,8 +337,11 @@ int main(void)
 		o.ctx = &timed;
 		o.timeout_ns = ordered ? FT_MS(TIMEOUT_MS) : 0;
 		CHECK(fo_pool_create(&pool, work, &o) == FO_OK);
-		for (int round = 0; round < 3; round++)
+		for (int round = 0; round < 3; round++) {
+			evloop_reads = round == 1;
 			pmap_run(pool, &o, n / 20 + (size_t)round);
+		}
+		evloop_reads = false;
 		fo_pool_destroy(pool);
 	}
 	uint64_t rng = 12345;
