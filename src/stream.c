@@ -225,6 +225,17 @@ static inline void producer_leave(fo_stream *s)
 		fo__rcu_unlock();
 }
 
+/* Claimed at a moment no cursor existed (and any later one starts after the
+ * claim): nobody can ever read @it.  Destroy it now; DEAD_ITEM takes its slot. */
+static __attribute__((noinline)) void *drop_unread(fo_stream *s, struct seg *x, void *it)
+{
+	atomic_fetch_add_explicit(&s->freed, 1, memory_order_relaxed); /* stats only */
+	atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
+	if (s->item_free)
+		s->item_free(it, s->item_free_ctx);
+	return DEAD_ITEM;
+}
+
 /*
  * Claim @n positions and store @items there.  @deadline: 0 = never wait,
  * FO__NO_DEADLINE = wait forever.
@@ -278,8 +289,6 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 
 	uint64_t p = t >> 1;
 	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
-	if (nobody) /* stats only */
-		atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed);
 	struct seg *x = fo__seg_walk(h, p);
 	for (size_t i = 0; i < n; i++, p++) {
 		if (p - x->base >= SEG_SLOTS)
@@ -287,14 +296,8 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 			    &x->next, memory_order_acquire); /* acquire: linked by seg_ensure before
 			                                        our claim */
 		void *it = items[i];
-		if (nobody) {
-			/* No cursor existed at our claim and any later one starts
-			 * after it: nobody can ever read this item. */
-			if (s->item_free)
-				s->item_free(it, s->item_free_ctx);
-			atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats */
-			it = DEAD_ITEM;
-		}
+		if (nobody)
+			it = drop_unread(s, x, it);
 		/* release: the item's contents before its pointer. */
 		atomic_store_explicit(&x->slot[p & SEG_MASK], it, memory_order_release);
 	}
@@ -319,25 +322,72 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	return FO_OK;
 }
 
+/*
+ * One item from a single producer, when the claim fits the hint segment and
+ * the cached room: push_batch()'s steps for n = 1 (hint before tail, seq_cst
+ * claim then ncursors, release store, light fence then the need peek) without
+ * its loop, its walk and its frame (B3: 91 -> see design.md §10).  Only the
+ * single producer moves the hint and the reclaimer never unlinks the hint
+ * segment, so no read section is needed (producer_enter()).  false: not
+ * taken, nothing done; push_batch() decides.
+ */
+static inline bool push_one_fast(fo_stream *s, void *item)
+{
+	if (!s->single_producer)
+		return false;
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+	uint64_t p = t >> 1;
+	if ((t & TAIL_CLOSED) || p - h->base >= SEG_SLOTS)
+		return false;
+	/* relaxed: a lower bound kept by has_room(); stale only means "no room". */
+	if (s->capacity &&
+	    p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) > s->capacity)
+		return false;
+	/* seq_cst: the claim before the ncursors check (see push_batch). */
+	if (!atomic_compare_exchange_weak_explicit(&s->tail, &t, t + 2, memory_order_seq_cst,
+	                                           memory_order_relaxed))
+		return false;
+	if (fo__unlikely(atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0))
+		item = drop_unread(s, h, item);
+	/* release: the item's contents before its pointer. */
+	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
+	fo__fence_light(); /* the slot store before the sleeper check */
+	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
+		wake_data(s);
+	return true;
+}
+
+/* The general single-item push, out of line so that the fast path's caller
+ * needs no frame (push_batch keeps many values live). */
+static __attribute__((noinline)) int push_one(fo_stream *s, void *item, uint64_t deadline)
+{
+	return push_batch(s, &item, 1, deadline);
+}
+
 int fo_stream_push(fo_stream *s, void *item)
 {
 	if (!s || !item)
 		return FO_EINVAL;
-	return push_batch(s, &item, 1, FO__NO_DEADLINE);
+	if (push_one_fast(s, item))
+		return FO_OK;
+	return push_one(s, item, FO__NO_DEADLINE);
 }
 
 int fo_stream_try_push(fo_stream *s, void *item)
 {
 	if (!s || !item)
 		return FO_EINVAL;
-	return push_batch(s, &item, 1, 0);
+	if (push_one_fast(s, item))
+		return FO_OK;
+	return push_one(s, item, 0);
 }
 
 int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns)
 {
 	if (!s || !item || timeout_ns < 0)
 		return FO_EINVAL;
-	int rc = push_batch(s, &item, 1, timeout_ns ? fo__deadline(timeout_ns) : 0);
+	int rc = push_one(s, item, timeout_ns ? fo__deadline(timeout_ns) : 0);
 	return rc == FO_FULL ? FO_TIMEDOUT : rc;
 }
 

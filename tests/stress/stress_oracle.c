@@ -11,7 +11,8 @@
  * them.  Per cell, alternating: bounded (capacity 1024) or unbounded; single
  * pushes (push / try_push / timed_push) or push_many batches of 1..64;
  * default or small (256) passive window; the creator's handle dropped right
- * after close or after every reader finished.
+ * after close or after every reader finished; with one producer, every
+ * other cell sets opts.single_producer (its lock-free fast push path).
  *
  * Checks, per producer:
  *   active cursor   each seq is last + 1 (no loss, duplicate, reordering), a
@@ -512,6 +513,7 @@ static double run_cell(const cell *cl, uint64_t seed, uint64_t cell_no)
 	o.passive_window = cl->small_window ? SMALL_PASSIVE_WINDOW : 0;
 	o.item_free = st_item_free_cb;
 	o.item_free_ctx = &g.fc;
+	o.single_producer = cl->np == 1 && cell_no % 2 == 0;
 	int rc = fo_stream_create(&g.s, &o);
 	if (rc != FO_OK)
 		st_die("fo_stream_create: %s", st_rc(rc));
