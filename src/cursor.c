@@ -467,11 +467,47 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 }
 
 /* Share-group member: claim up to @max ready items of one segment. */
+/* Up to @max ready items from @p on, within @x's slots. */
+static inline size_t member_run(struct seg *x, uint64_t p, void **items, size_t max)
+{
+	size_t k = 0, room = SEG_SLOTS - (size_t)(p & SEG_MASK);
+	if (room > max)
+		room = max;
+	while (k < room) {
+		void *it = atomic_load_explicit(&x->slot[(p + k) & SEG_MASK], memory_order_acquire);
+		if (!it)
+			break;
+		items[k++] = it;
+	}
+	return k;
+}
+
 static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 {
 	fo_stream *s = c->s;
 	struct group *g = c->g;
 	*n = 0;
+	/*
+	 * Fast path: the group position lies in the segment this member pins.
+	 * The pin keeps it from being freed, so no read section is needed, and
+	 * the hint is left alone (it only ever lags, which costs memory, never
+	 * safety; the slow path moves it).  A stale position fails the CAS.
+	 */
+	struct seg *px = c->seg;
+	if (px) {
+		uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
+		if (px->base <= p && p - px->base < SEG_SLOTS) {
+			size_t k = member_run(px, p, items, max);
+			/* acq_rel: exactly one member wins positions p..p+k-1. */
+			if (k && atomic_compare_exchange_strong_explicit(&g->pos, &p, p + k,
+			                                                 memory_order_acq_rel,
+			                                                 memory_order_relaxed)) {
+				*n = k;
+				reader_moved(s);
+				return FO_OK;
+			}
+		}
+	}
 	fo__rcu_lock();
 	for (;;) {
 		uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
@@ -492,16 +528,7 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 				seg_unpin(s, c->seg);
 			c->seg = x;
 		}
-		size_t k = 0, room = SEG_SLOTS - (size_t)(p & SEG_MASK);
-		if (room > max)
-			room = max;
-		while (k < room) {
-			void *it = atomic_load_explicit(&x->slot[(p + k) & SEG_MASK],
-			                                memory_order_acquire);
-			if (!it)
-				break;
-			items[k++] = it;
-		}
+		size_t k = member_run(x, p, items, max);
 		if (k == 0) {
 			fo__rcu_unlock();
 			return at_end_or_empty(c, p);
