@@ -122,11 +122,14 @@ static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *
 	c->seg = x;
 	atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
 	if (c->kind == K_ACTIVE) {
+		/* relaxed: under s->lock, which producers' rescans and the
+		 * reclaimer take before reading them. */
 		atomic_store_explicit(&c->pub, pos, memory_order_relaxed);
 		atomic_store_explicit(&c->hold, pos, memory_order_relaxed);
 		cons_add(s, &c->cons);
 	} else if (c->kind == K_PASSIVE) {
-		atomic_fetch_add_explicit(&s->npassive, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->npassive, 1,
+		                          memory_order_relaxed); /* under s->lock */
 		if (held)
 			seg_pin_again(x);
 		else if (!seg_pin(x)) /* otherwise callers pass a linked segment */
@@ -175,6 +178,8 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 	uint64_t pos = atomic_load_explicit(&s->tail, memory_order_seq_cst) >> 1;
 	struct seg *x = fo__seg_walk(h, pos);
 	if (g) {
+		/* relaxed: the group is published by cons_add under s->lock and
+		 * to its one member by the handle we return. */
 		atomic_store_explicit(&g->pos, pos, memory_order_relaxed);
 		atomic_store_explicit(&g->hint, x, memory_order_relaxed);
 		g->members = 1;
@@ -219,6 +224,7 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 		                          memory_order_relaxed); /* caller has one */
 	} else if (kind == K_MEMBER) {
 		if (g) { /* @c becomes the first member of a new group */
+			/* relaxed: published under s->lock, as in fo_stream_cursor(). */
 			atomic_store_explicit(&g->pos, c->pos, memory_order_relaxed);
 			atomic_store_explicit(&g->hint, c->seg, memory_order_relaxed);
 			cons_add(s, &g->cons);
@@ -289,7 +295,8 @@ void fo_cursor_close(fo_cursor *c)
 		if (c->cons.next != &c->cons)
 			cons_del(&c->cons);
 	} else if (c->kind == K_PASSIVE) {
-		atomic_fetch_sub_explicit(&s->npassive, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&s->npassive, 1,
+		                          memory_order_relaxed); /* under s->lock */
 	} else if (c->g && --c->g->members == 0) {
 		cons_del(&c->g->cons);
 		fo__free(c->g);
@@ -360,8 +367,7 @@ static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 		void *it = atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire);
 		if (!it)
 			break;
-		FO_ASSERT(it != DEAD_ITEM);
-		items[k++] = it;
+		items[k++] = it; /* never DEAD_ITEM: that needs ncursors == 0 (design.md §5) */
 		pos++;
 	}
 	*n = k;
@@ -474,6 +480,7 @@ static inline size_t member_run(struct seg *x, uint64_t p, void **items, size_t 
 	if (room > max)
 		room = max;
 	while (k < room) {
+		/* acquire: pairs with the producer's release store of the slot. */
 		void *it = atomic_load_explicit(&x->slot[(p + k) & SEG_MASK], memory_order_acquire);
 		if (!it)
 			break;
@@ -495,6 +502,7 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 	 */
 	struct seg *px = c->seg;
 	if (px) {
+		/* acquire: pairs with the winning member's acq_rel CAS. */
 		uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
 		if (px->base <= p && p - px->base < SEG_SLOTS) {
 			size_t k = member_run(px, p, items, max);
@@ -510,6 +518,7 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 	}
 	fo__rcu_lock();
 	for (;;) {
+		/* acquire: pairs with the members' CASes on pos and hint. */
 		uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
 		struct seg *h = atomic_load_explicit(&g->hint, memory_order_acquire);
 		if (h->base > p)
@@ -537,6 +546,7 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 		if (!atomic_compare_exchange_strong_explicit(
 		        &g->pos, &p, p + k, memory_order_acq_rel, memory_order_relaxed))
 			continue;
+		/* release: x is linked and initialised before others walk from it. */
 		while (h->base < x->base &&
 		       !atomic_compare_exchange_weak_explicit(&g->hint, &h, x, memory_order_release,
 		                                              memory_order_acquire))

@@ -99,8 +99,7 @@ static void *feed_thread(void *arg)
 		/* relaxed: destroy also fails the stream, which the push sees. */
 		if (atomic_load_explicit(&f->stop, memory_order_relaxed))
 			break;
-		fo_stream_stats st;
-		if (fo_stream_get_stats(f->s, &st) == FO_OK && st.cursors == 0)
+		if (fo__stream_ncursors(f->s) == 0)
 			break; /* nobody can ever read again: stop pulling */
 		int rc = pull_one(f, FO__NO_DEADLINE);
 		if (rc != FO_OK)
@@ -224,8 +223,7 @@ static int feed_read(fo_feeder *f, fo_cursor *c, void **item, uint64_t deadline)
 			/* Wait for this pull to finish, then read again. */
 			uint64_t g = f->gen;
 			while (f->pulling && f->gen == g) {
-				if (deadline == 0 ||
-				    fo__cond_wait_until(&f->cv, &f->mu, deadline) == FO_TIMEDOUT) {
+				if (fo__cond_wait_until(&f->cv, &f->mu, deadline) == FO_TIMEDOUT) {
 					pthread_mutex_unlock(&f->mu);
 					return deadline == 0 ? FO_EMPTY : FO_TIMEDOUT;
 				}

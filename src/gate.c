@@ -59,7 +59,7 @@ static int gate_next(fo_iter *it, void **item, uint64_t deadline)
 	fo_gate *g = (fo_gate *)it;
 	pthread_mutex_lock(&g->mu);
 	while (g->credits == 0 && !g->closed) {
-		if (deadline == 0 || fo__cond_wait_until(&g->cv, &g->mu, deadline) == FO_TIMEDOUT) {
+		if (fo__cond_wait_until(&g->cv, &g->mu, deadline) == FO_TIMEDOUT) {
 			pthread_mutex_unlock(&g->mu);
 			return deadline == 0 ? FO_EMPTY : FO_TIMEDOUT;
 		}
@@ -154,7 +154,7 @@ static int gate_arm(fo_iter *it)
 	pthread_mutex_lock(&g->mu);
 	g->src_ready = false;
 	pthread_mutex_unlock(&g->mu);
-	int r = fo__iter_arm(g->src); /* 0: src_cb will run once it has something */
+	int r = fo_iter_arm(g->src); /* 0: src_cb will run once it has something */
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&g->mu);

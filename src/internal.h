@@ -66,6 +66,11 @@ void fo__rcu_lock(void);
 void fo__rcu_unlock(void);
 void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node));
 
+/* stream.c: open cursors of every kind (a relaxed snapshot; 0 stays 0 only
+ * while nobody creates one).  For feeds deciding whether to keep pulling. */
+typedef struct fo_stream fo_stream;
+size_t fo__stream_ncursors(fo_stream *s);
+
 /* wait.c */
 uint64_t fo__now_ns(void);
 /* Absolute CLOCK_MONOTONIC deadline for a relative timeout; INT64_MAX-ish

@@ -70,22 +70,13 @@ int fo__iter_pull(fo_iter *src, void **item, uint64_t deadline, bool *is_err)
 		}
 		break;
 	default:
-		if (!src->err.code)
-			fo__iter_fail(src, rc == FO_FAILED ? FO_FAILED : rc, 0, NULL);
+		fo__iter_fail(src, rc, 0, NULL); /* keeps an error recorded first */
 		src->done = rc = FO_FAILED;
 		break;
 	}
 	if (is_err)
 		*is_err = rc == FO_OK && src->last_err;
 	return rc;
-}
-
-void fo__iter_drop(fo_iter *src, void *item, bool is_err)
-{
-	if (is_err)
-		fo_error_item_free(item);
-	else
-		fo_iter_release(src, item);
 }
 
 fo_error_item *fo__error_item_new(const fo_error *e, void *input, fo_item_free_fn input_free,
@@ -105,6 +96,34 @@ fo_error_item *fo__error_item_new(const fo_error *e, void *input, fo_item_free_f
 	ei->input_free = input_free;
 	ei->input_ctx = input_ctx;
 	return ei;
+}
+
+int fo__iter_apply_policy(fo_iter *it, fo_error_policy policy, fo_iter *src, const fo_error *e,
+                          void *in, void **item)
+{
+	switch (policy) {
+	case FO_ERR_DROP:
+		fo_iter_release(src, in);
+		return FO_EMPTY;
+	case FO_ERR_EMIT: {
+		fo_error_item *ei =
+		    fo__error_item_new(e, in, in ? src->item_free : NULL, src->item_ctx);
+		if (!ei) {
+			fo_iter_release(src, in);
+			return fo__iter_fail(it, FO_ENOMEM, 0, "no memory for an error item");
+		}
+		*item = ei;
+		it->last_err = true;
+		return FO_OK;
+	}
+	case FO_ERR_STOP:
+	default:
+		/* The error is recorded (message copied) before @in, which it may
+		 * describe, is released. */
+		fo__iter_fail_from(it, e);
+		fo_iter_release(src, in);
+		return FO_FAILED;
+	}
 }
 
 void fo_error_item_free(fo_error_item *e)
@@ -206,11 +225,6 @@ int fo_iter_arm(fo_iter *it)
 	if (it->done) /* sticky END / FAILED: always ready */
 		return 1;
 	return it->vt->arm(it);
-}
-
-int fo__iter_arm(fo_iter *src)
-{
-	return fo_iter_arm(src);
 }
 
 int fo__iter_watch(fo_iter *src, void (*fn)(void *arg), void *arg)

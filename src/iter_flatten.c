@@ -35,31 +35,6 @@ static bool valid_element(const struct flatten_iter *f, const fo_iter *e)
 	return !e->emits_errors || f->policy == FO_ERR_EMIT;
 }
 
-/* Error for the element @elem (owned, may be NULL): policy.  FO_EMPTY = go on. */
-static int element_error(struct flatten_iter *f, const fo_error *e, void *elem, void **item)
-{
-	switch (f->policy) {
-	case FO_ERR_DROP:
-		fo_iter_release(f->outer, elem);
-		return FO_EMPTY;
-	case FO_ERR_EMIT: {
-		fo_error_item *ei = fo__error_item_new(e, elem, elem ? f->outer->item_free : NULL,
-		                                       f->outer->item_ctx);
-		if (!ei) {
-			fo_iter_release(f->outer, elem);
-			return fo__iter_fail(&f->it, FO_ENOMEM, 0, "no memory for an error item");
-		}
-		*item = ei;
-		f->it.last_err = true;
-		return FO_OK;
-	}
-	case FO_ERR_STOP:
-	default:
-		fo_iter_release(f->outer, elem);
-		return fo__iter_fail_from(&f->it, e);
-	}
-}
-
 static int flatten_next(fo_iter *it, void **item, uint64_t deadline)
 {
 	struct flatten_iter *f = (struct flatten_iter *)it;
@@ -80,7 +55,8 @@ static int flatten_next(fo_iter *it, void **item, uint64_t deadline)
 			}
 			if (!valid_element(f, elem)) {
 				fo_error e = {FO_EINVAL, 0, "flatten: invalid element"};
-				rc = element_error(f, &e, elem, item);
+				rc = fo__iter_apply_policy(&f->it, f->policy, f->outer, &e, elem,
+				                           item);
 				if (rc != FO_EMPTY)
 					return rc;
 				continue;
@@ -100,13 +76,8 @@ static int flatten_next(fo_iter *it, void **item, uint64_t deadline)
 		if (rc != FO_FAILED)
 			return rc; /* EMPTY / TIMEDOUT: the inner is kept, nothing lost */
 		/* The element failed: its error, then the element is released. */
-		fo_error e = *fo_iter_error(f->inner);
-		if (f->policy == FO_ERR_STOP) {
-			fo__iter_fail_from(it, &e); /* copies the message first */
-			drop_inner(f);
-			return FO_FAILED;
-		}
-		rc = element_error(f, &e, NULL, item);
+		rc = fo__iter_apply_policy(it, f->policy, f->outer, fo_iter_error(f->inner), NULL,
+		                           item); /* copies the message before the drop */
 		drop_inner(f);
 		if (rc != FO_EMPTY)
 			return rc;

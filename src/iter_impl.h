@@ -98,11 +98,17 @@ int fo__cursor_read_until(fo_cursor *c, void **item, uint64_t deadline);
  * FO_TIMEDOUT.
  */
 int fo__iter_pull(fo_iter *src, void **item, uint64_t deadline, bool *is_err);
-/* Drop an item of @src: fo_error_item_free() if @is_err, else its destructor. */
-void fo__iter_drop(fo_iter *src, void *item, bool is_err);
 /* Make an error item (message copied).  NULL on ENOMEM (then @input is untouched). */
 fo_error_item *fo__error_item_new(const fo_error *e, void *input, fo_item_free_fn input_free,
                                   void *input_ctx);
+/*
+ * A failed input @in of @src (owned; may be NULL) under @policy, for the
+ * adapters of @it: DROP releases it and returns FO_EMPTY ("go on"); EMIT
+ * puts an error item owning it in *@item and returns FO_OK; STOP records @e
+ * on @it and returns FO_FAILED.  ENOMEM fails @it.
+ */
+int fo__iter_apply_policy(fo_iter *it, fo_error_policy policy, fo_iter *src, const fo_error *e,
+                          void *in, void **item);
 /* Same destructor (function and context)? */
 static inline bool fo__same_free(const fo_iter *a, fo_item_free_fn f, void *ctx)
 {
@@ -110,10 +116,9 @@ static inline bool fo__same_free(const fo_iter *a, fo_item_free_fn f, void *ctx)
 }
 
 /*
- * Readiness of a source for adapters: arm() / watch() through the vtable,
- * with the sticky end answered first.  FO_EINVAL when unsupported.
+ * Readiness of a source for adapters: watch() through the vtable (arm is the
+ * public fo_iter_arm()).  FO_EINVAL when unsupported.
  */
-int fo__iter_arm(fo_iter *src);
 int fo__iter_watch(fo_iter *src, void (*fn)(void *arg), void *arg);
 
 /*
@@ -186,9 +191,12 @@ static inline int fo__cond_init(pthread_cond_t *cv)
 }
 
 /* Wait on @cv (with @mu held) until signalled or @deadline (FO__NO_DEADLINE:
- * forever).  Returns 0, or FO_TIMEDOUT once the deadline has passed. */
+ * forever; 0: a try, never waits).  Returns 0, or FO_TIMEDOUT once the
+ * deadline has passed. */
 static inline int fo__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline)
 {
+	if (deadline == 0)
+		return FO_TIMEDOUT;
 	if (deadline == FO__NO_DEADLINE) {
 		pthread_cond_wait(cv, mu);
 		return 0;

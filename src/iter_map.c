@@ -52,25 +52,7 @@ static const char *what(const struct map_iter *m)
 static int apply_policy(struct map_iter *m, void *in, int rc, void **item)
 {
 	fo_error e = {.code = rc, .sys_errno = 0, .message = what(m)};
-	switch (m->policy) {
-	case FO_ERR_DROP:
-		fo_iter_release(m->src, in);
-		return FO_EMPTY;
-	case FO_ERR_EMIT: {
-		fo_error_item *ei = fo__error_item_new(&e, in, m->src->item_free, m->src->item_ctx);
-		if (!ei) {
-			fo_iter_release(m->src, in);
-			return fo__iter_fail(&m->it, FO_ENOMEM, 0, "no memory for an error item");
-		}
-		*item = ei;
-		m->it.last_err = true;
-		return FO_OK;
-	}
-	case FO_ERR_STOP:
-	default:
-		fo_iter_release(m->src, in);
-		return fo__iter_fail_from(&m->it, &e);
-	}
+	return fo__iter_apply_policy(&m->it, m->policy, m->src, &e, in, item);
 }
 
 static int emit(void *emit_ctx, void *out)
@@ -195,7 +177,7 @@ static int map_arm(fo_iter *it)
 	struct map_iter *m = (struct map_iter *)it;
 	if (m->qlen || m->failed_in)
 		return 1;
-	return fo__iter_arm(m->src);
+	return fo_iter_arm(m->src);
 }
 
 static int map_watch(fo_iter *it, void (*fn)(void *arg), void *arg)

@@ -41,7 +41,6 @@ struct jsrc {
 	fo_item_free_fn rel; /* how to let go of @it: close it, or the outer's destructor */
 	void *rel_ctx;
 	pthread_t th;
-	bool has_thread;
 	bool done; /* helper: finished (under mu) */
 };
 
@@ -318,7 +317,6 @@ static int add(fo_join *j, fo_iter *src, fo_item_free_fn rel, void *rel_ctx)
 			fo__free(s);
 			return FO_ESYS;
 		}
-		s->has_thread = true;
 		atomic_fetch_add_explicit(&j->nthreads, 1, memory_order_relaxed); /* stats only */
 		s->next = j->helpers;
 		j->helpers = s;
@@ -329,17 +327,11 @@ static int add(fo_join *j, fo_iter *src, fo_item_free_fn rel, void *rel_ctx)
 	return FO_OK;
 }
 
-static void close_iter_src(void *item, void *ctx)
-{
-	(void)ctx;
-	fo_iter_close(item);
-}
-
 int fo_join_add(fo_join *j, fo_iter *src)
 {
 	if (!j || !src)
 		return FO_EINVAL;
-	return add(j, src, close_iter_src, NULL);
+	return add(j, src, fo_iter_close_item, NULL);
 }
 
 int fo_join_seal(fo_join *j)

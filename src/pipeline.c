@@ -217,11 +217,11 @@ static void report(struct stage *s, const fo_progress *pr)
 	s->p->o.progress(s->p->o.progress_ctx, s->idx, pr);
 }
 
-static void set_err(struct stage *s, int code, const char *msg)
+static void set_err(struct stage *s, int code, int sys_errno, const char *msg)
 {
 	s->msg = fo__strdup(msg ? msg : fo_strerror(code));
 	s->err.code = code ? code : FO_FAILED;
-	s->err.sys_errno = 0;
+	s->err.sys_errno = sys_errno;
 	s->err.message = s->msg ? s->msg : fo_strerror(s->err.code);
 }
 
@@ -310,7 +310,7 @@ static void *stage_main(void *arg)
 		if (tail - s->head_seen >= s->n)
 			wait_room(s, tail);
 		if (atomic_load_explicit(&s->quit, memory_order_relaxed)) { /* relaxed: a flag */
-			set_err(s, FO_ECANCELED, "pipeline stage stopped");
+			set_err(s, FO_ECANCELED, 0, "pipeline stage stopped");
 			end = FO_FAILED;
 			break;
 		}
@@ -323,7 +323,8 @@ static void *stage_main(void *arg)
 		}
 		if (rc != FO_OK) {
 			const fo_error *e = fo_iter_error(s->src);
-			set_err(s, e ? e->code : FO_FAILED, e ? e->message : NULL);
+			set_err(s, e ? e->code : FO_FAILED, e ? e->sys_errno : 0,
+			        e ? e->message : NULL);
 			end = FO_FAILED;
 			/* The root error: stop everything upstream (relaxed: a flag). */
 			if (!(atomic_load_explicit(&s->quit, memory_order_relaxed) & QUIT_HALT))
@@ -365,11 +366,12 @@ static void *stage_main(void *arg)
 static void start(struct stage *s)
 {
 	s->started = true;
-	if (pthread_create(&s->th, NULL, stage_main, s) != 0) {
+	int e = pthread_create(&s->th, NULL, stage_main, s);
+	if (e != 0) {
 		s->joined = true; /* nothing to join */
 		fo_iter_close(s->src);
 		s->src = NULL;
-		set_err(s, FO_ESYS, "pipeline stage thread not started");
+		set_err(s, FO_ESYS, e, "pipeline stage thread not started");
 		atomic_store_explicit(&s->term, FO_FAILED, memory_order_relaxed); /* no thread */
 	}
 }

@@ -118,11 +118,9 @@ struct round {
 	_Atomic uint64_t returned; /* written by the reader: results handed out or dropped */
 	struct task *lbuf;         /* reader: taken, not yet returned (copies), W of them */
 	size_t lhead, ln;
-	size_t active;    /* workers (and signallers) holding items */
-	bool src_busy;    /* a worker is inside the source pull */
-	int src_done;     /* 0, FO_END or FO_FAILED */
-	fo_error src_err; /* the source's failure (message copied) */
-	char *src_msg;
+	size_t active; /* workers (and signallers) holding items */
+	bool src_busy; /* a worker is inside the source pull */
+	int src_done;  /* 0, FO_END or FO_FAILED */
 	bool closing, reader_waiting;
 	_Atomic uint64_t pub; /* bumped under mu with every publication (brief waits) */
 	_Atomic uint64_t n_in, n_out, n_failed; /* relaxed counters for progress */
@@ -155,7 +153,6 @@ struct result {
 	fo_error e;
 	fo_item_free_fn in_free, out_free;
 	void *in_ctx, *out_ctx;
-	char msg[];
 };
 
 void fo_result_free(void *p, void *ctx)
@@ -171,10 +168,10 @@ void fo_result_free(void *p, void *ctx)
 	fo__free(r);
 }
 
+/* @msg is one of the static MSG_* texts: results may outlive the pool. */
 static struct result *result_new(struct round *r, void *in, void *out, int status, const char *msg)
 {
-	size_t len = status == FO_OK ? 0 : strlen(msg) + 1;
-	struct result *res = fo__zalloc(sizeof(*res) + len);
+	struct result *res = fo__zalloc(sizeof(*res));
 	if (!res)
 		return NULL;
 	res->r.input = in;
@@ -185,9 +182,8 @@ static struct result *result_new(struct round *r, void *in, void *out, int statu
 	res->out_free = r->pool->o.item_free;
 	res->out_ctx = r->pool->o.item_free_ctx;
 	if (status != FO_OK) {
-		memcpy(res->msg, msg, len);
 		res->e.code = status;
-		res->e.message = res->msg;
+		res->e.message = msg;
 		res->r.error = &res->e;
 	}
 	return res;
@@ -210,6 +206,7 @@ static size_t room(const struct fo_pool *pool, const struct round *r)
 	 * until it hands each item out.  relaxed: a stale value only
 	 * under-estimates room; a worker about to sleep re-reads it after a fence. */
 	uint64_t ret = atomic_load_explicit(&r->returned, memory_order_relaxed);
+	/* relaxed: reserved is written only under mu, which we hold. */
 	size_t used = (size_t)(atomic_load_explicit(&r->reserved, memory_order_relaxed) - ret);
 	size_t free = (pool->o.ordered ? pool->W : pool->cap) - used;
 	return free < pool->o.chunk_size ? free : pool->o.chunk_size;
@@ -248,7 +245,7 @@ static void push_ready(struct fo_pool *pool, struct round *r, struct task *t)
 
 static void record_failure(struct fo_pool *pool, struct round *r, struct task *t)
 {
-	atomic_fetch_add_explicit(&r->n_failed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->n_failed, 1, memory_order_relaxed); /* progress only */
 	if (pool->o.on_error == FO_ERR_STOP && t->seq < r->halt_seq)
 		r->halt_seq = t->seq;
 }
@@ -283,6 +280,7 @@ static void task_release(struct fo_pool *pool, struct round *r, struct task *t)
 /* Every reserved item has been taken and the source has ended. */
 static bool drained(const struct round *r)
 {
+	/* relaxed: reserved is written only under mu, which the caller holds. */
 	return r->src_done && r->taken == atomic_load_explicit(&r->reserved, memory_order_relaxed);
 }
 
@@ -507,6 +505,7 @@ static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
 		w->batch[i] = t;
 	}
 	r->next_seq += k;
+	/* relaxed: written under mu (ours); atomic only for lock-free progress reads. */
 	atomic_store_explicit(&r->reserved,
 	                      atomic_load_explicit(&r->reserved, memory_order_relaxed) + k,
 	                      memory_order_relaxed);
@@ -526,19 +525,13 @@ static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
 
 	pthread_mutex_lock(&pool->mu);
 	r->src_busy = false;
-	atomic_fetch_add_explicit(&r->n_in, m, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->n_in, m, memory_order_relaxed); /* progress only */
 	if (rc != FO_OK) { /* END or FAILED: seq0 + m is the end */
 		r->src_done = rc == FO_END ? FO_END : FO_FAILED;
-		if (r->src_done == FO_FAILED) {
-			const fo_error *e = fo_iter_error(r->src);
-			r->src_err = e ? *e : (fo_error){FO_FAILED, 0, NULL};
-			r->src_msg = fo__strdup(r->src_err.message ? r->src_err.message
-			                                           : fo_strerror(r->src_err.code));
-			r->src_err.message = r->src_msg;
-		}
 		for (size_t i = m; i < k; i++)
 			slot_free(pool, r, w->batch[i]);
 		r->next_seq = seq0 + m;
+		/* relaxed: under mu, as above. */
 		atomic_store_explicit(&r->reserved,
 		                      atomic_load_explicit(&r->reserved, memory_order_relaxed) -
 		                          (k - m),
@@ -552,6 +545,7 @@ static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
 			sig = true;
 		}
 	}
+	/* relaxed: only a hint for brief waits, which re-check under mu. */
 	atomic_fetch_add_explicit(&pool->src_turns, 1, memory_order_relaxed);
 	pthread_cond_broadcast(&pool->cv_work); /* the source is free for another worker */
 	if ((sig || rc != FO_OK) && notify_reader(pool, r))
@@ -693,6 +687,8 @@ static void *worker_main(void *arg)
 				/* The source is busy for a few ns, or the reader is about
 				 * to return an item: cheaper to spin than to sleep. */
 				spun = true;
+				/* relaxed: the brief wait only watches for a change; we
+				 * re-check everything under mu afterwards. */
 				_Atomic uint64_t *w2[2] = {&pool->src_turns, &cr->returned};
 				uint64_t old[2] = {
 				    atomic_load_explicit(w2[0], memory_order_relaxed),
@@ -798,6 +794,7 @@ static void pool_unref_unlock(struct fo_pool *pool)
 static void snapshot(const struct round *r, fo_progress *p)
 {
 	/* returned first: it never passes reserved, so the difference cannot wrap. */
+	/* relaxed: a snapshot; returned first, so the difference cannot wrap. */
 	uint64_t ret = atomic_load_explicit(&r->returned, memory_order_relaxed);
 	p->in_flight = atomic_load_explicit(&r->reserved, memory_order_relaxed) - ret;
 	p->in = atomic_load_explicit(&r->n_in, memory_order_relaxed);
@@ -805,10 +802,14 @@ static void snapshot(const struct round *r, fo_progress *p)
 	p->failed = atomic_load_explicit(&r->n_failed, memory_order_relaxed);
 }
 
-static void report(struct round *r, const fo_progress *p)
+/* The progress hook, with a snapshot taken only when there is a hook. */
+static void report(struct round *r)
 {
-	if (r->pool->o.progress)
-		r->pool->o.progress(r->pool->o.progress_ctx, p);
+	if (!r->pool->o.progress)
+		return;
+	fo_progress p;
+	snapshot(r, &p);
+	r->pool->o.progress(r->pool->o.progress_ctx, &p);
 }
 
 /* Apply the policy to one finished task (no lock).  FO_OK, FO_EMPTY (dropped), FO_FAILED. */
@@ -887,14 +888,16 @@ static size_t take_all(struct fo_pool *pool, struct round *r)
 static void return_one(struct fo_pool *pool, struct round *r, bool counted)
 {
 	if (counted)
-		atomic_fetch_add_explicit(&r->n_out, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r->n_out, 1, memory_order_relaxed); /* progress only */
+	/* relaxed store: we are its only writer; the fence below orders it
+	 * before the room_waiters peek (Dekker with the sleeping worker). */
 	atomic_store_explicit(&r->returned,
 	                      atomic_load_explicit(&r->returned, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst); /* pairs with the worker's before it sleeps */
-	if (atomic_load_explicit(&pool->room_waiters, memory_order_relaxed)) {
+	if (atomic_load_explicit(&pool->room_waiters, memory_order_relaxed)) { /* after the fence */
 		pthread_mutex_lock(&pool->mu);
-		atomic_store_explicit(&pool->room_waiters, 0, memory_order_relaxed);
+		atomic_store_explicit(&pool->room_waiters, 0, memory_order_relaxed); /* under mu */
 		pthread_cond_broadcast(&pool->cv_work);
 		pthread_mutex_unlock(&pool->mu);
 	}
@@ -904,18 +907,14 @@ static int rd_next(fo_iter *it, void **item, uint64_t deadline)
 {
 	struct round *r = (struct round *)it;
 	struct fo_pool *pool = r->pool;
-	fo_progress p;
 	bool spun = false;
 	for (;;) {
 		/* The local batch needs no lock. */
 		while (r->lhead < r->ln) {
 			struct task *t = &r->lbuf[r->lhead++];
-			bool counted =
-			    t->status == FO_OK || t->passthru || pool->o.on_error != FO_ERR_DROP;
 			int rc = deliver(r, t, item);
-			return_one(pool, r, counted);
-			snapshot(r, &p);
-			report(r, &p);
+			return_one(pool, r, rc != FO_EMPTY); /* EMPTY: a dropped failure */
+			report(r);
 			if (rc != FO_EMPTY)
 				return rc;
 		}
@@ -925,19 +924,20 @@ static int rd_next(fo_iter *it, void **item, uint64_t deadline)
 		for (;;) {
 			if (pool->fatal) {
 				int code = pool->fatal;
-				snapshot(r, &p);
 				pthread_mutex_unlock(&pool->mu);
-				report(r, &p);
+				report(r);
 				return fo__iter_fail(it, code, 0, MSG_INIT);
 			}
 			if (take_all(pool, r))
 				break;
 			if (drained(r)) {
 				int rc = r->src_done;
-				snapshot(r, &p);
 				pthread_mutex_unlock(&pool->mu);
-				report(r, &p);
-				return rc == FO_END ? FO_END : fo__iter_fail_from(it, &r->src_err);
+				report(r);
+				/* The source's error is sticky, and nobody pulls it after
+				 * src_done (set under mu, which we took since). */
+				return rc == FO_END ? FO_END
+				                    : fo__iter_fail_from(it, fo_iter_error(r->src));
 			}
 			if (deadline == 0) {
 				pthread_mutex_unlock(&pool->mu);
@@ -947,6 +947,7 @@ static int rd_next(fo_iter *it, void **item, uint64_t deadline)
 				/* Results often come every few hundred ns: a futex sleep and
 				 * wake-up per item would cost more than the item. */
 				spun = true;
+				/* relaxed: a change hint only; re-checked under mu. */
 				_Atomic uint64_t *w[1] = {&r->pub};
 				uint64_t seen[1] = {
 				    atomic_load_explicit(&r->pub, memory_order_relaxed)};
@@ -987,7 +988,6 @@ static void rd_close(fo_iter *it)
 	fo__waker_stop(&r->wk);
 	fo__waker_fini(&r->wk);
 	fo_iter_close(r->src);
-	fo__free(r->src_msg);
 	fo__free(r->tasks);
 	fo__free(r->lbuf);
 	fo__iter_fini(it);

@@ -52,6 +52,7 @@ static size_t scan_ready(struct seg *x, uint64_t pos, size_t limit)
 		if (!nx)
 			break;
 		x = nx;
+		/* acquire: pairs with the producer's release store of the slot. */
 		if (!atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire))
 			break;
 		k++;
@@ -68,11 +69,15 @@ static size_t count_ready(const fo_cursor *c, size_t limit)
 	size_t k;
 	fo__rcu_lock();
 	if (c->kind == K_MEMBER) {
-		uint64_t p = atomic_load_explicit(&c->g->pos, memory_order_acquire);
+		/* Hint first, then pos (as cursor.c does): members move the hint
+		 * only into segments they claimed in, so hint->base <= pos, and the
+		 * walk reaches pos's segment however far the hint lags. */
 		struct seg *h = atomic_load_explicit(&c->g->hint, memory_order_acquire);
-		k = h->base <= p ? scan_ready(h, p, limit) : 0;
-	} else if (c->kind == K_PASSIVE &&
+		uint64_t p = atomic_load_explicit(&c->g->pos, memory_order_acquire);
+		k = scan_ready(fo__seg_walk(h, p), p, limit);
+	} else if (c->kind == K_PASSIVE && /* acquire: the unlink before oldest's new value */
 	           (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD)) {
+		/* acquire: oldest is linked and initialised (the reclaimer's release). */
 		struct seg *z = atomic_load_explicit(&s->oldest, memory_order_acquire);
 		k = scan_ready(z, z->base, limit);
 	} else {

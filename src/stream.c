@@ -47,19 +47,20 @@ int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
 	fo_stream *s = fo__zalloc(sizeof(*s));
 	if (!s)
 		return FO_ENOMEM;
-	struct seg *first = fo__seg_new(s, 0);
-	if (!first) {
-		fo__free(s);
-		return FO_ENOMEM;
-	}
 	if (pthread_mutex_init(&s->lock, NULL) != 0) {
-		fo__free(first);
 		fo__free(s);
 		return FO_ENOMEM;
 	}
+	/* Before the first segment: fo__seg_new() takes pool_lock. */
 	if (pthread_mutex_init(&s->pool_lock, NULL) != 0) {
 		pthread_mutex_destroy(&s->lock);
-		fo__free(first);
+		fo__free(s);
+		return FO_ENOMEM;
+	}
+	struct seg *first = fo__seg_new(s, 0);
+	if (!first) {
+		pthread_mutex_destroy(&s->pool_lock);
+		pthread_mutex_destroy(&s->lock);
 		fo__free(s);
 		return FO_ENOMEM;
 	}
@@ -72,7 +73,6 @@ int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
 	atomic_init(&s->tail_seg, first);
 	atomic_init(&s->oldest, first);
 	atomic_init(&s->end, NO_END);
-	atomic_init(&s->live_segments, 1);
 	s->consumers.next = s->consumers.prev = &s->consumers;
 	atomic_init(&s->handles, 1);
 	atomic_init(&s->refs, 1);
@@ -327,8 +327,8 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
  * push_batch()'s steps for n = 1 (hint before tail, seq_cst claim then
  * ncursors, release store, light fence then the need peek) without its
  * loop, its walk and its frame (B3: 91 -> 56 instructions with a single
- * producer, 186 -> 156 with several).  Several producers keep the read
- * section (producer_enter()):
+ * producer, 186 -> 161 with several).  Several producers keep the read
+ * section (fo__rcu_lock()):
  * another may move the hint on and the reclaimer unlink the segment we
  * loaded.  false: not taken, nothing done; push_batch() decides.
  */
@@ -337,19 +337,28 @@ static inline __attribute__((always_inline)) bool push_one_fast_as(fo_stream *s,
 {
 	if (mp)
 		fo__rcu_lock();
+	/* Hint first, then tail: hint->base <= claimed position. */
 	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
 	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
-	uint64_t p = t >> 1;
-	if ((t & TAIL_CLOSED) || p - h->base >= SEG_SLOTS ||
-	    /* relaxed: a lower bound kept by has_room(); stale means "no room". */
-	    (s->capacity &&
-	     p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) > s->capacity) ||
-	    /* seq_cst: the claim before the ncursors check (see push_batch). */
-	    !atomic_compare_exchange_weak_explicit(&s->tail, &t, t + 2, memory_order_seq_cst,
-	                                           memory_order_relaxed)) {
-		if (mp)
-			fo__rcu_unlock();
-		return false;
+	uint64_t p;
+	for (;;) {
+		p = t >> 1;
+		if ((t & TAIL_CLOSED) || p - h->base >= SEG_SLOTS ||
+		    /* relaxed: a lower bound kept by has_room(); stale means "no room". */
+		    (s->capacity &&
+		     p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) >
+		         s->capacity)) {
+			if (mp)
+				fo__rcu_unlock();
+			return false;
+		}
+		/* seq_cst: the claim before the ncursors check (see push_batch).  On
+		 * failure (another producer claimed, or spuriously) t is reloaded and
+		 * only grows, so h->base <= p still holds: retry here rather than pay
+		 * a second read section in push_batch(). */
+		if (atomic_compare_exchange_weak_explicit(&s->tail, &t, t + 2, memory_order_seq_cst,
+		                                          memory_order_relaxed))
+			break;
 	}
 	if (fo__unlikely(atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0))
 		item = drop_unread(s, h, item);
@@ -525,4 +534,10 @@ int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out)
 	out->pushed = pushed;
 	out->cursors = curs;
 	return FO_OK;
+}
+
+size_t fo__stream_ncursors(fo_stream *s)
+{
+	/* relaxed: a hint for the caller's loop; cursor creation is its own sync. */
+	return (size_t)atomic_load_explicit(&s->ncursors, memory_order_relaxed);
 }

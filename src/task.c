@@ -28,7 +28,7 @@ struct fo_future {
 	fo_item_free_fn rfree;
 	void *rctx;
 	/* under mu */
-	bool done, cancelled, orphan, taken;
+	bool done, cancelled, orphan;
 	int rc;
 	void *value;
 	fo_error err;
@@ -159,7 +159,7 @@ static int wait_until(fo_future *f, uint64_t deadline)
 {
 	pthread_mutex_lock(&f->mu);
 	while (!f->done && !f->cancelled) {
-		if (deadline == 0 || fo__cond_wait_until(&f->cv, &f->mu, deadline) == FO_TIMEDOUT) {
+		if (fo__cond_wait_until(&f->cv, &f->mu, deadline) == FO_TIMEDOUT) {
 			pthread_mutex_unlock(&f->mu);
 			return FO_TIMEDOUT;
 		}
@@ -377,7 +377,7 @@ static int wf_next(fo_waitfor *w, fo_future **out, uint64_t deadline)
 			pthread_mutex_unlock(&w->mu);
 			return FO_END;
 		}
-		if (deadline == 0 || fo__cond_wait_until(&w->cv, &w->mu, deadline) == FO_TIMEDOUT) {
+		if (fo__cond_wait_until(&w->cv, &w->mu, deadline) == FO_TIMEDOUT) {
 			pthread_mutex_unlock(&w->mu);
 			return FO_TIMEDOUT;
 		}

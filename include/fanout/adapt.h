@@ -108,7 +108,8 @@ FO_API int fo_map(fo_iter **out, fo_iter *src, fo_map_fn fn, void *ctx, const fo
  * fo_filter() - the items of @src for which @pred returns > 0.  Dropped
  * items are released with @src's destructor.  Outputs have @src's
  * destructor and borrow if it does.  Errors (< 0) follow o->on_error.
- * Returns: as fo_map().
+ * Returns: as fo_map().  Threads / Blocking: as fo_map() (@pred runs on the
+ * reader's thread).
  */
 FO_API int fo_filter(fo_iter **out, fo_iter *src, fo_filter_fn pred, void *ctx,
                      const fo_adapt_opts *o);
@@ -117,6 +118,7 @@ FO_API int fo_filter(fo_iter **out, fo_iter *src, fo_filter_fn pred, void *ctx,
  * fo_map_filter() - 0..n outputs per input of @src, in emit order.
  * Returns: as fo_map().  FO_ENOMEM from emit (buffer growth) is returned to
  * the callback, which may treat it as an error.
+ * Threads / Blocking: as fo_map() (@fn runs on the reader's thread).
  */
 FO_API int fo_map_filter(fo_iter **out, fo_iter *src, fo_map_filter_fn fn, void *ctx,
                          const fo_adapt_opts *o);
@@ -133,7 +135,8 @@ FO_API int fo_map_filter(fo_iter **out, fo_iter *src, fo_map_filter_fn fn, void 
  * error item owning the element.  An inner iterator that fails: STOP ends
  * with its error; DROP releases it and goes on; EMIT returns an error item
  * (input NULL) and goes on.  A failing @src ends the flatten.
- * Returns: as fo_map() (@fn/@ctx do not exist).
+ * Returns: as fo_map() (@fn/@ctx do not exist).  Threads / Blocking: as
+ * fo_map().
  */
 FO_API int fo_flatten(fo_iter **out, fo_iter *src, const fo_adapt_opts *o);
 
@@ -161,6 +164,7 @@ FO_API void fo_zip_tuple_free(void *tuple, void *ctx);
  * Returns: FO_OK; FO_EINVAL (@out NULL, @srcs NULL with @n > 0, a NULL,
  * borrowing or error-emitting source); FO_ENOMEM.  On failure the caller
  * keeps every source.
+ * Threads / Blocking: as fo_map(); the sources are read on the reader's thread.
  */
 FO_API int fo_zip(fo_iter **out, fo_iter *const *srcs, size_t n);
 

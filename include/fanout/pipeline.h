@@ -87,8 +87,10 @@ typedef struct fo_pipeline_opts {
 FO_API void fo_pipeline_opts_init(fo_pipeline_opts *o);
 
 /**
- * fo_pipeline_create() - an empty pipeline group.
+ * fo_pipeline_create() - an empty pipeline group (@o NULL: defaults, no
+ * progress hook).
  * Returns: FO_OK; FO_EINVAL (@p NULL); FO_ENOMEM.
+ * Ownership: the caller owns *@p until fo_pipeline_destroy().
  * Threads: any.
  */
 FO_API int fo_pipeline_create(fo_pipeline **p, const fo_pipeline_opts *o);

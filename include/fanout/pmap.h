@@ -338,7 +338,9 @@ FO_API size_t fo_imap_len(const fo_imap *m);
  *     len-1 of every input, the last item an iteration returns; iterlib
  *     indexes each input from its own end).
  * Returns: FO_OK (*@out set, the caller's); FO_EINVAL (@m or @out NULL, or
- * @i out of range: nothing is computed); any code @fn returned (no output).
+ * @i out of range: nothing is computed; or @fn returned FO_OK without an
+ * output); FO_ENOMEM (more than 8 inputs and no memory for the argument
+ * array); any code @fn returned (no output).
  * Threads: any, concurrently (@fn must allow that).  Blocking: as @fn.
  */
 FO_API int fo_imap_get(const fo_imap *m, int64_t i, void **out);

@@ -286,12 +286,14 @@ FO_API size_t fo_cursor_available(const fo_cursor *c);
 /**
  * fo_cursor_at_least() - fo_cursor_available(c) >= @n, scanning at most @n
  * items.  @n == 0 is true (also for NULL @c).
+ * Threads: the cursor's user thread.
  */
 FO_API bool fo_cursor_at_least(const fo_cursor *c, size_t n);
 
 /**
  * fo_cursor_is_drained() - true once this cursor returned FO_END or
  * FO_FAILED (not merely "the stream was closed").  NULL: true.
+ * Threads: the cursor's user thread.
  */
 FO_API bool fo_cursor_is_drained(const fo_cursor *c);
 
@@ -319,12 +321,14 @@ FO_API int fo_cursor_kind(const fo_cursor *c);
 /**
  * fo_cursor_lagged() - total items this passive cursor skipped because it
  * was lapped (0 for other kinds and NULL).
+ * Threads: the cursor's user thread.
  */
 FO_API uint64_t fo_cursor_lagged(const fo_cursor *c);
 
 /**
  * fo_cursor_error() - after FO_FAILED: the stream's error (owned by the
  * stream, valid while @c is open).  NULL before that, or for NULL @c.
+ * Threads: the cursor's user thread.
  */
 FO_API const fo_error *fo_cursor_error(const fo_cursor *c);
 

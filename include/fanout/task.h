@@ -159,6 +159,8 @@ FO_API void fo_future_destroy(fo_future *f);
  * fo_waitfor_create() - an empty completion set.
  * @limit: NEED_WORK while fewer than @limit are in flight; 0: never asks.
  * Returns: FO_OK; FO_EINVAL (@w NULL); FO_ENOMEM.
+ * Ownership: the caller owns *@w until fo_waitfor_destroy().
+ * Threads: any; then one user thread at a time (see above).
  */
 FO_API int fo_waitfor_create(fo_waitfor **w, size_t limit);
 
