@@ -75,6 +75,23 @@ if [ "$(pkg-config --modversion fanout)" != "$(sed -n 's/^Version: //p' "$PKG_CO
 	fail "pkg-config --modversion"
 fi
 
+# The ABI surface: libfanout.so exports fo_* functions only, under SONAME libfanout.so.MAJOR.
+so=$(ls "$prefix/$libdir"/libfanout.so.*.*.* 2>/dev/null | head -1)
+version=$(sed -n 's/^#define FO_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/fanout/version.h")
+if [ -z "$so" ] || [ -z "$version" ]; then
+	fail "installed libfanout.so.X.Y.Z and fanout/version.h"
+else
+	others=$(nm -D --defined-only "$so" | awk '$3 !~ /^fo_[a-z]/ {print $3}')
+	soname=$(readelf -d "$so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+	if [ -n "$others" ]; then
+		fail "libfanout.so exports symbols other than fo_*: $others"
+	elif [ "$soname" != "libfanout.so.${version%%.*}" ]; then
+		fail "SONAME $soname does not follow the major version of $version"
+	else
+		ok "libfanout.so: SONAME $soname, $(nm -D --defined-only "$so" | grep -c ' T fo_') fo_* functions exported, nothing else"
+	fi
+fi
+
 hello="$root/examples/hello.c"
 expect="tap sees 5 ready"
 run() { # NAME PROGRAM
@@ -99,6 +116,19 @@ if "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/hello_pc_shared" "$hello" $cfl
 else
 	cat "$work/cc.log"
 	fail "pkg-config, libfanout.so: compile/link"
+fi
+
+# fo_version() at run time agrees with the installed header.
+printf '%s\n' '#include <fanout/fanout.h>' '#include <stdio.h>' '#include <string.h>' \
+	'int main(void) { puts(fo_version()); return strcmp(fo_version(), FO_VERSION_STRING) != 0; }' \
+	>"$work/version.c"
+# shellcheck disable=SC2086
+if "$cc" -std=c11 -Wall -Wextra -Werror -o "$work/version" "$work/version.c" $cflags $libs \
+	-Wl,-rpath,"$prefix/$libdir" 2>"$work/cc.log" && [ "$("$work/version")" = "$version" ]; then
+	ok "fo_version() = FO_VERSION_STRING = $version"
+else
+	cat "$work/cc.log"
+	fail "fo_version() against fanout/version.h"
 fi
 
 # shellcheck disable=SC2086
