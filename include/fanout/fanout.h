@@ -5,6 +5,7 @@
 #define FANOUT_FANOUT_H
 
 #include <fanout/export.h>
+#include <fanout/version.h>
 #include <fanout/status.h>
 #include <fanout/alloc.h>
 #include <fanout/codec.h>
