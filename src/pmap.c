@@ -93,6 +93,8 @@ struct fo_pool {
 	fo_pmap_fn fn;
 	fo_pmap_opts o;
 	const struct fo__pmap_ops *ops; /* the backend */
+	fo_item_free_fn ofree;          /* outputs in this process: o.item_free, or */
+	void *octx;                     /* out_codec's destructor (processes) */
 	void **init_args;               /* copy of o.init_args, or NULL */
 	size_t cap;                     /* unordered in-flight bound: workers * (buffer + chunk) */
 	size_t W; /* task slots per round: cap (+ reorder window when ordered) */
@@ -191,8 +193,8 @@ static struct result *result_new(struct round *r, void *in, void *out, int statu
 	res->r.status = status;
 	res->in_free = r->in_free;
 	res->in_ctx = r->in_ctx;
-	res->out_free = r->pool->o.item_free;
-	res->out_ctx = r->pool->o.item_free_ctx;
+	res->out_free = r->pool->ofree;
+	res->out_ctx = r->pool->octx;
 	if (status != FO_OK) {
 		res->e.code = status;
 		res->e.sys_errno = sys_errno;
@@ -280,8 +282,8 @@ static void task_release(struct fo_pool *pool, struct round *r, struct task *t)
 	if (t->passthru) {
 		fo_error_item_free(t->in);
 	} else if (t->st == T_DONE && t->status == FO_OK) {
-		if (t->out && pool->o.item_free)
-			pool->o.item_free(t->out, pool->o.item_free_ctx);
+		if (t->out && pool->ofree)
+			pool->ofree(t->out, pool->octx);
 		if (pool->o.paired && t->in && r->in_free)
 			r->in_free(t->in, r->in_ctx);
 	} else if (t->in && r->in_free) {
@@ -614,9 +616,8 @@ static size_t call_items(struct fo_pool *pool, struct worker *w, struct fo__pw_i
 					*fatal = true;
 					for (size_t m = i; m < j;
 					     m++) /* done, but the round fails */
-						if (it[m].status == FO_OK && pool->o.item_free)
-							pool->o.item_free(it[m].out,
-							                  pool->o.item_free_ctx);
+						if (it[m].status == FO_OK && pool->ofree)
+							pool->ofree(it[m].out, pool->octx);
 					return i;
 				}
 			}
@@ -1149,8 +1150,15 @@ static const struct fo__iter_vt pmap_vt = {
 
 static bool opts_valid(const fo_pmap_opts *o)
 {
-	if (o->workers == 0 || o->chunk_size == 0 || o->backend != FO_THREADS || o->timeout_ns < 0)
+	if (o->workers == 0 || o->chunk_size == 0 || o->timeout_ns < 0)
 		return false;
+	if (o->backend == FO_PROCESSES) {
+		if (!o->in_codec.encode || !o->in_codec.decode || !o->out_codec.encode ||
+		    !o->out_codec.decode)
+			return false; /* items cross as bytes: both codecs are required */
+	} else if (o->backend != FO_THREADS) {
+		return false;
+	}
 	if (o->on_error != FO_ERR_STOP && o->on_error != FO_ERR_DROP && o->on_error != FO_ERR_EMIT)
 		return false;
 	if (o->per_worker_buffer > SIZE_MAX / 8 || o->chunk_size > SIZE_MAX / 8)
@@ -1173,7 +1181,15 @@ int fo_pool_create(fo_pool **out, fo_pmap_fn fn, const fo_pmap_opts *o)
 		return FO_ENOMEM;
 	pool->o = *o;
 	pool->fn = fn;
-	pool->ops = &fo__pmap_threads;
+	if (o->backend == FO_PROCESSES) {
+		pool->ops = &fo__pmap_procs;
+		pool->ofree = o->out_codec.item_free;
+		pool->octx = o->out_codec.ctx;
+	} else {
+		pool->ops = &fo__pmap_threads;
+		pool->ofree = o->item_free;
+		pool->octx = o->item_free_ctx;
+	}
 	pool->cap = o->workers * (o->per_worker_buffer + o->chunk_size);
 	if (o->ordered && pool->o.reorder_window == 0)
 		pool->o.reorder_window = pool->cap;
@@ -1246,7 +1262,7 @@ int fo_pool_map(fo_pool *pool, fo_iter **out, fo_iter *src)
 	if (o->paired)
 		fo__iter_init(&r->it, &pmap_vt, fo_result_free, NULL);
 	else
-		fo__iter_init(&r->it, &pmap_vt, o->item_free, o->item_free_ctx);
+		fo__iter_init(&r->it, &pmap_vt, pool->ofree, pool->octx);
 	r->it.emits_errors = !o->paired && (o->on_error == FO_ERR_EMIT || src->emits_errors);
 	fo__waker_init(&r->wk);
 	r->pool = pool;

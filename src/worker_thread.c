@@ -12,12 +12,17 @@ struct tw {
 	void *wstate;
 };
 
-/* Describe a callback's failure @code in @it. */
-static void failed(struct fo__pw_item *it, int code)
+/* Describe a failure @code in @it: a callback's (its errno and fo_fail()
+ * message, read first thing) or the library's own (@cb false). */
+static void failed(struct fo__pw_item *it, int code, bool cb)
 {
+	fo_error e = {.code = code};
+	char *owned = NULL;
+	if (cb)
+		fo__cb_capture(code, &e, &owned);
 	it->status = code;
-	it->sys_errno = 0;
-	it->msg = NULL;
+	it->sys_errno = e.sys_errno;
+	it->msg = owned;
 }
 
 static int tw_start(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *init_arg, void **self,
@@ -26,15 +31,16 @@ static int tw_start(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *in
 	(void)index;
 	struct tw *w = fo__zalloc(sizeof(*w));
 	if (!w) {
-		failed(why, FO_ENOMEM);
+		failed(why, FO_ENOMEM, false);
 		return FO_ENOMEM;
 	}
 	w->o = o;
 	w->fn = fn;
 	if (o->init) {
+		fo__cb_begin();
 		int rc = o->init(o->ctx, init_arg, &w->wstate);
 		if (rc != FO_OK) {
-			failed(why, rc);
+			failed(why, rc, true);
 			fo__free(w);
 			return rc;
 		}
@@ -48,16 +54,17 @@ static size_t tw_run(void *self, struct fo__pw_item *it, size_t n)
 	struct tw *w = self;
 	for (size_t i = 0; i < n; i++) {
 		it[i].out = NULL;
+		fo__cb_begin();
 		int rc = w->fn(w->o->ctx, w->wstate, it[i].in, &it[i].out);
-		if (rc == FO_OK && !it[i].out)
-			rc = FO_EINVAL; /* contract broken: report, never hang */
-		if (rc == FO_OK) {
+		if (rc != FO_OK) {
+			it[i].out = NULL;
+			failed(&it[i], rc, true);
+		} else if (!it[i].out) {
+			failed(&it[i], FO_EINVAL, false); /* contract broken: report, never hang */
+		} else {
 			it[i].status = FO_OK;
 			it[i].sys_errno = 0;
 			it[i].msg = NULL;
-		} else {
-			it[i].out = NULL;
-			failed(&it[i], rc);
 		}
 	}
 	return n;
