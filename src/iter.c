@@ -51,16 +51,12 @@ int fo__iter_fail_from(fo_iter *it, const fo_error *e)
 
 void fo__iter_cb_begin(void)
 {
+	fo__cb_begin();
 }
 
 int fo__iter_cb_error(int code, fo_error *e, char **owned)
 {
-	int err = errno; /* first: nothing may run between the callback and this */
-	e->code = code;
-	e->sys_errno = code == FO_ESYS ? err : 0;
-	e->message = fo_strerror(code);
-	*owned = NULL;
-	return code;
+	return fo__cb_capture(code, e, owned); /* reads errno first */
 }
 
 int fo__iter_fail_cb(fo_iter *it, int code)
