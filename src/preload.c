@@ -300,6 +300,8 @@ static void pl_close(fo_iter *it)
 		fo__child_reap(&p->ch, &ex);
 	}
 	proxy_quit(p);
+	if (p->src)
+		fo_iter_close(p->src); /* the parent's copy, never read */
 	/* Items still in rx were never decoded: nothing to free but bytes. */
 	fo__tx_fini(&p->tx);
 	fo__rx_fini(&p->rx);
@@ -356,8 +358,31 @@ int fo_process_preload(fo_iter **out, fo_iter *src, size_t ahead, const fo_codec
 		errno = e;
 		return FO_ESYS;
 	}
-	p->src = NULL;
-	fo_iter_close(src); /* the child reads its own copy */
 	*out = &p->it;
 	return FO_OK;
+}
+
+fo_iter *fo__preload_undo(fo_iter *it)
+{
+	struct preload *p = (struct preload *)it;
+	fo_iter *src = p->src;
+	p->src = NULL;
+	p->over = false; /* kill it: it may be blocked in the source */
+	pl_close(it);
+	return src;
+}
+
+int fo_pipeline_buffer_process(fo_pipeline *p, fo_iter **out, fo_iter *src, size_t n,
+                               const fo_codec *codec)
+{
+	if (!p || !out || !src || !n)
+		return FO_EINVAL;
+	fo_iter *pre;
+	int rc = fo_process_preload(&pre, src, 1, codec);
+	if (rc != FO_OK)
+		return rc;
+	rc = fo_pipeline_buffer(p, out, pre, n);
+	if (rc != FO_OK)
+		fo__preload_undo(pre); /* the caller keeps src, unread */
+	return rc;
 }

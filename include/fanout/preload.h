@@ -30,6 +30,9 @@
  * killed by signal 11 (SIGSEGV)" or "preload child exited with status 3".
  *
  * Readiness: fo_iter_fd()/fo_iter_arm() work (the socket is the fd).
+ *
+ * The same backend is offered by fo_feed() (fo_feed_opts.backend =
+ * FO_PROCESSES) and by fo_pipeline_buffer_process() below.
  */
 #ifndef FANOUT_PRELOAD_H
 #define FANOUT_PRELOAD_H
@@ -37,6 +40,7 @@
 #include <stddef.h>
 #include <fanout/codec.h>
 #include <fanout/iter.h>
+#include <fanout/pipeline.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,9 +50,8 @@ extern "C" {
  * fo_process_preload() - an iterator over @src's items, computed in a child.
  * @out:   out: the iterator; its items are decoded by @codec and owned by
  *         the reader (fo_iter_release() frees them with codec->item_free).
- * @src:   taken on success: the child reads its copy, the parent's copy is
- *         closed before this returns (so its close must not undo what the
- *         child relies on, e.g. delete a file the source still reads).
+ * @src:   taken on success: the child reads its copy; the parent's copy is
+ *         never read, and is closed when the iterator is closed.
  * @ahead: items the child may run ahead (>= 1).
  * @codec: encode (in the child) and decode (in the reader); copied.
  * Returns: FO_OK; FO_EINVAL (NULL argument, @ahead 0, a codec without
@@ -61,6 +64,20 @@ extern "C" {
  * iterator.
  */
 FO_API int fo_process_preload(fo_iter **out, fo_iter *src, size_t ahead, const fo_codec *codec);
+
+/**
+ * fo_pipeline_buffer_process() - fo_pipeline_buffer() whose source runs in a
+ * child process: a stage of @p whose thread reads @src's items from the
+ * child (one item ahead) and keeps at most @n of them buffered, so at most
+ * @n + 1 are pulled ahead of the reader.  Errors, the first-error-stops-all
+ * rule and early close behave as for fo_pipeline_buffer(); a child that dies
+ * fails the stage as described above.
+ * Returns: FO_OK; FO_EINVAL (as fo_pipeline_buffer(), or a codec without
+ * encode/decode); FO_ENOMEM; FO_ESYS.  On failure the caller keeps @src.
+ * Threads: as fo_pipeline_buffer().
+ */
+FO_API int fo_pipeline_buffer_process(fo_pipeline *p, fo_iter **out, fo_iter *src, size_t n,
+                                      const fo_codec *codec);
 
 #ifdef __cplusplus
 }

@@ -161,7 +161,6 @@ static void test_a_child_killed_mid_source_fails_naming_the_signal(void **state)
 	}
 	assert_int_equal(got, 5);
 	assert_int_equal(rc, FO_FAILED);
-	fprintf(stderr, "msg: %s\n", fo_iter_error(it)->message);
 	assert_non_null(strstr(fo_iter_error(it)->message, "signal 9"));
 	fo_iter_close(it);
 	assert_no_children();
@@ -176,7 +175,7 @@ static void test_early_close_kills_a_blocked_child(void **state)
 	void *x;
 	assert_int_equal(fo_iter_next(it, &x), FO_OK);
 	fo_iter_release(it, x);
-	assert_int_equal(fo_iter_timed_next(it, &x, 1000000), FO_OK);
+	assert_int_equal(fo_iter_timed_next(it, &x, 5000000000), FO_OK);
 	fo_iter_release(it, x);
 	assert_int_equal(fo_iter_timed_next(it, &x, 20000000), FO_TIMEDOUT); /* blocked at 2 */
 	assert_int_equal(fo_iter_try_next(it, &x), FO_EMPTY);
@@ -238,6 +237,86 @@ static void test_bad_arguments(void **state)
 	assert_no_children();
 }
 
+static fo_iter *gen_source(struct gen *g)
+{
+	fo_iter *src;
+	assert_int_equal(fo_iter_from_fn(&src, gen_next, NULL, g, rec_free, NULL), FO_OK);
+	return src;
+}
+
+/* fo_feed with FO_PROCESSES: the source runs in a child; forks of the cursor see everything. */
+static void test_feed_with_processes(void **state)
+{
+	(void)state;
+	fo_codec c = fo_codec_pod(sizeof(struct rec));
+	for (int mode = 0; mode < 2; mode++) {
+		struct gen g = {.n = 500, .bad = 400, .how = 1, .pulled = shared_counter()};
+		fo_feed_opts o;
+		fo_feed_opts_init(&o);
+		o.mode = mode ? FO_FEED_ON_DEMAND : FO_FEED_BACKGROUND;
+		o.ahead = 16;
+		o.backend = FO_PROCESSES;
+		o.codec = &c;
+		fo_feeder *f;
+		fo_cursor *cur;
+		fo_iter *src = gen_source(&g);
+		assert_int_equal(fo_feed_create(&f, &cur, src, &o), FO_OK);
+		void *x;
+		int rc;
+		uint64_t seen = 0;
+		while ((rc = fo_feed_next(f, cur, &x)) == FO_OK) {
+			assert_int_equal(((struct rec *)x)->seq, seen++);
+			assert_int_not_equal(((struct rec *)x)->pid, getpid());
+		}
+		assert_int_equal(seen, 400);
+		assert_int_equal(rc, FO_FAILED);
+		assert_int_equal(fo_cursor_error(cur)->code, FO_USER(4));
+		assert_string_equal(fo_cursor_error(cur)->message, "bad row 400");
+		fo_cursor_close(cur);
+		fo_feed_destroy(f);
+		assert_no_children();
+		munmap((void *)g.pulled, 4096);
+	}
+	/* no codec: refused, the caller keeps the source */
+	struct gen g = {.n = 1, .bad = UINT64_MAX, .pulled = shared_counter()};
+	fo_iter *src = gen_source(&g);
+	fo_feed_opts o;
+	fo_feed_opts_init(&o);
+	o.backend = FO_PROCESSES;
+	fo_feeder *f;
+	fo_cursor *cur;
+	assert_int_equal(fo_feed_create(&f, &cur, src, &o), FO_EINVAL);
+	o.backend = (fo_backend)7;
+	o.codec = &c;
+	assert_int_equal(fo_feed_create(&f, &cur, src, &o), FO_EINVAL);
+	fo_iter_close(src);
+	munmap((void *)g.pulled, 4096);
+}
+
+/* A pipeline stage whose source runs in a child: n + 1 ahead at most, root error kept. */
+static void test_pipeline_stage_in_a_process(void **state)
+{
+	(void)state;
+	fo_codec c = fo_codec_pod(sizeof(struct rec));
+	struct gen g = {.n = 2000, .bad = UINT64_MAX, .pulled = shared_counter()};
+	fo_pipeline *p;
+	fo_iter *out;
+	assert_int_equal(fo_pipeline_create(&p, NULL), FO_OK);
+	assert_int_equal(fo_pipeline_buffer_process(p, &out, gen_source(&g), 8, &c), FO_OK);
+	void *x;
+	for (uint64_t i = 0; i < g.n; i++) {
+		assert_int_equal(fo_iter_next(out, &x), FO_OK);
+		assert_int_equal(((struct rec *)x)->seq, i);
+		assert_true(atomic_load(g.pulled) <= i + 1 + 8 + 1);
+		fo_iter_release(out, x);
+	}
+	assert_int_equal(fo_iter_next(out, &x), FO_END);
+	fo_iter_close(out);
+	fo_pipeline_destroy(p);
+	assert_no_children();
+	munmap((void *)g.pulled, 4096);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +327,8 @@ int main(void)
 	    cmocka_unit_test(test_early_close_kills_a_blocked_child),
 	    cmocka_unit_test(test_fd_and_arm_with_poll),
 	    cmocka_unit_test(test_bad_arguments),
+	    cmocka_unit_test(test_feed_with_processes),
+	    cmocka_unit_test(test_pipeline_stage_in_a_process),
 	};
 	return cmocka_run_group_tests_name("preload", tests, NULL, NULL);
 }
