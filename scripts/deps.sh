@@ -17,6 +17,8 @@ packages=(
 	libuv1-dev                     # include/fanout/uv.h adapter: examples/uv_subscriber.c
 	spin                           # model checking: scripts/check_models.sh (docs/models/)
 	libjemalloc2                   # bench B12: allocator independence (LD_PRELOAD)
+	scdoc                          # cli/fanout.1.scd -> the fanout(1) man page
+	parallel moreutils             # bench B17/B17b peers: GNU parallel, pee
 )
 
 if ! command -v dpkg >/dev/null 2>&1; then
