@@ -244,6 +244,9 @@ static int pw_start(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *in
 	fo_buf_init(&p->enc);
 	int rc = spawn_child(p, why);
 	if (rc != FO_OK) {
+		fo__tx_fini(&p->tx);
+		fo__rx_fini(&p->rx);
+		fo_buf_fini(&p->enc);
 		pthread_mutex_destroy(&p->mu);
 		fo__free(p);
 		return rc;
