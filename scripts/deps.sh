@@ -17,6 +17,8 @@ packages=(
 	libuv1-dev                     # include/fanout/uv.h adapter: examples/uv_subscriber.c
 	spin                           # model checking: scripts/check_models.sh (docs/models/)
 	libjemalloc2                   # bench B12: allocator independence (LD_PRELOAD)
+	libhiredis-dev redis-server    # bridges: fanout::redis (hiredis) and its tests/bench (server)
+	libnats-dev nats-server        # bridges: NATS JetStream client and server (-js)
 )
 
 if ! command -v dpkg >/dev/null 2>&1; then
