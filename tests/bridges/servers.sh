@@ -16,7 +16,8 @@
 #       same port and directory; returns once it answers PING.
 #   servers.sh nats-restart [kill|term] [SECONDS_DOWN]     the same for nats-server.
 #
-# redis-server: appendonly yes, appendfsync always, no RDB snapshots, bound to 127.0.0.1.
+# redis-server: appendonly yes, appendfsync always, no RDB snapshots, bound to 127.0.0.1
+# (FO_REDIS_AOF=no turns the append-only file off: benchmarks measure the clients, not fsync).
 # nats-server: -js with its store in the temporary directory, bound to 127.0.0.1.
 set -uo pipefail
 
@@ -46,11 +47,11 @@ redis_ping() {
 
 # redis_start DIR PORT: start redis-server, wait until it answers (10 s).
 redis_start() {
-	local dir=$1 port=$2
+	local dir=$1 port=$2 aof=${FO_REDIS_AOF:-yes}
 	# In a subshell that exits at once: the server is reaped by init, not left a zombie of
 	# this shell (kill -0 would then never see it gone).
 	(
-		redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
+		redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly "$aof" \
 			--appendfsync always --save "" --daemonize no --logfile "$dir/redis.log" \
 			--protected-mode no </dev/null >/dev/null 2>&1 &
 		echo $! >"$dir/redis.pid"
