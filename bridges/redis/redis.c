@@ -28,12 +28,7 @@
 #include <fanout/redis.h>
 
 #include "iter_impl.h"
-
-/* ------------------------------------------------------------------------ */
-/* Errors of the calling thread                                              */
-
-static _Thread_local char tl_msg[256];
-static _Thread_local int tl_errno;
+#include "../common.h"
 
 const char *fo_redis_errmsg(void)
 {
@@ -45,72 +40,8 @@ int fo_redis_errno(void)
 	return tl_errno;
 }
 
-/* An error as threads keep it: code, errno, message. */
-struct rerr {
-	int code;
-	int sys_errno;
-	char msg[256];
-};
-
-static int rerr_set(struct rerr *e, int code, int sys_errno, const char *fmt, ...)
-{
-	e->code = code;
-	e->sys_errno = sys_errno;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	return code;
-}
-
-/* Publish @e as this thread's last error; returns its code. */
-static int rerr_publish(const struct rerr *e)
-{
-	tl_errno = e->code == FO_ESYS ? e->sys_errno : 0;
-	snprintf(tl_msg, sizeof(tl_msg), "%s", e->msg);
-	return e->code;
-}
-
-static int fail_inval(const char *what)
-{
-	tl_errno = 0;
-	snprintf(tl_msg, sizeof(tl_msg), "%s", what);
-	return FO_EINVAL;
-}
-
 /* ------------------------------------------------------------------------ */
-/* Time                                                                      */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static struct timeval ms_tv(int ms)
-{
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	return tv;
-}
-
-static struct timespec ns_ts(uint64_t ns)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-	                      .tv_nsec = (long)(ns % 1000000000u)};
-	return ts;
-}
-
-static int cond_init_mono(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	if (pthread_condattr_init(&a) != 0)
-		return FO_ENOMEM;
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	int r = pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-	return r == 0 ? FO_OK : FO_ENOMEM;
-}
+/* Errors of the calling thread                                              */
 
 /* ------------------------------------------------------------------------ */
 /* Options, URL, connections                                                 */
@@ -323,25 +254,11 @@ static int rconnect(const struct rcfg *cfg, int extra_ms, redisContext **out, st
 	return FO_OK;
 }
 
-/* Backoff after the @n-th consecutive failure (0-based), capped. */
-static int backoff_ms(const struct rcfg *cfg, unsigned n)
-{
-	int64_t ms = cfg->o.backoff_min_ms;
-	while (n-- && ms < cfg->o.backoff_max_ms)
-		ms *= 2;
-	return ms > cfg->o.backoff_max_ms ? cfg->o.backoff_max_ms : (int)ms;
-}
-
 /* An error class: worth reconnecting (the connection broke) or not. */
 static bool retryable(int code)
 {
 	return code == FO_ESYS;
 }
-
-/* Stream ids "ms-seq". */
-struct rid {
-	uint64_t ms, seq;
-};
 
 static bool parse_id(const char *s, size_t len, struct rid *id)
 {
@@ -367,20 +284,15 @@ struct fo_redis_sink {
 	struct rcfg cfg;
 	char *key;
 	fo_codec codec;
-	fo_cursor *cur;
+	struct drain d;  /* the cursor, read by the thread */
 	redisContext *c; /* the sink thread's; NULL while disconnected */
 	pthread_t thread;
-	int stop_efd;         /* written by stop(): wakes the thread's poll */
-	_Atomic int stopping; /* relaxed is not enough: see sink_should_stop */
-	int cur_fd;           /* the cursor's readiness fd */
-	uint64_t base_ms;     /* ids: base_ms-(seq) */
-	uint64_t seq;         /* the last id given */
+	uint64_t base_ms; /* ids: base_ms-(seq) */
+	uint64_t seq;     /* the last id given */
 	/* the batch being sent: encoded payloads and their ids */
 	fo_buf *bufs;
 	uint64_t *ids;
 	size_t n;
-	void **items; /* next_many scratch */
-	bool ended;   /* the cursor returned FO_END / FO_FAILED */
 	/* counters: written by the thread, read by stats() under mu */
 	pthread_mutex_t mu;
 	fo_redis_sink_stats st;
@@ -393,21 +305,6 @@ static void sink_record(fo_redis_sink *s, const struct rerr *e)
 	if (!s->err.code)
 		s->err = *e;
 	pthread_mutex_unlock(&s->mu);
-}
-
-static bool sink_should_stop(fo_redis_sink *s)
-{
-	/* acquire: pairs with stop()'s release store; the flag is a request,
-	 * the thread reads the cursor's state itself. */
-	return atomic_load_explicit(&s->stopping, memory_order_acquire) != 0;
-}
-
-/* Sleep @ms or until stop() is called.  Returns true if stopping. */
-static bool sink_sleep(fo_redis_sink *s, int ms)
-{
-	struct pollfd p = {.fd = s->stop_efd, .events = POLLIN};
-	poll(&p, 1, ms);
-	return sink_should_stop(s);
 }
 
 /* The key's last generated id (0-0 if the key does not exist yet). */
@@ -523,13 +420,15 @@ static int sink_send(fo_redis_sink *s)
 		s->st.retries++;
 		pthread_mutex_unlock(&s->mu);
 		/* Stopping does not cut the retries short: stop() flushes. */
-		sink_sleep(s, backoff_ms(&s->cfg, fails++));
+		drain_sleep(&s->d,
+		            backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
 	}
 }
 
 /* Encode the @k items just read into the batch. */
-static void sink_take(fo_redis_sink *s, void **items, size_t k)
+static void sink_take(void *ctx, void **items, size_t k)
 {
+	fo_redis_sink *s = ctx;
 	for (size_t i = 0; i < k; i++) {
 		fo_buf *b = &s->bufs[s->n];
 		fo_buf_reset(b);
@@ -547,92 +446,33 @@ static void sink_take(fo_redis_sink *s, void **items, size_t k)
 	}
 }
 
-/*
- * Fill the batch from the cursor: waits (poll on the cursor's fd and the
- * stop fd) for the first item, then up to linger_us for more.  @budget: when
- * stopping, how many items may still be read (the ones ready at stop).
- */
-static void sink_fill(fo_redis_sink *s, uint64_t *budget)
-{
-	size_t cap = s->cfg.o.batch;
-	uint64_t linger_end = 0;
-	if (*budget == UINT64_MAX && sink_should_stop(s))
-		*budget = fo_cursor_available(s->cur);
-	while (s->n < cap && !s->ended) {
-		size_t want = cap - s->n, k = 0;
-		if (*budget < want)
-			want = (size_t)*budget;
-		if (want == 0)
-			return;
-		int rc = fo_cursor_next_many(s->cur, s->items, want, &k);
-		if (rc == FO_OK) {
-			sink_take(s, s->items, k);
-			if (*budget != UINT64_MAX)
-				*budget -= k;
-			continue;
-		}
-		if (rc == FO_LAGGED) {
-			pthread_mutex_lock(&s->mu);
-			s->st.lagged = fo_cursor_lagged(s->cur);
-			pthread_mutex_unlock(&s->mu);
-			continue;
-		}
-		if (rc == FO_END || rc == FO_FAILED) {
-			if (rc == FO_FAILED) {
-				const fo_error *fe = fo_cursor_error(s->cur);
-				struct rerr e;
-				rerr_set(&e, FO_FAILED, 0, "redis sink: the stream failed: %s",
-				         fe ? fe->message : "?");
-				sink_record(s, &e);
-			}
-			s->ended = true;
-			return;
-		}
-		/* FO_EMPTY */
-		if (*budget != UINT64_MAX)
-			return; /* stopping: only what was ready */
-		if (sink_should_stop(s)) {
-			*budget = fo_cursor_available(s->cur);
-			continue;
-		}
-		int timeout = -1;
-		if (s->n > 0) {
-			if (s->cfg.o.linger_us == 0)
-				return;
-			uint64_t now = now_ns();
-			if (!linger_end)
-				linger_end = now + (uint64_t)s->cfg.o.linger_us * 1000u;
-			if (now >= linger_end)
-				return;
-			timeout = (int)((linger_end - now + 999999u) / 1000000u);
-		}
-		if (fo_cursor_arm(s->cur) == 1)
-			continue;
-		struct pollfd p[2] = {{.fd = s->cur_fd, .events = POLLIN},
-		                      {.fd = s->stop_efd, .events = POLLIN}};
-		poll(p, 2, timeout);
-	}
-}
-
 static void *sink_main(void *arg)
 {
 	fo_redis_sink *s = arg;
-	uint64_t budget = UINT64_MAX; /* unlimited until stop() */
 	for (;;) {
-		sink_fill(s, &budget);
-		bool took = s->n > 0;
-		if (took && sink_send(s) != FO_OK)
+		size_t got = drain_fill(&s->d, s->cfg.o.batch, s->cfg.o.linger_us, sink_take, s);
+		pthread_mutex_lock(&s->mu);
+		s->st.lagged = s->d.lagged;
+		pthread_mutex_unlock(&s->mu);
+		if (s->n > 0 && sink_send(s) != FO_OK)
 			break; /* failed: stop reading (the cursor is closed below) */
-		if (s->ended || budget == 0 || (budget != UINT64_MAX && !took))
+		if (drain_done(&s->d, got))
 			break;
+	}
+	if (s->d.failed) {
+		const fo_error *fe = fo_cursor_error(s->d.cur);
+		struct rerr e;
+		rerr_set(&e, FO_FAILED, 0, "redis sink: the stream failed: %s",
+		         fe ? fe->message : "?");
+		sink_record(s, &e);
 	}
 	pthread_mutex_lock(&s->mu);
 	s->st.failed = s->err.code != 0;
 	pthread_mutex_unlock(&s->mu);
 	/* Closing the cursor here, not in stop(): a failed sink must not hold
 	 * the producers back. */
-	fo_cursor_close(s->cur);
-	s->cur = NULL;
+	fo_cursor_close(s->d.cur);
+	s->d.cur = NULL;
 	return NULL;
 }
 
@@ -643,12 +483,10 @@ static void sink_free(fo_redis_sink *s)
 			fo_buf_fini(&s->bufs[i]);
 	free(s->bufs);
 	free(s->ids);
-	free(s->items);
 	free(s->key);
 	if (s->c)
 		redisFree(s->c);
-	if (s->stop_efd >= 0)
-		close(s->stop_efd);
+	drain_fini(&s->d);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -667,7 +505,7 @@ int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, cons
 		snprintf(tl_msg, sizeof(tl_msg), "no memory");
 		return FO_ENOMEM;
 	}
-	s->stop_efd = -1;
+	s->d.stop_efd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	int rc = cfg_init(&s->cfg, url, o);
 	if (rc != FO_OK) {
@@ -678,9 +516,8 @@ int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, cons
 	s->key = strdup(key);
 	s->bufs = calloc(b, sizeof(*s->bufs));
 	s->ids = calloc(b, sizeof(*s->ids));
-	s->items = calloc(b, sizeof(*s->items));
 	s->codec = *codec;
-	if (!s->key || !s->bufs || !s->ids || !s->items) {
+	if (!s->key || !s->bufs || !s->ids) {
 		sink_free(s);
 		snprintf(tl_msg, sizeof(tl_msg), "no memory");
 		return FO_ENOMEM;
@@ -700,21 +537,20 @@ int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, cons
 	clock_gettime(CLOCK_REALTIME, &rt);
 	uint64_t wall = (uint64_t)rt.tv_sec * 1000u + (uint64_t)rt.tv_nsec / 1000000u;
 	s->base_ms = wall > top.ms ? wall : top.ms + 1;
-	s->cur_fd = fo_cursor_fd(c);
-	s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->cur_fd < 0 || s->stop_efd < 0) {
-		int err = errno, cur_fd = s->cur_fd;
+	rc = drain_init(&s->d, c, b);
+	if (rc != FO_OK) {
+		int err = errno;
+		s->d.cur = NULL; /* the caller keeps the cursor */
 		sink_free(s);
-		if (cur_fd == FO_EINVAL)
+		if (rc == FO_EINVAL)
 			return fail_inval(
 			    "fo_redis_sink_start: the cursor's fd is taken (notify hook?)");
-		rerr_set(&e, FO_ESYS, err, "eventfd: %s", strerror(err));
+		rerr_set(&e, rc, rc == FO_ESYS ? err : 0, "fo_redis_sink_start: %s", strerror(err));
 		return rerr_publish(&e);
 	}
-	s->cur = c;
 	if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
 		int err = errno;
-		s->cur = NULL;
+		s->d.cur = NULL;
 		sink_free(s);
 		rerr_set(&e, FO_ESYS, err, "pthread_create failed");
 		return rerr_publish(&e);
@@ -738,11 +574,7 @@ int fo_redis_sink_stop(fo_redis_sink *s)
 {
 	if (!s)
 		return fail_inval("fo_redis_sink_stop: NULL sink");
-	/* release: the request is seen with everything before it. */
-	atomic_store_explicit(&s->stopping, 1, memory_order_release);
-	uint64_t one = 1;
-	ssize_t w = write(s->stop_efd, &one, sizeof(one));
-	(void)w; /* the counter cannot overflow from one write */
+	drain_request_stop(&s->d);
 	pthread_join(s->thread, NULL);
 	struct rerr e = s->err; /* the thread is gone: no lock needed */
 	sink_free(s);
@@ -756,97 +588,6 @@ int fo_redis_sink_stop(fo_redis_sink *s)
 
 /* ------------------------------------------------------------------------ */
 /* Source                                                                    */
-
-/* A set of stream ids (open addressing, linear probing, backward-shift
- * deletion).  0-0 marks an empty slot: it is never an entry's id. */
-struct idset {
-	struct rid *slot;
-	size_t cap, n;
-};
-
-static size_t id_hash(struct rid id, size_t cap)
-{
-	uint64_t h = id.ms * 0x9E3779B97F4A7C15ull ^ (id.seq + 0x632BE59BD9B4E019ull);
-	h ^= h >> 29;
-	return (size_t)(h * 0xBF58476D1CE4E5B9ull >> 7) & (cap - 1);
-}
-
-static bool id_eq(struct rid a, struct rid b)
-{
-	return a.ms == b.ms && a.seq == b.seq;
-}
-
-static bool id_zero(struct rid a)
-{
-	return !a.ms && !a.seq;
-}
-
-static bool idset_has(const struct idset *s, struct rid id)
-{
-	if (!s->cap)
-		return false;
-	for (size_t i = id_hash(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
-		if (id_zero(s->slot[i]))
-			return false;
-		if (id_eq(s->slot[i], id))
-			return true;
-	}
-}
-
-static int idset_add(struct idset *s, struct rid id)
-{
-	if (2 * (s->n + 1) > s->cap) {
-		size_t ncap = s->cap ? 2 * s->cap : 1024;
-		struct rid *ns = calloc(ncap, sizeof(*ns));
-		if (!ns)
-			return FO_ENOMEM;
-		for (size_t i = 0; i < s->cap; i++) {
-			if (id_zero(s->slot[i]))
-				continue;
-			size_t j = id_hash(s->slot[i], ncap);
-			while (!id_zero(ns[j]))
-				j = (j + 1) & (ncap - 1);
-			ns[j] = s->slot[i];
-		}
-		free(s->slot);
-		s->slot = ns;
-		s->cap = ncap;
-	}
-	size_t i = id_hash(id, s->cap);
-	while (!id_zero(s->slot[i])) {
-		if (id_eq(s->slot[i], id))
-			return FO_OK;
-		i = (i + 1) & (s->cap - 1);
-	}
-	s->slot[i] = id;
-	s->n++;
-	return FO_OK;
-}
-
-static void idset_del(struct idset *s, struct rid id)
-{
-	if (!s->cap)
-		return;
-	size_t m = s->cap - 1, i = id_hash(id, s->cap);
-	while (!id_eq(s->slot[i], id)) {
-		if (id_zero(s->slot[i]))
-			return;
-		i = (i + 1) & m;
-	}
-	/* Backward shift: move later members of the cluster into the hole when
-	 * their home slot does not lie cyclically in (hole, j]. */
-	size_t hole = i;
-	for (size_t j = (i + 1) & m; !id_zero(s->slot[j]); j = (j + 1) & m) {
-		size_t home = id_hash(s->slot[j], s->cap);
-		bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-		if (!stays) {
-			s->slot[hole] = s->slot[j];
-			hole = j;
-		}
-	}
-	s->slot[hole] = (struct rid){0, 0};
-	s->n--;
-}
 
 struct rentry {
 	struct rid id;
@@ -1154,7 +895,8 @@ static void *src_reader_main(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			break;
 		}
-		bool closing = src_sleep_locked(s, backoff_ms(&s->cfg, fails++));
+		bool closing = src_sleep_locked(
+		    s, backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
 		pthread_mutex_unlock(&s->mu);
 		if (closing)
 			break;
@@ -1247,7 +989,8 @@ static void *src_acker_main(void *arg)
 			src_fail_locked(s, &e);
 			break;
 		}
-		src_sleep_locked(s, backoff_ms(&s->cfg, fails++));
+		src_sleep_locked(
+		    s, backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(batch);

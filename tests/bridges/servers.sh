@@ -45,7 +45,8 @@ redis_ping() {
 	redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG
 }
 
-# redis_start DIR PORT: start redis-server, wait until it answers (10 s).
+# redis_start DIR PORT: start redis-server, wait until it answers (60 s: a loaded machine
+# replaying a long append-only file is slow).
 redis_start() {
 	local dir=$1 port=$2 aof=${FO_REDIS_AOF:-yes}
 	# In a subshell that exits at once: the server is reaped by init, not left a zombie of
@@ -56,7 +57,7 @@ redis_start() {
 			--protected-mode no </dev/null >/dev/null 2>&1 &
 		echo $! >"$dir/redis.pid"
 	)
-	for _ in $(seq 1 200); do
+	for _ in $(seq 1 1200); do
 		if redis_ping "$port"; then
 			return 0
 		fi
@@ -167,7 +168,10 @@ redis-restart)
 	[ "${1:-kill}" = term ] && sig=TERM
 	stop_pid "$FO_REDIS_DIR/redis.pid" "$sig"
 	sleep "${2:-0}"
-	redis_start "$FO_REDIS_DIR" "$FO_REDIS_PORT" || die "redis-server did not restart"
+	redis_start "$FO_REDIS_DIR" "$FO_REDIS_PORT" || {
+		tail -20 "$FO_REDIS_DIR/redis.log" >&2
+		die "redis-server did not restart"
+	}
 	;;
 nats-restart)
 	[ -n "${FO_NATS_DIR:-}" ] || die "nats-restart: not under 'servers.sh run nats'"

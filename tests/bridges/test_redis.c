@@ -109,7 +109,7 @@ static fo_redis_opts quick_opts(void)
 	fo_redis_opts_init(&o);
 	o.connect_timeout_ms = 1000;
 	o.io_timeout_ms = 2000;
-	o.retry_timeout_ms = 20000;
+	o.retry_timeout_ms = 60000; /* a restart on a loaded machine can take a while */
 	o.block_ms = 200;
 	return o;
 }
