@@ -6,10 +6,11 @@
  * error, read by fo_redis_errmsg() / fo_nats_errmsg()).
  *
  *   struct rerr, rerr_set/publish, fail_inval   errors as threads keep them
- *   now_ns, ms_tv, ns_ts, cond_init_mono         time
+ *   now_ns, ms_tv, ns_ts                         time
  *   backoff_ms                                   capped exponential backoff
  *   struct rid, struct idset                     a set of (u64, u64) ids
  *   struct drain                                 a sink's thread reading its cursor
+ *   struct bsrc                                  a source iterator fed by a reader thread
  */
 #ifndef FANOUT_BRIDGES_COMMON_H
 #define FANOUT_BRIDGES_COMMON_H
@@ -31,6 +32,8 @@
 #include <unistd.h>
 
 #include <fanout/stream.h>
+
+#include "iter_impl.h"
 
 static _Thread_local char tl_msg[256];
 static _Thread_local int tl_errno;
@@ -89,17 +92,6 @@ static inline struct timespec ns_ts(uint64_t ns)
 	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
 	                      .tv_nsec = (long)(ns % 1000000000u)};
 	return ts;
-}
-
-static inline int cond_init_mono(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	if (pthread_condattr_init(&a) != 0)
-		return FO_ENOMEM;
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	int r = pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-	return r == 0 ? FO_OK : FO_ENOMEM;
 }
 
 /* Backoff after the @n-th consecutive failure (0-based): doubled from @min_ms, capped at
@@ -348,6 +340,216 @@ static inline size_t drain_fill(struct drain *d, size_t max, int linger_us,
 static inline bool drain_done(const struct drain *d, size_t got)
 {
 	return d->ended || d->budget == 0 || (d->budget != UINT64_MAX && got == 0);
+}
+
+/*
+ * struct bsrc - the common part of a source iterator (first member of the
+ * engine's struct, itself starting with the fo_iter): a ring of decoded
+ * entries filled by the engine's reader thread and read by the iterator, with
+ * the failure the reader gave up on, the stop flag and the readiness
+ * (eventfd + armed).  Everything is under @mu; the engine keeps its own
+ * shared fields under the same mutex.  Protocol: docs/design.md §13.
+ */
+struct bentry {
+	struct rid id;
+	void *item;   /* decoded, owned by the ring until handed out */
+	void *handle; /* the engine's (e.g. the NATS message to acknowledge) */
+};
+
+struct bsrc {
+	fo_iter it;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_items, cv_room, cv_stop;
+	struct bentry *ring;
+	size_t cap, head, len;
+	bool stop;
+	struct rerr fail; /* code != 0: the reader gave up */
+	bool armed;
+	int efd;           /* readiness, -1 until fo_iter_fd() */
+	struct bentry cur; /* the iterator thread's: handed out last (item NULL: none) */
+	char *fail_msg;    /* behind it.err.message */
+};
+
+/* FO_OK or FO_ENOMEM (then nothing to undo). */
+static inline int bsrc_init(struct bsrc *b, const struct fo__iter_vt *vt, size_t cap)
+{
+	b->it.vt = vt;
+	b->it.borrows = true; /* the source frees its items itself, at release */
+	b->efd = -1;
+	b->cap = cap;
+	b->ring = calloc(cap, sizeof(*b->ring));
+	if (!b->ring)
+		return FO_ENOMEM;
+	if (fo__cond_init(&b->cv_items) != FO_OK)
+		goto e0;
+	if (fo__cond_init(&b->cv_room) != FO_OK)
+		goto e1;
+	if (fo__cond_init(&b->cv_stop) != FO_OK)
+		goto e2;
+	pthread_mutex_init(&b->mu, NULL);
+	return FO_OK;
+e2:
+	pthread_cond_destroy(&b->cv_room);
+e1:
+	pthread_cond_destroy(&b->cv_items);
+e0:
+	free(b->ring);
+	return FO_ENOMEM;
+}
+
+/* Drop the entries still in the ring with @drop (no thread may run any more). */
+static inline void bsrc_fini(struct bsrc *b, void (*drop)(struct bsrc *b, struct bentry *e))
+{
+	for (size_t i = 0; i < b->len; i++)
+		drop(b, &b->ring[(b->head + i) % b->cap]);
+	if (b->efd >= 0)
+		close(b->efd);
+	free(b->ring);
+	free(b->fail_msg);
+	pthread_cond_destroy(&b->cv_items);
+	pthread_cond_destroy(&b->cv_room);
+	pthread_cond_destroy(&b->cv_stop);
+	pthread_mutex_destroy(&b->mu);
+}
+
+/* With mu held: wake the reader (an entry or the failure is ready). */
+static inline void bsrc_signal_locked(struct bsrc *b)
+{
+	pthread_cond_signal(&b->cv_items);
+	if (b->armed) {
+		b->armed = false;
+		uint64_t one = 1;
+		ssize_t w = write(b->efd, &one, sizeof(one));
+		(void)w; /* an eventfd counter does not overflow from these writes */
+	}
+}
+
+/* With mu held: the reader thread gives up (the first failure stays). */
+static inline void bsrc_fail_locked(struct bsrc *b, const struct rerr *e)
+{
+	if (!b->fail.code)
+		b->fail = *e;
+	bsrc_signal_locked(b);
+}
+
+/* With mu held: sleep @ms or until the stop.  Returns true if stopping. */
+static inline bool bsrc_sleep_locked(struct bsrc *b, int ms)
+{
+	uint64_t until = now_ns() + (uint64_t)ms * 1000000u;
+	while (!b->stop) {
+		struct timespec ts = ns_ts(until);
+		if (pthread_cond_timedwait(&b->cv_stop, &b->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	return b->stop;
+}
+
+/* With mu held: stop every wait (close). */
+static inline void bsrc_stop_locked(struct bsrc *b)
+{
+	b->stop = true;
+	pthread_cond_broadcast(&b->cv_room);
+	pthread_cond_broadcast(&b->cv_stop);
+}
+
+/* Room for how many more entries (waits for at least one).  0: stopping. */
+static inline size_t bsrc_room(struct bsrc *b)
+{
+	pthread_mutex_lock(&b->mu);
+	while (b->len == b->cap && !b->stop)
+		pthread_cond_wait(&b->cv_room, &b->mu);
+	size_t room = b->stop ? 0 : b->cap - b->len;
+	pthread_mutex_unlock(&b->mu);
+	return room;
+}
+
+/* With mu held: append @e (waits for room).  false: stopping (@e not taken). */
+static inline bool bsrc_push_locked(struct bsrc *b, struct bentry e)
+{
+	while (b->len == b->cap && !b->stop)
+		pthread_cond_wait(&b->cv_room, &b->mu);
+	if (b->stop)
+		return false;
+	b->ring[(b->head + b->len) % b->cap] = e;
+	b->len++;
+	bsrc_signal_locked(b);
+	return true;
+}
+
+/*
+ * The vtable next() after the engine released b->cur: the next entry into
+ * b->cur, FO_EMPTY / FO_TIMEDOUT by @deadline, or FO_FAILED (it.err filled)
+ * once the ring is empty and the reader gave up.
+ */
+static inline int bsrc_next(struct bsrc *b, void **item, uint64_t deadline)
+{
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		if (b->len) {
+			b->cur = b->ring[b->head];
+			b->head = (b->head + 1) % b->cap;
+			b->len--;
+			pthread_cond_signal(&b->cv_room);
+			pthread_mutex_unlock(&b->mu);
+			*item = b->cur.item;
+			return FO_OK;
+		}
+		if (b->fail.code) {
+			struct rerr e = b->fail;
+			pthread_mutex_unlock(&b->mu);
+			free(b->fail_msg);
+			b->fail_msg = strdup(e.msg);
+			b->it.err.code = e.code;
+			b->it.err.sys_errno = e.code == FO_ESYS ? e.sys_errno : 0;
+			b->it.err.message = b->fail_msg ? b->fail_msg : fo_strerror(e.code);
+			return FO_FAILED;
+		}
+		if (deadline == 0) {
+			pthread_mutex_unlock(&b->mu);
+			return FO_EMPTY;
+		}
+		if (deadline == FO__NO_DEADLINE) {
+			pthread_cond_wait(&b->cv_items, &b->mu);
+		} else {
+			if (now_ns() >= deadline) {
+				pthread_mutex_unlock(&b->mu);
+				return FO_TIMEDOUT;
+			}
+			struct timespec ts = ns_ts(deadline);
+			pthread_cond_timedwait(&b->cv_items, &b->mu, &ts);
+		}
+	}
+}
+
+static inline int bsrc_fd(fo_iter *it)
+{
+	struct bsrc *b = (struct bsrc *)it;
+	pthread_mutex_lock(&b->mu);
+	if (b->efd < 0)
+		b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int fd = b->efd;
+	pthread_mutex_unlock(&b->mu);
+	return fd >= 0 ? fd : FO_ESYS;
+}
+
+static inline int bsrc_arm(fo_iter *it)
+{
+	struct bsrc *b = (struct bsrc *)it;
+	pthread_mutex_lock(&b->mu);
+	if (b->efd < 0) {
+		pthread_mutex_unlock(&b->mu);
+		return FO_EINVAL;
+	}
+	/* Under mu, like every publication: no signal can fall in between. */
+	int ready = b->len || b->fail.code;
+	if (!ready) {
+		uint64_t v;
+		ssize_t r = read(b->efd, &v, sizeof(v)); /* drain an old signal */
+		(void)r;
+		b->armed = true;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return ready ? 1 : 0;
 }
 
 #endif /* FANOUT_BRIDGES_COMMON_H */

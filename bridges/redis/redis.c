@@ -589,53 +589,26 @@ int fo_redis_sink_stop(fo_redis_sink *s)
 /* ------------------------------------------------------------------------ */
 /* Source                                                                    */
 
-struct rentry {
-	struct rid id;
-	void *item;
-};
-
 struct rsource {
-	fo_iter it; /* first: the iterator is the source */
+	struct bsrc b; /* first: the iterator, the ring, the mutex */
 	struct rcfg cfg;
 	char *key, *group, *consumer;
 	fo_codec codec;
 
-	pthread_mutex_t mu; /* everything below */
-	pthread_cond_t cv_items, cv_room, cv_ack, cv_stop;
-	struct rentry *ring; /* decoded entries ready for the reader */
-	size_t cap, head, len;
+	/* under b.mu */
+	pthread_cond_t cv_ack;
 	struct idset inflight; /* handed to the ring, not yet acknowledged */
 	struct rid *acks;      /* released, to acknowledge */
 	size_t nacks, acks_cap;
 	struct rid *acked; /* acknowledged; leave inflight at the reader's next read */
 	size_t nacked, acked_cap;
-	bool stop;
-	int reader_fd;    /* the reader thread's socket, for shutdown() at close */
-	struct rerr fail; /* code != 0: the reader thread gave up */
-	bool armed;
-	int efd; /* readiness, -1 until fo_iter_fd */
+	int reader_fd; /* the reader thread's socket, for shutdown() at close */
 	bool reader_started, acker_started;
 
 	/* the reader's own (read-only for the iterator) */
 	redisContext *rc, *ac; /* reader and acker connections */
 	pthread_t reader, acker;
-
-	/* the iterator's user thread only */
-	struct rentry cur; /* the item handed out last (item NULL: none) */
-	char *fail_msg;    /* behind it.err.message */
 };
-
-/* With mu held: wake the reader (items or failure are ready). */
-static void src_signal_locked(struct rsource *s)
-{
-	pthread_cond_signal(&s->cv_items);
-	if (s->armed) {
-		s->armed = false;
-		uint64_t one = 1;
-		ssize_t w = write(s->efd, &one, sizeof(one));
-		(void)w; /* an eventfd counter does not overflow from these writes */
-	}
-}
 
 /* With mu held: queue @id for XACK. */
 static int src_queue_ack_locked(struct rsource *s, struct rid id)
@@ -651,26 +624,6 @@ static int src_queue_ack_locked(struct rsource *s, struct rid id)
 	s->acks[s->nacks++] = id;
 	pthread_cond_signal(&s->cv_ack);
 	return FO_OK;
-}
-
-/* The reader thread gives up: with mu held. */
-static void src_fail_locked(struct rsource *s, const struct rerr *e)
-{
-	if (!s->fail.code)
-		s->fail = *e;
-	src_signal_locked(s);
-}
-
-/* Sleep @ms or until close.  Returns true if closing.  With mu held. */
-static bool src_sleep_locked(struct rsource *s, int ms)
-{
-	uint64_t until = now_ns() + (uint64_t)ms * 1000000u;
-	while (!s->stop) {
-		struct timespec ts = ns_ts(until);
-		if (pthread_cond_timedwait(&s->cv_stop, &s->mu, &ts) == ETIMEDOUT)
-			break;
-	}
-	return s->stop;
 }
 
 /* Which entries the reader asks for next. */
@@ -693,7 +646,7 @@ static int src_deliver(struct rsource *s, redisReply *entries, struct rid *last,
 			                "redis source: unexpected entry in a reply");
 		*last = id;
 		redisReply *fields = en->element[1];
-		pthread_mutex_lock(&s->mu);
+		pthread_mutex_lock(&s->b.mu);
 		bool dup = idset_has(&s->inflight, id);
 		if (!dup && fields->type != REDIS_REPLY_ARRAY) {
 			/* Pending but deleted (trimmed) meanwhile: nothing to deliver;
@@ -701,7 +654,7 @@ static int src_deliver(struct rsource *s, redisReply *entries, struct rid *last,
 			src_queue_ack_locked(s, id);
 			dup = true;
 		}
-		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_unlock(&s->b.mu);
 		if (dup)
 			continue;
 		redisReply *val = NULL;
@@ -720,35 +673,21 @@ static int src_deliver(struct rsource *s, redisReply *entries, struct rid *last,
 			                "redis source: entry %llu-%llu: decode failed: %s",
 			                (unsigned long long)id.ms, (unsigned long long)id.seq,
 			                fo_strerror(rc));
-		pthread_mutex_lock(&s->mu);
-		while (s->len == s->cap && !s->stop)
-			pthread_cond_wait(&s->cv_room, &s->mu);
-		if (s->stop || idset_add(&s->inflight, id) != FO_OK) {
-			bool stopping = s->stop;
-			pthread_mutex_unlock(&s->mu);
+		pthread_mutex_lock(&s->b.mu);
+		int rc2 = idset_add(&s->inflight, id);
+		if (rc2 != FO_OK || !bsrc_push_locked(&s->b, (struct bentry){id, item, NULL})) {
+			if (rc2 == FO_OK)
+				idset_del(&s->inflight, id);
+			pthread_mutex_unlock(&s->b.mu);
 			if (s->codec.item_free)
 				s->codec.item_free(item, s->codec.ctx);
-			if (stopping)
-				return FO_ECANCELED;
+			if (rc2 == FO_OK)
+				return FO_ECANCELED; /* closing */
 			return rerr_set(e, FO_ENOMEM, 0, "redis source: no memory");
 		}
-		s->ring[(s->head + s->len) % s->cap] = (struct rentry){id, item};
-		s->len++;
-		src_signal_locked(s);
-		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_unlock(&s->b.mu);
 	}
 	return FO_OK;
-}
-
-/* Room for how many more entries (waits for at least one).  0: closing. */
-static size_t src_room(struct rsource *s)
-{
-	pthread_mutex_lock(&s->mu);
-	while (s->len == s->cap && !s->stop)
-		pthread_cond_wait(&s->cv_room, &s->mu);
-	size_t room = s->stop ? 0 : s->cap - s->len;
-	pthread_mutex_unlock(&s->mu);
-	return room;
 }
 
 /*
@@ -757,16 +696,16 @@ static size_t src_room(struct rsource *s)
  */
 static int src_read_once(struct rsource *s, enum rphase *ph, struct rid *from, struct rerr *e)
 {
-	size_t room = src_room(s);
+	size_t room = bsrc_room(&s->b);
 	if (!room)
 		return FO_ECANCELED;
 	/* Entries acknowledged before this read is sent cannot be in its reply
 	 * (the server ran their XACK first): forget them now, not earlier. */
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->b.mu);
 	for (size_t i = 0; i < s->nacked; i++)
 		idset_del(&s->inflight, s->acked[i]);
 	s->nacked = 0;
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->b.mu);
 	if (room > s->cfg.o.batch)
 		room = s->cfg.o.batch;
 	char count[24], block[24], idle[24], fromb[48];
@@ -843,10 +782,10 @@ static int src_read_once(struct rsource *s, enum rphase *ph, struct rid *from, s
 /* Publish the reader's socket (-1: none) for close()'s shutdown. */
 static bool src_set_fd(struct rsource *s, int fd)
 {
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->b.mu);
 	s->reader_fd = fd;
-	bool stop = s->stop;
-	pthread_mutex_unlock(&s->mu);
+	bool stop = s->b.stop;
+	pthread_mutex_unlock(&s->b.mu);
 	return stop;
 }
 
@@ -876,9 +815,9 @@ static void *src_reader_main(void *arg)
 			give_up = 0;
 			continue;
 		}
-		pthread_mutex_lock(&s->mu);
-		bool stop = s->stop;
-		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_lock(&s->b.mu);
+		bool stop = s->b.stop;
+		pthread_mutex_unlock(&s->b.mu);
 		if (stop)
 			break;
 		if (retryable(rc) && s->rc) {
@@ -889,15 +828,15 @@ static void *src_reader_main(void *arg)
 		uint64_t now = now_ns();
 		if (!give_up)
 			give_up = now + (uint64_t)s->cfg.o.retry_timeout_ms * 1000000u;
-		pthread_mutex_lock(&s->mu);
+		pthread_mutex_lock(&s->b.mu);
 		if (!retryable(rc) || now >= give_up) {
-			src_fail_locked(s, &e);
-			pthread_mutex_unlock(&s->mu);
+			bsrc_fail_locked(&s->b, &e);
+			pthread_mutex_unlock(&s->b.mu);
 			break;
 		}
-		bool closing = src_sleep_locked(
-		    s, backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
-		pthread_mutex_unlock(&s->mu);
+		bool closing = bsrc_sleep_locked(
+		    &s->b, backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
+		pthread_mutex_unlock(&s->b.mu);
 		if (closing)
 			break;
 	}
@@ -945,18 +884,18 @@ static void *src_acker_main(void *arg)
 	struct rid *batch = malloc(max * sizeof(*batch));
 	unsigned fails = 0;
 	uint64_t give_up = 0;
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->b.mu);
 	while (batch) {
-		while (!s->nacks && !s->stop)
-			pthread_cond_wait(&s->cv_ack, &s->mu);
+		while (!s->nacks && !s->b.stop)
+			pthread_cond_wait(&s->cv_ack, &s->b.mu);
 		if (!s->nacks)
 			break; /* closing, nothing left */
 		size_t n = s->nacks < max ? s->nacks : max;
 		memcpy(batch, s->acks, n * sizeof(*batch));
-		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_unlock(&s->b.mu);
 		struct rerr e = {0};
 		int rc = src_send_acks(s, batch, n, &e);
-		pthread_mutex_lock(&s->mu);
+		pthread_mutex_lock(&s->b.mu);
 		if (rc == FO_OK) {
 			memmove(s->acks, s->acks + n, (s->nacks - n) * sizeof(*batch));
 			s->nacks -= n;
@@ -985,14 +924,14 @@ static void *src_acker_main(void *arg)
 		uint64_t now = now_ns();
 		if (!give_up)
 			give_up = now + (uint64_t)s->cfg.o.retry_timeout_ms * 1000000u;
-		if (!retryable(rc) || now >= give_up || s->stop) {
-			src_fail_locked(s, &e);
+		if (!retryable(rc) || now >= give_up || s->b.stop) {
+			bsrc_fail_locked(&s->b, &e);
 			break;
 		}
-		src_sleep_locked(
-		    s, backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
+		bsrc_sleep_locked(
+		    &s->b, backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
 	}
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->b.mu);
 	free(batch);
 	return NULL;
 }
@@ -1002,115 +941,45 @@ static void *src_acker_main(void *arg)
 /* Release the item handed out last: free it, acknowledge it. */
 static void src_release_cur(struct rsource *s)
 {
-	if (!s->cur.item)
+	if (!s->b.cur.item)
 		return;
 	if (s->codec.item_free)
-		s->codec.item_free(s->cur.item, s->codec.ctx);
-	s->cur.item = NULL;
-	pthread_mutex_lock(&s->mu);
-	src_queue_ack_locked(s, s->cur.id); /* ENOMEM: stays pending, redelivered */
-	pthread_mutex_unlock(&s->mu);
+		s->codec.item_free(s->b.cur.item, s->codec.ctx);
+	s->b.cur.item = NULL;
+	pthread_mutex_lock(&s->b.mu);
+	src_queue_ack_locked(s, s->b.cur.id); /* ENOMEM: stays pending, redelivered */
+	pthread_mutex_unlock(&s->b.mu);
 }
 
 static int src_next(fo_iter *it, void **item, uint64_t deadline)
 {
 	struct rsource *s = (struct rsource *)it;
 	src_release_cur(s);
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		if (s->len) {
-			s->cur = s->ring[s->head];
-			s->head = (s->head + 1) % s->cap;
-			s->len--;
-			pthread_cond_signal(&s->cv_room);
-			pthread_mutex_unlock(&s->mu);
-			*item = s->cur.item;
-			return FO_OK;
-		}
-		if (s->fail.code) {
-			struct rerr e = s->fail;
-			pthread_mutex_unlock(&s->mu);
-			free(s->fail_msg);
-			s->fail_msg = strdup(e.msg);
-			it->err.code = e.code;
-			it->err.sys_errno = e.code == FO_ESYS ? e.sys_errno : 0;
-			it->err.message = s->fail_msg ? s->fail_msg : fo_strerror(e.code);
-			return FO_FAILED;
-		}
-		if (deadline == 0) {
-			pthread_mutex_unlock(&s->mu);
-			return FO_EMPTY;
-		}
-		if (deadline == FO__NO_DEADLINE) {
-			pthread_cond_wait(&s->cv_items, &s->mu);
-		} else {
-			if (now_ns() >= deadline) {
-				pthread_mutex_unlock(&s->mu);
-				return FO_TIMEDOUT;
-			}
-			struct timespec ts = ns_ts(deadline);
-			pthread_cond_timedwait(&s->cv_items, &s->mu, &ts);
-		}
-	}
+	return bsrc_next(&s->b, item, deadline);
 }
 
-static int src_fd(fo_iter *it)
+/* An entry never handed out: freed, not acknowledged (it stays pending). */
+static void src_drop(struct bsrc *b, struct bentry *e)
 {
-	struct rsource *s = (struct rsource *)it;
-	pthread_mutex_lock(&s->mu);
-	if (s->efd < 0)
-		s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int fd = s->efd;
-	pthread_mutex_unlock(&s->mu);
-	return fd >= 0 ? fd : FO_ESYS;
-}
-
-static int src_arm(fo_iter *it)
-{
-	struct rsource *s = (struct rsource *)it;
-	pthread_mutex_lock(&s->mu);
-	if (s->efd < 0) {
-		pthread_mutex_unlock(&s->mu);
-		return FO_EINVAL;
-	}
-	/* Under mu, like every publication: no signal can fall in between. */
-	int ready = s->len || s->fail.code;
-	if (!ready) {
-		uint64_t v;
-		ssize_t r = read(s->efd, &v, sizeof(v)); /* drain an old signal */
-		(void)r;
-		s->armed = true;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return ready ? 1 : 0;
+	struct rsource *s = (struct rsource *)b;
+	if (s->codec.item_free)
+		s->codec.item_free(e->item, s->codec.ctx);
 }
 
 static void src_free(struct rsource *s)
 {
-	for (size_t i = 0; i < s->len; i++) {
-		void *item = s->ring[(s->head + i) % s->cap].item;
-		if (s->codec.item_free)
-			s->codec.item_free(item, s->codec.ctx);
-	}
 	if (s->rc)
 		redisFree(s->rc);
 	if (s->ac)
 		redisFree(s->ac);
-	if (s->efd >= 0)
-		close(s->efd);
-	free(s->ring);
 	free(s->acks);
 	free(s->acked);
 	free(s->inflight.slot);
 	free(s->key);
 	free(s->group);
 	free(s->consumer);
-	free(s->fail_msg);
-	pthread_cond_destroy(&s->cv_items);
-	pthread_cond_destroy(&s->cv_room);
 	pthread_cond_destroy(&s->cv_ack);
-	pthread_cond_destroy(&s->cv_stop);
-	pthread_mutex_destroy(&s->mu);
+	bsrc_fini(&s->b, src_drop);
 	free(s);
 }
 
@@ -1118,14 +987,12 @@ static void src_close(fo_iter *it)
 {
 	struct rsource *s = (struct rsource *)it;
 	src_release_cur(s);
-	pthread_mutex_lock(&s->mu);
-	s->stop = true;
+	pthread_mutex_lock(&s->b.mu);
+	bsrc_stop_locked(&s->b);
 	if (s->reader_fd >= 0) /* cut a blocking XREADGROUP short */
 		shutdown(s->reader_fd, SHUT_RDWR);
-	pthread_cond_broadcast(&s->cv_room);
 	pthread_cond_broadcast(&s->cv_ack);
-	pthread_cond_broadcast(&s->cv_stop);
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->b.mu);
 	if (s->reader_started)
 		pthread_join(s->reader, NULL);
 	if (s->acker_started) /* sends the outstanding acks first */
@@ -1137,8 +1004,8 @@ static const struct fo__iter_vt src_vt = {
     .name = "redis_source",
     .next = src_next,
     .close = src_close,
-    .fd = src_fd,
-    .arm = src_arm,
+    .fd = bsrc_fd,
+    .arm = bsrc_arm,
 };
 
 int fo_redis_source(fo_iter **out, const char *url, const char *key, const char *group,
@@ -1155,37 +1022,27 @@ int fo_redis_source(fo_iter **out, const char *url, const char *key, const char 
 		snprintf(tl_msg, sizeof(tl_msg), "no memory");
 		return FO_ENOMEM;
 	}
-	/* The common part, as fo__iter_init() fills it: borrowing, items freed
-	 * by the source itself at the next read. */
-	s->it.vt = &src_vt;
-	s->it.borrows = true;
-	s->efd = -1;
 	s->reader_fd = -1;
 	s->codec = *codec;
-	pthread_mutex_init(&s->mu, NULL);
 	int rc = cfg_init(&s->cfg, url, o);
-	if (rc == FO_OK &&
-	    (cond_init_mono(&s->cv_items) != FO_OK || cond_init_mono(&s->cv_room) != FO_OK ||
-	     cond_init_mono(&s->cv_ack) != FO_OK || cond_init_mono(&s->cv_stop) != FO_OK))
-		rc = FO_ENOMEM;
-	s->cap = rc == FO_OK ? s->cfg.o.prefetch : 0;
+	if (rc != FO_OK) {
+		free(s);
+		return rc;
+	}
+	/* The common part, as fo__iter_init() fills it: borrowing, items freed
+	 * by the source itself at the next read. */
+	if (bsrc_init(&s->b, &src_vt, s->cfg.o.prefetch) != FO_OK) {
+		free(s);
+		snprintf(tl_msg, sizeof(tl_msg), "no memory");
+		return FO_ENOMEM;
+	}
 	s->key = strdup(key);
 	s->group = strdup(group);
 	s->consumer = strdup(consumer);
-	s->ring = calloc(s->cap ? s->cap : 1, sizeof(*s->ring));
-	if (rc == FO_OK && (!s->key || !s->group || !s->consumer || !s->ring)) {
+	if (fo__cond_init(&s->cv_ack) != FO_OK || !s->key || !s->group || !s->consumer) {
+		src_free(s);
 		snprintf(tl_msg, sizeof(tl_msg), "no memory");
-		rc = FO_ENOMEM;
-	}
-	if (rc != FO_OK) {
-		/* cv_* may be uninitialised: destroy only what src_free needs */
-		free(s->ring);
-		free(s->key);
-		free(s->group);
-		free(s->consumer);
-		pthread_mutex_destroy(&s->mu);
-		free(s);
-		return rc;
+		return FO_ENOMEM;
 	}
 	struct rerr e = {0};
 	rc = rconnect(&s->cfg, s->cfg.o.block_ms, &s->rc, &e);
@@ -1217,11 +1074,11 @@ int fo_redis_source(fo_iter **out, const char *url, const char *key, const char 
 		s->acker_started = true;
 	if (!s->acker_started || pthread_create(&s->reader, NULL, src_reader_main, s) != 0) {
 		rerr_set(&e, FO_ESYS, errno, "redis source: pthread_create failed");
-		src_close(&s->it);
+		src_close(&s->b.it);
 		return rerr_publish(&e);
 	}
 	s->reader_started = true;
 	tl_msg[0] = '\0';
-	*out = &s->it;
+	*out = &s->b.it;
 	return FO_OK;
 }
