@@ -134,6 +134,8 @@ bool cli_buf_reserve(cli_buf *b, size_t more)
 
 bool cli_buf_add(cli_buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return true;
 	if (!cli_buf_reserve(b, n))
 		return false;
 	memcpy(b->p + b->len, p, n);
