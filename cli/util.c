@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fanout/version.h>
+
 extern char **environ;
 
 void cli_usage_error(const char *sub, const char *fmt, ...)
@@ -196,5 +198,5 @@ int cli_wait_code(int wstatus)
 
 const char *cli_version(void)
 {
-	return FANOUT_CLI_VERSION;
+	return fo_version(); /* the library's own version, not the command's build */
 }
