@@ -375,12 +375,16 @@ static void run_once(struct map *m, char **av, const struct job *j, struct resul
 		if (ie >= 0 && pf[ie].revents && !drain(errp[0], &r->err))
 			closep(&errp[0]);
 		if (ii >= 0 && pf[ii].revents) {
-			ssize_t w =
-			    pf[ii].revents & POLLOUT ? write(inp[1], send + sent, slen - sent) : -1;
-			if (w > 0)
-				sent += (size_t)w;
-			if ((w < 0 && errno != EAGAIN && errno != EINTR) || sent == slen)
-				closep(&inp[1]); /* all sent, or the job closed its stdin */
+			/* POLLERR without POLLOUT: the job closed its stdin. */
+			bool done = !(pf[ii].revents & POLLOUT);
+			if (!done) {
+				ssize_t w = write(inp[1], send + sent, slen - sent);
+				if (w > 0)
+					sent += (size_t)w;
+				done = sent == slen || (w < 0 && errno != EAGAIN && errno != EINTR);
+			}
+			if (done)
+				closep(&inp[1]);
 		}
 		if (ip >= 0 && pf[ip].revents) {
 			exited = true;

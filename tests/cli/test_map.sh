@@ -44,6 +44,16 @@ t_pipe_gives_the_line_on_stdin() {
 >three" out
 }
 
+t_pipe_to_a_job_that_does_not_read() {
+	head -c 300000 /dev/zero | tr '\0' x >"$T/in"
+	echo >>"$T/in"
+	echo short >>"$T/in"
+	fo map -k --pipe -- head -c 3 <"$T/in"
+	eq "$rc" 0 rc && eq "$(cat "$T/out")" "xxxsho" out || return 1
+	fo map --pipe -- true <"$T/in"
+	eq "$rc" 0 "rc of true"
+}
+
 t_null_records() {
 	printf 'a b\0c\nd\0' | fo map -k -0 -- printf '[%s]'
 	eq "$rc" 0 rc && eq "$(cat "$T/out")" "[a b][c
