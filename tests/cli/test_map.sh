@@ -86,7 +86,7 @@ t_not_found_fails() {
 
 t_killed_by_signal() {
 	echo 1 | fo map --joblog "$T/log" -- sh -c 'kill -9 $$' sh {}
-	eq "$rc" 1 rc && eq "$(tail -1 "$T/log" | cut -f7,8)" "-1	9" "exitval, signal"
+	eq "$rc" 1 rc && eq "$(tail -1 "$T/log" | cut -f7,8)" "0	9" "exitval, signal"
 }
 
 t_timeout_kills_the_process_group() {
@@ -103,7 +103,8 @@ t_timeout_kills_the_process_group() {
 		pkill -f "sleep $mark"
 		return 1
 	fi
-	eq "$(sed -n 3p "$T/log" | cut -f7,8)" "-1	9" "exitval, signal of the timed-out job"
+	eq "$(sed -n 3p "$T/log" | cut -f7,8)" "-1	9" "exitval, signal of the timed-out job" &&
+		eq "$(cat "$T/err")" "fanout map: job 2 timed out: sh -c sleep \$1 & sleep \$1; wait sh $mark" stderr
 }
 
 t_retries() {
