@@ -141,6 +141,12 @@ t_bar_only_on_a_terminal() {
 	eq "$rc" 0 rc && [ ! -s "$T/err" ]
 }
 
+t_bar_on_a_terminal() {
+	command -v script >/dev/null || return 0 # bsdutils: a pseudo-terminal for stderr
+	script -qec "seq 1 5 | '$FANOUT' map --bar -- true" /dev/null >"$T/out" 2>&1
+	grep -q '100% 5/5 jobs, 0 failed' "$T/out"
+}
+
 t_stdout_closed_early() {
 	# the reader of fanout's stdout goes away: fanout stops, as a filter does
 	seq 1 100000 | "$FANOUT" map -j2 -k -- echo {} 2>"$T/err" | head -3 >"$T/out"
