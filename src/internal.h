@@ -32,6 +32,19 @@ void *fo__zalloc(size_t size);
 void fo__free(void *p);
 char *fo__strdup(const char *s);
 
+/* status.c: a user callback's failure.  Call fo__cb_begin() right before
+ * invoking a user callback, and fo__cb_capture() right after it returned an
+ * error @code (it reads errno first): *e gets {code, errno if code is
+ * FO_ESYS, the callback's fo_fail() message for this code or
+ * fo_strerror(code)}; a copied message is returned in *owned (fo__free it;
+ * NULL when e->message is static or the copy failed).  Returns @code.
+ * fo__cb_message(code) peeks at the pending message (NULL: none), for a
+ * process child that sends it in a frame. */
+#define FO__FAIL_MSG_MAX 1024
+void fo__cb_begin(void);
+int fo__cb_capture(int code, fo_error *e, char **owned);
+const char *fo__cb_message(int code);
+
 /* Broken internal invariant: never returns. */
 _Noreturn void fo__panic(const char *file, int line, const char *what);
 #define FO_ASSERT(cond)                                       \

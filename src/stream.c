@@ -225,6 +225,15 @@ static inline void producer_leave(fo_stream *s)
 		fo__rcu_unlock();
 }
 
+/* Does the claim [@first, @end) hold the first position of a group of
+ * PRODUCER_RECLAIM_EVERY segments?  One claim holds each such position, so
+ * exactly one producer reclaims per group, whatever the batch sizes. */
+static inline bool reclaim_due(uint64_t first, uint64_t end)
+{
+	const unsigned shift = SEG_SHIFT + __builtin_ctz(PRODUCER_RECLAIM_EVERY);
+	return ((first - 1) >> shift) != ((end - 1) >> shift); /* first == 0: true, harmless */
+}
+
 /* Claimed at a moment no cursor existed (and any later one starts after the
  * claim): nobody can ever read @it.  Destroy it now; DEAD_ITEM takes its slot. */
 static __attribute__((noinline)) void *drop_unread(fo_stream *s, struct seg *x, void *it)
@@ -302,22 +311,21 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 		atomic_store_explicit(&x->slot[p & SEG_MASK], it, memory_order_release);
 	}
 	/* Move the hint forward to the last segment we wrote (never back). */
-	bool moved = false;
-	while (h->base < x->base) {
-		if (atomic_compare_exchange_weak_explicit(&s->tail_seg, &h, x, memory_order_release,
-		                                          memory_order_acquire)) {
-			moved = true;
-			break;
-		}
-	}
+	while (h->base < x->base &&
+	       !atomic_compare_exchange_weak_explicit(&s->tail_seg, &h, x, memory_order_release,
+	                                              memory_order_acquire))
+		;
 	fo__fence_light(); /* the slot stores before the sleeper check */
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
 	producer_leave(s);
 	/* Producers reclaim every PRODUCER_RECLAIM_EVERY segments (readers do
 	 * at each crossing): a quarter of the cost per item, at most 3 more
-	 * segments retained. */
-	if (moved && ((x->base >> SEG_SHIFT) & (PRODUCER_RECLAIM_EVERY - 1)) == 0)
+	 * segments retained.  The producer whose claim [t>>1, p) holds the
+	 * first position of such a group reclaims, however far its batch
+	 * reaches (design.md §4, step 8).  Single items that fit the hint
+	 * segment never hold one: their fast path needs no check. */
+	if (fo__unlikely(reclaim_due((t >> 1), p)))
 		fo__reclaim_try(s);
 	return FO_OK;
 }

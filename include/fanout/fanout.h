@@ -8,6 +8,7 @@
 #include <fanout/version.h>
 #include <fanout/status.h>
 #include <fanout/alloc.h>
+#include <fanout/codec.h>
 #include <fanout/stream.h>
 #include <fanout/iter.h>
 #include <fanout/adapt.h>

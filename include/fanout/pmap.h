@@ -100,6 +100,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <fanout/codec.h>
 #include <fanout/export.h>
 #include <fanout/iter.h>
 
@@ -194,6 +195,8 @@ typedef struct fo_pmap_opts {
 	void *item_free_ctx;
 	fo_progress_fn progress;
 	void *progress_ctx;
+	fo_codec in_codec;
+	fo_codec out_codec;
 } fo_pmap_opts;
 
 /** fo_pmap_opts_init() - the defaults above.  NULL: no-op. */

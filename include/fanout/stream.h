@@ -218,7 +218,9 @@ FO_API bool fo_stream_is_closed(const fo_stream *s);
  * call (and nothing pushed before it).
  * @flags: FO_ACTIVE, FO_PASSIVE or FO_SHARED (a new share group of one).
  * Returns: FO_OK; FO_EINVAL (@s/@c NULL, unknown flags, PASSIVE|SHARED);
- * FO_ENOMEM.  On a closed stream the cursor is created and reads FO_END.
+ * FO_ENOMEM.  On a closed stream the cursor is created and its first read
+ * returns FO_END, or FO_FAILED (with fo_cursor_error()) if the stream
+ * failed.
  * Ownership: the caller owns *@c; fo_cursor_close() it.  It keeps the stream
  * alive after fo_stream_destroy().
  * Threads: any, concurrently with pushes and other cursors.
