@@ -183,6 +183,23 @@ for f in share/doc/fanout/README.md share/doc/fanout/LICENSE share/doc/fanout/CH
 	share/fanout/examples/CMakeLists.txt; do
 	[ -f "$prefix/$f" ] || fail "not installed: $f"
 done
+# The reference: one man page per exported function (when doxygen built them).
+if [ -d "$build/doxygen/man/man3" ]; then
+	pages=0
+	for s in $(nm -D --defined-only "$so" | awk '$2 == "T" { print $3 }'); do
+		if [ -f "$prefix/share/man/man3/$s.3" ]; then
+			pages=$((pages + 1))
+		else
+			fail "no man page share/man/man3/$s.3"
+		fi
+	done
+	ok "$pages man pages fo_*(3) installed under share/man/man3"
+	if command -v man >/dev/null 2>&1 &&
+		! MANPATH="$prefix/share/man" man -P cat fo_stream_create 2>/dev/null | grep -q 'make a new'; then
+		fail "MANPATH=<prefix>/share/man man fo_stream_create"
+	fi
+fi
+
 if cmake -S "$prefix/share/fanout/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix" \
 	>"$work/examples.log" 2>&1 && cmake --build "$work/examples" -j 2 >>"$work/examples.log" 2>&1; then
 	run "share/fanout/examples built against the prefix: hello" "$work/examples/hello"

@@ -33,6 +33,7 @@ packages=(
 	libcmocka-dev                  # unit tests
 	clang libclang-rt-14-dev       # ASan/UBSan/TSan builds (clang's sanitizer runtimes)
 	clang-format                   # format-check target
+	doxygen                        # fo_*(3) man pages; scripts/check_api_docs.sh
 	libzmq3-dev                    # benchmark peer
 	valgrind                       # callgrind instruction counts in bench/
 	libuv1-dev                     # include/fanout/uv.h adapter: examples/uv_subscriber.c

@@ -354,7 +354,8 @@ FO_API int fo_cursor_fd(fo_cursor *c);
 
 /**
  * fo_cursor_arm() - ask for one signal (fd readable, or the notify hook
- * called) when a read would return something; see fo_cursor_fd().
+ * called) when a read would return something; see fo_cursor_fd() and
+ * status.h (values that are not status codes).
  * Returns: 1 if something is ready already (read it; nothing is armed);
  * 0 if armed (safe to sleep); FO_EINVAL if @c is NULL or has neither an fd
  * nor a notify hook.
