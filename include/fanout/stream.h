@@ -79,8 +79,8 @@ enum { FO_ACTIVE = 0, FO_PASSIVE = 1u << 0, FO_SHARED = 1u << 1 };
  * @item_free_ctx:  passed to @item_free.
  * @single_producer: the caller promises that pushes never run concurrently
  *                  (one producer thread, or pushes serialised by the caller).
- *                  Pushes then skip their RCU read section (about 80
- *                  instructions).  Breaking the promise is undefined.
+ *                  Pushes then skip their RCU read section (measured
+ *                  cost: B3 in README.md).  Breaking the promise is undefined.
  *                  Default false.  close/fail/cursor calls stay free-threaded.
  */
 typedef struct fo_stream_opts {
