@@ -71,9 +71,7 @@ static int pull_one(fo_feeder *f, uint64_t deadline)
 	if (rc == FO_END) {
 		fo_stream_close(f->s);
 	} else if (rc == FO_FAILED) {
-		const fo_error *e = fo_iter_error(f->src);
-		if (fo_stream_fail(f->s, e->code, e->message) == FO_ENOMEM)
-			fo_stream_fail(f->s, e->code, NULL);
+		fo__stream_fail_err(f->s, fo_iter_error(f->src)); /* code, sys_errno, message */
 	}
 	return rc;
 }

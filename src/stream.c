@@ -468,7 +468,7 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 /* ------------------------------------------------------------------------ */
 /* Close, fail, stats                                                         */
 
-static int stream_end(fo_stream *s, int code, const char *message)
+static int stream_end(fo_stream *s, int code, int sys_errno, const char *message)
 {
 	pthread_mutex_lock(&s->lock);
 	if (atomic_load_explicit(&s->tail, memory_order_relaxed) &
@@ -487,7 +487,7 @@ static int stream_end(fo_stream *s, int code, const char *message)
 			}
 			m = s->err_msg;
 		}
-		s->err = (fo_error){code, 0, m};
+		s->err = (fo_error){code, sys_errno, m};
 	}
 	/* seq_cst RMW: after this no claim succeeds; old gives the end. */
 	uint64_t old = atomic_fetch_or_explicit(&s->tail, TAIL_CLOSED, memory_order_seq_cst);
@@ -503,14 +503,23 @@ static int stream_end(fo_stream *s, int code, const char *message)
 
 int fo_stream_close(fo_stream *s)
 {
-	return s ? stream_end(s, 0, NULL) : FO_EINVAL;
+	return s ? stream_end(s, 0, 0, NULL) : FO_EINVAL;
 }
 
 int fo_stream_fail(fo_stream *s, int code, const char *message)
 {
 	if (!s)
 		return FO_EINVAL;
-	return stream_end(s, code ? code : FO_FAILED, message);
+	return stream_end(s, code ? code : FO_FAILED, 0, message);
+}
+
+int fo__stream_fail_err(fo_stream *s, const fo_error *e)
+{
+	int code = e->code ? e->code : FO_FAILED;
+	int rc = stream_end(s, code, e->sys_errno, e->message);
+	if (rc == FO_ENOMEM) /* no copy of the message: the static text */
+		rc = stream_end(s, code, e->sys_errno, NULL);
+	return rc;
 }
 
 bool fo_stream_is_closed(const fo_stream *s)
