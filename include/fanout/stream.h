@@ -234,10 +234,12 @@ FO_API int fo_stream_cursor(fo_stream *s, fo_cursor **c, unsigned flags);
 FO_API int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out);
 
 /**
- * fo_stream_destroy() - drop the creator's handle.  Memory goes once every
- * cursor is closed too; when this is the last handle, every item destructor
- * has run when it returns.  Does not close the stream: call
- * fo_stream_close() first if readers should see FO_END.  NULL is a no-op.
+ * fo_stream_destroy() - close the stream (as fo_stream_close(), unless it
+ * is already closed or failed: the first end stays) and drop the creator's
+ * handle.  Readers still get every item pushed before, then FO_END; a
+ * reader blocked in a read wakes.  Memory goes once every cursor is closed
+ * too; when this is the last handle, every item destructor has run when it
+ * returns.  NULL is a no-op.
  * Threads: once, not concurrently with pushes on @s.
  */
 FO_API void fo_stream_destroy(fo_stream *s);
