@@ -129,8 +129,13 @@ void fo__stream_unref(fo_stream *s)
 
 void fo_stream_destroy(fo_stream *s)
 {
-	if (s)
-		fo__stream_unref(s);
+	if (!s)
+		return;
+	/* The creator's handle is the only one that may push: once it goes, the stream is
+	 * over.  Closing wakes blocked readers (FO_END after every item); a stream already
+	 * closed or failed keeps its first end. */
+	(void)fo_stream_close(s);
+	fo__stream_unref(s);
 }
 
 /* ------------------------------------------------------------------------ */
