@@ -32,6 +32,19 @@ void *fo__zalloc(size_t size);
 void fo__free(void *p);
 char *fo__strdup(const char *s);
 
+/* status.c: a user callback's failure.  Call fo__cb_begin() right before
+ * invoking a user callback, and fo__cb_capture() right after it returned an
+ * error @code (it reads errno first): *e gets {code, errno if code is
+ * FO_ESYS, the callback's fo_fail() message for this code or
+ * fo_strerror(code)}; a copied message is returned in *owned (fo__free it;
+ * NULL when e->message is static or the copy failed).  Returns @code.
+ * fo__cb_message(code) peeks at the pending message (NULL: none), for a
+ * process child that sends it in a frame. */
+#define FO__FAIL_MSG_MAX 1024
+void fo__cb_begin(void);
+int fo__cb_capture(int code, fo_error *e, char **owned);
+const char *fo__cb_message(int code);
+
 /* Broken internal invariant: never returns. */
 _Noreturn void fo__panic(const char *file, int line, const char *what);
 #define FO_ASSERT(cond)                                       \
@@ -70,6 +83,16 @@ void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node));
  * while nobody creates one).  For feeds deciding whether to keep pulling. */
 typedef struct fo_stream fo_stream;
 size_t fo__stream_ncursors(fo_stream *s);
+/* fo_stream_fail() with a whole error: code, sys_errno and message (the
+ * static text of the code if the copy runs out of memory).  For feeds and
+ * joins passing a source's failure on.  Returns FO_OK or FO_ECLOSED. */
+int fo__stream_fail_err(fo_stream *s, const fo_error *e);
+
+/* preload.c: stop a fo_process_preload() iterator that nobody read and give
+ * back the parent's copy of its source, as it was (for constructors that
+ * wrap a source and then fail). */
+typedef struct fo_iter fo_iter;
+fo_iter *fo__preload_undo(fo_iter *it);
 
 /* wait.c */
 uint64_t fo__now_ns(void);

@@ -5,8 +5,10 @@
 #define FANOUT_FANOUT_H
 
 #include <fanout/export.h>
+#include <fanout/version.h>
 #include <fanout/status.h>
 #include <fanout/alloc.h>
+#include <fanout/codec.h>
 #include <fanout/stream.h>
 #include <fanout/iter.h>
 #include <fanout/adapt.h>
@@ -15,6 +17,7 @@
 #include <fanout/join.h>
 #include <fanout/pmap.h>
 #include <fanout/pipeline.h>
+#include <fanout/preload.h>
 #include <fanout/task.h>
 
 #endif /* FANOUT_FANOUT_H */
