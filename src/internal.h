@@ -88,6 +88,12 @@ size_t fo__stream_ncursors(fo_stream *s);
  * joins passing a source's failure on.  Returns FO_OK or FO_ECLOSED. */
 int fo__stream_fail_err(fo_stream *s, const fo_error *e);
 
+/* preload.c: stop a fo_process_preload() iterator that nobody read and give
+ * back the parent's copy of its source, as it was (for constructors that
+ * wrap a source and then fail). */
+typedef struct fo_iter fo_iter;
+fo_iter *fo__preload_undo(fo_iter *it);
+
 /* wait.c */
 uint64_t fo__now_ns(void);
 /* Absolute CLOCK_MONOTONIC deadline for a relative timeout; INT64_MAX-ish
