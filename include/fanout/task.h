@@ -71,11 +71,14 @@ typedef int (*fo_task_fn)(void *arg, void **value);
  * @backend:     FO_THREADS (FO_PROCESSES: FO_EINVAL, reserved).
  * @result_free: frees a value nobody took (destroy, cancel); may be NULL.
  * @result_ctx:  passed to @result_free.
+ * @out_codec:   FO_PROCESSES: the value's codec (encode in the child, decode
+ *               here; required).  Ignored with threads.
  */
 typedef struct fo_task_opts {
 	fo_backend backend;
 	fo_item_free_fn result_free;
 	void *result_ctx;
+	fo_codec out_codec;
 } fo_task_opts;
 
 /** fo_task_opts_init() - FO_THREADS, no destructor.  NULL: no-op. */
