@@ -312,6 +312,56 @@ static double one_kill(void)
 	return ms;
 }
 
+/* ---- B15b: fork-per-call task round trip ------------------------------------------------- */
+
+static long b15b_value = 7;
+
+static int b15b_fn(void *arg, void **value)
+{
+	(void)arg;
+	*value = &b15b_value; /* crosses through the pod codec */
+	return FO_OK;
+}
+
+static double task_round_trip_us(void)
+{
+	fo_task_opts o;
+	fo_task_opts_init(&o);
+	o.backend = FO_PROCESSES;
+	o.out_codec = fo_codec_pod(sizeof(long));
+	uint64_t t0 = bench_now_ns();
+	fo_future *f;
+	void *v;
+	if (fo_task_spawn(&f, b15b_fn, NULL, &o) != FO_OK || fo_future_wait(f) != FO_OK ||
+	    fo_future_take(f, &v, NULL) != FO_OK || *(long *)v != 7)
+		failures++;
+	uint64_t t1 = bench_now_ns();
+	o.out_codec.item_free(v, o.out_codec.ctx);
+	fo_future_destroy(f);
+	return (double)(t1 - t0) / 1e3;
+}
+
+static double bare_round_trip_us(void)
+{
+	uint64_t t0 = bench_now_ns();
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		exit(2);
+	pid_t pid = fork();
+	if (pid == 0) {
+		long v = 7;
+		ssize_t w = write(p[1], &v, sizeof(v));
+		_exit(w == sizeof(v) ? 0 : 1);
+	}
+	close(p[1]);
+	long v = 0;
+	if (full_read(p[0], &v, sizeof(v)) != 0 || v != 7)
+		failures++;
+	waitpid(pid, NULL, 0);
+	close(p[0]);
+	return (double)(bench_now_ns() - t0) / 1e3;
+}
+
 int main(int argc, char **argv)
 {
 	bench_opts o = {.items = 200000, .runs = 3};
@@ -343,6 +393,21 @@ int main(int argc, char **argv)
 	bench_summary(&b, "proc");
 	bench_results_fini(&b);
 
+	if (want("task")) {
+		double a[200], b[200];
+		int k = o.runs * 40 > 200 ? 200 : o.runs * 40;
+		for (int i = 0; i < k; i++) {
+			a[i] = task_round_trip_us();
+			b[i] = bare_round_trip_us();
+		}
+		double ma = bench_median(a, (size_t)k), mb = bench_median(b, (size_t)k);
+		printf("RESULT scenario=B15b impl=task_proc round_trip_us_median=%.1f samples=%d\n",
+		       ma, k);
+		printf("RESULT scenario=B15b impl=bare_fork_pipe round_trip_us_median=%.1f "
+		       "samples=%d\n",
+		       mb, k);
+		printf("B15b task_proc / bare_fork_pipe = %.2fx (target <= 1.5x)\n", ma / mb);
+	}
 	if (want("kill")) {
 		shc = mmap(NULL, sizeof(*shc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 		           -1, 0);
