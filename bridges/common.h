@@ -348,7 +348,7 @@ static inline bool drain_done(const struct drain *d, size_t got)
  * entries filled by the engine's reader thread and read by the iterator, with
  * the failure the reader gave up on, the stop flag and the readiness
  * (eventfd + armed).  Everything is under @mu; the engine keeps its own
- * shared fields under the same mutex.  Protocol: docs/design.md §13.
+ * shared fields under the same mutex.  Protocol: docs/design.md §14.
  */
 struct bentry {
 	struct rid id;

@@ -547,13 +547,19 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 		        &g->pos, &p, p + k, memory_order_acq_rel, memory_order_relaxed))
 			continue;
 		/* release: x is linked and initialised before others walk from it. */
+		bool crossed = false;
 		while (h->base < x->base &&
-		       !atomic_compare_exchange_weak_explicit(&g->hint, &h, x, memory_order_release,
-		                                              memory_order_acquire))
+		       !(crossed = atomic_compare_exchange_weak_explicit(
+		             &g->hint, &h, x, memory_order_release, memory_order_acquire)))
 			;
 		fo__rcu_unlock();
 		*n = k;
 		reader_moved(s);
+		/* The group's frontier moved on a segment: reclaim as active
+		 * readers do (design.md §6); without it a group-only stream kept
+		 * every segment until the next producer-side reclamation. */
+		if (crossed)
+			fo__reclaim_try(s);
 		return FO_OK;
 	}
 }

@@ -13,11 +13,19 @@
  * reads the end - so a reader that sees the end has every thread joined.
  *
  * Group: the pipeline keeps its open stages (under p->mu, which also keeps
- * a stage's memory alive while another thread touches it).  group_halt(p, k)
- * sets QUIT_HALT on every stage numbered below k and wakes its thread: it
- * stops before its next pull and ends with FO_ECANCELED, which only halted
- * (upstream) stages ever read.  Closing an output sets QUIT_STOP the same
- * way.
+ * a stage's memory alive while another thread touches it).  Each stage
+ * records which stage's thread reads it (read_by, written by that reader
+ * under p->mu at its first read and before it waits; NO_STAGE when the
+ * reader is not a stage thread of this group: the application, a join
+ * helper).  halt_upstream(p, k) - when stage k's source fails, or k's
+ * output is closed - sets QUIT_HALT on every stage read by k's thread, and
+ * on those read by theirs, transitively, and wakes them: each stops before
+ * its next pull and ends with FO_ECANCELED, which only its reader - itself
+ * halted or closing - ever reads.  Stages of other branches (merged by a
+ * join, a flatten) are never halted by another stage: they end on their
+ * own, or when their output is closed.  A stage that ends normally halts
+ * nothing (its thread closed its source, so everything upstream is done).
+ * Closing an output sets QUIT_STOP the same way.
  *
  * The hand-off (no lock; who writes what):
  *
@@ -82,7 +90,7 @@
  * Both sides clear their own need word when they stop waiting (a stale 1
  * only costs the other side a spurious wake).
  *
- * quit (close / group_halt): fetch_or the flag, then gen++ on the room
+ * quit (close / halt_upstream): fetch_or the flag, then gen++ on the room
  * word and futex_wake, all seq_cst, unconditionally.  The thread reads its
  * ticket (seq_cst) before re-checking quit (seq_cst): if the bump is
  * after the ticket, futex_wait returns; if before, so is the flag, and the
@@ -106,7 +114,9 @@
 #define ROOM_WAIT_NS  100000 /* the thread asleep for a batch of room: at most this */
 
 #define QUIT_STOP 1u /* the output was closed */
-#define QUIT_HALT 2u /* group_halt: a downstream stage failed or closed */
+#define QUIT_HALT 2u /* halt_upstream: the stage reading it failed or closed */
+
+#define NO_STAGE SIZE_MAX
 
 #define READY_ITEM 1
 #define READY_END  2
@@ -117,6 +127,7 @@ struct fo_pipeline {
 	pthread_mutex_t mu;
 	struct stage **stages; /* under mu: open stages, NULL when closed */
 	size_t nstages, cap;
+	uint64_t halt_pass; /* under mu: numbers the passes of halt_upstream */
 	fo_pipeline_opts o;
 	atomic_int refs; /* handle + open stages */
 };
@@ -144,8 +155,12 @@ struct stage {
 	/* The reader's. */
 	bool started, joined;
 	pthread_t th;
+	/* Written by the reader under p->mu, read by halts under p->mu: the
+	 * stage whose thread reads this output (NO_STAGE: another thread). */
+	size_t read_by;
+	uint64_t halt_mark; /* under p->mu: the last halt_upstream pass that reached it */
 	/* Rarely written. */
-	_Atomic uint32_t quit; /* QUIT_*: close / group_halt */
+	_Atomic uint32_t quit; /* QUIT_*: close / halt_upstream */
 	_Atomic int term;      /* 0, FO_END or FO_FAILED: after the last tail */
 	struct fo__waker wk;   /* armed: peeked by the thread after each store */
 
@@ -195,12 +210,46 @@ static void stage_quit(struct stage *s, uint32_t why)
 	fo__futex_wake_all(&s->room_gen);
 }
 
-static void group_halt(fo_pipeline *p, size_t below)
+/* The thread of the stage running on this thread (NULL on other threads). */
+static _Thread_local struct stage *this_stage;
+
+/* Before the reader of @s may wait for its items: record which stage's
+ * thread it is (what halt_upstream follows).  Cheap when unchanged. */
+static void note_reader(struct stage *s)
+{
+	struct stage *me = this_stage;
+	size_t by = me && me->p == s->p ? me->idx : NO_STAGE;
+	if (fo__likely(s->read_by == by)) /* ours: only the reader writes it */
+		return;
+	pthread_mutex_lock(&s->p->mu);
+	s->read_by = by;
+	pthread_mutex_unlock(&s->p->mu);
+}
+
+/*
+ * Stage @k failed or was closed: halt every stage whose output its thread
+ * reads, and theirs, transitively - and nothing else (a stage read by the
+ * application, a join helper or another branch is not upstream of @k).
+ */
+static void halt_upstream(fo_pipeline *p, size_t k)
 {
 	pthread_mutex_lock(&p->mu); /* keeps those stages open while we touch them */
-	for (size_t i = 0; i < below && i < p->nstages; i++)
-		if (p->stages[i])
-			stage_quit(p->stages[i], QUIT_HALT);
+	uint64_t pass = ++p->halt_pass;
+	p->stages[k]->halt_mark = pass;
+	for (bool more = true; more;) { /* a fixpoint: readers may be numbered after */
+		more = false;
+		for (size_t i = 0; i < p->nstages; i++) {
+			struct stage *u = p->stages[i];
+			if (!u || u->halt_mark == pass || u->read_by == NO_STAGE)
+				continue;
+			struct stage *r = p->stages[u->read_by];
+			if (r && r->halt_mark == pass) {
+				u->halt_mark = pass;
+				stage_quit(u, QUIT_HALT);
+				more = true;
+			}
+		}
+	}
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -306,6 +355,7 @@ static void *stage_main(void *arg)
 	size_t tail = 0;
 	int end;
 	fo_progress pr;
+	this_stage = s;
 	for (;;) {
 		if (tail - s->head_seen >= s->n)
 			wait_room(s, tail);
@@ -328,7 +378,7 @@ static void *stage_main(void *arg)
 			end = FO_FAILED;
 			/* The root error: stop everything upstream (relaxed: a flag). */
 			if (!(atomic_load_explicit(&s->quit, memory_order_relaxed) & QUIT_HALT))
-				group_halt(s->p, s->idx);
+				halt_upstream(s->p, s->idx);
 			break;
 		}
 		/* The room is ours: only this thread adds items. */
@@ -366,6 +416,7 @@ static void *stage_main(void *arg)
 static void start(struct stage *s)
 {
 	s->started = true;
+	note_reader(s);
 	int e = pthread_create(&s->th, NULL, stage_main, s);
 	if (e != 0) {
 		s->joined = true; /* nothing to join */
@@ -401,6 +452,7 @@ static int wait_items(struct stage *s, size_t head, uint64_t deadline)
 	int r = poll_items(s, head, 1);
 	if (r || deadline == 0)
 		return r;
+	note_reader(s); /* a halt of the stage reading us must reach us */
 	size_t want = batch(s);
 	uint64_t t0 = 0;
 	for (unsigned i = 0; i < SPIN_ROUNDS + YIELDS; i++) {
@@ -499,7 +551,7 @@ static void st_close(fo_iter *it)
 	fo_pipeline *p = s->p;
 	stage_quit(s, QUIT_STOP);
 	fo__waker_stop(&s->wk);
-	group_halt(p, s->idx); /* everything upstream stops too */
+	halt_upstream(p, s->idx); /* everything upstream stops too */
 	if (s->started && !s->joined)
 		pthread_join(s->th, NULL);
 	if (s->src) /* never started */
@@ -608,6 +660,7 @@ int fo_pipeline_buffer(fo_pipeline *p, fo_iter **out, fo_iter *src, size_t n)
 		p->cap = ncap;
 	}
 	s->idx = p->nstages;
+	s->read_by = NO_STAGE;
 	p->stages[p->nstages++] = s;
 	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed); /* under p->mu */
 	pthread_mutex_unlock(&p->mu);

@@ -45,10 +45,12 @@
  * under mu; whoever publishes something readable notes `armed` under mu and
  * signals after unlocking, holding an active count so the round stays.
  */
+#include <errno.h>
 #include <string.h>
 
 #include <fanout/pmap.h>
 #include "iter_impl.h"
+#include "pmap_impl.h"
 
 enum tstate { T_FREE, T_HELD, T_RUN, T_DONE };
 
@@ -56,6 +58,8 @@ struct task {
 	void *in, *out;
 	uint64_t seq;
 	int status;    /* FO_OK or the failure code */
+	int sys_errno; /* errno behind an FO_ESYS failure */
+	char *msg;     /* owned failure message, or NULL: a static text */
 	bool passthru; /* an upstream error item, in @in */
 	enum tstate st;
 	struct task *next; /* free list / ready FIFO (unordered), redo list */
@@ -66,14 +70,17 @@ struct round;
 struct worker {
 	pthread_t th;
 	struct fo_pool *pool;
-	size_t index;        /* which init argument */
-	struct round *r;     /* under mu: the round of the batch */
-	struct task **batch; /* chunk_size slots: the items taken at once */
-	size_t bi, bn;       /* under mu: batch[bi] is next / current, bn taken */
-	struct task *cur;    /* under mu: the item being computed */
-	uint64_t deadline;   /* under mu: cur's timeout deadline */
-	bool abandoned;      /* under mu: cur timed out; exit after the call */
-	bool exited;         /* under mu: ready to be joined */
+	size_t index;              /* which init argument */
+	struct round *r;           /* under mu: the round of the batch */
+	struct task **batch;       /* chunk_size slots: the items taken at once */
+	struct fo__pw_item *items; /* chunk_size: the backend's view of a run */
+	void *self;                /* the backend's worker state (worker thread only) */
+	size_t bi, bn;             /* under mu: batch[bi] is next / current, bn taken */
+	struct task *cur;          /* under mu: the item being computed */
+	uint64_t deadline;         /* under mu: cur's timeout deadline */
+	bool abandoned;            /* under mu: cur timed out; exit after the call */
+	bool interrupted;          /* under mu: cur timed out, the backend aborts it */
+	bool exited;               /* under mu: ready to be joined */
 	struct worker *next;
 };
 
@@ -85,13 +92,18 @@ struct fo_pool {
 	pthread_cond_t cv_wd;   /* watchdog: a deadline to watch, or stop */
 	fo_pmap_fn fn;
 	fo_pmap_opts o;
-	void **init_args; /* copy of o.init_args, or NULL */
-	size_t cap;       /* unordered in-flight bound: workers * (buffer + chunk) */
-	size_t W;         /* task slots per round: cap (+ reorder window when ordered) */
+	const struct fo__pmap_ops *ops; /* the backend */
+	fo_item_free_fn ofree;          /* outputs in this process: o.item_free, or */
+	void *octx;                     /* out_codec's destructor (processes) */
+	void **init_args;               /* copy of o.init_args, or NULL */
+	size_t cap;                     /* unordered in-flight bound: workers * (buffer + chunk) */
+	size_t W; /* task slots per round: cap (+ reorder window when ordered) */
 
 	struct worker *workers;
 	size_t init_pending; /* first workers whose init has not returned */
 	int fatal;           /* an init failed: its code (sticky for the pool) */
+	int fatal_errno;     /* its errno (FO_ESYS) */
+	char *fatal_msg;     /* its owned message, or NULL */
 	bool started, stop;
 	bool wd_started, wd_idle; /* the watchdog runs / sleeps with no deadline */
 	pthread_t wd;
@@ -168,10 +180,12 @@ void fo_result_free(void *p, void *ctx)
 	fo__free(r);
 }
 
-/* @msg is one of the static MSG_* texts: results may outlive the pool. */
-static struct result *result_new(struct round *r, void *in, void *out, int status, const char *msg)
+/* @msg is copied into the result: results may outlive the pool. */
+static struct result *result_new(struct round *r, void *in, void *out, int status, int sys_errno,
+                                 const char *msg)
 {
-	struct result *res = fo__zalloc(sizeof(*res));
+	size_t mlen = status != FO_OK ? strlen(msg) + 1 : 0;
+	struct result *res = fo__zalloc(sizeof(*res) + mlen);
 	if (!res)
 		return NULL;
 	res->r.input = in;
@@ -179,11 +193,12 @@ static struct result *result_new(struct round *r, void *in, void *out, int statu
 	res->r.status = status;
 	res->in_free = r->in_free;
 	res->in_ctx = r->in_ctx;
-	res->out_free = r->pool->o.item_free;
-	res->out_ctx = r->pool->o.item_free_ctx;
+	res->out_free = r->pool->ofree;
+	res->out_ctx = r->pool->octx;
 	if (status != FO_OK) {
 		res->e.code = status;
-		res->e.message = msg;
+		res->e.sys_errno = sys_errno;
+		res->e.message = memcpy(res + 1, msg, mlen);
 		res->r.error = &res->e;
 	}
 	return res;
@@ -254,6 +269,7 @@ static void slot_free(struct fo_pool *pool, struct round *r, struct task *t)
 {
 	t->st = T_FREE;
 	t->in = t->out = NULL;
+	t->msg = NULL; /* moved to the reader's copy (take_all) */
 	if (!pool->o.ordered) {
 		t->next = r->free_list;
 		r->free_list = t;
@@ -266,13 +282,15 @@ static void task_release(struct fo_pool *pool, struct round *r, struct task *t)
 	if (t->passthru) {
 		fo_error_item_free(t->in);
 	} else if (t->st == T_DONE && t->status == FO_OK) {
-		if (t->out && pool->o.item_free)
-			pool->o.item_free(t->out, pool->o.item_free_ctx);
+		if (t->out && pool->ofree)
+			pool->ofree(t->out, pool->octx);
 		if (pool->o.paired && t->in && r->in_free)
 			r->in_free(t->in, r->in_ctx);
 	} else if (t->in && r->in_free) {
 		r->in_free(t->in, r->in_ctx);
 	}
+	fo__free(t->msg);
+	t->msg = NULL;
 	t->in = t->out = NULL;
 	t->st = T_FREE;
 }
@@ -323,10 +341,16 @@ static void hold_signal(struct fo_pool *pool, struct round *r)
 	round_put(pool, r);
 }
 
-static void set_fatal(struct fo_pool *pool, int code)
+/* The pool cannot go on: @code (with @sys_errno and @msg, owned: taken here). */
+static void set_fatal(struct fo_pool *pool, int code, int sys_errno, char *msg)
 {
-	if (!pool->fatal)
+	if (!pool->fatal) {
 		pool->fatal = code ? code : FO_FAILED;
+		pool->fatal_errno = sys_errno;
+		pool->fatal_msg = msg;
+	} else {
+		fo__free(msg);
+	}
 	pthread_cond_broadcast(&pool->cv_out);
 	pthread_cond_broadcast(&pool->cv_work);
 	if (pool->r && notify_reader(pool, pool->r))
@@ -341,7 +365,10 @@ static int spawn(struct fo_pool *pool, size_t index)
 	if (!w)
 		return FO_ENOMEM;
 	w->batch = fo__alloc(pool->o.chunk_size * sizeof(*w->batch));
-	if (!w->batch) {
+	w->items = fo__zalloc(pool->o.chunk_size * sizeof(*w->items));
+	if (!w->batch || !w->items) {
+		fo__free(w->batch);
+		fo__free(w->items);
 		fo__free(w);
 		return FO_ENOMEM;
 	}
@@ -349,6 +376,7 @@ static int spawn(struct fo_pool *pool, size_t index)
 	w->index = index;
 	if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
 		fo__free(w->batch);
+		fo__free(w->items);
 		fo__free(w);
 		return FO_ESYS;
 	}
@@ -361,6 +389,7 @@ static void worker_free(struct worker *w)
 {
 	pthread_join(w->th, NULL);
 	fo__free(w->batch);
+	fo__free(w->items);
 	fo__free(w);
 }
 
@@ -396,7 +425,7 @@ static void respawn(struct fo_pool *pool)
 		}
 		int rc = spawn(pool, idx);
 		if (rc != FO_OK) {
-			set_fatal(pool, rc);
+			set_fatal(pool, rc, 0, NULL);
 			return;
 		}
 	}
@@ -407,7 +436,7 @@ static uint64_t earliest_deadline(const struct fo_pool *pool)
 {
 	uint64_t earliest = FO__NO_DEADLINE;
 	for (const struct worker *w = pool->workers; w; w = w->next)
-		if (!w->abandoned && w->cur && w->deadline < earliest)
+		if (!w->abandoned && !w->interrupted && w->cur && w->deadline < earliest)
 			earliest = w->deadline;
 	return earliest;
 }
@@ -421,8 +450,15 @@ static void check_timeouts(struct fo_pool *pool)
 	struct round *sig = NULL;
 	bool any = false;
 	for (struct worker *w = pool->workers; w; w = w->next) {
-		if (w->abandoned || !w->cur || now < w->deadline)
+		if (w->abandoned || w->interrupted || !w->cur || now < w->deadline)
 			continue;
+		if (pool->ops->interrupt) {
+			/* The backend aborts the call (kills the child): the worker
+			 * itself publishes FO_TIMEDOUT, with the input, and goes on. */
+			w->interrupted = true;
+			pool->ops->interrupt(w->self);
+			continue;
+		}
 		struct round *r = w->r;
 		struct task *t = w->cur; /* its input stays with the worker */
 		t->in = t->out = NULL;
@@ -552,20 +588,64 @@ static void take_batch(struct fo_pool *pool, struct round *r, struct worker *w)
 		hold_signal(pool, r);
 }
 
-/* fn with retries (no lock).  FO_OK with *out set, or the failure code. */
-static int call_fn(struct fo_pool *pool, void *wstate, void *in, uint64_t deadline, void **out)
+/*
+ * The backend's attempts at it[0..n), with retries (no lock): returns how
+ * many items, from the first, have their final outcome.  Fewer than @n only
+ * when the worker cannot go on (*@fatal set, *@why the cause, owned).
+ */
+static size_t call_items(struct fo_pool *pool, struct worker *w, struct fo__pw_item *it, size_t n,
+                         uint64_t deadline, struct fo__pw_item *why, bool *fatal)
 {
-	int rc;
-	for (unsigned tries = 0;; tries++) {
-		*out = NULL;
-		rc = pool->fn(pool->o.ctx, wstate, in, out);
-		if (rc == FO_OK && !*out)
-			rc = FO_EINVAL; /* contract broken: report, never hang */
-		if (rc == FO_OK || tries >= pool->o.retries)
-			return rc;
-		if (deadline != FO__NO_DEADLINE && fo__now_ns() >= deadline)
-			return rc;
+	const struct fo__pmap_ops *ops = pool->ops;
+	for (size_t i = 0; i < n;) {
+		size_t k = ops->run(w->self, it + i, n - i);
+		if (k == 0) {
+			*why = it[i];
+			*fatal = true;
+			return i;
+		}
+		for (size_t j = i; j < i + k; j++) {
+			for (unsigned tries = 0; it[j].status != FO_OK && tries < pool->o.retries;
+			     tries++) {
+				if (deadline != FO__NO_DEADLINE && fo__now_ns() >= deadline)
+					break;
+				fo__free(it[j].msg);
+				it[j].msg = NULL;
+				if (ops->run(w->self, it + j, 1) == 0) {
+					*why = it[j];
+					*fatal = true;
+					for (size_t m = i; m < j;
+					     m++) /* done, but the round fails */
+						if (it[m].status == FO_OK && pool->ofree)
+							pool->ofree(it[m].out, pool->octx);
+					return i;
+				}
+			}
+		}
+		i += k;
 	}
+	return n;
+}
+
+/* A copying backend's input is not needed after FO_OK (unpaired): release it
+ * (no lock: the destructor is the user's).  Returns the input the task keeps. */
+static void *settle_input(struct fo_pool *pool, struct round *r, void *in, int status)
+{
+	if (status != FO_OK || pool->o.paired)
+		return in;
+	if (pool->ops->copies_input && in && r->in_free)
+		r->in_free(in, r->in_ctx);
+	return NULL; /* fn's now (threads), or released (a copy crossed) */
+}
+
+static void put_outcome(struct task *t, struct fo__pw_item *it, void *in)
+{
+	t->in = in;
+	t->status = it->status;
+	t->sys_errno = it->sys_errno;
+	t->msg = it->msg;
+	it->msg = NULL;
+	t->out = it->status == FO_OK ? it->out : NULL;
 }
 
 /*
@@ -573,9 +653,9 @@ static int call_fn(struct fo_pool *pool, void *wstate, void *in, uint64_t deadli
  * go and published under one lock: 2 lock rounds per chunk instead of 1 + k.
  * The slots are ours while RUN (the reader takes only DONE ones, close waits
  * for active == 0), so results go into them without the lock.  mu held on
- * entry and exit.
+ * entry and exit.  Returns false when the worker cannot go on.
  */
-static void compute_chunk(struct fo_pool *pool, struct worker *w, void *wstate)
+static bool compute_chunk(struct fo_pool *pool, struct worker *w)
 {
 	struct round *r = w->r;
 	size_t n = 0;
@@ -587,28 +667,34 @@ static void compute_chunk(struct fo_pool *pool, struct worker *w, void *wstate)
 		}
 	}
 	pthread_mutex_unlock(&pool->mu);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
+		w->items[i] = (struct fo__pw_item){.in = w->batch[i]->in};
+	struct fo__pw_item why = {0};
+	bool fatal = false;
+	size_t done = call_items(pool, w, w->items, n, FO__NO_DEADLINE, &why, &fatal);
+	for (size_t i = 0; i < done; i++) {
 		struct task *t = w->batch[i];
-		void *out;
-		t->status = call_fn(pool, wstate, t->in, FO__NO_DEADLINE, &out);
-		t->out = t->status == FO_OK ? out : NULL;
-		if (t->status == FO_OK && !pool->o.paired)
-			t->in = NULL; /* fn's now */
+		put_outcome(t, &w->items[i], settle_input(pool, r, t->in, w->items[i].status));
 	}
 	pthread_mutex_lock(&pool->mu);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < done; i++) {
 		if (w->batch[i]->status != FO_OK)
 			record_failure(pool, r, w->batch[i]);
 		push_ready(pool, r, w->batch[i]);
 	}
+	/* Items after a fatal stop stay RUN with their inputs: close releases them. */
+	if (fatal)
+		set_fatal(pool, why.status, why.sys_errno, why.msg);
 	w->bi = w->bn = 0;
-	if (n && notify_reader(pool, r))
+	if (done && notify_reader(pool, r))
 		hold_signal(pool, r);
+	return !fatal;
 }
 
 /* Compute batch[bi] (HELD, worth it); mu held on entry and exit.  Returns false when
- * the worker was abandoned meanwhile (its late result is released here). */
-static bool compute(struct fo_pool *pool, struct worker *w, void *wstate)
+ * the worker was abandoned meanwhile (its late result is released here) or
+ * cannot go on. */
+static bool compute(struct fo_pool *pool, struct worker *w)
 {
 	struct round *r = w->r;
 	struct task *t = w->batch[w->bi];
@@ -624,16 +710,22 @@ static bool compute(struct fo_pool *pool, struct worker *w, void *wstate)
 	w->deadline = deadline;
 	pthread_mutex_unlock(&pool->mu);
 
-	void *out = NULL;
-	int rc = call_fn(pool, wstate, in, deadline, &out);
+	struct fo__pw_item *it = &w->items[0];
+	*it = (struct fo__pw_item){.in = in};
+	struct fo__pw_item why = {0};
+	bool fatal = false;
+	size_t done = call_items(pool, w, it, 1, deadline, &why, &fatal);
+	void *kept = done ? settle_input(pool, r, in, it->status) : in;
 
 	pthread_mutex_lock(&pool->mu);
+	w->interrupted = false;
 	if (w->abandoned) {
 		/* Timed out: the reader has FO_TIMEDOUT for it; @r stays while we are active. */
 		pthread_mutex_unlock(&pool->mu);
-		if (rc == FO_OK) {
+		fo__free(it->msg);
+		if (it->status == FO_OK) {
 			if (pool->o.item_free)
-				pool->o.item_free(out, pool->o.item_free_ctx);
+				pool->o.item_free(it->out, pool->o.item_free_ctx);
 			if (pool->o.paired && r->in_free)
 				r->in_free(in, r->in_ctx);
 		} else if (r->in_free) {
@@ -643,10 +735,13 @@ static bool compute(struct fo_pool *pool, struct worker *w, void *wstate)
 		return false;
 	}
 	w->cur = NULL;
-	t->in = (rc == FO_OK && !pool->o.paired) ? NULL : in;
-	t->out = rc == FO_OK ? out : NULL;
-	t->status = rc;
-	if (rc != FO_OK)
+	if (fatal) {
+		set_fatal(pool, why.status, why.sys_errno,
+		          why.msg); /* t stays RUN: close frees it */
+		return false;
+	}
+	put_outcome(t, it, kept);
+	if (t->status != FO_OK)
 		record_failure(pool, r, t);
 	push_ready(pool, r, t);
 	if (notify_reader(pool, r))
@@ -658,11 +753,10 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct fo_pool *pool = w->pool;
-	void *wstate = NULL;
-	int rc = FO_OK;
-	if (pool->o.init)
-		rc = pool->o.init(pool->o.ctx, pool->init_args ? pool->init_args[w->index] : NULL,
-		                  &wstate);
+	void *self = NULL;
+	struct fo__pw_item why = {0};
+	int rc = pool->ops->start(&pool->o, pool->fn, w->index,
+	                          pool->init_args ? pool->init_args[w->index] : NULL, &self, &why);
 
 	pthread_mutex_lock(&pool->mu);
 	/* init_pending counts the first generation only (start()); replacements
@@ -670,11 +764,12 @@ static void *worker_main(void *arg)
 	if (rc != FO_OK) {
 		if (pool->init_pending)
 			pool->init_pending--;
-		set_fatal(pool, rc);
+		set_fatal(pool, why.status ? why.status : rc, why.sys_errno, why.msg);
 		w->exited = true;
 		pthread_mutex_unlock(&pool->mu);
 		return NULL; /* no fini: init did not succeed */
 	}
+	w->self = self; /* under mu: the watchdog's interrupt() reads it */
 	if (pool->init_pending && --pool->init_pending == 0)
 		pthread_cond_broadcast(&pool->cv_work);
 
@@ -713,22 +808,21 @@ static void *worker_main(void *arg)
 		take_batch(pool, r, w);
 		bool alive = true;
 		if (pool->o.timeout_ns == 0 && w->bn > 1)
-			compute_chunk(pool, w, wstate);
+			alive = compute_chunk(pool, w);
 		for (; w->bi < w->bn && alive; w->bi++) {
 			struct task *t = w->batch[w->bi];
 			if (t->st == T_HELD && worth(pool, r, t))
-				alive = compute(pool, w, wstate);
+				alive = compute(pool, w);
 			/* else: a pass-through, or not worth it (left HELD: close releases it) */
 		}
 		w->bn = 0;
 		w->r = NULL;
 		round_put(pool, r);
 		if (!alive)
-			break; /* abandoned: a replacement took our place */
+			break; /* abandoned (a replacement took our place), or fatal */
 	}
 	pthread_mutex_unlock(&pool->mu);
-	if (pool->o.fini)
-		pool->o.fini(pool->o.ctx, wstate);
+	pool->ops->stop(self);
 	pthread_mutex_lock(&pool->mu);
 	w->exited = true; /* reap() may join us now: we only return */
 	pthread_mutex_unlock(&pool->mu);
@@ -744,13 +838,13 @@ static void start(struct fo_pool *pool)
 		int rc = spawn(pool, i);
 		if (rc != FO_OK) {
 			pool->init_pending -= pool->o.workers - i;
-			set_fatal(pool, rc);
+			set_fatal(pool, rc, errno, NULL);
 			return;
 		}
 	}
 	if (pool->o.timeout_ns > 0) {
 		if (pthread_create(&pool->wd, NULL, watchdog_main, pool) != 0)
-			set_fatal(pool, FO_ESYS);
+			set_fatal(pool, FO_ESYS, errno, NULL);
 		else
 			pool->wd_started = true;
 	}
@@ -776,6 +870,7 @@ static void pool_teardown(struct fo_pool *pool)
 	pthread_cond_destroy(&pool->cv_out);
 	pthread_cond_destroy(&pool->cv_work);
 	pthread_mutex_destroy(&pool->mu);
+	fo__free(pool->fatal_msg);
 	fo__free(pool->init_args);
 	fo__free(pool);
 }
@@ -812,20 +907,33 @@ static void report(struct round *r)
 	r->pool->o.progress(r->pool->o.progress_ctx, &p);
 }
 
+static int deliver_one(struct round *r, struct task *t, void **item, const char *msg);
+
 /* Apply the policy to one finished task (no lock).  FO_OK, FO_EMPTY (dropped), FO_FAILED. */
 static int deliver(struct round *r, struct task *t, void **item)
 {
-	const fo_pmap_opts *o = &r->pool->o;
 	fo_iter *it = &r->it;
 	if (t->passthru) {
 		*item = t->in;
 		it->last_err = true;
 		return FO_OK;
 	}
-	const char *msg = t->status == FO_TIMEDOUT ? MSG_TIMEOUT : MSG_FAIL;
+	char *owned = t->msg; /* copied where it goes, then freed here */
+	t->msg = NULL;
+	const char *msg = owned ? owned : t->status == FO_TIMEDOUT ? MSG_TIMEOUT : MSG_FAIL;
+	int rc = deliver_one(r, t, item, msg);
+	fo__free(owned);
+	return rc;
+}
+
+static int deliver_one(struct round *r, struct task *t, void **item, const char *msg)
+{
+	const fo_pmap_opts *o = &r->pool->o;
+	fo_iter *it = &r->it;
 	if (t->status == FO_OK || o->on_error == FO_ERR_EMIT) {
 		if (o->paired) {
-			struct result *res = result_new(r, t->in, t->out, t->status, msg);
+			struct result *res =
+			    result_new(r, t->in, t->out, t->status, t->sys_errno, msg);
 			if (!res) {
 				task_release(r->pool, r, t);
 				return fo__iter_fail(it, FO_ENOMEM, 0, "no memory for a result");
@@ -837,7 +945,7 @@ static int deliver(struct round *r, struct task *t, void **item)
 			*item = t->out;
 			return FO_OK;
 		}
-		fo_error e = {.code = t->status, .sys_errno = 0, .message = msg};
+		fo_error e = {.code = t->status, .sys_errno = t->sys_errno, .message = msg};
 		fo_error_item *ei = fo__error_item_new(&e, t->in, r->in_free, r->in_ctx);
 		if (!ei) {
 			task_release(r->pool, r, t);
@@ -850,7 +958,7 @@ static int deliver(struct round *r, struct task *t, void **item)
 	task_release(r->pool, r, t); /* releases the input of a failed item */
 	if (o->on_error == FO_ERR_DROP)
 		return FO_EMPTY;
-	return fo__iter_fail(it, t->status, 0, msg);
+	return fo__iter_fail(it, t->status, t->sys_errno, msg);
 }
 
 /* Move every finished result, in output order, off its slot into the reader's
@@ -926,7 +1034,8 @@ static int rd_next(fo_iter *it, void **item, uint64_t deadline)
 				int code = pool->fatal;
 				pthread_mutex_unlock(&pool->mu);
 				report(r);
-				return fo__iter_fail(it, code, 0, MSG_INIT);
+				return fo__iter_fail(it, code, pool->fatal_errno,
+				                     pool->fatal_msg ? pool->fatal_msg : MSG_INIT);
 			}
 			if (take_all(pool, r))
 				break;
@@ -1041,8 +1150,15 @@ static const struct fo__iter_vt pmap_vt = {
 
 static bool opts_valid(const fo_pmap_opts *o)
 {
-	if (o->workers == 0 || o->chunk_size == 0 || o->backend != FO_THREADS || o->timeout_ns < 0)
+	if (o->workers == 0 || o->chunk_size == 0 || o->timeout_ns < 0)
 		return false;
+	if (o->backend == FO_PROCESSES) {
+		if (!o->in_codec.encode || !o->in_codec.decode || !o->out_codec.encode ||
+		    !o->out_codec.decode)
+			return false; /* items cross as bytes: both codecs are required */
+	} else if (o->backend != FO_THREADS) {
+		return false;
+	}
 	if (o->on_error != FO_ERR_STOP && o->on_error != FO_ERR_DROP && o->on_error != FO_ERR_EMIT)
 		return false;
 	if (o->per_worker_buffer > SIZE_MAX / 8 || o->chunk_size > SIZE_MAX / 8)
@@ -1065,6 +1181,15 @@ int fo_pool_create(fo_pool **out, fo_pmap_fn fn, const fo_pmap_opts *o)
 		return FO_ENOMEM;
 	pool->o = *o;
 	pool->fn = fn;
+	if (o->backend == FO_PROCESSES) {
+		pool->ops = &fo__pmap_procs;
+		pool->ofree = o->out_codec.item_free;
+		pool->octx = o->out_codec.ctx;
+	} else {
+		pool->ops = &fo__pmap_threads;
+		pool->ofree = o->item_free;
+		pool->octx = o->item_free_ctx;
+	}
 	pool->cap = o->workers * (o->per_worker_buffer + o->chunk_size);
 	if (o->ordered && pool->o.reorder_window == 0)
 		pool->o.reorder_window = pool->cap;
@@ -1137,7 +1262,7 @@ int fo_pool_map(fo_pool *pool, fo_iter **out, fo_iter *src)
 	if (o->paired)
 		fo__iter_init(&r->it, &pmap_vt, fo_result_free, NULL);
 	else
-		fo__iter_init(&r->it, &pmap_vt, o->item_free, o->item_free_ctx);
+		fo__iter_init(&r->it, &pmap_vt, pool->ofree, pool->octx);
 	r->it.emits_errors = !o->paired && (o->on_error == FO_ERR_EMIT || src->emits_errors);
 	fo__waker_init(&r->wk);
 	r->pool = pool;

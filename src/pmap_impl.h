@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * pmap_impl.h - the seam between the pool (src/pmap.c: rounds, order,
+ * bounds, retries, policies, the watchdog) and a backend that runs the
+ * user's init/fn/fini somewhere (src/worker_thread.c: on the worker thread
+ * itself; src/worker_proc.c: in a child process the worker thread drives).
+ *
+ * Every pool worker is a thread.  It calls start() once, then run() for
+ * each batch of items it took, then stop(); all three on that thread,
+ * without the pool's mutex.  interrupt() is the watchdog's, under the pool's
+ * mutex, concurrently with run() on the worker's thread.
+ */
+#ifndef FO_PMAP_IMPL_H
+#define FO_PMAP_IMPL_H
+
+#include <fanout/pmap.h>
+#include "internal.h"
+
+/* One item of a run, and its outcome (one attempt). */
+struct fo__pw_item {
+	void *in;      /* the input (the pool's; see copies_input) */
+	void *out;     /* out: the output when status is FO_OK */
+	int status;    /* out: FO_OK or the failure */
+	int sys_errno; /* out: errno behind an FO_ESYS failure, else 0 */
+	char *msg;     /* out: an owned (fo__alloc) message, or NULL: the static text */
+};
+
+struct fo__pmap_ops {
+	const char *name;
+	/* fn works on a copy of the input: after FO_OK the pool still owns (and,
+	 * unpaired, frees) the input. */
+	bool copies_input;
+	/* Set up worker @index: FO_OK (*@self set) or the failure, described in
+	 * *@why (status, sys_errno, msg).  @o and @fn outlive the worker. */
+	int (*start)(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *init_arg,
+	             void **self, struct fo__pw_item *why);
+	/* One attempt at each of it[0..n): returns how many got an outcome, in
+	 * order (>= 1), or 0 when the worker cannot go on (it[0] says why: a
+	 * replacement process whose init failed). */
+	size_t (*run)(void *self, struct fo__pw_item *it, size_t n);
+	/* Clean up (fini) and free @self. */
+	void (*stop)(void *self);
+	/* Abort the current run's call at its deadline; the run returns
+	 * FO_TIMEDOUT for it.  NULL: calls cannot be aborted (the pool abandons
+	 * the worker instead). */
+	void (*interrupt)(void *self);
+};
+
+extern const struct fo__pmap_ops fo__pmap_threads;
+extern const struct fo__pmap_ops fo__pmap_procs;
+
+#endif /* FO_PMAP_IMPL_H */

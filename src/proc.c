@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * proc.c - spawning, watching and reaping children; frames over the
+ * socketpair between a parent and its child (see proc.h and docs/design.md
+ * §13 for the fork-safety rules).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proc.h"
+
+/* ---- children ------------------------------------------------------------------------------ */
+
+/*
+ * AddressSanitizer before LLVM 16 does not lock its allocator around fork()
+ * as glibc does for its malloc: a child forked while another thread was
+ * inside malloc deadlocks in its first allocation (seen in test_pmap_proc).
+ * In ASan builds we take its allocator lock around the fork ourselves (weak:
+ * newer runtimes may not export it, and lock in their own atfork handler).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define FO__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FO__ASAN 1
+#endif
+#endif
+#ifdef FO__ASAN
+void _ZN6__asan18asan_mz_force_lockEv(void) __attribute__((weak));
+void _ZN6__asan20asan_mz_force_unlockEv(void) __attribute__((weak));
+static void fork_lock(void)
+{
+	if (_ZN6__asan18asan_mz_force_lockEv && _ZN6__asan20asan_mz_force_unlockEv)
+		_ZN6__asan18asan_mz_force_lockEv();
+}
+static void fork_unlock(void)
+{
+	if (_ZN6__asan18asan_mz_force_lockEv && _ZN6__asan20asan_mz_force_unlockEv)
+		_ZN6__asan20asan_mz_force_unlockEv();
+}
+#else
+static void fork_lock(void)
+{
+}
+static void fork_unlock(void)
+{
+}
+#endif
+
+/* In the child, right after fork(): close every fd but 0-2 and @keep (moved to 3). */
+static int child_fds(int keep)
+{
+	if (keep != 3) {
+		if (dup2(keep, 3) < 0)
+			return -1;
+		keep = 3;
+	}
+	if (close_range(4, ~0U, 0) == 0)
+		return keep;
+	/* Kernels before 5.9: close them one by one. */
+	long max = sysconf(_SC_OPEN_MAX);
+	for (long fd = 4; fd < (max > 0 ? max : 1024); fd++)
+		close((int)fd);
+	return keep;
+}
+
+int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int fd), void *arg)
+{
+	c->pid = -1;
+	c->pidfd = c->fd = -1;
+	int sv[2];
+	/* CLOEXEC: a child exec'd by another thread of the program never inherits it. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return FO_ESYS;
+	pid_t parent = getpid();
+	fork_lock();
+	pid_t pid = fork();
+	fork_unlock(); /* in both processes */
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		errno = e;
+		return FO_ESYS;
+	}
+	if (pid == 0) {
+		/* The child: die with the thread that forked us (our proxy, which
+		 * lives as long as we do), and check that it did not die already. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		int fd = child_fds(sv[1]);
+		if (fd < 0)
+			_exit(127);
+		_exit(main(arg, fd) & 0xff); /* never returns into the caller's code */
+	}
+	close(sv[1]);
+	int pidfd = pidfd_open(pid, 0); /* close-on-exec by definition */
+	if (pidfd < 0) {
+		int e = errno;
+		kill(pid, SIGKILL); /* unreaped: the pid is still ours */
+		waitpid(pid, NULL, 0);
+		close(sv[0]);
+		errno = e;
+		return FO_ESYS;
+	}
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0) {
+		int e = errno;
+		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+		waitpid(pid, NULL, 0);
+		close(pidfd);
+		close(sv[0]);
+		errno = e;
+		return FO_ESYS;
+	}
+	c->pid = pid;
+	c->pidfd = pidfd;
+	c->fd = sv[0];
+	return FO_OK;
+}
+
+void fo__child_kill(const struct fo__child *c, int sig)
+{
+	if (c->pidfd >= 0)
+		pidfd_send_signal(c->pidfd, sig, NULL, 0);
+}
+
+void fo__child_reap(struct fo__child *c, struct fo__exit *e)
+{
+	*e = (struct fo__exit){0};
+	if (c->pidfd >= 0) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		int r;
+		do
+			r = waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED);
+		while (r < 0 && errno == EINTR);
+		if (r == 0 && si.si_pid != 0) {
+			e->known = true;
+			e->signal = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+			e->value = si.si_status;
+		}
+		close(c->pidfd);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->pidfd = c->fd = -1;
+	c->pid = -1;
+}
+
+void fo__exit_describe(const struct fo__exit *e, const char *who, char *buf, size_t n)
+{
+	if (!e->known) {
+		snprintf(buf, n, "%s ended (exit status unknown: reaped elsewhere)", who);
+	} else if (e->signal) {
+		const char *abbrev = sigabbrev_np(e->value);
+		snprintf(buf, n, "%s killed by signal %d (SIG%s)", who, e->value,
+		         abbrev ? abbrev : "?");
+	} else {
+		snprintf(buf, n, "%s exited with status %d", who, e->value);
+	}
+}
+
+/* ---- byte buffers ---------------------------------------------------------------------------- */
+
+/* Make room for @more bytes after len, moving the unsent/unparsed part to the front. */
+static int make_room(unsigned char **data, size_t *off, size_t *len, size_t *cap, size_t more)
+{
+	size_t live = *len - *off;
+	if (*off && (*off == *len || *len + more > *cap)) {
+		memmove(*data, *data + *off, live);
+		*off = 0;
+		*len = live;
+	}
+	if (*len + more <= *cap)
+		return FO_OK;
+	size_t c = *cap ? *cap : 4096;
+	while (c < *len + more)
+		c *= 2;
+	unsigned char *d = fo__alloc(c);
+	if (!d)
+		return FO_ENOMEM;
+	if (*len)
+		memcpy(d, *data, *len);
+	fo__free(*data);
+	*data = d;
+	*cap = c;
+	return FO_OK;
+}
+
+int fo__tx_frame(struct fo__tx *tx, uint32_t type, const void *data, size_t len)
+{
+	if (len > FO__FRAME_MAX)
+		return FO_EINVAL;
+	if (tx->off == tx->len)
+		tx->off = tx->len = 0;
+	int rc = make_room(&tx->data, &tx->off, &tx->len, &tx->cap, FO__FRAME_HDR + len);
+	if (rc != FO_OK)
+		return rc;
+	uint32_t hdr[2] = {(uint32_t)len, type};
+	memcpy(tx->data + tx->len, hdr, sizeof(hdr));
+	if (data && len)
+		memcpy(tx->data + tx->len + FO__FRAME_HDR, data, len);
+	tx->len += FO__FRAME_HDR + len;
+	return FO_OK;
+}
+
+int fo__tx_err(struct fo__tx *tx, int code, int sys_errno, const char *msg)
+{
+	size_t mlen = msg ? strnlen(msg, FO__MSG_MAX) : 0;
+	int rc = fo__tx_frame(tx, FO__F_ERR, NULL, 8 + mlen);
+	if (rc != FO_OK)
+		return rc;
+	size_t at = tx->len - (8 + mlen); /* the payload is last (after any compaction) */
+	int32_t v[2] = {code, sys_errno};
+	memcpy(tx->data + at, v, sizeof(v));
+	if (mlen)
+		memcpy(tx->data + at + 8, msg, mlen);
+	return FO_OK;
+}
+
+void fo__tx_fini(struct fo__tx *tx)
+{
+	fo__free(tx->data);
+	*tx = (struct fo__tx){0};
+}
+
+void fo__rx_fini(struct fo__rx *rx)
+{
+	fo__free(rx->data);
+	*rx = (struct fo__rx){0};
+}
+
+int fo__rx_frame(struct fo__rx *rx, uint32_t *type, const unsigned char **data, uint32_t *len)
+{
+	size_t avail = rx->len - rx->off;
+	if (avail < FO__FRAME_HDR)
+		return 0;
+	uint32_t hdr[2];
+	memcpy(hdr, rx->data + rx->off, sizeof(hdr));
+	/* Validate before trusting: a crashed or hostile child must not make us
+	 * read past the buffer or allocate without bound. */
+	if (hdr[0] > FO__FRAME_MAX || hdr[1] == 0 || hdr[1] > FO__F_MAXTYPE)
+		return FO_EINVAL;
+	if (avail - FO__FRAME_HDR < hdr[0])
+		return 0;
+	*len = hdr[0];
+	*type = hdr[1];
+	*data = rx->data + rx->off + FO__FRAME_HDR;
+	rx->off += FO__FRAME_HDR + hdr[0];
+	return 1;
+}
+
+/* Bytes still missing for the frame at off (0 when a complete one is there). */
+static size_t rx_missing(const struct fo__rx *rx)
+{
+	size_t avail = rx->len - rx->off;
+	if (avail < FO__FRAME_HDR)
+		return FO__FRAME_HDR - avail;
+	uint32_t plen;
+	memcpy(&plen, rx->data + rx->off, sizeof(plen));
+	if (plen > FO__FRAME_MAX)
+		return 0; /* corrupt: fo__rx_frame() reports it */
+	return avail - FO__FRAME_HDR >= plen ? 0 : plen - (avail - FO__FRAME_HDR);
+}
+
+int fo__err_parse(const unsigned char *data, uint32_t len, int *code, int *sys_errno, char **msg)
+{
+	*msg = NULL;
+	if (len < 8)
+		return FO_EINVAL;
+	int32_t v[2];
+	memcpy(v, data, sizeof(v));
+	if (v[0] == FO_OK)
+		return FO_EINVAL;
+	*code = v[0];
+	*sys_errno = v[1];
+	size_t mlen = len - 8;
+	if (mlen > FO__MSG_MAX)
+		mlen = FO__MSG_MAX;
+	if (mlen) {
+		char *m = fo__alloc(mlen + 1);
+		if (m) {
+			memcpy(m, data + 8, mlen);
+			m[mlen] = '\0';
+		}
+		*msg = m;
+	}
+	return FO_OK;
+}
+
+/* One receive into @rx.  > 0 bytes, 0 at EOF, -1 with errno. */
+static ssize_t rx_recv(int fd, struct fo__rx *rx, int flags)
+{
+	size_t want = rx_missing(rx);
+	if (want < 65536)
+		want = 65536;
+	if (make_room(&rx->data, &rx->off, &rx->len, &rx->cap, want) != FO_OK) {
+		errno = ENOMEM;
+		return -1;
+	}
+	ssize_t n;
+	do
+		n = recv(fd, rx->data + rx->len, rx->cap - rx->len, flags);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		rx->len += (size_t)n;
+	return n;
+}
+
+int fo__rx_fill(int fd, struct fo__rx *rx)
+{
+	ssize_t n = rx_recv(fd, rx, 0);
+	if (n > 0)
+		return FO_OK;
+	if (n == 0)
+		return FO_END;
+	return errno == ENOMEM ? FO_ENOMEM : FO_ESYS;
+}
+
+int fo__tx_flush(int fd, struct fo__tx *tx)
+{
+	while (tx->off < tx->len) {
+		ssize_t n = send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return FO_ESYS;
+		tx->off += (size_t)n;
+	}
+	tx->off = tx->len = 0;
+	return FO_OK;
+}
+
+int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool want_frame)
+{
+	bool dead = false, eof = false;
+	for (;;) {
+		while (tx->off < tx->len && !dead) {
+			ssize_t n = send(c->fd, tx->data + tx->off, tx->len - tx->off,
+			                 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n > 0) {
+				tx->off += (size_t)n;
+			} else if (n < 0 && errno == EINTR) {
+				continue;
+			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				break;
+			} else {
+				dead = true; /* EPIPE, ECONNRESET: the child closed its end */
+			}
+		}
+		if (dead || tx->off == tx->len)
+			tx->off = tx->len = 0;
+		size_t miss = rx_missing(rx);
+		if (miss == 0 && rx->len - rx->off >= FO__FRAME_HDR && tx->len == 0)
+			return FO_OK; /* a complete (or corrupt: the parser says) frame */
+		if (!want_frame && tx->len == 0)
+			return FO_OK;
+		if (eof)
+			return FO_ECLOSED;
+		ssize_t n = rx_recv(c->fd, rx, MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n == 0) {
+			eof = true; /* unsent bytes cannot be delivered any more */
+			tx->off = tx->len = 0;
+			continue;
+		}
+		if (errno == ENOMEM)
+			return FO_ENOMEM;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			eof = true;
+			continue;
+		}
+		if (dead) {
+			/* The child is gone and nothing more is buffered. */
+			return FO_ECLOSED;
+		}
+		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+		                      {.fd = c->pidfd, .events = POLLIN}};
+		if (tx->len)
+			p[0].events |= POLLOUT;
+		int r = poll(p, 2, -1);
+		if (r < 0 && errno != EINTR)
+			return FO_ESYS;
+		if (r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
+			/* Exited: its fds were closed before the pidfd turned readable,
+			 * so everything it sent is in our socket.  One more receive
+			 * (above) finds it, then EOF or nothing. */
+			dead = true;
+			n = rx_recv(c->fd, rx, MSG_DONTWAIT);
+			if (n > 0) {
+				continue;
+			}
+			if (n < 0 && errno == ENOMEM)
+				return FO_ENOMEM;
+			tx->off = tx->len = 0;
+			eof = true;
+		}
+	}
+}
+
+int fo__rx_try_fill(int fd, struct fo__rx *rx)
+{
+	ssize_t n = rx_recv(fd, rx, MSG_DONTWAIT);
+	if (n > 0)
+		return FO_OK;
+	if (n == 0 || errno == ECONNRESET) /* reset: it closed with our bytes unread */
+		return FO_END;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return FO_EMPTY;
+	return errno == ENOMEM ? FO_ENOMEM : FO_ESYS;
+}
