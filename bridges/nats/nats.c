@@ -4,7 +4,7 @@
  * nats.c - the NATS JetStream bridge (fanout/nats.h): a sink thread that
  * drains a cursor into asynchronous JetStream publishes with per-message ids,
  * and a durable pull consumer read as an fo_iter.  Shared machinery in
- * ../common.h; protocols in docs/design.md §13.
+ * ../common.h; protocols in docs/design.md §14.
  */
 #include <errno.h>
 #include <inttypes.h>
