@@ -5,7 +5,9 @@
 # Build fanout and run every test, in three build directories:
 #   build/release  gcc,   RelWithDebInfo, tests + examples + benchmarks (bench/run.sh --quick),
 #                  clang-format check (fails the build when a file is not formatted),
-#                  scripts/check_install.sh (the installed package, consumed 4 ways)
+#                  scripts/check_install.sh (the installed package, consumed 4 ways),
+#                  scripts/check_doc_examples.sh (the docs' C examples compile and run),
+#                  scripts/check_api_docs.sh (Doxygen man page for every exported function)
 #   build/asan     clang, AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g
 #   build/tsan     clang, ThreadSanitizer, -O1 -g, ctest -j1 (stress tests oversubscribe
 #                  the 2 cores on purpose)
@@ -56,6 +58,14 @@ run_build() {
 	if [ -z "$step" ] && [ "$name" = release ]; then
 		banner "$name: scripts/check_install.sh (install, then consume with pkg-config and CMake)"
 		bash scripts/check_install.sh "$root/$dir" || step="check_install.sh"
+	fi
+	if [ -z "$step" ] && [ "$name" = release ]; then
+		banner "$name: scripts/check_doc_examples.sh (every C example of README.md and docs/)"
+		bash scripts/check_doc_examples.sh "$root/$dir" || step="check_doc_examples.sh"
+	fi
+	if [ -z "$step" ] && [ "$name" = release ]; then
+		banner "$name: scripts/check_api_docs.sh (a man page for every exported function)"
+		bash scripts/check_api_docs.sh "$root/$dir" || step="check_api_docs.sh"
 	fi
 	if [ -z "$step" ] && [ "$name" = release ]; then
 		if [ -f bench/run.sh ]; then

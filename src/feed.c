@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include <fanout/feed.h>
+#include <fanout/preload.h>
+
 #include "iter_impl.h"
 
 struct fo_feeder {
@@ -80,8 +82,7 @@ static int pull_one(fo_feeder *f, uint64_t deadline)
 	if (rc == FO_END) {
 		fo_stream_close(f->s);
 	} else if (rc == FO_FAILED) {
-		const fo_error *e = fo_iter_error(f->src);
-		end_failed(f->s, e->code, e->message);
+		fo__stream_fail_err(f->s, fo_iter_error(f->src)); /* code, sys_errno, message */
 	}
 	return rc;
 }
@@ -118,18 +119,9 @@ static void *feed_thread(void *arg)
 	return NULL;
 }
 
-static int create(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed_opts *o,
-                  bool detached)
+static int create_on(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed_opts *o,
+                     bool detached)
 {
-	fo_feed_opts d;
-	if (!o) {
-		fo_feed_opts_init(&d);
-		o = &d;
-	}
-	if (!c || !src || (!out && !detached))
-		return FO_EINVAL;
-	if (o->mode != FO_FEED_BACKGROUND && o->mode != FO_FEED_ON_DEMAND)
-		return FO_EINVAL;
 	if (src->borrows || src->emits_errors)
 		return FO_EINVAL;
 	int rc = FO_ENOMEM;
@@ -195,6 +187,34 @@ fail_mu:
 	pthread_mutex_destroy(&f->mu);
 fail_free:
 	fo__free(f);
+	return rc;
+}
+
+static int create(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed_opts *o,
+                  bool detached)
+{
+	fo_feed_opts d;
+	if (!o) {
+		fo_feed_opts_init(&d);
+		o = &d;
+	}
+	if (!c || !src || (!out && !detached))
+		return FO_EINVAL;
+	if (o->mode != FO_FEED_BACKGROUND && o->mode != FO_FEED_ON_DEMAND)
+		return FO_EINVAL;
+	if (o->backend == FO_THREADS)
+		return create_on(out, c, src, o, detached);
+	if (o->backend != FO_PROCESSES)
+		return FO_EINVAL;
+	/* The source runs in a child one item ahead of the feed's own pulls
+	 * (fanout/preload.h); the feed reads the child's iterator. */
+	fo_iter *pre;
+	int rc = fo_process_preload(&pre, src, 1, o->codec);
+	if (rc != FO_OK)
+		return rc;
+	rc = create_on(out, c, pre, o, detached);
+	if (rc != FO_OK)
+		fo__preload_undo(pre); /* the caller keeps src, unread */
 	return rc;
 }
 

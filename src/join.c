@@ -131,8 +131,7 @@ static void fail_fast(fo_join *j, const fo_error *e)
 		return;
 	atomic_store_explicit(&j->stop, true, memory_order_relaxed); /* q's failure orders it */
 	/* Wakes helpers waiting for room (they get FO_ECLOSED) and the reader. */
-	if (fo_stream_fail(j->q, e->code ? e->code : FO_FAILED, e->message) == FO_ENOMEM)
-		fo_stream_fail(j->q, e->code ? e->code : FO_FAILED, NULL);
+	fo__stream_fail_err(j->q, e); /* code, sys_errno and message */
 	bump(j);
 }
 

@@ -287,6 +287,14 @@ FO_API void fo_iter_close_item(void *item, void *ctx);
  * Threads: the iterator's user thread.
  */
 FO_API int fo_iter_fd(fo_iter *it);
+
+/**
+ * fo_iter_arm() - ask for one signal on fo_iter_fd(): see fo_iter_fd() above
+ * and status.h (values that are not status codes).
+ * Returns: 1 (something is ready: read again; nothing armed); 0 (armed);
+ * FO_EINVAL (@it NULL, unsupported, or fo_iter_fd() not called yet).
+ * Threads: the iterator's user thread.
+ */
 FO_API int fo_iter_arm(fo_iter *it);
 
 #ifdef __cplusplus

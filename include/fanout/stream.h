@@ -37,8 +37,12 @@
  *   may still be read and closed afterwards.
  *
  * Progress: pushes are lock-free (a CAS claim; a cursor registry mutex is
- * only try-locked, once per segment); reads are lock-free except that an
+ * only try-locked, once per 4 segments, unless 8 tries in a row found it
+ * held: then the push waits for the holder, which bounds memory while a
+ * reclaiming thread is descheduled); reads are lock-free except that an
  * active read waits for a slot a producer has claimed but not yet filled.
+ * Memory: see docs/design.md §6 for the bound on live segments (passive
+ * window, reclamation gap, segments of stalled pushes).
  * Blocking calls spin briefly, then sleep on a futex; a push makes no system
  * call unless a reader or producer is asleep.
  */
@@ -79,8 +83,8 @@ enum { FO_ACTIVE = 0, FO_PASSIVE = 1u << 0, FO_SHARED = 1u << 1 };
  * @item_free_ctx:  passed to @item_free.
  * @single_producer: the caller promises that pushes never run concurrently
  *                  (one producer thread, or pushes serialised by the caller).
- *                  Pushes then skip their RCU read section (about 80
- *                  instructions).  Breaking the promise is undefined.
+ *                  Pushes then skip their RCU read section (measured
+ *                  cost: B3 in README.md).  Breaking the promise is undefined.
  *                  Default false.  close/fail/cursor calls stay free-threaded.
  */
 typedef struct fo_stream_opts {
@@ -234,10 +238,12 @@ FO_API int fo_stream_cursor(fo_stream *s, fo_cursor **c, unsigned flags);
 FO_API int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out);
 
 /**
- * fo_stream_destroy() - drop the creator's handle.  Memory goes once every
- * cursor is closed too; when this is the last handle, every item destructor
- * has run when it returns.  Does not close the stream: call
- * fo_stream_close() first if readers should see FO_END.  NULL is a no-op.
+ * fo_stream_destroy() - close the stream (as fo_stream_close(), unless it
+ * is already closed or failed: the first end stays) and drop the creator's
+ * handle.  Readers still get every item pushed before, then FO_END; a
+ * reader blocked in a read wakes.  Memory goes once every cursor is closed
+ * too; when this is the last handle, every item destructor has run when it
+ * returns.  NULL is a no-op.
  * Threads: once, not concurrently with pushes on @s.
  */
 FO_API void fo_stream_destroy(fo_stream *s);
@@ -354,7 +360,8 @@ FO_API int fo_cursor_fd(fo_cursor *c);
 
 /**
  * fo_cursor_arm() - ask for one signal (fd readable, or the notify hook
- * called) when a read would return something; see fo_cursor_fd().
+ * called) when a read would return something; see fo_cursor_fd() and
+ * status.h (values that are not status codes).
  * Returns: 1 if something is ready already (read it; nothing is armed);
  * 0 if armed (safe to sleep); FO_EINVAL if @c is NULL or has neither an fd
  * nor a notify hook.
