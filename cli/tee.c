@@ -10,9 +10,10 @@
  *
  * Items are slices: up to R whole records of a 64 KiB read block, the block
  * shared by its slices through a reference count.  The stream's capacity is
- * C slices with C * R ~= --buffer records, so at most about --buffer records
- * wait for the slowest CMD, and a write moves many records at once (writev
- * of every ready slice, contiguous ones merged).  Every slice carries the
+ * C slices and a consumer takes at most C per writev, with 2 * C * R ~=
+ * --buffer records, so at most about --buffer records wait for the slowest
+ * CMD, and a write moves many records at once (writev of the ready slices,
+ * contiguous ones merged).  Every slice carries the
  * number of its first record, so a tap counts exactly the records it
  * skipped: the gap between the record it expected and the next one it got.
  */
@@ -32,7 +33,7 @@
 #include <fanout/stream.h>
 
 #define BLOCK_BYTES      ((size_t)64 * 1024)
-#define MAX_BATCH        64            /* slices per writev */
+#define MAX_BATCH        32            /* slices per writev (at most the capacity) */
 #define MAX_CAPACITY     32            /* stream capacity in slices */
 #define DEFAULT_BUFFER   65536         /* records */
 #define CONSUMER_PIPE_SZ (1024 * 1024) /* fewer wake-ups for the consumers (best effort) */
@@ -72,6 +73,7 @@ struct slice {
 };
 
 struct consumer {
+	size_t batch; /* slices per read: the items of a writev in progress add to the buffer */
 	const char *cmd;
 	bool tap;
 	int fd;
@@ -118,7 +120,7 @@ static void *writer(void *arg)
 
 	for (;;) {
 		size_t n = 0;
-		int rc = fo_cursor_next_many(k->c, items, MAX_BATCH, &n);
+		int rc = fo_cursor_next_many(k->c, items, k->batch, &n);
 		if (rc == FO_EMPTY) {
 			rc = fo_cursor_next(k->c, &items[0]);
 			n = rc == FO_OK;
@@ -295,7 +297,8 @@ int cli_tee(int argc, char **argv)
 	fo_stream *s = NULL;
 	fo_stream_opts so;
 	size_t cap = (size_t)buffer < MAX_CAPACITY ? (size_t)buffer : MAX_CAPACITY;
-	uint64_t per = ((uint64_t)buffer + cap - 1) / cap;
+	/* cap slices in the stream plus cap in a consumer's writev: 2 * cap * per ~= buffer */
+	uint64_t per = ((uint64_t)buffer + 2 * cap - 1) / (2 * cap);
 	int status = 0;
 
 	atomic_init(&live, (int)nk);
@@ -316,6 +319,7 @@ int cli_tee(int argc, char **argv)
 		ks[i].fd = -1;
 		ks[i].pid = -1;
 		ks[i].live = &live;
+		ks[i].batch = cap < MAX_BATCH ? cap : MAX_BATCH;
 	}
 	for (size_t i = 0; i < nk; i++) {
 		struct consumer *k = &ks[i];

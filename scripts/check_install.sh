@@ -176,6 +176,21 @@ else
 	fail "find_package consumer: configure/build"
 fi
 
+# The fanout command (cli/, FANOUT_BUILD_CLI): installed to bin/, runs, and has its man page
+# when scdoc was found at configure time.
+if grep -q '^FANOUT_BUILD_CLI:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+	if [ "$("$prefix/bin/fanout" --version 2>&1)" = "fanout $version" ] &&
+		[ "$(printf 'a b\n' | "$prefix/bin/fanout" map -- printf '<%s>')" = "<a b>" ]; then
+		ok "bin/fanout runs (--version, map)"
+	else
+		fail "bin/fanout: missing, or --version is not 'fanout $version'"
+	fi
+	if grep -q '^FANOUT_SCDOC:FILEPATH=/' "$build/CMakeCache.txt" &&
+		[ ! -f "$prefix/share/man/man1/fanout.1" ]; then
+		fail "share/man/man1/fanout.1 not installed (scdoc was found)"
+	fi
+fi
+
 # Installed documentation and examples (share/doc/fanout, share/fanout/examples): the
 # examples build against the installed package with their own CMakeLists.txt.
 for f in share/doc/fanout/README.md share/doc/fanout/LICENSE share/doc/fanout/CHANGELOG.md \

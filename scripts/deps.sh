@@ -41,6 +41,8 @@ packages=(
 	libjemalloc2                   # bench B12: allocator independence (LD_PRELOAD)
 	scdoc                          # cli/fanout.1.scd -> the fanout(1) man page
 	parallel moreutils             # bench B17/B17b peers: GNU parallel, pee
+	libhiredis-dev redis-server    # bridges: fanout::redis (hiredis) and its tests/bench (server)
+	libnats-dev nats-server        # bridges: NATS JetStream client and server (-js)
 )
 if [ "$mode" = demo ]; then
 	packages=("${demo_packages[@]}")

@@ -4,7 +4,6 @@
  * iter.c - the common part of every fo_iter (sticky ends, errors, deadline
  * mapping) and the three sources: cursor, array, callbacks.
  */
-#include <errno.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -49,21 +48,11 @@ int fo__iter_fail_from(fo_iter *it, const fo_error *e)
 	return fo__iter_fail(it, e->code, e->sys_errno, e->message);
 }
 
-void fo__iter_cb_begin(void)
-{
-	fo__cb_begin();
-}
-
-int fo__iter_cb_error(int code, fo_error *e, char **owned)
-{
-	return fo__cb_capture(code, e, owned); /* reads errno first */
-}
-
 int fo__iter_fail_cb(fo_iter *it, int code)
 {
 	fo_error e;
 	char *owned;
-	fo__iter_cb_error(code, &e, &owned);
+	fo__cb_capture(code, &e, &owned);
 	fo__iter_fail_from(it, &e); /* copies the message */
 	fo__free(owned);
 	return FO_FAILED;
@@ -533,7 +522,7 @@ static int fn_next(fo_iter *it, void **item, uint64_t deadline)
 {
 	struct fn_iter *fi = (struct fn_iter *)it;
 	void *out = NULL;
-	fo__iter_cb_begin();
+	fo__cb_begin();
 	int rc = fi->next(fi->ctx, &out, deadline);
 	if (fo__unlikely(fo__iter_cb_failed(rc)))
 		return fo__iter_fail_cb(it, rc); /* errno and message: before anything else */

@@ -79,17 +79,9 @@ void fo__iter_fini(fo_iter *it);
 int fo__iter_fail(fo_iter *it, int code, int sys_errno, const char *msg);
 /* Record a copy of @e (NULL: a generic FO_FAILED).  Returns FO_FAILED. */
 int fo__iter_fail_from(fo_iter *it, const fo_error *e);
-/*
- * User callbacks (sources, map/filter functions): call fo__iter_cb_begin()
- * right before one, and fo__iter_cb_error() right after it returned @code,
- * an error (anything but FO_OK/FO_END/FO_EMPTY/FO_TIMEDOUT), before any
- * other call: it fills *@e with @code, errno for FO_ESYS (else 0) and the
- * callback's fo_fail() message (else fo_strerror(@code)); a copied message
- * comes back in *@owned (fo__free it after @e was copied), NULL when
- * static.  Returns @code.  fo__iter_fail_cb() records it on @it at once.
- */
-void fo__iter_cb_begin(void);
-int fo__iter_cb_error(int code, fo_error *e, char **owned);
+/* A user callback of @it (called after fo__cb_begin()) just returned
+ * @code, a failure: record it with errno and its fo_fail() message
+ * (fo__cb_capture; call before anything else).  Returns FO_FAILED. */
 int fo__iter_fail_cb(fo_iter *it, int code);
 /* A callback's return code that is a failure (not a normal outcome). */
 static inline bool fo__iter_cb_failed(int code)

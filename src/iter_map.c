@@ -52,7 +52,7 @@ static const char *what(const struct map_iter *m)
  */
 static void cb_error(struct map_iter *m, int rc, fo_error *e, char **owned)
 {
-	fo__iter_cb_error(rc, e, owned);
+	fo__cb_capture(rc, e, owned);
 	if (!*owned)
 		e->message = what(m);
 }
@@ -128,7 +128,7 @@ static int map_next(fo_iter *it, void **item, uint64_t deadline)
 		switch (m->kind) {
 		case K_MAP: {
 			void *out = NULL;
-			fo__iter_cb_begin();
+			fo__cb_begin();
 			rc = m->map(m->ctx, in, &out);
 			if (rc != FO_OK) {
 				cb_error(m, rc, &e, &owned);
@@ -140,7 +140,7 @@ static int map_next(fo_iter *it, void **item, uint64_t deadline)
 			return FO_OK;
 		}
 		case K_FILTER:
-			fo__iter_cb_begin();
+			fo__cb_begin();
 			rc = m->filter(m->ctx, in);
 			if (rc < 0) {
 				cb_error(m, rc, &e, &owned);
@@ -153,7 +153,7 @@ static int map_next(fo_iter *it, void **item, uint64_t deadline)
 			fo_iter_release(m->src, in);
 			continue;
 		case K_MAP_FILTER:
-			fo__iter_cb_begin();
+			fo__cb_begin();
 			rc = m->map_filter(m->ctx, in, emit, m);
 			if (rc == FO_OK)
 				continue;

@@ -410,8 +410,12 @@ static int read_cursors(fo_join *j, void **item)
 		}
 		drop_cursor_src(j, i);
 		source_ended(j);
-		k--; /* index i holds another source now */
-		n--;
+		/* Index i holds another source now and the modulus changed: scan the
+		 * remaining sources again from the start (rare: once per ended
+		 * source), so none is skipped and a try read never returns FO_EMPTY
+		 * while one has an item (found by tests/fuzz/fuzz_stream). */
+		n = j->nrcs;
+		k = (size_t)-1;
 	}
 	return FO_EMPTY;
 }

@@ -17,6 +17,8 @@
 
 char fo__dead_item; /* DEAD_ITEM points here (stream_impl.h) */
 
+void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
+
 /* Items or the end were published, then fenced: wake sleeping readers and
  * signal armed watchers.  noinline: the rare branch of a push; inlined, it
  * costs the fast path a register (B3: one more instruction per push). */
@@ -240,14 +242,23 @@ static inline bool reclaim_due(uint64_t first, uint64_t end)
 }
 
 /* Claimed at a moment no cursor existed (and any later one starts after the
- * claim): nobody can ever read @it.  Destroy it now; DEAD_ITEM takes its slot. */
-static __attribute__((noinline)) void *drop_unread(fo_stream *s, struct seg *x, void *it)
+ * claim): nobody can ever read the item.  Its slot gets DEAD_ITEM at once;
+ * the push destroys the item itself (drop_unread) after leaving its read
+ * section, so a slow or blocking destructor neither leaves a claimed slot
+ * unwritten nor holds back a grace period (design.md §6). */
+static inline void *mark_dead(struct seg *x)
 {
-	atomic_fetch_add_explicit(&s->freed, 1, memory_order_relaxed); /* stats only */
 	atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
-	if (s->item_free)
-		s->item_free(it, s->item_free_ctx);
 	return DEAD_ITEM;
+}
+
+/* Destroy @n items that mark_dead() kept out of their slots. */
+static __attribute__((noinline)) void drop_unread(fo_stream *s, void *const *items, size_t n)
+{
+	if (s->item_free)
+		for (size_t i = 0; i < n; i++)
+			s->item_free(items[i], s->item_free_ctx);
+	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 }
 
 /*
@@ -302,6 +313,8 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	}
 
 	uint64_t p = t >> 1;
+	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
+		fo__claim_hook(s, p, n);
 	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
 	struct seg *x = fo__seg_walk(h, p);
 	for (size_t i = 0; i < n; i++, p++) {
@@ -309,9 +322,7 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 			x = atomic_load_explicit(
 			    &x->next, memory_order_acquire); /* acquire: linked by seg_ensure before
 			                                        our claim */
-		void *it = items[i];
-		if (nobody)
-			it = drop_unread(s, x, it);
+		void *it = nobody ? mark_dead(x) : items[i];
 		/* release: the item's contents before its pointer. */
 		atomic_store_explicit(&x->slot[p & SEG_MASK], it, memory_order_release);
 	}
@@ -324,6 +335,8 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
 	producer_leave(s);
+	if (fo__unlikely(nobody))
+		drop_unread(s, items, n);
 	/* Producers reclaim every PRODUCER_RECLAIM_EVERY segments (readers do
 	 * at each crossing): a quarter of the cost per item, at most 3 more
 	 * segments retained.  The producer whose claim [t>>1, p) holds the
@@ -331,7 +344,7 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	 * reaches (design.md §4, step 8).  Single items that fit the hint
 	 * segment never hold one: their fast path needs no check. */
 	if (fo__unlikely(reclaim_due((t >> 1), p)))
-		fo__reclaim_try(s);
+		fo__reclaim_push(s);
 	return FO_OK;
 }
 
@@ -373,15 +386,17 @@ static inline __attribute__((always_inline)) bool push_one_fast_as(fo_stream *s,
 		                                          memory_order_relaxed))
 			break;
 	}
-	if (fo__unlikely(atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0))
-		item = drop_unread(s, h, item);
+	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
 	/* release: the item's contents before its pointer. */
-	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
+	atomic_store_explicit(&h->slot[p & SEG_MASK], fo__unlikely(nobody) ? mark_dead(h) : item,
+	                      memory_order_release);
 	fo__fence_light(); /* the slot store before the sleeper check */
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
 	if (mp)
 		fo__rcu_unlock();
+	if (fo__unlikely(nobody))
+		drop_unread(s, &item, 1);
 	return true;
 }
 

@@ -76,7 +76,8 @@ struct seg {
 	_Atomic(struct seg *) next;
 	_Atomic uint64_t state;
 	_Atomic uint32_t ndead; /* DEAD_ITEM slots: exact stats without a scan */
-	struct seg *rnext;      /* retired batch / pool chain, under pool_lock */
+	struct seg *rnext;      /* retired batch / pool chain, under pool_lock; the
+	                           limbo chain (s->limbo), under s->lock */
 	fo__rcu_node rcu;
 	_Atomic(void *) slot[SEG_SLOTS] FO_ALIGNED;
 };
@@ -181,11 +182,13 @@ struct fo_stream {
 
 	/* Cold: registry, reclamation, close, handles. */
 	pthread_mutex_t lock FO_ALIGNED;
-	_Atomic(struct seg *) oldest;  /* written under lock; read by lapped passives */
-	struct consumer consumers;     /* list head, under lock */
-	_Atomic(fo_cursor *) watchers; /* cursors with an fd or notify hook */
-	_Atomic int reclaim_pending;   /* a fo__reclaim_try found the lock taken */
-	fo_cursor *spare;              /* closed cursor objects for reuse, under lock */
+	_Atomic(struct seg *) oldest;    /* written under lock; read by lapped passives */
+	struct consumer consumers;       /* list head, under lock */
+	_Atomic(fo_cursor *) watchers;   /* cursors with an fd or notify hook */
+	_Atomic int reclaim_pending;     /* a fo__reclaim_try found the lock taken */
+	_Atomic unsigned reclaim_misses; /* fo__reclaim_try()s in a row that found it taken */
+	struct seg *limbo; /* unlinked with a claimed, unwritten slot (design.md §6), under lock */
+	fo_cursor *spare;  /* closed cursor objects for reuse, under lock */
 	unsigned nspare;
 	_Atomic int handles; /* creator + open cursors */
 	_Atomic int refs;    /* 1 for all handles + 1 per pending retire batch */
@@ -262,6 +265,14 @@ static inline void fo__wake_space(fo_stream *s)
 void fo__stream_unref(fo_stream *s);
 void fo__stream_unref_mem(fo_stream *s);
 
+/* stream.c: tests only (tests/unit/test_reclaim.c).  If set, every push
+ * that goes through the general path calls it between its claim of
+ * [@first, @first + @n) and its stores, inside its read section: a stalled
+ * producer on demand.  NULL in production; set and cleared while no push
+ * runs. */
+extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n)
+    __attribute__((visibility("hidden")));
+
 /* segment.c: *_locked callers hold s->lock. */
 struct seg *fo__seg_new(fo_stream *s, uint64_t base);
 void fo__seg_release(fo_stream *s, struct seg *x, bool deferred);
@@ -269,6 +280,7 @@ void fo__seg_pool_free(fo_stream *s);
 void fo__reclaim_locked(fo_stream *s);
 void fo__sweep_locked(fo_stream *s);
 void fo__reclaim_try(fo_stream *s);
+void fo__reclaim_push(fo_stream *s);
 void fo__stream_unlock(fo_stream *s);
 
 /* readiness.c: the sleeping side and the watcher chain. */

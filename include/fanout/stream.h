@@ -37,8 +37,12 @@
  *   may still be read and closed afterwards.
  *
  * Progress: pushes are lock-free (a CAS claim; a cursor registry mutex is
- * only try-locked, once per segment); reads are lock-free except that an
+ * only try-locked, once per 4 segments, unless 8 tries in a row found it
+ * held: then the push waits for the holder, which bounds memory while a
+ * reclaiming thread is descheduled); reads are lock-free except that an
  * active read waits for a slot a producer has claimed but not yet filled.
+ * Memory: see docs/design.md §6 for the bound on live segments (passive
+ * window, reclamation gap, segments of stalled pushes).
  * Blocking calls spin briefly, then sleep on a futex; a push makes no system
  * call unless a reader or producer is asleep.
  */

@@ -371,8 +371,8 @@ static void test_join_iters_merges_an_iterator_of_iterators(void **state)
 	assert_int_equal(ft_freed(&cnt), 250);
 }
 
-/* Issue 12 bug 4: a source's FO_ESYS + errno reaches the reader (fail fast) or the error item
- * (continue) with its sys_errno. */
+/* Issue 12 bug 4: a source's FO_ESYS + errno (and its fo_fail() message) reaches the reader (fail
+ * fast) or the error item (continue) with its sys_errno. */
 static void test_join_callback_errno_dropped(void **state)
 {
 	(void)state;
@@ -387,6 +387,7 @@ static void test_join_callback_errno_dropped(void **state)
 		v.fail_at = 3;
 		v.fail_code = FO_ESYS;
 		v.fail_errno = EIO;
+		v.fail_msg = "valve: EIO";
 		assert_int_equal(fo_join_add(j, ft_valve_iter(&v, &cnt)), FO_OK);
 		fo_join_seal(j);
 		fo_iter *it = fo_join_iter(j);
@@ -400,13 +401,14 @@ static void test_join_callback_errno_dropped(void **state)
 			assert_true(fo_iter_is_error(it));
 			assert_int_equal(((fo_error_item *)x)->err.code, FO_ESYS);
 			assert_int_equal(((fo_error_item *)x)->err.sys_errno, EIO);
+			assert_string_equal(((fo_error_item *)x)->err.message, "valve: EIO");
 			fo_error_item_free(x);
 			assert_int_equal(fo_iter_next(it, &x), FO_END);
 		} else {
 			assert_int_equal(fo_iter_next(it, &x), FO_FAILED);
 			assert_int_equal(fo_iter_error(it)->code, FO_ESYS);
 			assert_int_equal(fo_iter_error(it)->sys_errno, EIO);
-			assert_string_equal(fo_iter_error(it)->message, fo_strerror(FO_ESYS));
+			assert_string_equal(fo_iter_error(it)->message, "valve: EIO");
 		}
 		fo_iter_close(it);
 		fo_join_destroy(j);

@@ -512,10 +512,9 @@ static void test_merged_pipeline_stages_root_error_replaced_by_cancellation(void
  * stage with their sys_errno. */
 static int map_eio(void *ctx, void *in, void **out)
 {
-	(void)ctx;
 	if (((ft_item *)in)->seq == 4) {
 		errno = EIO;
-		return FO_ESYS;
+		return ctx ? fo_fail(FO_ESYS, "%s", (const char *)ctx) : FO_ESYS;
 	}
 	*out = in;
 	return FO_OK;
@@ -524,13 +523,16 @@ static int map_eio(void *ctx, void *in, void **out)
 static void test_pipeline_callback_errno_dropped(void **state)
 {
 	(void)state;
-	for (int in_map = 0; in_map <= 1; in_map++) {
+	for (int run = 0; run < 4; run++) {
+		bool in_map = run & 1;
+		const char *msg = run & 2 ? "stage work: EIO" : NULL;
 		rig r;
 		rig_up(&r, 50);
 		if (!in_map) {
 			r.v.fail_at = 4;
 			r.v.fail_code = FO_ESYS;
 			r.v.fail_errno = EIO;
+			r.v.fail_msg = msg;
 			rig_chain(&r, 3, 2);
 		} else { /* stage 0 -> map -> stage 1 -> stage 2 */
 			fo_iter *s0, *m, *s1;
@@ -540,7 +542,7 @@ static void test_pipeline_callback_errno_dropped(void **state)
 			fo_adapt_opts_init(&ao);
 			ao.item_free = ft_item_free;
 			ao.item_free_ctx = &r.cnt;
-			assert_int_equal(fo_map(&m, s0, map_eio, NULL, &ao), FO_OK);
+			assert_int_equal(fo_map(&m, s0, map_eio, (void *)msg, &ao), FO_OK);
 			assert_int_equal(fo_pipeline_buffer(r.p, &s1, m, 2), FO_OK);
 			assert_int_equal(fo_pipeline_buffer(r.p, &r.out, s1, 2), FO_OK);
 		}
@@ -550,8 +552,9 @@ static void test_pipeline_callback_errno_dropped(void **state)
 		const fo_error *e = fo_iter_error(r.out);
 		assert_int_equal(e->code, FO_ESYS);
 		assert_int_equal(e->sys_errno, EIO);
-		assert_string_equal(e->message,
-		                    in_map ? "map callback failed" : fo_strerror(FO_ESYS));
+		assert_string_equal(e->message, msg      ? msg
+		                                : in_map ? "map callback failed"
+		                                         : fo_strerror(FO_ESYS));
 		rig_down(&r);
 	}
 }

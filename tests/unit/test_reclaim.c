@@ -24,15 +24,16 @@
 
 #include "fo_test.h"
 
-#define SEG          256u  /* items per segment (stream_impl.h SEG_SLOTS) */
-#define MAX_BATCH    1024u /* push_many sizes 1..MAX_BATCH */
-#define WINDOW       4096u /* the taps' passive window */
-#define CAPACITY     4096u /* group mode: the group is lossless, so bound its backlog */
-#define NTAPS        2
-#define NMEMBERS     2
-#define BATCH_SEGS   (MAX_BATCH / SEG + 1) /* segments one batch can touch */
-#define RECLAIM_GAP  4u                    /* producers reclaim every 4 segments */
-#define SINGLE_ITEMS (96u * SEG)           /* per producer, single pushes */
+#define SEG            256u  /* items per segment (stream_impl.h SEG_SLOTS) */
+#define MAX_BATCH      1024u /* push_many sizes 1..MAX_BATCH */
+#define WINDOW         4096u /* the taps' passive window */
+#define CAPACITY       4096u /* group mode: the group is lossless, so bound its backlog */
+#define NTAPS          2
+#define NMEMBERS       2
+#define BATCH_SEGS     (MAX_BATCH / SEG + 1) /* segments one batch can touch */
+#define RECLAIM_GAP    4u                    /* producers reclaim every 4 segments */
+#define RECLAIM_MISSES 8u          /* deferred requests before a producer waits (src/segment.c) */
+#define SINGLE_ITEMS   (96u * SEG) /* per producer, single pushes */
 
 enum mode { M_NONE, M_TAPS, M_GROUP };
 static const char *const mode_name[] = {"no cursor", "taps only", "share group only"};
@@ -40,12 +41,16 @@ static const char *const mode_name[] = {"no cursor", "taps only", "share group o
 /*
  * The documented bound (design.md §6, "Memory bound") in segments: what the readers may keep
  * (the window and the taps' pins; the group's backlog up to the capacity and the members'
- * pins), plus the reclamation gap, the hint segment, and the segments the batch in flight of
- * each producer touches.
+ * pins), plus the reclamation gap, the hint segment and a batch in flight; with producer
+ * threads, what they push while a reclaimer holding the registry lock is descheduled
+ * (RECLAIM_MISSES deferred requests, then each producer's next request waits: one more gap and
+ * batch each).
  */
 static size_t seg_bound(enum mode m, unsigned nprod)
 {
-	size_t b = RECLAIM_GAP + 1 + (size_t)(nprod ? nprod : 1) * BATCH_SEGS;
+	size_t b = RECLAIM_GAP + 1 + BATCH_SEGS;
+	if (nprod) /* a reclaimer descheduled while others push (design.md §6) */
+		b += RECLAIM_MISSES * RECLAIM_GAP + nprod * (BATCH_SEGS + RECLAIM_GAP);
 	if (m == M_TAPS)
 		b += WINDOW / SEG + NTAPS;
 	if (m == M_GROUP)
@@ -53,12 +58,13 @@ static size_t seg_bound(enum mode m, unsigned nprod)
 	return b;
 }
 
-/* Producer threads per configuration: 0 (the test thread pushes) to 3.  Several producers
- * need bug 5's fix when no consumer bounds the frontier (a preempted producer's unwritten
- * slot stopped reclamation). */
+/* Producer threads per configuration: 0 (the test thread pushes) to 3.  (Before bug 5's fix,
+ * a producer preempted between claim and store stopped reclamation: thousands of segments
+ * with 2-3 producers and no consumer.) */
 static unsigned max_producers(enum mode m)
 {
-	return m == M_GROUP ? 3 : 1;
+	(void)m;
+	return 3;
 }
 
 static size_t live_segments(fo_stream *s)
@@ -324,6 +330,263 @@ static void test_bug6_share_group_reads_reclaim_after_producer_stops(void **stat
 	ft_counter_fini(&cnt);
 }
 
+/* ======================================================================================== */
+/* Bug 5: a stalled push                                                                     */
+/* ======================================================================================== */
+
+/* The library's test hook (src/stream_impl.h): called between a general push's claim and its
+ * stores. */
+extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n);
+
+static _Thread_local bool stall_here; /* set on the thread to stall */
+static sem_t stalled, resume;
+static atomic_uint_least64_t stalled_at;
+
+static void stall_hook(fo_stream *s, uint64_t first, size_t n)
+{
+	(void)s;
+	(void)n;
+	if (!stall_here)
+		return;
+	stall_here = false;
+	atomic_store(&stalled_at, first);
+	sem_post(&stalled);
+	while (sem_wait(&resume) != 0)
+		;
+}
+
+typedef struct staller {
+	pthread_t th;
+	fo_stream *s;
+	void *items[3];
+	int rc;
+} staller;
+
+static void *staller_main(void *arg)
+{
+	staller *st = arg;
+	stall_here = true;
+	st->rc = fo_stream_push_many(st->s, st->items, 3);
+	return NULL;
+}
+
+enum stall_reader { SR_NONE, SR_TAPS, SR_ACTIVE_AFTER, SR_ACTIVE_BEFORE };
+static const char *const sr_name[] = {"no cursor", "taps only", "active cursor after the stall",
+                                      "active cursor before the stall"};
+
+/* Read the heap items of @c until @want arrived; check they come in @seq order from @from. */
+static size_t read_seq(fo_cursor *c, uint64_t from, size_t want)
+{
+	size_t got = 0;
+	void *it;
+	while (got < want) {
+		int rc = fo_cursor_timed_next(c, &it, FT_MS(2000));
+		if (rc != FO_OK)
+			break;
+		assert_true(ft_item_ok(it));
+		assert_int_equal(((ft_item *)it)->seq, from + got);
+		got++;
+	}
+	return got;
+}
+
+/*
+ * One producer claims 3 slots (position 10 on) and stops before storing them; meanwhile the
+ * test thread pushes @segs segments.  Live segments must stay within the bound plus the one
+ * segment the stalled claim lies in.  Then the producer stores; every item is destroyed once
+ * (heap items: ASan sees a double free or a leak), and an active cursor from before the stall
+ * reads the stalled items in their place.
+ */
+static void run_stalled(enum stall_reader r)
+{
+	ft_counter cnt;
+	ft_counter_init(&cnt, 0);
+	fo_stream_opts o = ft_heap_opts(&cnt);
+	o.passive_window = WINDOW;
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	fo_cursor *c[NTAPS] = {0};
+	if (r == SR_TAPS)
+		for (int i = 0; i < NTAPS; i++)
+			assert_int_equal(fo_stream_cursor(s, &c[i], FO_PASSIVE), FO_OK);
+	if (r == SR_ACTIVE_BEFORE)
+		assert_int_equal(fo_stream_cursor(s, &c[0], FO_ACTIVE), FO_OK);
+	uint64_t seq = 0;
+	for (; seq < 10; seq++)
+		assert_int_equal(fo_stream_push(s, ft_item_new(seq)), FO_OK);
+
+	assert_int_equal(sem_init(&stalled, 0, 0), 0);
+	assert_int_equal(sem_init(&resume, 0, 0), 0);
+	fo__claim_hook = stall_hook;
+	staller st = {.s = s};
+	for (int i = 0; i < 3; i++)
+		st.items[i] = ft_item_new(seq + i);
+	assert_int_equal(pthread_create(&st.th, NULL, staller_main, &st), 0);
+	while (sem_wait(&stalled) != 0)
+		;
+	assert_int_equal(atomic_load(&stalled_at), seq);
+	seq += 3;
+	if (r == SR_ACTIVE_AFTER)
+		assert_int_equal(fo_stream_cursor(s, &c[0], FO_ACTIVE), FO_OK);
+
+	/* An active cursor from before the stall keeps everything after it (by contract): push
+	 * a little.  Otherwise push 400 segments and watch the bound. */
+	const size_t segs = r == SR_ACTIVE_BEFORE ? 8 : 400;
+	const size_t bound = seg_bound(r == SR_TAPS ? M_TAPS : M_NONE, 1) + 1;
+	size_t max_live = 0;
+	void *batch[SEG];
+	for (size_t k = 0; k < segs; k++) {
+		for (size_t i = 0; i < SEG; i++)
+			batch[i] = ft_item_new(seq + i);
+		assert_int_equal(fo_stream_push_many(s, batch, SEG), FO_OK);
+		if (r == SR_ACTIVE_AFTER)
+			assert_int_equal(read_seq(c[0], seq, SEG), SEG);
+		seq += SEG;
+		size_t l = live_segments(s);
+		if (l > max_live)
+			max_live = l;
+		if (r != SR_ACTIVE_BEFORE && l > bound) {
+			print_message("%s: %zu live segments after %zu (bound %zu)\n", sr_name[r],
+			              l, k + 1, bound);
+			assert_true(l <= bound);
+		}
+	}
+	fo_stream_stats during = ft_stats(s);
+	void *it;
+	if (r == SR_TAPS) /* the taps stood in the unlinked segment: lapped */
+		for (int i = 0; i < NTAPS; i++) {
+			assert_int_equal(fo_cursor_try_next(c[i], &it), FO_LAGGED);
+			assert_true(fo_cursor_lagged(c[i]) > 0);
+		}
+	if (r == SR_ACTIVE_BEFORE) { /* it waits at the stalled slot, loses nothing */
+		assert_int_equal(read_seq(c[0], 0, 10), 10);
+		assert_int_equal(fo_cursor_try_next(c[0], &it), FO_EMPTY);
+	}
+
+	/* The producer stores; its segment goes at the next reclamation. */
+	assert_int_equal(sem_post(&resume), 0);
+	assert_int_equal(pthread_join(st.th, NULL), 0);
+	fo__claim_hook = NULL;
+	assert_int_equal(st.rc, FO_OK);
+	if (r == SR_ACTIVE_BEFORE)
+		assert_int_equal(read_seq(c[0], 10, seq - 10), seq - 10);
+	for (size_t k = 0; k < 8; k++) {
+		for (size_t i = 0; i < SEG; i++)
+			batch[i] = ft_item_new(seq + i);
+		assert_int_equal(fo_stream_push_many(s, batch, SEG), FO_OK);
+		if (r == SR_ACTIVE_AFTER || r == SR_ACTIVE_BEFORE)
+			assert_int_equal(read_seq(c[0], seq, SEG), SEG);
+		seq += SEG;
+	}
+	size_t after = live_segments(s);
+	print_message("%-31s: max %zu live segments while stalled (bound %zu; cached %zu), %zu "
+	              "after\n",
+	              sr_name[r], max_live, bound, during.cached_segments, after);
+	assert_true(after <= seg_bound(r == SR_TAPS ? M_TAPS : M_NONE, 1));
+	for (int i = 0; i < NTAPS; i++)
+		fo_cursor_close(c[i]);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&cnt), seq);
+	sem_destroy(&stalled);
+	sem_destroy(&resume);
+	ft_counter_fini(&cnt);
+}
+
+static void test_bug5_stalled_producer_no_cursor_bounded(void **state)
+{
+	(void)state;
+	run_stalled(SR_NONE);
+}
+
+static void test_bug5_stalled_producer_taps_bounded(void **state)
+{
+	(void)state;
+	run_stalled(SR_TAPS);
+}
+
+static void test_bug5_stalled_producer_active_after_bounded(void **state)
+{
+	(void)state;
+	run_stalled(SR_ACTIVE_AFTER);
+}
+
+static void test_bug5_stalled_producer_loses_nothing_for_active_before(void **state)
+{
+	(void)state;
+	run_stalled(SR_ACTIVE_BEFORE);
+}
+
+/* The issue's reproduction: a destructor that blocks inside a push on a cursor-less stream
+ * (it used to run between the claim and the store), a tap created meanwhile, 10 M pushes. */
+static atomic_int block_next_free;
+static sem_t in_free, free_go;
+static ft_counter blocking_cnt;
+
+static void blocking_free(void *item, void *ctx)
+{
+	int one = 1;
+	if (atomic_compare_exchange_strong(&block_next_free, &one, 0)) {
+		sem_post(&in_free);
+		while (sem_wait(&free_go) != 0)
+			;
+	}
+	ft_count_free(item, ctx);
+}
+
+static void *blocked_pusher(void *arg)
+{
+	fo_stream *s = arg;
+	return (void *)(intptr_t)fo_stream_push(s, ft_tok(0));
+}
+
+static void test_bug5_blocking_destructor_in_push_holds_no_memory(void **state)
+{
+	(void)state;
+	ft_counter_init(&blocking_cnt, 0);
+	fo_stream_opts o = ft_opts(&blocking_cnt);
+	o.item_free = blocking_free;
+	o.passive_window = WINDOW;
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	assert_int_equal(sem_init(&in_free, 0, 0), 0);
+	assert_int_equal(sem_init(&free_go, 0, 0), 0);
+	atomic_store(&block_next_free, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, blocked_pusher, s), 0);
+	while (sem_wait(&in_free) != 0)
+		;
+	fo_cursor *tap;
+	assert_int_equal(fo_stream_cursor(s, &tap, FO_PASSIVE), FO_OK);
+	const size_t n = ft_scale(10000000) / SEG * SEG, bound = seg_bound(M_TAPS, 1);
+	void *const *items = tokens();
+	size_t max_live = 0, max_cached = 0;
+	for (size_t done = 0; done < n; done += SEG) {
+		assert_int_equal(fo_stream_push_many(s, items, SEG), FO_OK);
+		fo_stream_stats st = ft_stats(s);
+		if (st.live_segments > max_live)
+			max_live = st.live_segments;
+		if (st.cached_segments > max_cached)
+			max_cached = st.cached_segments;
+		if (st.live_segments > bound)
+			print_message("%zu live segments after %zu items (bound %zu)\n",
+			              st.live_segments, done + SEG, bound);
+		assert_true(st.live_segments <= bound);
+	}
+	print_message("blocked destructor: %zu items, max %zu live segments (bound %zu), max %zu "
+	              "cached\n",
+	              n, max_live, bound, max_cached);
+	assert_int_equal(sem_post(&free_go), 0);
+	void *rc;
+	assert_int_equal(pthread_join(th, &rc), 0);
+	assert_int_equal((int)(intptr_t)rc, FO_OK);
+	fo_cursor_close(tap);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&blocking_cnt), n + 1);
+	sem_destroy(&in_free);
+	sem_destroy(&free_go);
+	ft_counter_fini(&blocking_cnt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +594,11 @@ int main(void)
 	    cmocka_unit_test(test_bug1_push_many_taps_bounded),
 	    cmocka_unit_test(test_bug1_push_many_share_group_bounded),
 	    cmocka_unit_test(test_bug1_single_pushes_bounded),
+	    cmocka_unit_test(test_bug5_stalled_producer_no_cursor_bounded),
+	    cmocka_unit_test(test_bug5_stalled_producer_taps_bounded),
+	    cmocka_unit_test(test_bug5_stalled_producer_active_after_bounded),
+	    cmocka_unit_test(test_bug5_stalled_producer_loses_nothing_for_active_before),
+	    cmocka_unit_test(test_bug5_blocking_destructor_in_push_holds_no_memory),
 	    cmocka_unit_test(test_bug6_share_group_reads_reclaim_after_producer_stops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
