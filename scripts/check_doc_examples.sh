@@ -95,7 +95,7 @@ for f in "$work"/*.c; do
 	if grep -qE '^[a-z].*[ *]main\(' "$f"; then
 		if ! "$cc" "${cflags[@]}" -o "${f%.c}" "$f" "${libs[@]}" "${extra[@]}" 2>"$f.log"; then
 			cat "$f.log"
-			echo "FAIL  $where: compile/link"
+			echo "FAIL  $where: compile/link (a fragment? put <!-- fragment --> on the line before its fence)"
 			failed=1
 			continue
 		fi
@@ -117,7 +117,7 @@ for f in "$work"/*.c; do
 		if ! "$cc" "${cflags[@]}" -Wno-unused-function "${extra[@]}" -c -o "${f%.c}.o" \
 			"${f%.c}.tu.c" 2>"$f.log"; then
 			cat "$f.log"
-			echo "FAIL  $where: compile"
+			echo "FAIL  $where: compile (a fragment? put <!-- fragment --> on the line before its fence)"
 			failed=1
 			continue
 		fi
