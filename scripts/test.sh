@@ -7,7 +7,8 @@
 #                  clang-format check (fails the build when a file is not formatted),
 #                  scripts/check_install.sh (the installed package, consumed 4 ways),
 #                  scripts/check_doc_examples.sh (the docs' C examples compile and run),
-#                  scripts/check_api_docs.sh (Doxygen man page for every exported function)
+#                  scripts/check_api_docs.sh (Doxygen man page for every exported function),
+#                  scripts/check_headers.sh (every header alone in C11 and C++11, -Wpedantic)
 #   build/asan     clang, AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g
 #   build/tsan     clang, ThreadSanitizer, -O1 -g, ctest -j1 (stress tests oversubscribe
 #                  the 2 cores on purpose)
@@ -62,6 +63,10 @@ run_build() {
 	if [ -z "$step" ] && [ "$name" = release ]; then
 		banner "$name: scripts/check_doc_examples.sh (every C example of README.md and docs/)"
 		bash scripts/check_doc_examples.sh "$root/$dir" || step="check_doc_examples.sh"
+	fi
+	if [ -z "$step" ] && [ "$name" = release ]; then
+		banner "$name: scripts/check_headers.sh (each header alone, C11 and C++11, -Wpedantic)"
+		bash scripts/check_headers.sh "$root/$dir" || step="check_headers.sh"
 	fi
 	if [ -z "$step" ] && [ "$name" = release ]; then
 		banner "$name: scripts/check_api_docs.sh (a man page for every exported function)"

@@ -653,8 +653,9 @@ int fo_cursor_try_next(fo_cursor *c, void **item)
 int fo_cursor_timed_next(fo_cursor *c, void **item, int64_t timeout_ns)
 {
 	size_t n;
-	if (!c || !item || timeout_ns < 0)
+	if (!c || !item)
 		return FO_EINVAL;
+	/* status.h's convention: 0 = try, negative = no limit (fo__deadline) */
 	int rc = next_wait(c, item, 1, &n, timeout_ns ? fo__deadline(timeout_ns) : 0);
 	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
 }

@@ -301,7 +301,7 @@ int fo_feed_try_next(fo_feeder *f, fo_cursor *c, void **item)
 
 int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t timeout_ns)
 {
-	if (!f || !usable(c) || !item || timeout_ns < 0)
+	if (!f || !usable(c) || !item)
 		return FO_EINVAL;
 	int rc = feed_read(f, c, item, fo__iter_deadline(timeout_ns));
 	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;

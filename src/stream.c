@@ -506,8 +506,9 @@ int fo_stream_try_push(fo_stream *s, void *item)
 
 int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns)
 {
-	if (!s || !item || timeout_ns < 0)
+	if (!s || !item)
 		return FO_EINVAL;
+	/* status.h's convention: 0 = try, negative = no limit (fo__deadline) */
 	int rc = push_item(s, item, timeout_ns ? fo__deadline(timeout_ns) : 0);
 	return rc == FO_FULL ? FO_TIMEDOUT : rc;
 }
@@ -526,9 +527,7 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 {
 	if (!s || n == 0 || (s->capacity && n > s->capacity))
 		return FO_EINVAL;
-	uint64_t deadline = timeout_ns < 0    ? FO__NO_DEADLINE
-	                    : timeout_ns == 0 ? 0
-	                                      : fo__deadline(timeout_ns);
+	uint64_t deadline = timeout_ns ? fo__deadline(timeout_ns) : 0; /* negative: no limit */
 	for (;;) {
 		uint64_t t = atomic_load_explicit(
 		    &s->tail, memory_order_acquire); /* acquire: the closed bit with its end */

@@ -149,7 +149,9 @@ FO_API int fo_flatten(fo_iter **out, fo_iter *src, const fo_adapt_opts *o);
  */
 typedef struct fo_zip_tuple {
 	size_t n;
+	FO__FLEX_BEGIN
 	void *items[];
+	FO__FLEX_END
 } fo_zip_tuple;
 
 /** fo_zip_tuple_free() - the zip's item destructor (@ctx unused).  NULL: no-op. */

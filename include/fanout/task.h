@@ -123,8 +123,8 @@ FO_API int fo_future_wait(fo_future *f);
 
 /**
  * fo_future_timed_wait() - as fo_future_wait(), at most @timeout_ns
- * (0: just check).  Returns: FO_OK; FO_TIMEDOUT; FO_ECANCELED; FO_EINVAL
- * (@f NULL, @timeout_ns < 0).
+ * (status.h's convention: 0 = just check, negative = no limit).
+ * Returns: FO_OK; FO_TIMEDOUT; FO_ECANCELED; FO_EINVAL (@f NULL).
  */
 FO_API int fo_future_timed_wait(fo_future *f, int64_t timeout_ns);
 
@@ -214,8 +214,8 @@ FO_API int fo_waitfor_next(fo_waitfor *w, fo_future **f);
 
 /**
  * fo_waitfor_timed_next() - as fo_waitfor_next(), at most @timeout_ns
- * (0: do not wait): FO_TIMEDOUT when nothing happened.  FO_EINVAL for a
- * negative timeout.
+ * (status.h's convention: 0 = do not wait, negative = no limit):
+ * FO_TIMEDOUT when nothing happened.
  */
 FO_API int fo_waitfor_timed_next(fo_waitfor *w, fo_future **f, int64_t timeout_ns);
 
