@@ -72,7 +72,7 @@ struct result {
 	bool skipped; /* not run: --halt-on-error stopped it */
 	bool failed;
 	bool timedout;
-	int exitval; /* joblog: exit code, or -1 when killed by a signal */
+	int exitval; /* joblog: the exit code; 0 when killed by a signal, -1 when timed out */
 	int sig;
 	double start, runtime;
 	size_t sent;
@@ -375,12 +375,16 @@ static void run_once(struct map *m, char **av, const struct job *j, struct resul
 		if (ie >= 0 && pf[ie].revents && !drain(errp[0], &r->err))
 			closep(&errp[0]);
 		if (ii >= 0 && pf[ii].revents) {
-			ssize_t w =
-			    pf[ii].revents & POLLOUT ? write(inp[1], send + sent, slen - sent) : -1;
-			if (w > 0)
-				sent += (size_t)w;
-			if ((w < 0 && errno != EAGAIN && errno != EINTR) || sent == slen)
-				closep(&inp[1]); /* all sent, or the job closed its stdin */
+			/* POLLERR without POLLOUT: the job closed its stdin. */
+			bool done = !(pf[ii].revents & POLLOUT);
+			if (!done) {
+				ssize_t w = write(inp[1], send + sent, slen - sent);
+				if (w > 0)
+					sent += (size_t)w;
+				done = sent == slen || (w < 0 && errno != EAGAIN && errno != EINTR);
+			}
+			if (done)
+				closep(&inp[1]);
 		}
 		if (ip >= 0 && pf[ip].revents) {
 			exited = true;
@@ -402,14 +406,12 @@ static void run_once(struct map *m, char **av, const struct job *j, struct resul
 		;
 	r->runtime = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
 	r->sent = sent;
-	if (WIFEXITED(ws)) {
-		r->exitval = WEXITSTATUS(ws);
-		r->sig = 0;
-	} else {
+	/* GNU parallel's joblog: a signal gives Exitval 0 and its number; a timeout Exitval -1 */
+	r->exitval = WIFEXITED(ws) ? WEXITSTATUS(ws) : 0;
+	r->sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
+	if (r->timedout)
 		r->exitval = -1;
-		r->sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
-	}
-	r->failed = r->timedout || r->exitval != 0;
+	r->failed = r->timedout || r->exitval != 0 || r->sig != 0;
 	return;
 
 spawn_failed:
@@ -472,6 +474,13 @@ static int job_fn(void *ctx, void *wstate, void *in, void **out)
 		if (!r->failed || atomic_load_explicit(&m->halting, memory_order_relaxed))
 			break;
 	}
+	if (r->timedout) {
+		char *cmd = join_argv(av), msg[256];
+		int len = snprintf(msg, sizeof(msg), "fanout map: job %llu timed out: %.180s\n",
+		                   (unsigned long long)r->seq, cmd ? cmd : av[0]);
+		cli_buf_add(&r->err, msg, len > 0 ? (size_t)len : 0);
+		free(cmd);
+	}
 	if (r->failed && m->halt)
 		atomic_store_explicit(&m->halting, true, memory_order_relaxed);
 done:
@@ -521,7 +530,7 @@ static void bar_draw(struct bar *b, struct map *m, uint64_t done, uint64_t faile
 
 static void joblog_line(FILE *f, const struct result *r)
 {
-	fprintf(f, "%llu\t:\t%.3f\t%.3f\t%zu\t%zu\t%d\t%d\t%s\n", (unsigned long long)r->seq,
+	fprintf(f, "%llu\t:\t%.3f\t%10.3f\t%zu\t%zu\t%d\t%d\t%s\n", (unsigned long long)r->seq,
 	        r->start, r->runtime, r->sent, r->out.len, r->exitval, r->sig,
 	        r->cmdline ? r->cmdline : "");
 }

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fanout/version.h>
+
 extern char **environ;
 
 void cli_usage_error(const char *sub, const char *fmt, ...)
@@ -134,6 +136,8 @@ bool cli_buf_reserve(cli_buf *b, size_t more)
 
 bool cli_buf_add(cli_buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return true;
 	if (!cli_buf_reserve(b, n))
 		return false;
 	memcpy(b->p + b->len, p, n);
@@ -194,5 +198,5 @@ int cli_wait_code(int wstatus)
 
 const char *cli_version(void)
 {
-	return FANOUT_CLI_VERSION;
+	return fo_version(); /* the library's own version, not the command's build */
 }

@@ -3,7 +3,8 @@
 # Copyright (c) 2026 The fanout authors
 #
 # Install fanout into a temporary prefix and build examples/hello.c against it the way a
-# user would, four ways, running each program:
+# user would, four ways, running each program (then the installed examples, with their own
+# CMakeLists.txt):
 #   pkg-config, libfanout.so      cc app.c $(pkg-config --cflags --libs fanout)
 #   pkg-config, libfanout.a       ... --static, -l:libfanout.a
 #   CMake find_package            fanout::fanout and fanout::fanout_static
@@ -175,8 +176,55 @@ else
 	fail "find_package consumer: configure/build"
 fi
 
+# The fanout command (cli/, FANOUT_BUILD_CLI): installed to bin/, runs, and has its man page
+# when scdoc was found at configure time.
+if grep -q '^FANOUT_BUILD_CLI:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+	if [ "$("$prefix/bin/fanout" --version 2>&1)" = "fanout $version" ] &&
+		[ "$(printf 'a b\n' | "$prefix/bin/fanout" map -- printf '<%s>')" = "<a b>" ]; then
+		ok "bin/fanout runs (--version, map)"
+	else
+		fail "bin/fanout: missing, or --version is not 'fanout $version'"
+	fi
+	if grep -q '^FANOUT_SCDOC:FILEPATH=/' "$build/CMakeCache.txt" &&
+		[ ! -f "$prefix/share/man/man1/fanout.1" ]; then
+		fail "share/man/man1/fanout.1 not installed (scdoc was found)"
+	fi
+fi
+
+# Installed documentation and examples (share/doc/fanout, share/fanout/examples): the
+# examples build against the installed package with their own CMakeLists.txt.
+for f in share/doc/fanout/README.md share/doc/fanout/LICENSE share/doc/fanout/CHANGELOG.md \
+	share/doc/fanout/api/stream.md share/fanout/examples/hello.c \
+	share/fanout/examples/CMakeLists.txt; do
+	[ -f "$prefix/$f" ] || fail "not installed: $f"
+done
+# The reference: one man page per exported function (when doxygen built them).
+if [ -d "$build/doxygen/man/man3" ]; then
+	pages=0
+	for s in $(nm -D --defined-only "$so" | awk '$2 == "T" { print $3 }'); do
+		if [ -f "$prefix/share/man/man3/$s.3" ]; then
+			pages=$((pages + 1))
+		else
+			fail "no man page share/man/man3/$s.3"
+		fi
+	done
+	ok "$pages man pages fo_*(3) installed under share/man/man3"
+	if command -v man >/dev/null 2>&1 &&
+		! MANPATH="$prefix/share/man" man -P cat fo_stream_create 2>/dev/null | grep -q 'make a new'; then
+		fail "MANPATH=<prefix>/share/man man fo_stream_create"
+	fi
+fi
+
+if cmake -S "$prefix/share/fanout/examples" -B "$work/examples" -DCMAKE_PREFIX_PATH="$prefix" \
+	>"$work/examples.log" 2>&1 && cmake --build "$work/examples" -j 2 >>"$work/examples.log" 2>&1; then
+	run "share/fanout/examples built against the prefix: hello" "$work/examples/hello"
+else
+	tail -30 "$work/examples.log"
+	fail "share/fanout/examples: configure/build"
+fi
+
 if [ "$failed" -ne 0 ]; then
 	echo "check_install.sh: FAILED"
 	exit 1
 fi
-echo "check_install.sh: the installed package builds and runs hello.c four ways"
+echo "check_install.sh: the installed package builds and runs hello.c four ways, and its examples"

@@ -5,7 +5,8 @@
 # Model-check the spin models in docs/models/ (see docs/models/README.md):
 #   1. every configuration of arm.pml, share.pml and reclaim.pml must verify with 0 errors
 #      (safety: assertions and invalid end states = a reader asleep forever; liveness for
-#      arm.pml: the ltl claim no_lost_wakeup with weak fairness);
+#      arm.pml: the ltl claim no_lost_wakeup with weak fairness), and room.pml (a producer
+#      waiting for room) with 0 errors;
 #   2. every deliberately broken variant (-DBROKEN_*) must FAIL: the model has teeth.
 # Exits non-zero if any run disagrees.  Needs spin (Debian package `spin`) and gcc.
 #
@@ -32,6 +33,7 @@ cp "$root"/docs/models/*.pml "$work/"
 cd "$work" || exit 1
 
 failed=0
+pml=arm.pml # the model run() checks
 
 # run NAME EXPECT(pass|fail) MODE(safety|liveness) SPIN_DEFINES...
 run() {
@@ -86,7 +88,6 @@ run() {
 		"$expect" "$errors" "$states" "${why:+ ($why)}"
 }
 
-pml=arm.pml
 echo "== arm.pml: the protocol as implemented (must verify)"
 run "2 producers x1, watcher + sleeper" pass safety -DPER=1
 run "2 producers x1, watcher + sleeper" pass liveness -DPER=1
@@ -103,6 +104,14 @@ run "BROKEN_ANNOUNCE_FIRST (need before armed)" fail safety -DPER=1 -DBROKEN_ANN
 run "BROKEN_NO_RECHECK (arm without re-check)" fail safety -DPER=1 -DBROKEN_NO_RECHECK
 run "BROKEN_CLOSE_NOWAIT (close ignores busy)" fail safety -DPER=1 -DBROKEN_CLOSE_NOWAIT
 run "BROKEN_NO_FENCE, ltl" fail liveness -DPER=1 -DBROKEN_NO_FENCE
+
+echo "== room.pml: a producer waiting for room, watermark then exact sleep (must verify)"
+pml=room.pml
+run "capacity 3, 4 items, 2 readers" pass safety -DCAP=3 -DN=4
+echo "== room.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_NO_BOUND (watermark sleep, no deadline)" fail safety -DCAP=3 -DN=4 -DBROKEN_NO_BOUND
+run "BROKEN_NO_FENCE (no heavy fence)" fail safety -DCAP=3 -DN=4 -DBROKEN_NO_FENCE
+run "BROKEN_EXACT_NO_RECHECK" fail safety -DCAP=3 -DN=4 -DBROKEN_EXACT_NO_RECHECK
 
 pml=share.pml
 echo "== share.pml: the share-group claim (must verify)"

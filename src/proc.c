@@ -23,6 +23,42 @@
 
 /* ---- children ------------------------------------------------------------------------------ */
 
+/*
+ * AddressSanitizer before LLVM 16 does not lock its allocator around fork()
+ * as glibc does for its malloc: a child forked while another thread was
+ * inside malloc deadlocks in its first allocation (seen in test_pmap_proc).
+ * In ASan builds we take its allocator lock around the fork ourselves (weak:
+ * newer runtimes may not export it, and lock in their own atfork handler).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define FO__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FO__ASAN 1
+#endif
+#endif
+#ifdef FO__ASAN
+void _ZN6__asan18asan_mz_force_lockEv(void) __attribute__((weak));
+void _ZN6__asan20asan_mz_force_unlockEv(void) __attribute__((weak));
+static void fork_lock(void)
+{
+	if (_ZN6__asan18asan_mz_force_lockEv && _ZN6__asan20asan_mz_force_unlockEv)
+		_ZN6__asan18asan_mz_force_lockEv();
+}
+static void fork_unlock(void)
+{
+	if (_ZN6__asan18asan_mz_force_lockEv && _ZN6__asan20asan_mz_force_unlockEv)
+		_ZN6__asan20asan_mz_force_unlockEv();
+}
+#else
+static void fork_lock(void)
+{
+}
+static void fork_unlock(void)
+{
+}
+#endif
+
 /* In the child, right after fork(): close every fd but 0-2 and @keep (moved to 3). */
 static int child_fds(int keep)
 {
@@ -49,7 +85,9 @@ int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int fd), void *a
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return FO_ESYS;
 	pid_t parent = getpid();
+	fork_lock();
 	pid_t pid = fork();
+	fork_unlock(); /* in both processes */
 	if (pid < 0) {
 		int e = errno;
 		close(sv[0]);
@@ -372,4 +410,16 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			eof = true;
 		}
 	}
+}
+
+int fo__rx_try_fill(int fd, struct fo__rx *rx)
+{
+	ssize_t n = rx_recv(fd, rx, MSG_DONTWAIT);
+	if (n > 0)
+		return FO_OK;
+	if (n == 0 || errno == ECONNRESET) /* reset: it closed with our bytes unread */
+		return FO_END;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return FO_EMPTY;
+	return errno == ENOMEM ? FO_ENOMEM : FO_ESYS;
 }

@@ -31,6 +31,7 @@ struct pw {
 	pthread_mutex_t mu;  /* ch against interrupt(): spawn, kill, reap */
 	struct fo__child ch; /* under mu; ch.pid < 0: no child (the next run spawns one) */
 	bool killed;         /* under mu: interrupt() killed the child */
+	bool died_in_init;   /* the last spawn's child died before READY */
 	struct fo__tx tx;
 	struct fo__rx rx;
 	fo_buf enc;
@@ -183,7 +184,7 @@ static void child_corrupt(struct pw *p, struct fo__pw_item *it)
 }
 
 /* Fork a child and wait for its init: FO_OK, or the failure in @why. */
-static int spawn_child(struct pw *p, struct fo__pw_item *why)
+static int spawn_once(struct pw *p, struct fo__pw_item *why)
 {
 	struct fo__child ch;
 	p->tx.off = p->tx.len = 0;
@@ -218,13 +219,31 @@ static int spawn_child(struct pw *p, struct fo__pw_item *why)
 			return code;
 		}
 	}
-	if (rc == FO_ECLOSED)
+	if (rc == FO_ECLOSED) {
 		child_lost(p, why, "during init");
-	else if (rc != FO_OK)
+		p->died_in_init = true;
+	} else if (rc != FO_OK)
 		child_lost(p, NULL, NULL), set_fail(why, rc, 0, "pmap worker: I/O failed at init");
 	else
 		child_corrupt(p, why);
 	return why->status;
+}
+
+/* A child that dies during init (a signal: the OOM killer, a stray kill) is
+ * forked again, at most SPAWN_TRIES times in a row; an init that returns an
+ * error, or a fork that fails, is final at once. */
+#define SPAWN_TRIES 3
+
+static int spawn_child(struct pw *p, struct fo__pw_item *why)
+{
+	for (int tries = 1;; tries++) {
+		p->died_in_init = false;
+		int rc = spawn_once(p, why);
+		if (rc == FO_OK || !p->died_in_init || tries == SPAWN_TRIES)
+			return rc;
+		fo__free(why->msg);
+		why->msg = NULL;
+	}
 }
 
 static int pw_start(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *init_arg, void **self,
@@ -244,6 +263,9 @@ static int pw_start(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *in
 	fo_buf_init(&p->enc);
 	int rc = spawn_child(p, why);
 	if (rc != FO_OK) {
+		fo__tx_fini(&p->tx);
+		fo__rx_fini(&p->rx);
+		fo_buf_fini(&p->enc);
 		pthread_mutex_destroy(&p->mu);
 		fo__free(p);
 		return rc;

@@ -17,6 +17,7 @@
 #include <fanout/join.h>
 #include <fanout/pmap.h>
 #include <fanout/pipeline.h>
+#include <fanout/preload.h>
 #include <fanout/task.h>
 
 #endif /* FANOUT_FANOUT_H */

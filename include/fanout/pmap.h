@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Copyright (c) 2026 The fanout authors */
 /**
- * fanout/pmap.h - parallel map over any iterator (a pool of worker threads),
- * and a lazy indexable map over arrays.
+ * fanout/pmap.h - parallel map over any iterator (a pool of worker threads
+ * or worker processes), and a lazy indexable map over arrays.
  *
  * fo_pmap() returns an iterator of fn(x) for the items x of a source
  * iterator, computed by `workers` threads.  The source is read lazily, by
@@ -79,8 +79,64 @@
  * of the first round, run init once and fini when the pool goes, and keep
  * their state across rounds.  fo_pmap() is a pool with a single round.
  *
- * Backends: FO_THREADS only.  FO_PROCESSES (fork()ed workers with
- * serialised items) is reserved: fo_pmap() refuses it with FO_EINVAL.
+ * Backends: FO_THREADS (the default) runs init, fn and fini on the worker
+ * threads.  FO_PROCESSES (vimap's pool, iterlib's process_map) runs them in
+ * one child process per worker; everything above holds unchanged (order,
+ * bounds, chunks, retries, policies, paired results, pools and rounds,
+ * progress, fd/arm), with these differences:
+ *
+ *  - Items cross as bytes: opts.in_codec encodes each input in the parent
+ *    and decodes it in the child; opts.out_codec encodes fn's output in the
+ *    child and decodes it in the parent (both required: FO_EINVAL without).
+ *    The reader's outputs are out_codec's decoded items, freed with
+ *    out_codec.item_free (the output iterator's destructor; fo_result's
+ *    output too).  In the child, fn gets a decoded copy with the thread
+ *    contract (on FO_OK it owns it: returns it as the output or frees it
+ *    with in_codec.item_free; paired mode: it must not take it; on failure
+ *    untouched), and fn's output is freed there with opts.item_free after
+ *    encoding.  The parent's input is released after FO_OK (unpaired), so
+ *    error items and fo_result keep the parent's original input.
+ *  - Start: each worker thread forks its child and waits for its init;
+ *    init runs in the child with init_args[i], inherited through fork (the
+ *    pointers need not be serialisable).  fini runs in the child at STOP
+ *    (close of a fo_pmap output, destroy of a pool).
+ *  - A child that dies mid-item (any signal, _exit, the OOM killer) is seen
+ *    at once (its pidfd polls readable: no timer) and reaped; the item is
+ *    retried on a fresh child within `retries`, else it fails at its place
+ *    with FO_FAILED and a message naming the worker, its pid and the
+ *    signal or exit status ("pmap worker 1 (pid 4242) killed by signal 9
+ *    (SIGKILL) while computing the item").  The worker forks a replacement
+ *    (init again) when it takes its next item; if that init fails or dies
+ *    the round fails with the cause (as a first init failure does): never a
+ *    hang, never a spin.
+ *  - timeout_ns: the watchdog SIGKILLs the child; the item ends FO_TIMEDOUT
+ *    WITH its input (the parent still has it) and the worker goes on with a
+ *    fresh child: no thread is abandoned.
+ *  - fn's fo_fail() message, FO_USER codes and errno (FO_ESYS) travel back in
+ *    the result frame; a codec failure is an item failure with the codec's
+ *    code (and fo_fail message).  The parent validates every frame (length,
+ *    type, error payload): a corrupt frame kills that child and fails its
+ *    item, never the parent.
+ *  - Close / early close / pool destroy stop (fini) and reap every child.
+ *
+ * Fork safety (processes): the child is forked by its worker thread, from
+ * a program that may run other threads (its own and fanout's).  So that
+ * this is safe, the child runs only: fanout's child loop, the codecs, init,
+ * fn and fini.  It holds the memory of the whole program as it was at the
+ * fork, but only one thread.  A callback in the child may read any memory
+ * (init_args, globals, opts.ctx), allocate with malloc (glibc's malloc is
+ * fork-safe; an allocator set with fo_set_allocator() must be too), use
+ * stdio and system calls.  It must NOT take a lock another thread of the
+ * parent might have held at the fork (the parent's mutexes, non-fork-safe
+ * libraries), nor use the parent's fanout objects (streams, cursors,
+ * iterators, pools, futures: their helper threads do not exist in the
+ * child, their locks may be held): the child may create fresh objects of its
+ * own.  Writes stay in the child.  The child keeps fds 0-2 and its own
+ * socketpair end (fd 3) and closes every other inherited fd; it gets
+ * SIGKILL when its worker thread (so the parent) dies (PR_SET_PDEATHSIG,
+ * re-checked after setting), and always leaves through _exit(): it never
+ * returns into the caller's code and runs no atexit handlers.  Every fd the
+ * parent side opens is close-on-exec.  Design: docs/design.md §13.
  *
  * Concurrency table (X = may run at the same time):
  *
@@ -108,7 +164,7 @@
 extern "C" {
 #endif
 
-/** fo_backend - where the work runs.  Only FO_THREADS is implemented. */
+/** fo_backend - where the work runs: worker threads, or child processes. */
 typedef enum fo_backend { FO_THREADS = 0, FO_PROCESSES = 1 } fo_backend;
 
 /**
@@ -151,7 +207,7 @@ typedef void (*fo_pmap_fini_fn)(void *ctx, void *wstate);
 
 /**
  * fo_pmap_opts - options; fo_pmap_opts_init() first.
- * @backend:           FO_THREADS (FO_PROCESSES: FO_EINVAL, reserved).
+ * @backend:           FO_THREADS (default) or FO_PROCESSES (see Backends).
  * @workers:           worker threads, >= 1 (default 2).
  * @per_worker_buffer: finished results per worker that may wait for the
  *                     reader, >= 0 (default 2).
@@ -170,11 +226,16 @@ typedef void (*fo_pmap_fini_fn)(void *ctx, void *wstate);
  * @init_args:         NULL or @workers arguments: worker i's init gets
  *                     init_args[i] (vimap's init_args).  The array is
  *                     copied; the pointers must stay valid until close.
- * @item_free:         destructor of fn's outputs (may be NULL).
+ * @item_free:         destructor of fn's outputs (may be NULL); with
+ *                     processes it runs in the child, after encoding.
  * @item_free_ctx:     passed to @item_free.
  * @progress:          hook called on the reader's thread after every read
  *                     that returns an item or ends the output (may be NULL).
  * @progress_ctx:      passed to @progress.
+ * @in_codec:          processes: inputs to bytes (parent) and back (child).
+ * @out_codec:         processes: outputs to bytes (child) and back (parent);
+ *                     out_codec.item_free frees the reader's outputs.
+ *                     Both ignored with threads.
  */
 typedef struct fo_pmap_opts {
 	fo_backend backend;
@@ -238,11 +299,13 @@ FO_API void fo_result_free(void *r, void *ctx);
  * input is read, whatever the policy (the workers whose init succeeded
  * run fini when the output is closed); a replacement's init that fails
  * ends it the same way at the next read.
- * The output's destructor is opts.item_free (fo_result_free in paired
- * mode).  It emits error items in FO_ERR_EMIT mode (not paired), or when
+ * The output's destructor is opts.item_free (out_codec.item_free with
+ * processes; fo_result_free in paired mode).  It emits error items in FO_ERR_EMIT mode (not
+ * paired), or when
  * @src does (they pass through at their place, in unpaired modes).
  * Returns: FO_OK; FO_EINVAL (@out, @src or @fn NULL; workers or chunk_size
- * 0; backend not FO_THREADS; bad policy; negative timeout; sizes so large
+ * 0; unknown backend; FO_PROCESSES without in_codec or out_codec (encode
+ * and decode); bad policy; negative timeout; sizes so large
  * that the slot count overflows; @src borrows (inputs are kept past its next
  * read); paired mode over a source that emits error items); FO_ENOMEM.
  * Ownership: on failure the caller keeps @src.

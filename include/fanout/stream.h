@@ -83,8 +83,8 @@ enum { FO_ACTIVE = 0, FO_PASSIVE = 1u << 0, FO_SHARED = 1u << 1 };
  * @item_free_ctx:  passed to @item_free.
  * @single_producer: the caller promises that pushes never run concurrently
  *                  (one producer thread, or pushes serialised by the caller).
- *                  Pushes then skip their RCU read section (about 80
- *                  instructions).  Breaking the promise is undefined.
+ *                  Pushes then skip their RCU read section (measured
+ *                  cost: B3 in README.md).  Breaking the promise is undefined.
  *                  Default false.  close/fail/cursor calls stay free-threaded.
  */
 typedef struct fo_stream_opts {
@@ -158,7 +158,8 @@ FO_API int fo_stream_try_push(fo_stream *s, void *item);
 
 /**
  * fo_stream_timed_push() - like fo_stream_push() but waits at most
- * @timeout_ns nanoseconds for room (0: do not wait, negative: FO_EINVAL).
+ * @timeout_ns nanoseconds for room (status.h's timeout convention: 0 = do
+ * not wait, negative = no limit).
  * Returns: as fo_stream_push(), plus FO_TIMEDOUT (the caller keeps @item).
  */
 FO_API int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns);
@@ -180,7 +181,7 @@ FO_API int fo_stream_push_many(fo_stream *s, void *const *items, size_t n);
  * For a producer that must not pull its next item before there is room for
  * it (a feed keeping exactly `ahead` items ahead): with a single producer
  * the room cannot disappear before its next push.
- * @timeout_ns: 0 = do not wait; negative = wait without limit.
+ * @timeout_ns: status.h's convention: 0 = do not wait; negative = no limit.
  * Returns: FO_OK; FO_TIMEDOUT (or FO_FULL for @timeout_ns 0); FO_ECLOSED;
  * FO_EINVAL (@s NULL, @n 0, or @n larger than the capacity).
  * Threads: any.  Blocking: spins briefly, then sleeps.
@@ -238,10 +239,12 @@ FO_API int fo_stream_cursor(fo_stream *s, fo_cursor **c, unsigned flags);
 FO_API int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out);
 
 /**
- * fo_stream_destroy() - drop the creator's handle.  Memory goes once every
- * cursor is closed too; when this is the last handle, every item destructor
- * has run when it returns.  Does not close the stream: call
- * fo_stream_close() first if readers should see FO_END.  NULL is a no-op.
+ * fo_stream_destroy() - close the stream (as fo_stream_close(), unless it
+ * is already closed or failed: the first end stays) and drop the creator's
+ * handle.  Readers still get every item pushed before, then FO_END; a
+ * reader blocked in a read wakes.  Memory goes once every cursor is closed
+ * too; when this is the last handle, every item destructor has run when it
+ * returns.  NULL is a no-op.
  * Threads: once, not concurrently with pushes on @s.
  */
 FO_API void fo_stream_destroy(fo_stream *s);
@@ -266,7 +269,8 @@ FO_API int fo_cursor_try_next(fo_cursor *c, void **item);
 
 /**
  * fo_cursor_timed_next() - as fo_cursor_next() but waits at most
- * @timeout_ns (0: like try_next but FO_TIMEDOUT; negative: FO_EINVAL).
+ * @timeout_ns (status.h's convention: 0 = like try_next but FO_TIMEDOUT;
+ * negative = no limit, as fo_cursor_next()).
  * Returns FO_TIMEDOUT when the deadline passes; the cursor, the stream and
  * every other cursor are unaffected (for a share group no item is lost).
  */
@@ -358,7 +362,8 @@ FO_API int fo_cursor_fd(fo_cursor *c);
 
 /**
  * fo_cursor_arm() - ask for one signal (fd readable, or the notify hook
- * called) when a read would return something; see fo_cursor_fd().
+ * called) when a read would return something; see fo_cursor_fd() and
+ * status.h (values that are not status codes).
  * Returns: 1 if something is ready already (read it; nothing is armed);
  * 0 if armed (safe to sleep); FO_EINVAL if @c is NULL or has neither an fd
  * nor a notify hook.

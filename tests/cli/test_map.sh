@@ -44,6 +44,16 @@ t_pipe_gives_the_line_on_stdin() {
 >three" out
 }
 
+t_pipe_to_a_job_that_does_not_read() {
+	head -c 300000 /dev/zero | tr '\0' x >"$T/in"
+	echo >>"$T/in"
+	echo short >>"$T/in"
+	fo map -k --pipe -- head -c 3 <"$T/in"
+	eq "$rc" 0 rc && eq "$(cat "$T/out")" "xxxsho" out || return 1
+	fo map --pipe -- true <"$T/in"
+	eq "$rc" 0 "rc of true"
+}
+
 t_null_records() {
 	printf 'a b\0c\nd\0' | fo map -k -0 -- printf '[%s]'
 	eq "$rc" 0 rc && eq "$(cat "$T/out")" "[a b][c
@@ -76,7 +86,7 @@ t_not_found_fails() {
 
 t_killed_by_signal() {
 	echo 1 | fo map --joblog "$T/log" -- sh -c 'kill -9 $$' sh {}
-	eq "$rc" 1 rc && eq "$(tail -1 "$T/log" | cut -f7,8)" "-1	9" "exitval, signal"
+	eq "$rc" 1 rc && eq "$(tail -1 "$T/log" | cut -f7,8)" "0	9" "exitval, signal"
 }
 
 t_timeout_kills_the_process_group() {
@@ -93,7 +103,8 @@ t_timeout_kills_the_process_group() {
 		pkill -f "sleep $mark"
 		return 1
 	fi
-	eq "$(sed -n 3p "$T/log" | cut -f7,8)" "-1	9" "exitval, signal of the timed-out job"
+	eq "$(sed -n 3p "$T/log" | cut -f7,8)" "-1	9" "exitval, signal of the timed-out job" &&
+		eq "$(cat "$T/err")" "fanout map: job 2 timed out: sh -c sleep \$1 & sleep \$1; wait sh $mark" stderr
 }
 
 t_retries() {
@@ -128,6 +139,12 @@ t_joblog_format() {
 t_bar_only_on_a_terminal() {
 	seq 1 5 | fo map --bar -- true
 	eq "$rc" 0 rc && [ ! -s "$T/err" ]
+}
+
+t_bar_on_a_terminal() {
+	command -v script >/dev/null || return 0 # bsdutils: a pseudo-terminal for stderr
+	script -qec "seq 1 5 | '$FANOUT' map --bar -- true" /dev/null >"$T/out" 2>&1
+	grep -q '100% 5/5 jobs, 0 failed' "$T/out"
 }
 
 t_stdout_closed_early() {

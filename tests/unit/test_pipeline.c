@@ -508,6 +508,57 @@ static void test_merged_pipeline_stages_root_error_replaced_by_cancellation(void
 	}
 }
 
+/* Issue 12 bug 4: a source's FO_ESYS + errno, and a map's, reach the reader through every
+ * stage with their sys_errno. */
+static int map_eio(void *ctx, void *in, void **out)
+{
+	if (((ft_item *)in)->seq == 4) {
+		errno = EIO;
+		return ctx ? fo_fail(FO_ESYS, "%s", (const char *)ctx) : FO_ESYS;
+	}
+	*out = in;
+	return FO_OK;
+}
+
+static void test_pipeline_callback_errno_dropped(void **state)
+{
+	(void)state;
+	for (int run = 0; run < 4; run++) {
+		bool in_map = run & 1;
+		const char *msg = run & 2 ? "stage work: EIO" : NULL;
+		rig r;
+		rig_up(&r, 50);
+		if (!in_map) {
+			r.v.fail_at = 4;
+			r.v.fail_code = FO_ESYS;
+			r.v.fail_errno = EIO;
+			r.v.fail_msg = msg;
+			rig_chain(&r, 3, 2);
+		} else { /* stage 0 -> map -> stage 1 -> stage 2 */
+			fo_iter *s0, *m, *s1;
+			assert_int_equal(
+			    fo_pipeline_buffer(r.p, &s0, ft_valve_iter(&r.v, &r.cnt), 2), FO_OK);
+			fo_adapt_opts ao;
+			fo_adapt_opts_init(&ao);
+			ao.item_free = ft_item_free;
+			ao.item_free_ctx = &r.cnt;
+			assert_int_equal(fo_map(&m, s0, map_eio, (void *)msg, &ao), FO_OK);
+			assert_int_equal(fo_pipeline_buffer(r.p, &s1, m, 2), FO_OK);
+			assert_int_equal(fo_pipeline_buffer(r.p, &r.out, s1, 2), FO_OK);
+		}
+		read_in_order(r.out, 0, 4);
+		void *x;
+		assert_int_equal(fo_iter_next(r.out, &x), FO_FAILED);
+		const fo_error *e = fo_iter_error(r.out);
+		assert_int_equal(e->code, FO_ESYS);
+		assert_int_equal(e->sys_errno, EIO);
+		assert_string_equal(e->message, msg      ? msg
+		                                : in_map ? "map callback failed"
+		                                         : fo_strerror(FO_ESYS));
+		rig_down(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +577,7 @@ int main(void)
 	    cmocka_unit_test(test_pipeline_progress_hook_per_stage),
 	    cmocka_unit_test(test_merged_pipeline_stages_lose_items_when_one_ends),
 	    cmocka_unit_test(test_merged_pipeline_stages_root_error_replaced_by_cancellation),
+	    cmocka_unit_test(test_pipeline_callback_errno_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
