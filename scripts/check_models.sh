@@ -3,18 +3,18 @@
 # Copyright (c) 2026 The fanout authors
 #
 # Model-check the spin models in docs/models/ (see docs/models/README.md):
-#   1. every configuration of arm.pml must verify with 0 errors (safety: assertions and
-#      invalid end states = a reader asleep forever; liveness: the ltl claim no_lost_wakeup
-#      with weak fairness), and room.pml (a producer waiting for room) with 0 errors;
+#   1. every configuration of arm.pml, share.pml and reclaim.pml must verify with 0 errors
+#      (safety: assertions and invalid end states = a reader asleep forever; liveness for
+#      arm.pml: the ltl claim no_lost_wakeup with weak fairness), and room.pml (a producer
+#      waiting for room) with 0 errors;
 #   2. every deliberately broken variant (-DBROKEN_*) must FAIL: the model has teeth.
 # Exits non-zero if any run disagrees.  Needs spin (Debian package `spin`) and gcc.
 #
-#   bash scripts/check_models.sh            # everything, ~30 s on 2 cores
+#   bash scripts/check_models.sh            # everything, ~1-2 min on 2 cores
 #   KEEP=1 bash scripts/check_models.sh     # keep the work directory (pan.c, trails)
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-models="$root/docs/models"
 cc=${CC:-gcc}
 memlim=${FO_SPIN_MEMLIM:-4096} # MB: pan stops (and we fail) rather than swap
 
@@ -29,7 +29,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/fanout-models.XXXXXX")
 if [ "${KEEP:-0}" != 1 ]; then
 	trap 'rm -rf "$work"' EXIT
 fi
-cp "$models/arm.pml" "$models/room.pml" "$work/"
+cp "$root"/docs/models/*.pml "$work/"
 cd "$work" || exit 1
 
 failed=0
@@ -112,6 +112,32 @@ echo "== room.pml: deliberately broken variants (must FAIL)"
 run "BROKEN_NO_BOUND (watermark sleep, no deadline)" fail safety -DCAP=3 -DN=4 -DBROKEN_NO_BOUND
 run "BROKEN_NO_FENCE (no heavy fence)" fail safety -DCAP=3 -DN=4 -DBROKEN_NO_FENCE
 run "BROKEN_EXACT_NO_RECHECK" fail safety -DCAP=3 -DN=4 -DBROKEN_EXACT_NO_RECHECK
+
+pml=share.pml
+echo "== share.pml: the share-group claim (must verify)"
+run "2 producers x2, 3 members (2 may close)" pass safety -DPER=2
+
+echo "== share.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_PLAIN_STORE (store, not CAS)" fail safety -DBROKEN_PLAIN_STORE
+run "BROKEN_CLAIM_FIRST (claim, then wait)" fail safety -DBROKEN_CLAIM_FIRST
+run "BROKEN_STALE_COUNT (retry, old count)" fail safety -DBROKEN_STALE_COUNT
+
+pml=reclaim.pml
+small="-DSEG=1 -DPUSHES0=1" # every position its own segment: each batch crosses one
+echo "== reclaim.pml: segment reclamation as implemented (must verify)"
+run "no cursor, 2 producers, 2-item segments" pass safety -DPUSHES0=2
+run "taps only (window 1)" pass safety $small -DW=1 -DPASSIVE
+run "active cursor from the start" pass safety $small -DACTIVE
+run "active cursor created later" pass safety $small -DLATE
+run "share-group member" pass safety $small -DMEMBER
+
+echo "== reclaim.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_LIMBO_FREE (release unwritten)" fail safety $small -DW=1 -DPASSIVE -DBROKEN_LIMBO_FREE
+run "BROKEN_LIMBO_NOPIN (limbo without pin)" fail safety $small -DW=1 -DPASSIVE -DBROKEN_LIMBO_NOPIN
+run "BROKEN_STOP (stop at unwritten: bug 5)" fail safety -DPUSHES0=2 -DBROKEN_STOP
+run "BROKEN_PIN_ANYWAY (pin ignores DEAD)" fail safety -DSEG=1 -DPUSHES0=2 -DW=1 -DPASSIVE -DBROKEN_PIN_ANYWAY
+run "BROKEN_HOLD_END (hold after the batch)" fail safety $small -DACTIVE -DBROKEN_HOLD_END
+run "BROKEN_NO_SLACK (F not strict)" fail safety $small -DLATE -DBROKEN_NO_SLACK
 
 if [ "$failed" -ne 0 ]; then
 	echo "check_models.sh: FAILED"

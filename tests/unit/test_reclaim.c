@@ -96,12 +96,12 @@ typedef struct producer {
 	int err; /* first push error */
 } producer;
 
+/* The batch every push_many pushes: filled by main() before any test runs, read-only after. */
+static void *token_items[MAX_BATCH];
+
 static void *tokens(void)
 {
-	static void *items[MAX_BATCH];
-	for (size_t i = 0; i < MAX_BATCH; i++)
-		items[i] = ft_tok(i);
-	return items;
+	return token_items;
 }
 
 /* Push this producer's share; sample live segments after each batch. */
@@ -589,6 +589,8 @@ static void test_bug5_blocking_destructor_in_push_holds_no_memory(void **state)
 
 int main(void)
 {
+	for (size_t i = 0; i < MAX_BATCH; i++)
+		token_items[i] = ft_tok(i);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bug1_push_many_no_cursor_bounded),
 	    cmocka_unit_test(test_bug1_push_many_taps_bounded),
