@@ -392,6 +392,14 @@ static int yield_two(void *ctx, void **item, uint64_t deadline)
 	return FO_END;
 }
 
+/* The outer source's close: elements it never yielded are closed with it. */
+static void close_rest(void *ctx)
+{
+	fo_iter **pair = ctx;
+	for (int k = 0; k < 2; k++)
+		fo_iter_close(pair[k]);
+}
+
 static void branches_up(branches *br, size_t na, size_t nb)
 {
 	ft_valve_init(&br->a, na, 1);
@@ -416,7 +424,7 @@ static void branches_merge(branches *br, bool flat, fo_iter **pair)
 		pair[1] = sa;
 		fo_iter *outer;
 		assert_int_equal(
-		    fo_iter_from_fn(&outer, yield_two, NULL, pair, fo_iter_close_item, NULL),
+		    fo_iter_from_fn(&outer, yield_two, close_rest, pair, fo_iter_close_item, NULL),
 		    FO_OK);
 		fo_adapt_opts ao;
 		fo_adapt_opts_init(&ao);
@@ -445,10 +453,10 @@ static int branches_drain(branches *br, size_t *na, size_t *nb)
 	int rc;
 	*na = *nb = 0;
 	while ((rc = fo_iter_next(br->out, &x)) == FO_OK) {
-		if (((ft_item *)x)->producer == 1)
-			(*na)++;
-		else
-			(*nb)++;
+		ft_item *t = x;
+		size_t *k = t->producer == 1 ? na : nb;
+		assert_int_equal(t->seq, *k); /* each branch in order, nothing lost */
+		(*k)++;
 		fo_iter_release(br->out, x);
 	}
 	return rc;
@@ -559,6 +567,50 @@ static void test_pipeline_callback_errno_dropped(void **state)
 	}
 }
 
+/* Issue 12 bugs 2 and 3, randomised: two branches merged by a join or a flatten, either one
+ * failing at a random item (or none): the reader gets each branch's items in order, and ends
+ * with FO_END or the failing branch's own code - never a cancellation. */
+static void test_merged_pipeline_stages_random_ends_and_failures(void **state)
+{
+	(void)state;
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	size_t runs = ft_scale(60) < 10 ? 10 : ft_scale(60);
+	for (size_t run = 0; run < runs; run++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		bool flat = run % 2;
+		int fails = (int)(rng >> 60) % 3; /* 0: none, 1: a, 2: b */
+		size_t na = 1 + (rng >> 8) % 40, nb = 1 + (rng >> 20) % 40;
+		branches br = {.close_ms = 0};
+		fo_iter *pair[2];
+		branches_up(&br, na, nb);
+		long at = fails == 1 ? (long)((rng >> 32) % na) : (long)((rng >> 32) % nb);
+		if (fails == 1) {
+			br.a.fail_at = at;
+			br.a.fail_code = FO_USER(1);
+		} else if (fails == 2) {
+			br.b.fail_at = at;
+			br.b.fail_code = FO_USER(2);
+		}
+		branches_merge(&br, flat, pair);
+		size_t ga, gb;
+		int rc = branches_drain(&br, &ga, &gb);
+		if (!fails) {
+			assert_int_equal(rc, FO_END);
+			assert_int_equal(ga, na);
+			assert_int_equal(gb, nb);
+		} else {
+			assert_int_equal(rc, FO_FAILED);
+			assert_int_equal(fo_iter_error(br.out)->code, FO_USER(fails));
+			assert_true(fails == 1 ? ga <= (size_t)at : gb <= (size_t)at);
+			if (flat) { /* [b, a] read in turn: everything before the failure */
+				assert_int_equal(gb, fails == 2 ? (size_t)at : nb);
+				assert_int_equal(ga, fails == 2 ? 0 : (size_t)at);
+			}
+		}
+		branches_down(&br);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +629,7 @@ int main(void)
 	    cmocka_unit_test(test_pipeline_progress_hook_per_stage),
 	    cmocka_unit_test(test_merged_pipeline_stages_lose_items_when_one_ends),
 	    cmocka_unit_test(test_merged_pipeline_stages_root_error_replaced_by_cancellation),
+	    cmocka_unit_test(test_merged_pipeline_stages_random_ends_and_failures),
 	    cmocka_unit_test(test_pipeline_callback_errno_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
