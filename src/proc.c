@@ -2,19 +2,19 @@
 /* Copyright (c) 2026 The fanout authors */
 /*
  * proc.c - spawning, watching and reaping children; frames over the
- * pipes between a parent and its child (see proc.h and docs/design.md
+ * socketpair between a parent and its child (see proc.h and docs/design.md
  * §13 for the fork-safety rules).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,73 +59,39 @@ static void fork_unlock(void)
 }
 #endif
 
-/* In the child, right after fork(): move @r to 3 and @w to 4, close every
- * other fd but 0-2.  Returns 0, or -1. */
-static int child_fds(int r, int w)
+/* In the child, right after fork(): close every fd but 0-2 and @keep (moved to 3). */
+static int child_fds(int keep)
 {
-	/* Above every fd we may overwrite first, then into place. */
-	int r2 = fcntl(r, F_DUPFD, 5), w2 = fcntl(w, F_DUPFD, 5);
-	if (r2 < 0 || w2 < 0 || dup2(r2, 3) < 0 || dup2(w2, 4) < 0)
-		return -1;
-	if (close_range(5, ~0U, 0) == 0)
-		return 0;
+	if (keep != 3) {
+		if (dup2(keep, 3) < 0)
+			return -1;
+		keep = 3;
+	}
+	if (close_range(4, ~0U, 0) == 0)
+		return keep;
 	/* Kernels before 5.9: close them one by one. */
 	long max = sysconf(_SC_OPEN_MAX);
-	for (long fd = 5; fd < (max > 0 ? max : 1024); fd++)
+	for (long fd = 4; fd < (max > 0 ? max : 1024); fd++)
 		close((int)fd);
-	return 0;
+	return keep;
 }
 
-void fo__sigpipe_block(void)
-{
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &s, NULL);
-}
-
-/* After EPIPE on a thread with SIGPIPE blocked: drop the pending signal. */
-static void sigpipe_consume(void)
-{
-	sigset_t s, pend;
-	sigemptyset(&s);
-	sigaddset(&s, SIGPIPE);
-	if (sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE)) {
-		struct timespec zero = {0, 0};
-		sigtimedwait(&s, NULL, &zero);
-	}
-}
-
-static void close4(int *a, int *b)
-{
-	close(a[0]);
-	close(a[1]);
-	close(b[0]);
-	close(b[1]);
-}
-
-int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int rfd, int wfd), void *arg)
+int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int fd), void *arg)
 {
 	c->pid = -1;
-	c->pidfd = c->fd = c->wfd = -1;
-	int in[2], out[2]; /* parent -> child, child -> parent */
-	/* CLOEXEC: a child exec'd by another thread of the program never inherits them. */
-	if (pipe2(in, O_CLOEXEC) != 0)
+	c->pidfd = c->fd = -1;
+	int sv[2];
+	/* CLOEXEC: a child exec'd by another thread of the program never inherits it. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return FO_ESYS;
-	if (pipe2(out, O_CLOEXEC) != 0) {
-		int e = errno;
-		close(in[0]);
-		close(in[1]);
-		errno = e;
-		return FO_ESYS;
-	}
 	pid_t parent = getpid();
 	fork_lock();
 	pid_t pid = fork();
 	fork_unlock(); /* in both processes */
 	if (pid < 0) {
 		int e = errno;
-		close4(in, out);
+		close(sv[0]);
+		close(sv[1]);
 		errno = e;
 		return FO_ESYS;
 	}
@@ -135,36 +101,33 @@ int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int rfd, int wfd
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
-		if (child_fds(in[0], out[1]) < 0)
+		int fd = child_fds(sv[1]);
+		if (fd < 0)
 			_exit(127);
-		_exit(main(arg, 3, 4) & 0xff); /* never returns into the caller's code */
+		_exit(main(arg, fd) & 0xff); /* never returns into the caller's code */
 	}
-	close(in[0]);
-	close(out[1]);
+	close(sv[1]);
 	int pidfd = pidfd_open(pid, 0); /* close-on-exec by definition */
 	if (pidfd < 0) {
 		int e = errno;
 		kill(pid, SIGKILL); /* unreaped: the pid is still ours */
 		waitpid(pid, NULL, 0);
-		close(in[1]);
-		close(out[0]);
+		close(sv[0]);
 		errno = e;
 		return FO_ESYS;
 	}
-	if (fcntl(in[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) != 0) {
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0) {
 		int e = errno;
 		pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
 		waitpid(pid, NULL, 0);
 		close(pidfd);
-		close(in[1]);
-		close(out[0]);
+		close(sv[0]);
 		errno = e;
 		return FO_ESYS;
 	}
 	c->pid = pid;
 	c->pidfd = pidfd;
-	c->fd = out[0];
-	c->wfd = in[1];
+	c->fd = sv[0];
 	return FO_OK;
 }
 
@@ -193,9 +156,7 @@ void fo__child_reap(struct fo__child *c, struct fo__exit *e)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
-	if (c->wfd >= 0)
-		close(c->wfd);
-	c->pidfd = c->fd = c->wfd = -1;
+	c->pidfd = c->fd = -1;
 	c->pid = -1;
 }
 
@@ -341,7 +302,7 @@ int fo__err_parse(const unsigned char *data, uint32_t len, int *code, int *sys_e
 }
 
 /* One receive into @rx.  > 0 bytes, 0 at EOF, -1 with errno. */
-static ssize_t rx_recv(int fd, struct fo__rx *rx)
+static ssize_t rx_recv(int fd, struct fo__rx *rx, int flags)
 {
 	size_t want = rx_missing(rx);
 	if (want < 65536)
@@ -352,7 +313,7 @@ static ssize_t rx_recv(int fd, struct fo__rx *rx)
 	}
 	ssize_t n;
 	do
-		n = read(fd, rx->data + rx->len, rx->cap - rx->len);
+		n = recv(fd, rx->data + rx->len, rx->cap - rx->len, flags);
 	while (n < 0 && errno == EINTR);
 	if (n > 0)
 		rx->len += (size_t)n;
@@ -361,7 +322,7 @@ static ssize_t rx_recv(int fd, struct fo__rx *rx)
 
 int fo__rx_fill(int fd, struct fo__rx *rx)
 {
-	ssize_t n = rx_recv(fd, rx);
+	ssize_t n = rx_recv(fd, rx, 0);
 	if (n > 0)
 		return FO_OK;
 	if (n == 0)
@@ -372,7 +333,7 @@ int fo__rx_fill(int fd, struct fo__rx *rx)
 int fo__tx_flush(int fd, struct fo__tx *tx)
 {
 	while (tx->off < tx->len) {
-		ssize_t n = write(fd, tx->data + tx->off, tx->len - tx->off);
+		ssize_t n = send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -388,7 +349,8 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 	bool dead = false, eof = false;
 	for (;;) {
 		while (tx->off < tx->len && !dead) {
-			ssize_t n = write(c->wfd, tx->data + tx->off, tx->len - tx->off);
+			ssize_t n = send(c->fd, tx->data + tx->off, tx->len - tx->off,
+			                 MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (n > 0) {
 				tx->off += (size_t)n;
 			} else if (n < 0 && errno == EINTR) {
@@ -396,9 +358,7 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				break;
 			} else {
-				if (errno == EPIPE)
-					sigpipe_consume();
-				dead = true; /* EPIPE: the child closed its end */
+				dead = true; /* EPIPE, ECONNRESET: the child closed its end */
 			}
 		}
 		if (dead || tx->off == tx->len)
@@ -410,7 +370,7 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			return FO_OK;
 		if (eof)
 			return FO_ECLOSED;
-		ssize_t n = rx_recv(c->fd, rx);
+		ssize_t n = rx_recv(c->fd, rx, MSG_DONTWAIT);
 		if (n > 0)
 			continue;
 		if (n == 0) {
@@ -428,10 +388,11 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			/* The child is gone and nothing more is buffered. */
 			return FO_ECLOSED;
 		}
-		struct pollfd p[3] = {{.fd = c->fd, .events = POLLIN},
-		                      {.fd = c->pidfd, .events = POLLIN},
-		                      {.fd = tx->len ? c->wfd : -1, .events = POLLOUT}};
-		int r = poll(p, 3, -1);
+		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+		                      {.fd = c->pidfd, .events = POLLIN}};
+		if (tx->len)
+			p[0].events |= POLLOUT;
+		int r = poll(p, 2, -1);
 		if (r < 0 && errno != EINTR)
 			return FO_ESYS;
 		if (r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
@@ -439,7 +400,7 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			 * so everything it sent is in our socket.  One more receive
 			 * (above) finds it, then EOF or nothing. */
 			dead = true;
-			n = rx_recv(c->fd, rx);
+			n = rx_recv(c->fd, rx, MSG_DONTWAIT);
 			if (n > 0) {
 				continue;
 			}

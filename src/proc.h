@@ -3,15 +3,15 @@
 /*
  * proc.h - child processes for the process backends (proc.c): spawning,
  * watching, killing and reaping children, and the length-prefixed frames
- * that cross the two pipes between a parent and its child.
+ * that cross the socketpair between a parent and its child.
  *
  * Fork safety (docs/design.md §13): fo__child_spawn() calls fork() on the
  * calling thread, so the child is a copy of the caller's memory at that
  * moment (init_args pointers, inparallel's "memory as at the call").  The
  * child holds only the forking thread: it never touches a lock or a fanout
  * object of the parent, sets PR_SET_PDEATHSIG (SIGKILL) and re-checks
- * getppid(), keeps fds 0-2 and its ends of the two pipes (moved to fds 3
- * and 4) and closes every other inherited fd, runs the given main and leaves with
+ * getppid(), keeps fds 0-2 and its end of the socketpair (moved to fd 3) and
+ * closes every other inherited fd, runs the given main and leaves with
  * _exit() - it never returns into the caller's code.  The parent opens a
  * pidfd (readable when the child exits: no polling, no SIGCHLD) and reaps
  * with waitid(P_PIDFD).  Every parent-side fd is close-on-exec.
@@ -26,12 +26,7 @@
 
 #include "internal.h"
 
-/* Pipes, not a socketpair: B15 measured 64-byte round trips faster over
- * pipes.  The parent's writes run on fanout's own threads with SIGPIPE
- * blocked (fo__sigpipe_block()): a dead child is EPIPE, and the pending
- * SIGPIPE is consumed.
- *
- * A frame: u32 payload length, u32 type, then the payload (host order: both
+/* A frame: u32 payload length, u32 type, then the payload (host order: both
  * ends are the same program on the same machine). */
 #define FO__FRAME_HDR 8u
 #define FO__FRAME_MAX (1u << 30) /* payload bytes; longer frames are corrupt */
@@ -61,8 +56,7 @@ struct fo__rx {
 struct fo__child {
 	pid_t pid;
 	int pidfd; /* readable once the child exited; -1 when none */
-	int fd;    /* the parent's reading end (non-blocking); -1 when none */
-	int wfd;   /* the parent's writing end (non-blocking); -1 when none */
+	int fd;    /* the parent's end of the socketpair (non-blocking); -1 when none */
 };
 
 /* The end of a child, from waitid(). */
@@ -73,12 +67,12 @@ struct fo__exit {
 };
 
 /*
- * Fork a child that runs @main(@arg, rfd, wfd) and _exit()s with its return
- * value (rfd 3 / wfd 4: the child's ends of its two pipes, blocking).  On
- * FO_OK @c holds the pid, the pidfd and the parent's two ends.  Returns FO_OK, FO_ESYS (errno kept:
+ * Fork a child that runs @main(@arg, fd) and _exit()s with its return value
+ * (fd: the child's end of the socketpair, blocking).  On FO_OK @c holds the
+ * pid, the pidfd and the parent's end.  Returns FO_OK, FO_ESYS (errno kept:
  * nothing is left behind).
  */
-int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int rfd, int wfd), void *arg);
+int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int fd), void *arg);
 /* Send @sig through the pidfd (safe against pid reuse).  No-op without one. */
 void fo__child_kill(const struct fo__child *c, int sig);
 /* Wait for the child's exit (blocking), reap it, close its fds. */
@@ -92,12 +86,9 @@ void fo__exit_describe(const struct fo__exit *e, const char *who, char *buf, siz
  * FO_OK; FO_ECLOSED (the child is gone - exited, or closed its end - and no
  * complete frame is buffered; unsent bytes are dropped); FO_EINVAL (a
  * corrupt frame header); FO_ENOMEM; FO_ESYS.  Never polls on a timer: it
- * sleeps in poll() on the pipes and the pidfd.
+ * sleeps in poll() on the socket and the pidfd.
  */
 int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool want_frame);
-
-/* Block SIGPIPE on the calling thread (a thread that writes to children). */
-void fo__sigpipe_block(void);
 
 /* Child side, blocking: send all of @tx (FO_OK or FO_ESYS); receive more bytes
  * (FO_OK, FO_END at EOF, FO_ENOMEM, FO_ESYS). */

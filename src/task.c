@@ -139,9 +139,8 @@ static void *task_main(void *arg)
 
 /* In the child (a copy of the caller's memory at the call): run fn, send its
  * value (OK: encoded; READY: NULL) or its failure (ERR), and _exit. */
-static int task_child(void *arg, int rfd, int fd)
+static int task_child(void *arg, int fd)
 {
-	(void)rfd;
 	fo_future *f = arg;
 	void *v = NULL;
 	struct fo__tx tx = {0};
@@ -171,7 +170,7 @@ static int task_child(void *arg, int rfd, int fd)
 }
 
 /* The supervisor thread of a process task: wait for the child's frame or
- * death (poll on pipe + pidfd: no timer), reap it, resolve the future. */
+ * death (poll on socket + pidfd: no timer), reap it, resolve the future. */
 static void *proc_main(void *arg)
 {
 	fo_future *f = arg;
@@ -253,7 +252,7 @@ int fo_task_spawn(fo_future **out, fo_task_fn fn, void *arg, const fo_task_opts 
 	f->arg = arg;
 	f->rfree = o->result_free;
 	f->rctx = o->result_ctx;
-	f->ch = (struct fo__child){.pid = -1, .pidfd = -1, .fd = -1, .wfd = -1};
+	f->ch = (struct fo__child){.pid = -1, .pidfd = -1, .fd = -1};
 	atomic_init(&f->refs, 2);
 	if (o->backend == FO_PROCESSES) {
 		f->proc = true;

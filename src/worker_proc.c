@@ -105,7 +105,7 @@ static void child_item(const struct pw *p, void *wstate, const unsigned char *da
 }
 
 /* The child's whole life (its memory is a copy of the parent's at the fork). */
-static int child_main(void *arg, int rfd, int fd)
+static int child_main(void *arg, int fd)
 {
 	const struct pw *p = arg;
 	const fo_pmap_opts *o = p->o;
@@ -130,7 +130,7 @@ static int child_main(void *arg, int rfd, int fd)
 		int f = fo__rx_frame(&rx, &type, &data, &len);
 		if (f == 0) {
 			/* Nothing more queued: send the outputs, then sleep for input. */
-			if (fo__tx_flush(fd, &tx) != FO_OK || fo__rx_fill(rfd, &rx) != FO_OK)
+			if (fo__tx_flush(fd, &tx) != FO_OK || fo__rx_fill(fd, &rx) != FO_OK)
 				break; /* the parent is gone or closed: finish */
 			continue;
 		}
@@ -259,9 +259,8 @@ static int pw_start(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *in
 	p->fn = fn;
 	p->index = index;
 	p->init_arg = init_arg;
-	p->ch = (struct fo__child){.pid = -1, .pidfd = -1, .fd = -1, .wfd = -1};
+	p->ch = (struct fo__child){.pid = -1, .pidfd = -1, .fd = -1};
 	fo_buf_init(&p->enc);
-	fo__sigpipe_block(); /* we write to the child: a dead one is EPIPE */
 	int rc = spawn_child(p, why);
 	if (rc != FO_OK) {
 		fo__tx_fini(&p->tx);

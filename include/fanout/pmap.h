@@ -106,9 +106,9 @@
  *    with FO_FAILED and a message naming the worker, its pid and the
  *    signal or exit status ("pmap worker 1 (pid 4242) killed by signal 9
  *    (SIGKILL) while computing the item").  The worker forks a replacement
- *    (init again) when it takes its next item; if that init fails (or the
- *    child dies during init 3 times in a row) the round fails with the cause (as a first init
- * failure does): never a hang, never a spin.
+ *    (init again) when it takes its next item; if that init fails or dies
+ *    the round fails with the cause (as a first init failure does): never a
+ *    hang, never a spin.
  *  - timeout_ns: the watchdog SIGKILLs the child; the item ends FO_TIMEDOUT
  *    WITH its input (the parent still has it) and the worker goes on with a
  *    fresh child: no thread is abandoned.
@@ -132,7 +132,7 @@
  * iterators, pools, futures: their helper threads do not exist in the
  * child, their locks may be held): the child may create fresh objects of its
  * own.  Writes stay in the child.  The child keeps fds 0-2 and its own
- * two pipe ends (fds 3 and 4) and closes every other inherited fd; it gets
+ * socketpair end (fd 3) and closes every other inherited fd; it gets
  * SIGKILL when its worker thread (so the parent) dies (PR_SET_PDEATHSIG,
  * re-checked after setting), and always leaves through _exit(): it never
  * returns into the caller's code and runs no atexit handlers.  Every fd the

@@ -37,7 +37,7 @@
  * NULL) or its failure (the code, errno for FO_ESYS, the fo_fail()
  * message) and leaves with _exit() - it never returns into the caller's
  * code.  A supervisor thread per task sleeps in poll() on the child's
- * pipe and pidfd (no timer), reaps the child and resolves the future; a
+ * socket and pidfd (no timer), reaps the child and resolves the future; a
  * child killed by a signal or exiting without a result resolves it with
  * FO_FAILED and a message naming the signal or exit status ("task child
  * (pid 4242) killed by signal 9 (SIGKILL) before its result").
@@ -106,7 +106,7 @@ FO_API void fo_task_opts_init(fo_task_opts *o);
  * fo_task_spawn() - run fn(arg, &value) on a new thread (or in a forked child).
  * Returns: FO_OK (*@f set); FO_EINVAL (@f or @fn NULL, unknown backend,
  * FO_PROCESSES without out_codec encode/decode); FO_ENOMEM; FO_ESYS (no
- * thread, or fork/pipe/pidfd failed: nothing runs).
+ * thread, or fork/socketpair/pidfd failed: nothing runs).
  * Ownership: the caller owns *@f (fo_future_destroy()); @arg stays the
  * caller's and must outlive the call.
  * Threads: any.  Blocking: no (thread creation; with processes a fork).
