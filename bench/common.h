@@ -78,6 +78,27 @@ static inline uint64_t bench_cpu_ns(void)
 	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
 
+/* Context switches (voluntary + involuntary) of the whole process so far. */
+static inline uint64_t bench_csw(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+}
+
+/* The 1-minute load average (-1 if unknown): print it beside every timing. */
+static inline double bench_load1(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
 static inline int bench_ncpus(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -99,6 +99,7 @@ typedef struct pq_cons {
 	uint64_t seen, errors, sum;
 	uint32_t *lat; /* latency mode: one entry per item seen */
 	size_t nlat, maxlat;
+	uint64_t end_ns; /* when its read loop ended */
 	bool bad_end;
 	bool zprobed;                                          /* zmq: a probe arrived */
 	bool zended;                                           /* zmq: the end marker arrived */
@@ -115,6 +116,8 @@ typedef struct pq {
 	uint64_t npool;   /* length of each producer's item array (<= n) */
 	uint64_t pace_ns; /* 0: flat out; else one item per pace_ns per producer */
 	bool latency;
+	bool write;         /* producers write every field before pushing, consumers read them */
+	size_t pop_max;     /* items per pop (1: per-item reads) */
 	bench_item **items; /* per producer */
 	atomic_int closed __attribute__((aligned(64)));
 	atomic_int producers_left;
@@ -155,16 +158,39 @@ static inline void pq_pace(uint64_t due)
 		bench_cpu_relax();
 }
 
+/* Write mode: the producer fills every field of the item it is about to push
+ * (seq: its index in the pool; ts: the push count; pad[0]: the producer), and
+ * consumers check pq_item_ok(), which reads them all. */
+static inline void pq_item_fill(bench_item *it, uint64_t seq, uint64_t i, int p)
+{
+	it->seq = seq;
+	it->ts = i;
+	it->pad[0] = (uint64_t)p;
+	for (uint64_t k = 1; k < 6; k++)
+		it->pad[k] = i + k;
+}
+
+static inline bool pq_item_ok(const bench_item *it)
+{
+	uint64_t s = 0;
+	for (int k = 1; k < 6; k++)
+		s += it->pad[k];
+	return s == 5 * it->ts + 15;
+}
+
 /* PQ_PRODUCE(q, p, stmt-using-`it`): loops over producer p's items (n pushes,
  * cycling through the q->npool items of its array: throughput runs are longer
- * than the array; the items are read-only there), pacing and stamping in
- * latency mode (where pool == n); `stmt` must set `prc` non-zero on failure. */
+ * than the array; the items are read-only there unless q->write), pacing and
+ * stamping in latency mode (where pool == n); `stmt` must set `prc` non-zero
+ * on failure. */
 #define PQ_PRODUCE(q, p, STMT)                                                          \
 	do {                                                                            \
 		bench_item *items_ = (q)->items[p];                                     \
 		uint64_t n_ = (q)->n, pool_ = (q)->npool, j_ = 0, t0_ = bench_now_ns(); \
 		for (uint64_t i_ = 0; i_ < n_ && prc == 0; i_++) {                      \
 			bench_item *it = &items_[j_];                                   \
+			if ((q)->write)                                                 \
+				pq_item_fill(it, j_, i_, p);                            \
 			if (++j_ == pool_)                                              \
 				j_ = 0;                                                 \
 			if ((q)->pace_ns) {                                             \
@@ -853,6 +879,7 @@ static inline bool pq_supports(const pq_impl *im, int mode, int nprod)
 
 typedef struct pq_result {
 	uint64_t wall_ns, cpu_ns, delivered;
+	uint64_t csw; /* context switches of the whole process (voluntary + not) */
 	bool ok;
 	uint32_t *lat; /* latency mode: all deliveries, ns (malloc'd; caller frees) */
 	size_t nlat;
@@ -862,6 +889,7 @@ struct pq_prod {
 	pq *q;
 	int p;
 	int rc;
+	uint64_t start_ns; /* just after the start barrier */
 	pthread_t thread;
 };
 
@@ -878,7 +906,7 @@ static void *pq_consumer_main(void *arg)
 	q->im->cons_init(c);
 	pthread_barrier_wait(&q->start);
 	for (;;) {
-		size_t k = q->im->pop(c, out, PQ_BATCH);
+		size_t k = q->im->pop(c, out, q->pop_max);
 		if (!k)
 			break;
 		uint64_t now = q->latency ? bench_now_ns() : 0;
@@ -900,6 +928,8 @@ static void *pq_consumer_main(void *arg)
 				last[p] = it->seq;
 			}
 			sum += it->seq;
+			if (q->write)
+				errors += !pq_item_ok(it);
 			if (q->latency && c->nlat < c->maxlat)
 				c->lat[c->nlat++] =
 				    (uint32_t)((now - it->ts) > UINT32_MAX ? UINT32_MAX
@@ -908,6 +938,7 @@ static void *pq_consumer_main(void *arg)
 		seen += k;
 	}
 	c->seen = seen, c->errors = errors, c->sum = sum;
+	c->end_ns = bench_now_ns(); /* the last item or the end: before any join */
 	q->im->cons_fini(c);
 	return NULL;
 }
@@ -917,18 +948,26 @@ static void *pq_producer_main(void *arg)
 	struct pq_prod *pp = arg;
 	pq *q = pp->q;
 	pthread_barrier_wait(&q->start);
+	pp->start_ns = bench_now_ns();
 	pp->rc = q->im->produce(q, pp->p);
 	if (atomic_fetch_sub(&q->producers_left, 1) == 1)
 		q->im->close(q);
 	return NULL;
 }
 
+/* Options of pq_measure_ex() beyond pq_measure()'s. */
+typedef struct pq_extra {
+	bool write;     /* producers write each item, consumers read every field
+	                   (the pool must exceed the capacity plus a batch) */
+	size_t pop_max; /* items per pop: 1..PQ_BATCH (0: PQ_BATCH) */
+} pq_extra;
+
 /* One measurement: @n pushes per producer.  @items[p]: producer p's @pool
  * items (seq 0..pool-1, pad[0] = p), used in turn; latency mode needs
- * pool == n (it stamps the items). */
-static inline pq_result pq_measure(const pq_impl *im, int mode, int nprod, int ncons, size_t cap,
-                                   bench_item **items, uint64_t pool, uint64_t n, uint64_t pace_ns,
-                                   bool latency)
+ * pool == n (it stamps the items).  @x: NULL or further options. */
+static inline pq_result pq_measure_ex(const pq_impl *im, int mode, int nprod, int ncons, size_t cap,
+                                      bench_item **items, uint64_t pool, uint64_t n,
+                                      uint64_t pace_ns, bool latency, const pq_extra *x)
 {
 	pq_result res = {0};
 	pq *q;
@@ -941,6 +980,8 @@ static inline pq_result pq_measure(const pq_impl *im, int mode, int nprod, int n
 	if (pool > n || pool == 0 || (latency && pool != n))
 		pool = n;
 	q->n = n, q->npool = pool, q->pace_ns = pace_ns, q->latency = latency, q->items = items;
+	q->write = x && x->write;
+	q->pop_max = x && x->pop_max && x->pop_max < PQ_BATCH ? x->pop_max : PQ_BATCH;
 	atomic_init(&q->closed, 0);
 	atomic_init(&q->producers_left, nprod);
 	for (int i = 0; i < ncons; i++) {
@@ -960,17 +1001,24 @@ static inline pq_result pq_measure(const pq_impl *im, int mode, int nprod, int n
 			prods[p] = (struct pq_prod){.q = q, .p = p};
 			pthread_create(&prods[p].thread, NULL, pq_producer_main, &prods[p]);
 		}
-		uint64_t cpu0 = bench_cpu_ns();
+		uint64_t cpu0 = bench_cpu_ns(), csw0 = bench_csw();
 		pthread_barrier_wait(&q->start);
-		uint64_t t0 = bench_now_ns();
+		/* Wall time from the first producer's start to the last consumer's
+		 * end, stamped by those threads: the main thread may wait for a CPU
+		 * after the barrier or a join on a loaded machine. */
+		uint64_t t0 = UINT64_MAX, t1 = 0;
 		for (int p = 0; p < nprod; p++) {
 			pthread_join(prods[p].thread, NULL);
 			ok &= prods[p].rc == 0;
+			t0 = prods[p].start_ns < t0 ? prods[p].start_ns : t0;
 		}
-		for (int i = 0; i < ncons; i++)
+		for (int i = 0; i < ncons; i++) {
 			pthread_join(q->c[i].thread, NULL);
-		res.wall_ns = bench_now_ns() - t0;
+			t1 = q->c[i].end_ns > t1 ? q->c[i].end_ns : t1;
+		}
+		res.wall_ns = t1 > t0 ? t1 - t0 : 1;
 		res.cpu_ns = bench_cpu_ns() - cpu0;
+		res.csw = bench_csw() - csw0;
 		pthread_barrier_destroy(&q->start);
 
 		/* sum of seq over n pushes cycling through pool items */
@@ -1017,6 +1065,13 @@ static inline pq_result pq_measure(const pq_impl *im, int mode, int nprod, int n
 	free(q);
 	res.ok = ok;
 	return res;
+}
+
+static inline pq_result pq_measure(const pq_impl *im, int mode, int nprod, int ncons, size_t cap,
+                                   bench_item **items, uint64_t pool, uint64_t n, uint64_t pace_ns,
+                                   bool latency)
+{
+	return pq_measure_ex(im, mode, nprod, ncons, cap, items, pool, n, pace_ns, latency, NULL);
 }
 
 /* Items for @nprod producers: seq 0..n-1, pad[0] = producer. */

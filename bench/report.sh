@@ -82,6 +82,24 @@ END {
 		tput("B2", "B2", "fanout_mp", "ckring_copy", c, 0, "1->" c " items/s, fanout_mp")
 	}
 	tput("B2", "B2", "fanout", "ckring_copy", 1, 0, "1->1 items/s")
+	# B2n: the natural configuration (cases cap1024, cap4096; fanout_best is case best)
+	split("1 1.5 2", m2n, " ")
+	for (ci = 0; ci <= 1; ci++) {
+		cs = ci ? "cap4096" : "cap1024"
+		for (i = 1; i <= 3; i++) {
+			c = 2 ^ i
+			f = med(K("B2n", "fanout", c, cs), "items_per_s"); p = med(K("B2n", "ckring_copy", c, cs), "items_per_s")
+			fc = med(K("B2n", "fanout", c, cs), "cpu_ns_per_item"); pc = med(K("B2n", "ckring_copy", c, cs), "cpu_ns_per_item")
+			fw = med(K("B2n", "fanout", c, cs), "csw_per_item"); pw = med(K("B2n", "ckring_copy", c, cs), "csw_per_item")
+			ld = med(K("B2n", "fanout", c, cs), "load1")
+			lbl = "natural 1->" c ", " cs ", load " ld
+			if (f == "" || p == "") { row("B2n", lbl " items/s", "n/a", "ckring_copy", "n/a", "n/a", ">= " m2n[i] "x", "not run"); continue }
+			row("B2n", lbl " items/s", fmt(f), "ckring_copy", fmt(p), sprintf("%.2fx", f / p), ">= " m2n[i] "x", f / p >= m2n[i] ? "met" : "MISSED")
+			row("B2n", lbl " cpu ns/item (csw/item)", sprintf("%.0f (%.4f)", fc, fw), "ckring_copy", sprintf("%.0f (%.4f)", pc, pw), sprintf("%.2fx", fc / pc), "< 1x", fc < pc ? "met" : "MISSED")
+			b = med(K("B2n", "fanout_best", c, "best"), "items_per_s")
+			if (b != "") row("B2n", lbl " vs own best (sp, batch 64, cap 65536)", fmt(f), "fanout_best", fmt(b), sprintf("%.2fx", f / b), ">= 0.6x", f / b >= 0.6 ? "met" : "MISSED")
+		}
+	}
 	# B3
 	a = med(K("B3", "fanout", 1, ""), "instr_per_item"); b = med(K("B3", "fanout", 8, ""), "instr_per_item")
 	if (a == "" || b == "") row("B3", "producer instr/item 8 vs 1 cursors", "n/a", "-", "-", "-", "<= 1.10", "not run")
@@ -164,6 +182,14 @@ END {
 	b = mx(K("B12", "fanout", 4, ""), "fo_allocs_per_item"); if (b != "" && b > a) a = b
 	if (a == "") row("B12", "fanout allocations per item", "n/a", "-", "-", "-", "<= 1/32", "not run")
 	else row("B12", "fanout allocations per item (worst run)", sprintf("%.5f", a), "-", "-", "-", "<= 0.03125", a <= 1 / 32 ? "met" : "MISSED")
+	# B16: the Redis bridge (bench/b16_bridges.c; its RESULT lines carry batch=, no cursors=)
+	tput("B16", "B16", "fanout", "hiredis", "", 0.8, "sink -> Redis -> source items/s, 64 B, batch 256")
+	# B17, B17b: the fanout command (bench/b17_cli.sh; items_per_s holds jobs/s and MB/s)
+	tput("B17", "B17", "fanout", "parallel", 2, 10, "map -j2 -k, trivial jobs/s")
+	tput("B17", "B17", "fanout", "xargs", 2, 1, "map -j2 -k, trivial jobs/s (xargs -P2 -n1)")
+	tput("B17b", "B17b", "fanout", "tee", 4, 1, "tee to 4 wc -l, MB/s (tee >(...))")
+	tput("B17b", "B17b", "fanout", "pee", 4, 1, "tee to 4 wc -l, MB/s")
+	tput("B17b", "B17b", "fanout_tap", "fanout", 4, 0.95, "tee with a stalled --tap vs none, MB/s")
 	printf "\nTargets: %d met, %d MISSED, %d not run.\n", met, missed, notrun
 }
 ' "$@"

@@ -3,7 +3,7 @@
 # Copyright (c) 2026 The fanout authors
 #
 # bench/run.sh - build the benchmarks (Release), run every bench/b*_* program (B1-B12 of
-# PERFORMANCE.md, fanout and its peers interleaved, 5 runs each by default) and print one
+# PERFORMANCE.md, fanout and its peers interleaved; bench/b17_cli.sh: B17/B17b, the fanout command, 5 runs each by default) and print one
 # final table of medians, ratios fanout / peer and met / MISSED per target (bench/report.sh).
 #
 #   bench/run.sh [--quick] [other args passed to every benchmark]
@@ -45,13 +45,23 @@ trap 'rm -f "$rcfile"' EXIT
 status=0
 ran=0
 start=$(date +%s)
-for src in "$here"/b*_*.c; do
+# C programs (bench/b*_*.c, built into $build/bench) and shell benchmarks of the fanout
+# command (bench/b*_*.sh, B17: they find the binary in $build/cli).
+for src in "$here"/b*_*.c "$here"/b*_*.sh; do
 	[ -e "$src" ] || continue
-	name=$(basename "$src" .c)
+	case $src in
+	*.sh)
+		name=$(basename "$src" .sh)
+		prog=$src
+		;;
+	*)
+		name=$(basename "$src" .c)
+		prog="$build/bench/$name"
+		;;
+	esac
 	if [ -n "${BENCH_ONLY:-}" ]; then
 		case " $BENCH_ONLY " in *" $name "*) ;; *) continue ;; esac
 	fi
-	prog="$build/bench/$name"
 	if [ ! -x "$prog" ]; then
 		echo "run.sh: $prog was not built" >&2
 		status=1
@@ -61,7 +71,7 @@ for src in "$here"/b*_*.c; do
 	ran=$((ran + 1))
 	t0=$(date +%s)
 	{
-		"$prog" "$@"
+		BUILD_DIR=$build "$prog" "$@"
 		echo $? >"$rcfile"
 	} | tee -a "$log"
 	rc=$(cat "$rcfile")

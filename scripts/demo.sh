@@ -9,7 +9,10 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-bash scripts/deps.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFANOUT_BUILD_EXAMPLES=ON
-cmake --build build/release -j 2 --target event_bus
-exec ./build/release/examples/event_bus "$@"
+# Only what the demo needs (a compiler, cmake, pkg-config, liburcu): no test, sanitizer or
+# benchmark packages, and no cmocka (the tests are not built).
+bash scripts/deps.sh --demo
+cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFANOUT_BUILD_EXAMPLES=ON \
+	-DFANOUT_BUILD_TESTS=OFF -DFANOUT_BUILD_BENCH=OFF
+cmake --build build/demo -j 2 --target event_bus
+exec ./build/demo/examples/event_bus "$@"

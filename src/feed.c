@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include <fanout/feed.h>
+#include <fanout/preload.h>
+
 #include "iter_impl.h"
 
 struct fo_feeder {
@@ -46,6 +48,15 @@ void fo_feed_opts_init(fo_feed_opts *o)
 		memset(o, 0, sizeof(*o));
 }
 
+/* End the stream with @code even when @msg cannot be copied (then with the
+ * code's static text): readers must never wait on a stream nobody will end
+ * (found by tests/fault/fault_stress under injected allocation failures). */
+static void end_failed(fo_stream *s, int code, const char *msg)
+{
+	if (fo_stream_fail(s, code, msg) == FO_ENOMEM)
+		fo_stream_fail(s, code, NULL);
+}
+
 /*
  * Pull one item and publish the outcome in the stream.  Returns the pull's
  * status: FO_OK (pushed), FO_END / FO_FAILED (the stream is ended), FO_EMPTY
@@ -63,7 +74,7 @@ static int pull_one(fo_feeder *f, uint64_t deadline)
 			return FO_OK;
 		fo_iter_release(f->src, x);
 		if (prc == FO_ENOMEM) {
-			fo_stream_fail(f->s, FO_ENOMEM, "feed: no memory to push an item");
+			end_failed(f->s, FO_ENOMEM, "feed: no memory to push an item");
 			return FO_FAILED;
 		}
 		return FO_ECLOSED;
@@ -71,9 +82,7 @@ static int pull_one(fo_feeder *f, uint64_t deadline)
 	if (rc == FO_END) {
 		fo_stream_close(f->s);
 	} else if (rc == FO_FAILED) {
-		const fo_error *e = fo_iter_error(f->src);
-		if (fo_stream_fail(f->s, e->code, e->message) == FO_ENOMEM)
-			fo_stream_fail(f->s, e->code, NULL);
+		fo__stream_fail_err(f->s, fo_iter_error(f->src)); /* code, sys_errno, message */
 	}
 	return rc;
 }
@@ -110,18 +119,9 @@ static void *feed_thread(void *arg)
 	return NULL;
 }
 
-static int create(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed_opts *o,
-                  bool detached)
+static int create_on(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed_opts *o,
+                     bool detached)
 {
-	fo_feed_opts d;
-	if (!o) {
-		fo_feed_opts_init(&d);
-		o = &d;
-	}
-	if (!c || !src || (!out && !detached))
-		return FO_EINVAL;
-	if (o->mode != FO_FEED_BACKGROUND && o->mode != FO_FEED_ON_DEMAND)
-		return FO_EINVAL;
 	if (src->borrows || src->emits_errors)
 		return FO_EINVAL;
 	int rc = FO_ENOMEM;
@@ -187,6 +187,34 @@ fail_mu:
 	pthread_mutex_destroy(&f->mu);
 fail_free:
 	fo__free(f);
+	return rc;
+}
+
+static int create(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed_opts *o,
+                  bool detached)
+{
+	fo_feed_opts d;
+	if (!o) {
+		fo_feed_opts_init(&d);
+		o = &d;
+	}
+	if (!c || !src || (!out && !detached))
+		return FO_EINVAL;
+	if (o->mode != FO_FEED_BACKGROUND && o->mode != FO_FEED_ON_DEMAND)
+		return FO_EINVAL;
+	if (o->backend == FO_THREADS)
+		return create_on(out, c, src, o, detached);
+	if (o->backend != FO_PROCESSES)
+		return FO_EINVAL;
+	/* The source runs in a child one item ahead of the feed's own pulls
+	 * (fanout/preload.h); the feed reads the child's iterator. */
+	fo_iter *pre;
+	int rc = fo_process_preload(&pre, src, 1, o->codec);
+	if (rc != FO_OK)
+		return rc;
+	rc = create_on(out, c, pre, o, detached);
+	if (rc != FO_OK)
+		fo__preload_undo(pre); /* the caller keeps src, unread */
 	return rc;
 }
 
@@ -273,7 +301,7 @@ int fo_feed_try_next(fo_feeder *f, fo_cursor *c, void **item)
 
 int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t timeout_ns)
 {
-	if (!f || !usable(c) || !item || timeout_ns < 0)
+	if (!f || !usable(c) || !item)
 		return FO_EINVAL;
 	int rc = feed_read(f, c, item, fo__iter_deadline(timeout_ns));
 	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
@@ -290,7 +318,7 @@ void fo_feed_destroy(fo_feeder *f)
 		return;
 	atomic_store_explicit(&f->stop, true, memory_order_relaxed);
 	/* Wakes a push waiting for room; FO_ECLOSED if the source ended first. */
-	fo_stream_fail(f->s, FO_ECANCELED, "feed destroyed before its source ended");
+	end_failed(f->s, FO_ECANCELED, "feed destroyed before its source ended");
 	if (f->has_thread)
 		pthread_join(f->thread, NULL);
 	feed_free(f);

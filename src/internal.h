@@ -83,6 +83,16 @@ void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node));
  * while nobody creates one).  For feeds deciding whether to keep pulling. */
 typedef struct fo_stream fo_stream;
 size_t fo__stream_ncursors(fo_stream *s);
+/* fo_stream_fail() with a whole error: code, sys_errno and message (the
+ * static text of the code if the copy runs out of memory).  For feeds and
+ * joins passing a source's failure on.  Returns FO_OK or FO_ECLOSED. */
+int fo__stream_fail_err(fo_stream *s, const fo_error *e);
+
+/* preload.c: stop a fo_process_preload() iterator that nobody read and give
+ * back the parent's copy of its source, as it was (for constructors that
+ * wrap a source and then fail). */
+typedef struct fo_iter fo_iter;
+fo_iter *fo__preload_undo(fo_iter *it);
 
 /* wait.c */
 uint64_t fo__now_ns(void);

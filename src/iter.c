@@ -48,6 +48,16 @@ int fo__iter_fail_from(fo_iter *it, const fo_error *e)
 	return fo__iter_fail(it, e->code, e->sys_errno, e->message);
 }
 
+int fo__iter_fail_cb(fo_iter *it, int code)
+{
+	fo_error e;
+	char *owned;
+	fo__cb_capture(code, &e, &owned);
+	fo__iter_fail_from(it, &e); /* copies the message */
+	fo__free(owned);
+	return FO_FAILED;
+}
+
 int fo__iter_pull(fo_iter *src, void **item, uint64_t deadline, bool *is_err)
 {
 	if (src->done)
@@ -155,7 +165,7 @@ int fo_iter_try_next(fo_iter *it, void **item)
 
 int fo_iter_timed_next(fo_iter *it, void **item, int64_t timeout_ns)
 {
-	if (!it || !item || timeout_ns < 0)
+	if (!it || !item)
 		return FO_EINVAL;
 	int rc = fo__iter_pull(it, item, fo__iter_deadline(timeout_ns), NULL);
 	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
@@ -512,13 +522,15 @@ static int fn_next(fo_iter *it, void **item, uint64_t deadline)
 {
 	struct fn_iter *fi = (struct fn_iter *)it;
 	void *out = NULL;
+	fo__cb_begin();
 	int rc = fi->next(fi->ctx, &out, deadline);
+	if (fo__unlikely(fo__iter_cb_failed(rc)))
+		return fo__iter_fail_cb(it, rc); /* errno and message: before anything else */
 	if (rc == FO_OK && !out)
 		return fo__iter_fail(it, FO_EINVAL, 0, "source returned a NULL item");
 	if (rc == FO_OK)
 		*item = out;
-	/* Anything else is mapped by fo__iter_pull (errors become FO_FAILED). */
-	return rc;
+	return rc; /* FO_END / FO_EMPTY / FO_TIMEDOUT: fo__iter_pull maps them */
 }
 
 static void fn_close(fo_iter *it)

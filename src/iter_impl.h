@@ -79,6 +79,15 @@ void fo__iter_fini(fo_iter *it);
 int fo__iter_fail(fo_iter *it, int code, int sys_errno, const char *msg);
 /* Record a copy of @e (NULL: a generic FO_FAILED).  Returns FO_FAILED. */
 int fo__iter_fail_from(fo_iter *it, const fo_error *e);
+/* A user callback of @it (called after fo__cb_begin()) just returned
+ * @code, a failure: record it with errno and its fo_fail() message
+ * (fo__cb_capture; call before anything else).  Returns FO_FAILED. */
+int fo__iter_fail_cb(fo_iter *it, int code);
+/* A callback's return code that is a failure (not a normal outcome). */
+static inline bool fo__iter_cb_failed(int code)
+{
+	return code != FO_OK && code != FO_END && code != FO_EMPTY && code != FO_TIMEDOUT;
+}
 /*
  * The tail of a read from a cursor, shared by cursor and feed iterators:
  * @read(@c, &raw, @deadline, @arg) is retried over FO_LAGGED (a lap is not an
@@ -162,7 +171,8 @@ void fo__waker_stop(struct fo__waker *w);
 /* For joins: the cursor under a cursor iterator, or NULL for other kinds. */
 fo_cursor *fo__iter_cursor(fo_iter *it);
 
-/* The absolute deadline of a relative timeout for the vtables: 0 stays 0 (try). */
+/* The absolute deadline of a relative timeout for the vtables (status.h's convention):
+ * 0 stays 0 (try), negative is FO__NO_DEADLINE. */
 static inline uint64_t fo__iter_deadline(int64_t timeout_ns)
 {
 	return timeout_ns == 0 ? 0 : fo__deadline(timeout_ns);

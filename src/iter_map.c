@@ -27,7 +27,8 @@ struct map_iter {
 	/* map_filter: an input whose callback failed after emitting outputs:
 	 * the policy applies once those are delivered. */
 	void *failed_in;
-	int failed_rc;
+	fo_error failed_err;
+	char *failed_msg; /* owned copy behind failed_err.message, or NULL */
 };
 
 void fo_adapt_opts_init(fo_adapt_opts *o)
@@ -46,13 +47,26 @@ static const char *what(const struct map_iter *m)
 }
 
 /*
- * Apply the policy to @in, whose callback returned @rc.  Returns FO_OK with
- * an error item in *@item (EMIT), FO_EMPTY for "go on" (DROP), or FO_FAILED.
+ * The callback just returned @rc, a failure: its error (errno, the
+ * fo_fail() message, else what(m)).  Call before anything else.
  */
-static int apply_policy(struct map_iter *m, void *in, int rc, void **item)
+static void cb_error(struct map_iter *m, int rc, fo_error *e, char **owned)
 {
-	fo_error e = {.code = rc, .sys_errno = 0, .message = what(m)};
-	return fo__iter_apply_policy(&m->it, m->policy, m->src, &e, in, item);
+	fo__cb_capture(rc, e, owned);
+	if (!*owned)
+		e->message = what(m);
+}
+
+/*
+ * Apply the policy to @in, whose callback failed with @e.  Returns FO_OK
+ * with an error item in *@item (EMIT), FO_EMPTY for "go on" (DROP), or
+ * FO_FAILED.  Frees @owned (the message) after it was copied.
+ */
+static int apply_policy(struct map_iter *m, void *in, const fo_error *e, char *owned, void **item)
+{
+	int rc = fo__iter_apply_policy(&m->it, m->policy, m->src, e, in, item);
+	fo__free(owned);
+	return rc;
 }
 
 static int emit(void *emit_ctx, void *out)
@@ -89,8 +103,10 @@ static int map_next(fo_iter *it, void **item, uint64_t deadline)
 		}
 		if (m->failed_in) {
 			void *in = m->failed_in;
+			char *owned = m->failed_msg;
 			m->failed_in = NULL;
-			int rc = apply_policy(m, in, m->failed_rc, item);
+			m->failed_msg = NULL;
+			int rc = apply_policy(m, in, &m->failed_err, owned, item);
 			if (rc != FO_EMPTY)
 				return rc;
 			continue;
@@ -107,39 +123,46 @@ static int map_next(fo_iter *it, void **item, uint64_t deadline)
 			it->last_err = true;
 			return FO_OK;
 		}
+		fo_error e;
+		char *owned;
 		switch (m->kind) {
 		case K_MAP: {
 			void *out = NULL;
+			fo__cb_begin();
 			rc = m->map(m->ctx, in, &out);
-			if (rc == FO_OK && !out) /* contract broken: @in may be gone */
-				return fo__iter_fail(it, FO_EINVAL, 0, "map returned a NULL item");
-			if (rc == FO_OK) {
-				*item = out;
-				return FO_OK;
+			if (rc != FO_OK) {
+				cb_error(m, rc, &e, &owned);
+				break;
 			}
-			break;
+			if (!out) /* contract broken: @in may be gone */
+				return fo__iter_fail(it, FO_EINVAL, 0, "map returned a NULL item");
+			*item = out;
+			return FO_OK;
 		}
 		case K_FILTER:
+			fo__cb_begin();
 			rc = m->filter(m->ctx, in);
+			if (rc < 0) {
+				cb_error(m, rc, &e, &owned);
+				break;
+			}
 			if (rc > 0) {
 				*item = in;
 				return FO_OK;
 			}
-			if (rc == 0) {
-				fo_iter_release(m->src, in);
-				continue;
-			}
-			break;
+			fo_iter_release(m->src, in);
+			continue;
 		case K_MAP_FILTER:
+			fo__cb_begin();
 			rc = m->map_filter(m->ctx, in, emit, m);
 			if (rc == FO_OK)
 				continue;
 			/* Deliver what was emitted before the error first. */
+			cb_error(m, rc, &m->failed_err, &m->failed_msg);
 			m->failed_in = in;
-			m->failed_rc = rc;
 			continue;
 		}
-		rc = apply_policy(m, in, rc, item);
+		rc = apply_policy(m, in, &e, owned, item);
 		if (rc != FO_EMPTY)
 			return rc;
 	}
@@ -155,6 +178,7 @@ static void map_close(fo_iter *it)
 	}
 	if (m->failed_in)
 		fo_iter_release(m->src, m->failed_in);
+	fo__free(m->failed_msg);
 	fo__free(m->q);
 	fo_iter_close(m->src);
 	fo__iter_fini(it);

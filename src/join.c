@@ -131,8 +131,7 @@ static void fail_fast(fo_join *j, const fo_error *e)
 		return;
 	atomic_store_explicit(&j->stop, true, memory_order_relaxed); /* q's failure orders it */
 	/* Wakes helpers waiting for room (they get FO_ECLOSED) and the reader. */
-	if (fo_stream_fail(j->q, e->code ? e->code : FO_FAILED, e->message) == FO_ENOMEM)
-		fo_stream_fail(j->q, e->code ? e->code : FO_FAILED, NULL);
+	fo__stream_fail_err(j->q, e); /* code, sys_errno and message */
 	bump(j);
 }
 
@@ -411,8 +410,12 @@ static int read_cursors(fo_join *j, void **item)
 		}
 		drop_cursor_src(j, i);
 		source_ended(j);
-		k--; /* index i holds another source now */
-		n--;
+		/* Index i holds another source now and the modulus changed: scan the
+		 * remaining sources again from the start (rare: once per ended
+		 * source), so none is skipped and a try read never returns FO_EMPTY
+		 * while one has an item (found by tests/fuzz/fuzz_stream). */
+		n = j->nrcs;
+		k = (size_t)-1;
 	}
 	return FO_EMPTY;
 }
@@ -516,8 +519,9 @@ static void join_close(fo_iter *it)
 	j->iter_closed = true;
 	pthread_mutex_unlock(&j->mu);
 	atomic_store_explicit(&j->stop, true, memory_order_relaxed);
-	/* Wakes helpers waiting for room; their items are released. */
-	fo_stream_fail(j->q, FO_ECANCELED, "join closed");
+	/* Wakes helpers waiting for room; their items are released.  No message:
+	 * a copy could fail for lack of memory and leave them waiting. */
+	fo_stream_fail(j->q, FO_ECANCELED, NULL);
 	if (j->has_outer)
 		pthread_join(j->outer_th, NULL);
 	reap(j, true);

@@ -648,6 +648,22 @@ static void put_outcome(struct task *t, struct fo__pw_item *it, void *in)
 	t->out = it->status == FO_OK ? it->out : NULL;
 }
 
+/* A call whose outcome comes too late (timed out): drop its output and the
+ * input it still holds (no lock: the destructors are the user's). */
+static void release_late(struct fo_pool *pool, struct round *r, struct fo__pw_item *it, void *in)
+{
+	fo__free(it->msg);
+	it->msg = NULL;
+	if (it->status == FO_OK) {
+		if (pool->o.item_free)
+			pool->o.item_free(it->out, pool->o.item_free_ctx);
+		if (pool->o.paired && r->in_free)
+			r->in_free(in, r->in_ctx);
+	} else if (r->in_free) {
+		r->in_free(in, r->in_ctx);
+	}
+}
+
 /*
  * Without timeouts (no watchdog needs w->cur), a chunk is computed in one
  * go and published under one lock: 2 lock rounds per chunk instead of 1 + k.
@@ -722,19 +738,21 @@ static bool compute(struct fo_pool *pool, struct worker *w)
 	if (w->abandoned) {
 		/* Timed out: the reader has FO_TIMEDOUT for it; @r stays while we are active. */
 		pthread_mutex_unlock(&pool->mu);
-		fo__free(it->msg);
-		if (it->status == FO_OK) {
-			if (pool->o.item_free)
-				pool->o.item_free(it->out, pool->o.item_free_ctx);
-			if (pool->o.paired && r->in_free)
-				r->in_free(in, r->in_ctx);
-		} else if (r->in_free) {
-			r->in_free(in, r->in_ctx);
-		}
+		release_late(pool, r, it, in);
 		pthread_mutex_lock(&pool->mu);
 		return false;
 	}
-	w->cur = NULL;
+	w->cur = NULL; /* the watchdog leaves us alone from here */
+	if (!fatal && !pool->ops->interrupt && fo__now_ns() >= deadline) {
+		/* Finished after its deadline, before the watchdog got to it: a
+		 * timeout all the same (a late result is never published, whoever
+		 * notices first), in the watchdog's form: no input, no output. */
+		pthread_mutex_unlock(&pool->mu);
+		release_late(pool, r, it, in);
+		pthread_mutex_lock(&pool->mu);
+		*it = (struct fo__pw_item){.status = FO_TIMEDOUT};
+		kept = NULL;
+	}
 	if (fatal) {
 		set_fatal(pool, why.status, why.sys_errno,
 		          why.msg); /* t stays RUN: close frees it */

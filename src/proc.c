@@ -411,3 +411,15 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 		}
 	}
 }
+
+int fo__rx_try_fill(int fd, struct fo__rx *rx)
+{
+	ssize_t n = rx_recv(fd, rx, MSG_DONTWAIT);
+	if (n > 0)
+		return FO_OK;
+	if (n == 0 || errno == ECONNRESET) /* reset: it closed with our bytes unread */
+		return FO_END;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return FO_EMPTY;
+	return errno == ENOMEM ? FO_ENOMEM : FO_ESYS;
+}

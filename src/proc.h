@@ -94,6 +94,9 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
  * (FO_OK, FO_END at EOF, FO_ENOMEM, FO_ESYS). */
 int fo__tx_flush(int fd, struct fo__tx *tx);
 int fo__rx_fill(int fd, struct fo__rx *rx);
+/* Either side, non-blocking: FO_OK (bytes came), FO_EMPTY (none now), FO_END
+ * (EOF), FO_ENOMEM, FO_ESYS. */
+int fo__rx_try_fill(int fd, struct fo__rx *rx);
 
 /* Append a frame: header and @len payload bytes (@data may be NULL: reserve). */
 int fo__tx_frame(struct fo__tx *tx, uint32_t type, const void *data, size_t len);

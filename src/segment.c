@@ -22,6 +22,10 @@
 #define RETIRE_BATCH 16
 #define POOL_MAX     32
 
+/* Producers' reclamation requests that may find the registry lock taken in a
+ * row before a producer waits for it (fo__reclaim_push). */
+#define RECLAIM_MISSES 8
+
 /* ------------------------------------------------------------------------ */
 /* Segments                                                                  */
 
@@ -134,10 +138,16 @@ static void free_chain(struct seg *x)
 	}
 }
 
-/* Teardown: free the pool and the retired segments that never filled a
- * batch. */
+/* Teardown: free the limbo segments (no push runs any more, so they are
+ * written; the last handle's sweep destroyed their items), the pool and
+ * the retired segments that never filled a batch. */
 void fo__seg_pool_free(fo_stream *s)
 {
+	while (s->limbo) {
+		struct seg *x = s->limbo;
+		s->limbo = x->rnext;
+		fo__seg_release(s, x, false);
+	}
 	free_chain(s->retired); /* items already destroyed */
 	free_chain(s->pool);
 }
@@ -158,9 +168,36 @@ static bool seg_fully_written(const fo_stream *s, const struct seg *x)
 	return true;
 }
 
+/* Drop a reference to unlinked segment @x (the link's, or the limbo's):
+ * whoever drops the last of {link, pins} destroys and retires it. */
+static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old)
+{
+	if ((old >> 1) == 0)
+		fo__seg_release(s, x, true);
+}
+
+/* Release the limbo segments whose last claimed slot has been stored since
+ * (design.md §6): they hold the limbo's pin until then. */
+static void limbo_scan_locked(fo_stream *s)
+{
+	for (struct seg **pp = &s->limbo, *x; (x = *pp);) {
+		if (!seg_fully_written(s, x)) {
+			pp = &x->rnext;
+			continue;
+		}
+		*pp = x->rnext;
+		/* acq_rel: the stores we saw, and the pinners' reads, happen
+		 * before the destroy pass; exactly one side frees. */
+		uint64_t old = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
+		seg_put_dead(s, x, old - SEG_PIN);
+	}
+}
+
 /* Unlink every segment below the frontier: strictly below while cursors
  * exist (an active cursor may stand at a segment's very end and still need
- * its next pointer).  Caller holds s->lock. */
+ * its next pointer).  A segment with a claimed slot whose producer has not
+ * stored yet is unlinked all the same but parked in limbo, keeping its
+ * memory and items until the store lands.  Caller holds s->lock. */
 void fo__reclaim_locked(fo_stream *s)
 {
 	struct seg *hint = atomic_load_explicit(
@@ -186,17 +223,32 @@ void fo__reclaim_locked(fo_stream *s)
 		if (keep < f)
 			f = keep;
 	}
+	atomic_store_explicit(&s->reclaim_misses, 0, memory_order_relaxed); /* a heuristic count */
+	if (s->limbo)
+		limbo_scan_locked(s);
 	struct seg *x = atomic_load_explicit(
 	    &s->oldest, memory_order_relaxed); /* written only under the lock we hold */
 	uint64_t slack = none ? 0 : 1;
-	while (x != hint && x->base + SEG_SLOTS + slack <= f && seg_fully_written(s, x)) {
+	while (x != hint && x->base + SEG_SLOTS + slack <= f) {
 		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
 		/* release: a lapped passive that loads oldest sees a linked one. */
 		atomic_store_explicit(&s->oldest, n, memory_order_release);
-		/* acq_rel: pairs with pins/unpins; exactly one side frees. */
-		uint64_t old = atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_acq_rel);
-		if ((old >> 1) == 0)
-			fo__seg_release(s, x, true);
+		if (seg_fully_written(s, x)) {
+			/* acq_rel: pairs with pins/unpins; exactly one side frees. */
+			seg_put_dead(
+			    s, x,
+			    atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_acq_rel));
+		} else {
+			/* A producer claimed a slot here and has not stored yet:
+			 * DEAD (no new pin; passives in it are lapped) plus the
+			 * limbo's pin, which keeps the memory its store lands in
+			 * and the items until limbo_scan_locked() sees it written.
+			 * acq_rel: as the fetch_or above. */
+			atomic_fetch_add_explicit(&x->state, SEG_DEAD | SEG_PIN,
+			                          memory_order_acq_rel);
+			x->rnext = s->limbo;
+			s->limbo = x;
+		}
 		x = n;
 	}
 }
@@ -208,28 +260,36 @@ void fo__reclaim_locked(fo_stream *s)
  * NULL slots and every other destroyer holds s->lock or a pin (none left),
  * so nobody races with us on a non-NULL slot.  Caller holds s->lock.
  */
+static uint64_t sweep_seg(fo_stream *s, struct seg *x)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < SEG_SLOTS; i++) {
+		/* acquire: the item's contents before its destructor. */
+		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+		if (!it || it == DEAD_ITEM)
+			continue;
+		atomic_store_explicit(&x->slot[i], DEAD_ITEM,
+		                      memory_order_relaxed); /* nobody can read a swept slot */
+		atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
+		if (s->item_free)
+			s->item_free(it, s->item_free_ctx);
+		n++;
+	}
+	return n;
+}
+
 void fo__sweep_locked(fo_stream *s)
 {
 	uint64_t n = 0;
 	for (struct seg *x = atomic_load_explicit(&s->oldest, memory_order_relaxed);
 	     x; /* written only under the lock we hold */
 	     x = atomic_load_explicit(
-	         &x->next, memory_order_acquire)) { /* acquire: the next segment's initialisation */
-		for (unsigned i = 0; i < SEG_SLOTS; i++) {
-			/* acquire: the item's contents before its destructor. */
-			void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
-			if (!it || it == DEAD_ITEM)
-				continue;
-			atomic_store_explicit(
-			    &x->slot[i], DEAD_ITEM,
-			    memory_order_relaxed); /* nobody can read a swept slot */
-			atomic_fetch_add_explicit(&x->ndead, 1,
-			                          memory_order_relaxed); /* stats only */
-			if (s->item_free)
-				s->item_free(it, s->item_free_ctx);
-			n++;
-		}
-	}
+	         &x->next, memory_order_acquire)) /* acquire: the next segment's initialisation */
+		n += sweep_seg(s, x);
+	/* Limbo segments too (no pin but the limbo's is left: no cursor): a
+	 * store that lands later is destroyed by their release. */
+	for (struct seg *x = s->limbo; x; x = x->rnext)
+		n += sweep_seg(s, x);
 	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 }
 
@@ -238,9 +298,11 @@ void fo__sweep_locked(fo_stream *s)
  * the lock taken is not lost: it sets reclaim_pending, and every holder
  * checks the flag after unlocking (fo__stream_unlock).  seq_cst store then
  * trylock, against unlock, fence, load: one of the two sides sees the other.
+ * A request that found the lock taken counts a miss (reset by every pass).
  */
 void fo__reclaim_try(fo_stream *s)
 {
+	bool ran = false;
 	atomic_store_explicit(&s->reclaim_pending, 1,
 	                      memory_order_seq_cst); /* seq_cst: before our trylock (see above) */
 	while (
@@ -252,7 +314,31 @@ void fo__reclaim_try(fo_stream *s)
 		fo__reclaim_locked(s);
 		pthread_mutex_unlock(&s->lock);
 		atomic_thread_fence(memory_order_seq_cst); /* unlock before the re-check */
+		ran = true;
 	}
+	if (!ran)
+		atomic_fetch_add_explicit(&s->reclaim_misses, 1,
+		                          memory_order_relaxed); /* a heuristic count */
+}
+
+/*
+ * A producer's reclamation: as fo__reclaim_try(), but after RECLAIM_MISSES
+ * requests in a row found the lock taken (its holder was descheduled while
+ * producers kept pushing: thousands of segments on a loaded machine), wait
+ * for the lock.  That bounds what a descheduled reclaimer costs in memory
+ * (design.md §6) at the price of this push waiting for it.
+ */
+void fo__reclaim_push(fo_stream *s)
+{
+	if (fo__likely(atomic_load_explicit(&s->reclaim_misses, memory_order_relaxed) <
+	               RECLAIM_MISSES)) { /* a heuristic count */
+		fo__reclaim_try(s);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	atomic_store_explicit(&s->reclaim_pending, 0, memory_order_relaxed); /* we hold the lock */
+	fo__reclaim_locked(s);
+	fo__stream_unlock(s);
 }
 
 /* Unlock the registry; run a reclamation that was requested meanwhile. */

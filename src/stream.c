@@ -7,15 +7,20 @@
  * (fo__seg_new, fo__reclaim_try) and to wake sleepers or watchers.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "stream_impl.h"
 
-#define SPIN_LIMIT             128 /* producers waiting for room */
-#define PRODUCER_RECLAIM_EVERY 4   /* segments; a power of two */
+#define ROOM_SPIN_ROUNDS       6      /* producers waiting for room: 1+2+..+32 pauses, */
+#define ROOM_YIELDS            3      /* then a few sched_yield()s, then sleep */
+#define ROOM_BOUND_NS          200000 /* a watermark sleep lasts at most this long */
+#define PRODUCER_RECLAIM_EVERY 4      /* segments; a power of two */
 
 char fo__dead_item; /* DEAD_ITEM points here (stream_impl.h) */
+
+void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
 
 /* Items or the end were published, then fenced: wake sleeping readers and
  * signal armed watchers.  noinline: the rare branch of a push; inlined, it
@@ -127,8 +132,13 @@ void fo__stream_unref(fo_stream *s)
 
 void fo_stream_destroy(fo_stream *s)
 {
-	if (s)
-		fo__stream_unref(s);
+	if (!s)
+		return;
+	/* The creator's handle is the only one that may push: once it goes, the stream is
+	 * over.  Closing wakes blocked readers (FO_END after every item); a stream already
+	 * closed or failed keeps its first end. */
+	(void)fo_stream_close(s);
+	fo__stream_unref(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -192,20 +202,81 @@ static __attribute__((noinline)) bool has_room(fo_stream *s, uint64_t t, size_t 
 	return t + k - m <= s->capacity;
 }
 
-/* Wait until there may be room, the stream closes, or the deadline. */
-static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
+/* Room for @k more items now, or closed: stop waiting (the caller re-checks). */
+static bool room_or_closed(fo_stream *s, size_t k)
 {
-	for (int spin = 0; spin < SPIN_LIMIT; spin++) {
-		fo__cpu_relax();
-		uint64_t t = atomic_load_explicit(
-		    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks under the lock */
-		if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
-			return FO_OK;
-	}
-	uint32_t g = fo__waitq_prepare(&s->space);
 	uint64_t t = atomic_load_explicit(
 	    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks under the lock */
-	if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
+	return (t & TAIL_CLOSED) || has_room(s, t >> 1, k);
+}
+
+/*
+ * The watermark of a producer about to sleep for room (design.md §7): the
+ * consumers' minimum must reach @want so that there is room for half the
+ * capacity (or for @k items, if more).  Under the lock, with a fresh scan:
+ * false if there is room already; else stores the watermark and the number
+ * of consumers below it, for the readers' crossings to count down.
+ */
+static bool room_watermark(fo_stream *s, size_t k)
+{
+	bool room;
+	pthread_mutex_lock(&s->lock);
+	uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
+	             1; /* a peek: the claim is re-checked by the caller's loop */
+	uint64_t m = cons_min_pos(s);
+	if (m == UINT64_MAX) /* no active consumer: never full */
+		m = t;
+	atomic_store_explicit(&s->cached_min, m, memory_order_relaxed); /* a hint, as in has_room */
+	room = t + k - m <= s->capacity;
+	if (!room) {
+		uint64_t want = t + k - s->capacity, half = s->capacity / 2;
+		if (t >= half && t - half > want)
+			want = t - half;
+		uint32_t behind = 0;
+		for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next)
+			/* acquire: pairs with the reader's release publish. */
+			behind += atomic_load_explicit(c->pos, memory_order_acquire) < want;
+		/* relaxed: hints, published by the need word's seq_cst RMW that follows. */
+		atomic_store_explicit(&s->space.want, want, memory_order_relaxed);
+		atomic_store_explicit(&s->space.behind, behind, memory_order_relaxed);
+	}
+	fo__stream_unlock(s);
+	return room;
+}
+
+/*
+ * Wait until there may be room, the stream closes, or the deadline
+ * (design.md §7): spin briefly, yield (the readers that make room may need
+ * this CPU), then sleep until room for half the capacity (NEED_BATCH, at
+ * most ROOM_BOUND_NS), and only then, if still full, until any reader moves
+ * (NEED_SLEEP, the exact protocol).
+ */
+static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
+{
+	for (unsigned r = 0; r < ROOM_SPIN_ROUNDS; r++) {
+		for (unsigned i = 1u << r; i; i--)
+			fo__cpu_relax();
+		if (room_or_closed(s, k))
+			return FO_OK;
+	}
+	for (int y = 0; y < ROOM_YIELDS; y++) {
+		sched_yield();
+		if (room_or_closed(s, k))
+			return FO_OK;
+	}
+	if (room_watermark(s, k))
+		return FO_OK;
+	uint64_t bound = fo__now_ns() + ROOM_BOUND_NS;
+	uint32_t g = fo__waitq_prepare(&s->space, NEED_BATCH);
+	if (room_or_closed(s, k))
+		return FO_OK;
+	int w = fo__waitq_sleep(&s->space, g, bound < deadline ? bound : deadline);
+	if (w != FO_TIMEDOUT || room_or_closed(s, k))
+		return FO_OK;
+	if (bound >= deadline)
+		return FO_TIMEDOUT;
+	g = fo__waitq_prepare(&s->space, NEED_SLEEP);
+	if (room_or_closed(s, k))
 		return FO_OK;
 	return fo__waitq_sleep(&s->space, g, deadline);
 }
@@ -225,15 +296,33 @@ static inline void producer_leave(fo_stream *s)
 		fo__rcu_unlock();
 }
 
-/* Claimed at a moment no cursor existed (and any later one starts after the
- * claim): nobody can ever read @it.  Destroy it now; DEAD_ITEM takes its slot. */
-static __attribute__((noinline)) void *drop_unread(fo_stream *s, struct seg *x, void *it)
+/* Does the claim [@first, @end) hold the first position of a group of
+ * PRODUCER_RECLAIM_EVERY segments?  One claim holds each such position, so
+ * exactly one producer reclaims per group, whatever the batch sizes. */
+static inline bool reclaim_due(uint64_t first, uint64_t end)
 {
-	atomic_fetch_add_explicit(&s->freed, 1, memory_order_relaxed); /* stats only */
+	const unsigned shift = SEG_SHIFT + __builtin_ctz(PRODUCER_RECLAIM_EVERY);
+	return ((first - 1) >> shift) != ((end - 1) >> shift); /* first == 0: true, harmless */
+}
+
+/* Claimed at a moment no cursor existed (and any later one starts after the
+ * claim): nobody can ever read the item.  Its slot gets DEAD_ITEM at once;
+ * the push destroys the item itself (drop_unread) after leaving its read
+ * section, so a slow or blocking destructor neither leaves a claimed slot
+ * unwritten nor holds back a grace period (design.md §6). */
+static inline void *mark_dead(struct seg *x)
+{
 	atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
-	if (s->item_free)
-		s->item_free(it, s->item_free_ctx);
 	return DEAD_ITEM;
+}
+
+/* Destroy @n items that mark_dead() kept out of their slots. */
+static __attribute__((noinline)) void drop_unread(fo_stream *s, void *const *items, size_t n)
+{
+	if (s->item_free)
+		for (size_t i = 0; i < n; i++)
+			s->item_free(items[i], s->item_free_ctx);
+	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 }
 
 /*
@@ -288,6 +377,8 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	}
 
 	uint64_t p = t >> 1;
+	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
+		fo__claim_hook(s, p, n);
 	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
 	struct seg *x = fo__seg_walk(h, p);
 	for (size_t i = 0; i < n; i++, p++) {
@@ -295,30 +386,29 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 			x = atomic_load_explicit(
 			    &x->next, memory_order_acquire); /* acquire: linked by seg_ensure before
 			                                        our claim */
-		void *it = items[i];
-		if (nobody)
-			it = drop_unread(s, x, it);
+		void *it = nobody ? mark_dead(x) : items[i];
 		/* release: the item's contents before its pointer. */
 		atomic_store_explicit(&x->slot[p & SEG_MASK], it, memory_order_release);
 	}
 	/* Move the hint forward to the last segment we wrote (never back). */
-	bool moved = false;
-	while (h->base < x->base) {
-		if (atomic_compare_exchange_weak_explicit(&s->tail_seg, &h, x, memory_order_release,
-		                                          memory_order_acquire)) {
-			moved = true;
-			break;
-		}
-	}
+	while (h->base < x->base &&
+	       !atomic_compare_exchange_weak_explicit(&s->tail_seg, &h, x, memory_order_release,
+	                                              memory_order_acquire))
+		;
 	fo__fence_light(); /* the slot stores before the sleeper check */
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
 	producer_leave(s);
+	if (fo__unlikely(nobody))
+		drop_unread(s, items, n);
 	/* Producers reclaim every PRODUCER_RECLAIM_EVERY segments (readers do
 	 * at each crossing): a quarter of the cost per item, at most 3 more
-	 * segments retained. */
-	if (moved && ((x->base >> SEG_SHIFT) & (PRODUCER_RECLAIM_EVERY - 1)) == 0)
-		fo__reclaim_try(s);
+	 * segments retained.  The producer whose claim [t>>1, p) holds the
+	 * first position of such a group reclaims, however far its batch
+	 * reaches (design.md §4, step 8).  Single items that fit the hint
+	 * segment never hold one: their fast path needs no check. */
+	if (fo__unlikely(reclaim_due((t >> 1), p)))
+		fo__reclaim_push(s);
 	return FO_OK;
 }
 
@@ -360,15 +450,17 @@ static inline __attribute__((always_inline)) bool push_one_fast_as(fo_stream *s,
 		                                          memory_order_relaxed))
 			break;
 	}
-	if (fo__unlikely(atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0))
-		item = drop_unread(s, h, item);
+	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
 	/* release: the item's contents before its pointer. */
-	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
+	atomic_store_explicit(&h->slot[p & SEG_MASK], fo__unlikely(nobody) ? mark_dead(h) : item,
+	                      memory_order_release);
 	fo__fence_light(); /* the slot store before the sleeper check */
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
 	if (mp)
 		fo__rcu_unlock();
+	if (fo__unlikely(nobody))
+		drop_unread(s, &item, 1);
 	return true;
 }
 
@@ -414,8 +506,9 @@ int fo_stream_try_push(fo_stream *s, void *item)
 
 int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns)
 {
-	if (!s || !item || timeout_ns < 0)
+	if (!s || !item)
 		return FO_EINVAL;
+	/* status.h's convention: 0 = try, negative = no limit (fo__deadline) */
 	int rc = push_item(s, item, timeout_ns ? fo__deadline(timeout_ns) : 0);
 	return rc == FO_FULL ? FO_TIMEDOUT : rc;
 }
@@ -434,9 +527,7 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 {
 	if (!s || n == 0 || (s->capacity && n > s->capacity))
 		return FO_EINVAL;
-	uint64_t deadline = timeout_ns < 0    ? FO__NO_DEADLINE
-	                    : timeout_ns == 0 ? 0
-	                                      : fo__deadline(timeout_ns);
+	uint64_t deadline = timeout_ns ? fo__deadline(timeout_ns) : 0; /* negative: no limit */
 	for (;;) {
 		uint64_t t = atomic_load_explicit(
 		    &s->tail, memory_order_acquire); /* acquire: the closed bit with its end */
@@ -460,7 +551,7 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 /* ------------------------------------------------------------------------ */
 /* Close, fail, stats                                                         */
 
-static int stream_end(fo_stream *s, int code, const char *message)
+static int stream_end(fo_stream *s, int code, int sys_errno, const char *message)
 {
 	pthread_mutex_lock(&s->lock);
 	if (atomic_load_explicit(&s->tail, memory_order_relaxed) &
@@ -479,7 +570,7 @@ static int stream_end(fo_stream *s, int code, const char *message)
 			}
 			m = s->err_msg;
 		}
-		s->err = (fo_error){code, 0, m};
+		s->err = (fo_error){code, sys_errno, m};
 	}
 	/* seq_cst RMW: after this no claim succeeds; old gives the end. */
 	uint64_t old = atomic_fetch_or_explicit(&s->tail, TAIL_CLOSED, memory_order_seq_cst);
@@ -495,14 +586,23 @@ static int stream_end(fo_stream *s, int code, const char *message)
 
 int fo_stream_close(fo_stream *s)
 {
-	return s ? stream_end(s, 0, NULL) : FO_EINVAL;
+	return s ? stream_end(s, 0, 0, NULL) : FO_EINVAL;
 }
 
 int fo_stream_fail(fo_stream *s, int code, const char *message)
 {
 	if (!s)
 		return FO_EINVAL;
-	return stream_end(s, code ? code : FO_FAILED, message);
+	return stream_end(s, code ? code : FO_FAILED, 0, message);
+}
+
+int fo__stream_fail_err(fo_stream *s, const fo_error *e)
+{
+	int code = e->code ? e->code : FO_FAILED;
+	int rc = stream_end(s, code, e->sys_errno, e->message);
+	if (rc == FO_ENOMEM) /* no copy of the message: the static text */
+		rc = stream_end(s, code, e->sys_errno, NULL);
+	return rc;
 }
 
 bool fo_stream_is_closed(const fo_stream *s)

@@ -76,7 +76,8 @@ struct seg {
 	_Atomic(struct seg *) next;
 	_Atomic uint64_t state;
 	_Atomic uint32_t ndead; /* DEAD_ITEM slots: exact stats without a scan */
-	struct seg *rnext;      /* retired batch / pool chain, under pool_lock */
+	struct seg *rnext;      /* retired batch / pool chain, under pool_lock; the
+	                           limbo chain (s->limbo), under s->lock */
 	fo__rcu_node rcu;
 	_Atomic(void *) slot[SEG_SLOTS] FO_ALIGNED;
 };
@@ -136,12 +137,19 @@ struct fo_cursor {
  * takes to get a CPU (design.md §7).
  */
 struct waitq {
-	_Atomic uint32_t need; /* NEED_SLEEP | NEED_WATCH */
+	_Atomic uint32_t need; /* NEED_SLEEP | NEED_WATCH | NEED_BATCH */
 	_Atomic uint32_t gen;
+	/* NEED_BATCH (space waitq): a producer sleeps until the consumers'
+	 * minimum position reaches @want, i.e. until the last of the @behind
+	 * consumers that were below it crosses it (design.md §7).  Hints: its
+	 * sleep is bounded, so a lost hint costs latency, never progress. */
+	_Atomic uint64_t want;
+	_Atomic uint32_t behind;
 };
 
-#define NEED_SLEEP 1u /* a thread sleeps on gen */
+#define NEED_SLEEP 1u /* a thread sleeps on gen: wake at the next publish */
 #define NEED_WATCH 2u /* a cursor is armed (fd or notify hook): data waitq only */
+#define NEED_BATCH 4u /* a thread sleeps on gen, with a deadline, for a watermark */
 
 /* cursor->armed */
 #define ARM_IDLE   0u
@@ -181,11 +189,13 @@ struct fo_stream {
 
 	/* Cold: registry, reclamation, close, handles. */
 	pthread_mutex_t lock FO_ALIGNED;
-	_Atomic(struct seg *) oldest;  /* written under lock; read by lapped passives */
-	struct consumer consumers;     /* list head, under lock */
-	_Atomic(fo_cursor *) watchers; /* cursors with an fd or notify hook */
-	_Atomic int reclaim_pending;   /* a fo__reclaim_try found the lock taken */
-	fo_cursor *spare;              /* closed cursor objects for reuse, under lock */
+	_Atomic(struct seg *) oldest;    /* written under lock; read by lapped passives */
+	struct consumer consumers;       /* list head, under lock */
+	_Atomic(fo_cursor *) watchers;   /* cursors with an fd or notify hook */
+	_Atomic int reclaim_pending;     /* a fo__reclaim_try found the lock taken */
+	_Atomic unsigned reclaim_misses; /* fo__reclaim_try()s in a row that found it taken */
+	struct seg *limbo; /* unlinked with a claimed, unwritten slot (design.md §6), under lock */
+	fo_cursor *spare;  /* closed cursor objects for reuse, under lock */
 	unsigned nspare;
 	_Atomic int handles; /* creator + open cursors */
 	_Atomic int refs;    /* 1 for all handles + 1 per pending retire batch */
@@ -239,7 +249,7 @@ static inline uint32_t fo__waitq_wake(struct waitq *q)
 		need = atomic_exchange_explicit(
 		    &q->need, 0,
 		    memory_order_seq_cst); /* seq_cst: one waker clears, before its gen bump */
-	if (need & NEED_SLEEP) {
+	if (need & (NEED_SLEEP | NEED_BATCH)) {
 		/* seq_cst: the bump is after the clear, so any sleeper that
 		 * announced before the clear sees gen change. */
 		atomic_fetch_add_explicit(&q->gen, 1, memory_order_seq_cst);
@@ -262,6 +272,14 @@ static inline void fo__wake_space(fo_stream *s)
 void fo__stream_unref(fo_stream *s);
 void fo__stream_unref_mem(fo_stream *s);
 
+/* stream.c: tests only (tests/unit/test_reclaim.c).  If set, every push
+ * that goes through the general path calls it between its claim of
+ * [@first, @first + @n) and its stores, inside its read section: a stalled
+ * producer on demand.  NULL in production; set and cleared while no push
+ * runs. */
+extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n)
+    __attribute__((visibility("hidden")));
+
 /* segment.c: *_locked callers hold s->lock. */
 struct seg *fo__seg_new(fo_stream *s, uint64_t base);
 void fo__seg_release(fo_stream *s, struct seg *x, bool deferred);
@@ -269,10 +287,11 @@ void fo__seg_pool_free(fo_stream *s);
 void fo__reclaim_locked(fo_stream *s);
 void fo__sweep_locked(fo_stream *s);
 void fo__reclaim_try(fo_stream *s);
+void fo__reclaim_push(fo_stream *s);
 void fo__stream_unlock(fo_stream *s);
 
 /* readiness.c: the sleeping side and the watcher chain. */
-uint32_t fo__waitq_prepare(struct waitq *q);
+uint32_t fo__waitq_prepare(struct waitq *q, uint32_t bit);
 int fo__waitq_sleep(struct waitq *q, uint32_t ticket, uint64_t deadline);
 void fo__signal_watchers(fo_stream *s);
 void fo__watcher_del_locked(fo_stream *s, fo_cursor *c);

@@ -313,7 +313,7 @@ int fo_future_wait(fo_future *f)
 
 int fo_future_timed_wait(fo_future *f, int64_t timeout_ns)
 {
-	if (!f || timeout_ns < 0)
+	if (!f)
 		return FO_EINVAL;
 	return wait_until(f, fo__iter_deadline(timeout_ns));
 }
@@ -530,7 +530,7 @@ int fo_waitfor_next(fo_waitfor *w, fo_future **f)
 
 int fo_waitfor_timed_next(fo_waitfor *w, fo_future **f, int64_t timeout_ns)
 {
-	if (!w || !f || timeout_ns < 0)
+	if (!w || !f)
 		return FO_EINVAL;
 	return wf_next(w, f, fo__iter_deadline(timeout_ns));
 }

@@ -5,6 +5,7 @@
 #define FANOUT_FANOUT_H
 
 #include <fanout/export.h>
+#include <fanout/version.h>
 #include <fanout/status.h>
 #include <fanout/alloc.h>
 #include <fanout/codec.h>
@@ -16,6 +17,7 @@
 #include <fanout/join.h>
 #include <fanout/pmap.h>
 #include <fanout/pipeline.h>
+#include <fanout/preload.h>
 #include <fanout/task.h>
 
 #endif /* FANOUT_FANOUT_H */

@@ -68,6 +68,7 @@
 
 #include <fanout/export.h>
 #include <fanout/iter.h>
+#include <fanout/pmap.h> /* fo_backend */
 #include <fanout/stream.h>
 
 #ifdef __cplusplus
@@ -86,11 +87,20 @@ typedef enum fo_feed_mode { FO_FEED_BACKGROUND = 0, FO_FEED_ON_DEMAND = 1 } fo_f
  *                  (0: unbounded, drain eagerly).  Ignored by ON_DEMAND
  *                  (which never prefetches).  Default 0.
  * @passive_window: the stream's passive window (0: the stream default).
+ * @backend:        FO_THREADS (default: the source runs on the feed's
+ *                  thread, or in ON_DEMAND on the pulling reader's), or
+ *                  FO_PROCESSES (iterlib's process_preload: the source runs
+ *                  in a child process, items cross through @codec, at most
+ *                  one item ahead of the feed's own pulls; see
+ *                  fanout/preload.h for what the source may do there).
+ * @codec:          required with FO_PROCESSES (encode and decode); copied.
  */
 typedef struct fo_feed_opts {
 	fo_feed_mode mode;
 	size_t ahead;
 	size_t passive_window;
+	fo_backend backend;
+	const fo_codec *codec;
 } fo_feed_opts;
 
 /** fo_feed_opts_init() - BACKGROUND, ahead 0, default window.  NULL: no-op. */
@@ -102,11 +112,11 @@ FO_API void fo_feed_opts_init(fo_feed_opts *o);
  * @c:   out: an active cursor at the start of the stream; fork it for more.
  * @src: taken on success (closed when the feed goes).
  * @o:   options (NULL: defaults).
- * Returns: FO_OK; FO_EINVAL (NULL @f/@c/@src, a bad mode, a borrowing or
- * error-emitting @src); FO_ENOMEM; FO_ESYS (the feed thread could not
- * start).  On failure nothing was pulled and the caller keeps @src.
- * Ownership: the caller owns *@f and *@c (fo_feed_destroy, fo_cursor_close).
- * Threads: any.
+ * Returns: FO_OK; FO_EINVAL (NULL @f/@c/@src, a bad mode or backend, a
+ * borrowing or error-emitting @src, FO_PROCESSES without a codec);
+ * FO_ENOMEM; FO_ESYS (the feed thread or the child could not start).  On failure nothing was pulled
+ * and the caller keeps @src. Ownership: the caller owns *@f and *@c (fo_feed_destroy,
+ * fo_cursor_close). Threads: any.
  */
 FO_API int fo_feed_create(fo_feeder **f, fo_cursor **c, fo_iter *src, const fo_feed_opts *o);
 
@@ -138,7 +148,8 @@ FO_API int fo_feed_try_next(fo_feeder *f, fo_cursor *c, void **item);
 
 /**
  * fo_feed_timed_next() - as fo_feed_next(), at most @timeout_ns:
- * FO_TIMEDOUT (negative: FO_EINVAL).  The deadline is passed to the pull.
+ * FO_TIMEDOUT (status.h's convention: 0 = do not wait, negative = no
+ * limit).  The deadline is passed to the pull.
  */
 FO_API int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t timeout_ns);
 

@@ -11,26 +11,35 @@
  * read from `out` (never n + 1, as with queue-based preloaders).  The
  * hand-off takes no lock; while the reader reads, the thread refills in
  * batches (it waits for half the buffer to be free), and when the reader
- * pauses the buffer is topped up to exactly n within about 0.1 ms.  Order is
- * kept.  Chain stages by giving one stage's output (or an adapter over it)
- * as the next stage's source; all stages made from one fo_pipeline form a
- * group, numbered in creation order (a stage's source must exist before it,
- * so upstream stages have smaller numbers).
+ * pauses the buffer is topped up to exactly n within about 0.1 ms.  A
+ * reader that finds the buffer empty waits for half of it too, for about
+ * 50 us at most (longer only while other threads hold its CPU), then takes
+ * what is there or the next item.  Order is kept.  Chain stages by giving one stage's output (or an
+ * adapter over it) as the next stage's source; all stages made from one fo_pipeline form a group,
+ * numbered in creation order (0, 1, ...).
+ *
+ * Upstream: stage u is upstream of stage k when k's thread reads u's output
+ * (directly or through adapters such as fo_map, fo_filter, fo_flatten), or
+ * reads a stage that is upstream of k.  Stages read by other threads - the
+ * application, a join's helper threads - are upstream of no stage: merged
+ * branches (fo_join, fo_flatten) are independent of each other.
  *
  * Errors: when the source of stage k fails (a user source, or an adapter
  * such as fo_map whose callback failed), the failure is the root error.
- * Stage k stops every stage of the group numbered below k (they are
- * upstream: nothing they hold can reach the reader any more), closes its
- * source, which joins their threads, and queues the root error after the
- * items it had buffered.  Stages after k deliver those items, then pass the
- * same error on (code and message), joining their own threads.  So the
- * final reader gets every item that preceded the failure, then FO_FAILED
- * with the root error - never a generic cancellation (asyncio-buffered-
- * pipeline hands the reader CancelledError) - and by then every thread of
- * the chain has been joined.  FO_END travels the same way.
+ * Stage k stops the stages upstream of it (nothing they hold can reach the
+ * reader any more), closes its source, which joins their threads, and
+ * queues the root error after the items it had buffered.  Stages
+ * downstream deliver those items, then pass the same error on (code,
+ * sys_errno and message), joining their own threads.  So the final reader
+ * gets every item that preceded the failure, then FO_FAILED with the root
+ * error - never a generic cancellation (asyncio-buffered-pipeline hands
+ * the reader CancelledError) - and by then every thread of the chain has
+ * been joined.  FO_END travels the same way; a stage that ends normally
+ * stops nothing.  Other branches of the group are never stopped by a
+ * failure: a join or flatten over them decides (fail fast closes them).
  *
- * Closing a stage's output early stops it and every stage numbered below
- * it, releases their buffered items and joins every thread (a thread inside
+ * Closing a stage's output early stops it and every stage upstream of it,
+ * releases their buffered items and joins every thread (a thread inside
  * a blocking user source is waited for: it cannot be interrupted).
  *
  * Items: a stage keeps items past its source's next read, so a borrowing

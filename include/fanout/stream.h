@@ -37,8 +37,12 @@
  *   may still be read and closed afterwards.
  *
  * Progress: pushes are lock-free (a CAS claim; a cursor registry mutex is
- * only try-locked, once per segment); reads are lock-free except that an
+ * only try-locked, once per 4 segments, unless 8 tries in a row found it
+ * held: then the push waits for the holder, which bounds memory while a
+ * reclaiming thread is descheduled); reads are lock-free except that an
  * active read waits for a slot a producer has claimed but not yet filled.
+ * Memory: see docs/design.md §6 for the bound on live segments (passive
+ * window, reclamation gap, segments of stalled pushes).
  * Blocking calls spin briefly, then sleep on a futex; a push makes no system
  * call unless a reader or producer is asleep.
  */
@@ -79,8 +83,8 @@ enum { FO_ACTIVE = 0, FO_PASSIVE = 1u << 0, FO_SHARED = 1u << 1 };
  * @item_free_ctx:  passed to @item_free.
  * @single_producer: the caller promises that pushes never run concurrently
  *                  (one producer thread, or pushes serialised by the caller).
- *                  Pushes then skip their RCU read section (about 80
- *                  instructions).  Breaking the promise is undefined.
+ *                  Pushes then skip their RCU read section (measured
+ *                  cost: B3 in README.md).  Breaking the promise is undefined.
  *                  Default false.  close/fail/cursor calls stay free-threaded.
  */
 typedef struct fo_stream_opts {
@@ -154,7 +158,8 @@ FO_API int fo_stream_try_push(fo_stream *s, void *item);
 
 /**
  * fo_stream_timed_push() - like fo_stream_push() but waits at most
- * @timeout_ns nanoseconds for room (0: do not wait, negative: FO_EINVAL).
+ * @timeout_ns nanoseconds for room (status.h's timeout convention: 0 = do
+ * not wait, negative = no limit).
  * Returns: as fo_stream_push(), plus FO_TIMEDOUT (the caller keeps @item).
  */
 FO_API int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns);
@@ -176,7 +181,7 @@ FO_API int fo_stream_push_many(fo_stream *s, void *const *items, size_t n);
  * For a producer that must not pull its next item before there is room for
  * it (a feed keeping exactly `ahead` items ahead): with a single producer
  * the room cannot disappear before its next push.
- * @timeout_ns: 0 = do not wait; negative = wait without limit.
+ * @timeout_ns: status.h's convention: 0 = do not wait; negative = no limit.
  * Returns: FO_OK; FO_TIMEDOUT (or FO_FULL for @timeout_ns 0); FO_ECLOSED;
  * FO_EINVAL (@s NULL, @n 0, or @n larger than the capacity).
  * Threads: any.  Blocking: spins briefly, then sleeps.
@@ -218,7 +223,9 @@ FO_API bool fo_stream_is_closed(const fo_stream *s);
  * call (and nothing pushed before it).
  * @flags: FO_ACTIVE, FO_PASSIVE or FO_SHARED (a new share group of one).
  * Returns: FO_OK; FO_EINVAL (@s/@c NULL, unknown flags, PASSIVE|SHARED);
- * FO_ENOMEM.  On a closed stream the cursor is created and reads FO_END.
+ * FO_ENOMEM.  On a closed stream the cursor is created and its first read
+ * returns FO_END, or FO_FAILED (with fo_cursor_error()) if the stream
+ * failed.
  * Ownership: the caller owns *@c; fo_cursor_close() it.  It keeps the stream
  * alive after fo_stream_destroy().
  * Threads: any, concurrently with pushes and other cursors.
@@ -232,10 +239,12 @@ FO_API int fo_stream_cursor(fo_stream *s, fo_cursor **c, unsigned flags);
 FO_API int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out);
 
 /**
- * fo_stream_destroy() - drop the creator's handle.  Memory goes once every
- * cursor is closed too; when this is the last handle, every item destructor
- * has run when it returns.  Does not close the stream: call
- * fo_stream_close() first if readers should see FO_END.  NULL is a no-op.
+ * fo_stream_destroy() - close the stream (as fo_stream_close(), unless it
+ * is already closed or failed: the first end stays) and drop the creator's
+ * handle.  Readers still get every item pushed before, then FO_END; a
+ * reader blocked in a read wakes.  Memory goes once every cursor is closed
+ * too; when this is the last handle, every item destructor has run when it
+ * returns.  NULL is a no-op.
  * Threads: once, not concurrently with pushes on @s.
  */
 FO_API void fo_stream_destroy(fo_stream *s);
@@ -260,7 +269,8 @@ FO_API int fo_cursor_try_next(fo_cursor *c, void **item);
 
 /**
  * fo_cursor_timed_next() - as fo_cursor_next() but waits at most
- * @timeout_ns (0: like try_next but FO_TIMEDOUT; negative: FO_EINVAL).
+ * @timeout_ns (status.h's convention: 0 = like try_next but FO_TIMEDOUT;
+ * negative = no limit, as fo_cursor_next()).
  * Returns FO_TIMEDOUT when the deadline passes; the cursor, the stream and
  * every other cursor are unaffected (for a share group no item is lost).
  */
@@ -352,7 +362,8 @@ FO_API int fo_cursor_fd(fo_cursor *c);
 
 /**
  * fo_cursor_arm() - ask for one signal (fd readable, or the notify hook
- * called) when a read would return something; see fo_cursor_fd().
+ * called) when a read would return something; see fo_cursor_fd() and
+ * status.h (values that are not status codes).
  * Returns: 1 if something is ready already (read it; nothing is armed);
  * 0 if armed (safe to sleep); FO_EINVAL if @c is NULL or has neither an fd
  * nor a notify hook.

@@ -123,8 +123,8 @@ FO_API int fo_future_wait(fo_future *f);
 
 /**
  * fo_future_timed_wait() - as fo_future_wait(), at most @timeout_ns
- * (0: just check).  Returns: FO_OK; FO_TIMEDOUT; FO_ECANCELED; FO_EINVAL
- * (@f NULL, @timeout_ns < 0).
+ * (status.h's convention: 0 = just check, negative = no limit).
+ * Returns: FO_OK; FO_TIMEDOUT; FO_ECANCELED; FO_EINVAL (@f NULL).
  */
 FO_API int fo_future_timed_wait(fo_future *f, int64_t timeout_ns);
 
@@ -161,10 +161,18 @@ FO_API int fo_future_cancel(fo_future *f);
  * fo_future_fd() - an eventfd that polls readable once the future is
  * resolved or cancelled (after arm() returned 0).  Returns: the fd (>= 0);
  * FO_EINVAL (@f NULL or inside a waitfor); FO_ESYS.
- * fo_future_arm() - 1: resolved or cancelled; 0: armed; FO_EINVAL (@f
- * NULL, or fd not created).  Threads: one user thread for fd/arm.
+ * Ownership: the future's; closed by fo_future_destroy().
+ * Threads: one user thread for fd/arm.
  */
 FO_API int fo_future_fd(fo_future *f);
+
+/**
+ * fo_future_arm() - ask for one signal on fo_future_fd() (status.h: values
+ * that are not status codes).
+ * Returns: 1 (resolved or cancelled: nothing armed); 0 (armed);
+ * FO_EINVAL (@f NULL, or fo_future_fd() not called yet).
+ * Threads: one user thread for fd/arm.
+ */
 FO_API int fo_future_arm(fo_future *f);
 
 /**
@@ -206,8 +214,8 @@ FO_API int fo_waitfor_next(fo_waitfor *w, fo_future **f);
 
 /**
  * fo_waitfor_timed_next() - as fo_waitfor_next(), at most @timeout_ns
- * (0: do not wait): FO_TIMEDOUT when nothing happened.  FO_EINVAL for a
- * negative timeout.
+ * (status.h's convention: 0 = do not wait, negative = no limit):
+ * FO_TIMEDOUT when nothing happened.
  */
 FO_API int fo_waitfor_timed_next(fo_waitfor *w, fo_future **f, int64_t timeout_ns);
 
@@ -215,12 +223,22 @@ FO_API int fo_waitfor_timed_next(fo_waitfor *w, fo_future **f, int64_t timeout_n
 FO_API size_t fo_waitfor_in_flight(fo_waitfor *w);
 
 /**
- * fo_waitfor_fd() / fo_waitfor_arm() - readiness of fo_waitfor_next(): the
- * fd polls readable when a completed future is waiting.  arm(): 1 when
- * next() would not sleep (a completion, NEED_WORK or END is due), else 0.
- * Returns: fd >= 0 / 1 / 0; FO_EINVAL (@w NULL; arm before fd); FO_ESYS.
+ * fo_waitfor_fd() - readiness of fo_waitfor_next(): the fd polls readable
+ * when a completed future is waiting (after fo_waitfor_arm() returned 0).
+ * Returns: the fd (>= 0); FO_EINVAL (@w NULL); FO_ESYS.
+ * Ownership: the set's; closed by fo_waitfor_destroy().
+ * Threads: the set's user thread.
  */
 FO_API int fo_waitfor_fd(fo_waitfor *w);
+
+/**
+ * fo_waitfor_arm() - ask for one signal on fo_waitfor_fd() (status.h:
+ * values that are not status codes).
+ * Returns: 1 when fo_waitfor_next() would not sleep (a completion,
+ * FO_NEED_WORK or FO_END is due; nothing armed); 0 (armed); FO_EINVAL (@w
+ * NULL, or fo_waitfor_fd() not called yet).
+ * Threads: the set's user thread.
+ */
 FO_API int fo_waitfor_arm(fo_waitfor *w);
 
 /**

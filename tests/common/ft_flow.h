@@ -7,6 +7,7 @@
  *              out item i only once the test opened the valve past i (ft_valve_open), honours
  *              the read deadline (condvar on CLOCK_MONOTONIC), counts pulls and closes, can
  *              fail with a code at one index, and frees items through one shared counter.
+ *              fail_errno / fail_msg go with the failure (errno, fo_fail()).
  *              With gated_end set, END and the failure also wait for the valve to open past
  *              their index, so a test can decide when they arrive.
  *              ft_valve_open(v, SIZE_MAX) makes it a plain fast source.
@@ -26,9 +27,11 @@ typedef struct ft_valve {
 	size_t open;  /* items 0..open-1 may go */
 	long fail_at; /* >= 0: return fail_code at this index (sticky) */
 	int fail_code;
-	uint64_t tag;        /* stored in item->producer */
-	atomic_size_t pulls; /* successful pulls */
-	atomic_size_t calls; /* next() calls */
+	int fail_errno;       /* errno set with the failure (0: untouched) */
+	const char *fail_msg; /* given to fo_fail() with the failure (NULL: none) */
+	uint64_t tag;         /* stored in item->producer */
+	atomic_size_t pulls;  /* successful pulls */
+	atomic_size_t calls;  /* next() calls */
 	atomic_int closes;
 	bool gated_end;     /* END / failure at index i wait for the valve past i too */
 	int64_t delay_ns;   /* sleep this long (slow source) ... */
@@ -54,6 +57,8 @@ static inline void ft_valve_init(ft_valve *v, size_t n, uint64_t tag)
 	v->open = 0;
 	v->fail_at = -1;
 	v->fail_code = 0;
+	v->fail_errno = 0;
+	v->fail_msg = NULL;
 	v->tag = tag;
 	atomic_init(&v->pulls, 0);
 	atomic_init(&v->calls, 0);
@@ -90,6 +95,10 @@ static inline int ft_valve_next(void *ctx, void **item, uint64_t deadline)
 		bool may_end = !v->gated_end || v->i < v->open;
 		if (may_end && v->fail_at >= 0 && v->i == (size_t)v->fail_at) {
 			pthread_mutex_unlock(&v->mu);
+			if (v->fail_errno)
+				errno = v->fail_errno; /* fo_fail keeps it */
+			if (v->fail_msg)
+				return fo_fail(v->fail_code, "%s", v->fail_msg);
 			return v->fail_code;
 		}
 		if (may_end && v->i == v->n) {

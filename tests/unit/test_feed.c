@@ -552,7 +552,7 @@ static void test_feed_invalid_arguments(void **state)
 	assert_int_equal(fo_feed_next(f, NULL, &x), FO_EINVAL);
 	assert_int_equal(fo_feed_next(f, c, NULL), FO_EINVAL);
 	assert_int_equal(fo_feed_try_next(NULL, c, &x), FO_EINVAL);
-	assert_int_equal(fo_feed_timed_next(f, c, &x, -1), FO_EINVAL);
+	assert_int_equal(fo_feed_timed_next(f, c, &x, -1), FO_END); /* negative: no limit */
 	assert_int_equal(fo_feed_iter(NULL, f, c, NULL, NULL, NULL), FO_EINVAL);
 	assert_int_equal(fo_feed_next(f, c, &x), FO_END);
 	assert_int_equal(fo_feed_pulled(NULL), 0);
@@ -560,6 +560,41 @@ static void test_feed_invalid_arguments(void **state)
 	fo_feed_destroy(NULL);
 	fo_cursor_close(c);
 	fo_feed_opts_init(NULL);
+}
+
+/* Issue 12 bug 4: a source's FO_ESYS + errno (and fo_fail() message) reaches every cursor with its
+ * sys_errno. */
+static void test_feed_callback_errno_dropped(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		ft_valve v;
+		ft_valve_init(&v, 10, 0);
+		ft_valve_open(&v, SIZE_MAX);
+		v.fail_at = 2;
+		v.fail_code = FO_ESYS;
+		v.fail_errno = EIO;
+		v.fail_msg = mode ? "on demand: EIO" : NULL;
+		ft_counter_init(&cnt, 0);
+		fo_feed_opts o = opts((fo_feed_mode)mode, 4);
+		fo_feeder *f;
+		fo_cursor *c;
+		assert_int_equal(fo_feed_create(&f, &c, ft_valve_iter(&v, &cnt), &o), FO_OK);
+		void *x;
+		for (size_t i = 0; i < 2; i++) {
+			assert_int_equal(fo_feed_next(f, c, &x), FO_OK);
+			assert_int_equal(((ft_item *)x)->seq, i);
+		}
+		assert_int_equal(fo_feed_next(f, c, &x), FO_FAILED);
+		const fo_error *e = fo_cursor_error(c);
+		assert_int_equal(e->code, FO_ESYS);
+		assert_int_equal(e->sys_errno, EIO);
+		assert_string_equal(e->message, mode ? "on demand: EIO" : fo_strerror(FO_ESYS));
+		fo_feed_destroy(f);
+		fo_cursor_close(c);
+		assert_int_equal(ft_freed(&cnt), 2);
+		ft_valve_fini(&v);
+	}
 }
 
 int main(void)
@@ -579,6 +614,7 @@ int main(void)
 	    cmocka_unit_test(test_feed_next_refuses_a_passive_cursor),
 	    cmocka_unit_test(test_feed_detached_form_and_feed_iter),
 	    cmocka_unit_test(test_feed_invalid_arguments),
+	    cmocka_unit_test(test_feed_callback_errno_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,9 +21,11 @@ typedef struct src_ctx {
 	size_t i;    /* next one */
 	int fail_at; /* >= 0: return fail_code instead of item fail_at */
 	int fail_code;
-	int closes;      /* close callback calls */
-	bool empty_once; /* return FO_EMPTY once (whatever the deadline) */
-	bool null_item;  /* return FO_OK with NULL */
+	int fail_errno;       /* errno set with the failure (0: untouched) */
+	const char *fail_msg; /* given to fo_fail() with the failure (NULL: none) */
+	int closes;           /* close callback calls */
+	bool empty_once;      /* return FO_EMPTY once (whatever the deadline) */
+	bool null_item;       /* return FO_OK with NULL */
 	size_t calls;
 	uint64_t last_deadline;
 	ft_counter cnt;
@@ -42,8 +44,13 @@ static int src_next(void *ctx, void **item, uint64_t deadline)
 		s->empty_once = false;
 		return FO_EMPTY;
 	}
-	if (s->fail_at >= 0 && s->i == (size_t)s->fail_at)
+	if (s->fail_at >= 0 && s->i == (size_t)s->fail_at) {
+		if (s->fail_errno)
+			errno = s->fail_errno;
+		if (s->fail_msg)
+			return fo_fail(s->fail_code, "%s", s->fail_msg);
 		return s->fail_code;
+	}
 	if (s->i == s->n)
 		return FO_END;
 	*item = ft_item_new(s->i++);
@@ -128,8 +135,8 @@ static void test_null_iterator_calls(void **state)
 	assert_int_equal(fo_iter_next(it, NULL), FO_EINVAL);
 	assert_int_equal(fo_iter_try_next(it, NULL), FO_EINVAL);
 	assert_int_equal(fo_iter_timed_next(it, NULL, 0), FO_EINVAL);
-	assert_int_equal(fo_iter_timed_next(it, &x, -1), FO_EINVAL);
-	assert_int_equal(fo_iter_fd(it), FO_EINVAL); /* arrays have no readiness */
+	assert_int_equal(fo_iter_timed_next(it, &x, -1), FO_END); /* negative: no limit */
+	assert_int_equal(fo_iter_fd(it), FO_EINVAL);              /* arrays have no readiness */
 	assert_int_equal(fo_iter_arm(it), FO_EINVAL);
 	fo_iter_close(it);
 	fo_iter_close(NULL);
@@ -467,6 +474,169 @@ static void test_constructors_under_failing_allocator(void **state)
 	fo_set_allocator(NULL);
 }
 
+/* ---- a callback's errno reaches the reader (issue 12, bug 4) ------------------------------ */
+
+/* FO_ESYS with errno = EIO at item 2 of a callback source (with fo_fail(@msg) if not NULL). */
+static fo_iter *make_eio_src(src_ctx *s, const char *msg)
+{
+	src_init(s, 5);
+	s->fail_at = 2;
+	s->fail_code = FO_ESYS;
+	s->fail_errno = EIO;
+	s->fail_msg = msg;
+	return make_src(s);
+}
+
+/* Reads @n items, then expects FO_FAILED {FO_ESYS, EIO, @msg}. */
+static void expect_eio_after(fo_iter *it, size_t n, const char *msg)
+{
+	void *x;
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(fo_iter_next(it, &x), FO_OK);
+		fo_iter_release(it, x);
+	}
+	errno = 0;
+	assert_int_equal(fo_iter_next(it, &x), FO_FAILED);
+	const fo_error *e = fo_iter_error(it);
+	assert_int_equal(e->code, FO_ESYS);
+	assert_int_equal(e->sys_errno, EIO);
+	assert_string_equal(e->message, msg);
+}
+
+static void test_callback_errno_dropped_fn_source(void **state)
+{
+	(void)state;
+	for (int with_msg = 0; with_msg <= 1; with_msg++) {
+		src_ctx s;
+		fo_iter *it = make_eio_src(&s, with_msg ? "disk 3: read error" : NULL);
+		expect_eio_after(it, 2, with_msg ? "disk 3: read error" : fo_strerror(FO_ESYS));
+		fo_iter_close(it);
+		assert_int_equal(ft_freed(&s.cnt), 2);
+	}
+	/* A user code; a stale message from outside the call is not taken. */
+	src_ctx s;
+	src_init(&s, 5);
+	s.fail_at = 1;
+	s.fail_code = FO_USER(7);
+	fo_fail(FO_USER(7), "stale");
+	fo_iter *it = make_src(&s);
+	void *x;
+	assert_int_equal(fo_iter_next(it, &x), FO_OK);
+	fo_iter_release(it, x);
+	assert_int_equal(fo_iter_next(it, &x), FO_FAILED);
+	assert_int_equal(fo_iter_error(it)->code, FO_USER(7));
+	assert_int_equal(fo_iter_error(it)->sys_errno, 0);
+	assert_string_equal(fo_iter_error(it)->message, fo_strerror(FO_USER(7)));
+	fo_iter_close(it);
+	assert_int_equal(ft_freed(&s.cnt), 1);
+}
+
+/* ctx non-NULL: fail with fo_fail(ctx). */
+static int map_eio(void *ctx, void *in, void **out)
+{
+	if (((ft_item *)in)->seq == 1) {
+		errno = EIO;
+		return ctx ? fo_fail(FO_ESYS, "%s", (const char *)ctx) : FO_ESYS;
+	}
+	*out = in;
+	return FO_OK;
+}
+
+static int filter_eio(void *ctx, const void *in)
+{
+	if (((const ft_item *)in)->seq == 1) {
+		errno = EIO;
+		return ctx ? fo_fail(FO_ESYS, "%s", (const char *)ctx) : FO_ESYS;
+	}
+	return 1;
+}
+
+static int map_filter_eio(void *ctx, void *in, fo_emit_fn emit, void *emit_ctx)
+{
+	if (((ft_item *)in)->seq == 1) {
+		errno = EIO;
+		return ctx ? fo_fail(FO_ESYS, "%s", (const char *)ctx) : FO_ESYS;
+	}
+	return emit(emit_ctx, in);
+}
+
+static void test_callback_errno_dropped_map_filter_map_filter(void **state)
+{
+	(void)state;
+	for (int kind = 0; kind < 6; kind++) {
+		char *msg = kind >= 3 ? "callback: EIO on item 1" : NULL;
+		src_ctx s;
+		src_init(&s, 5);
+		fo_adapt_opts o;
+		fo_adapt_opts_init(&o);
+		o.item_free = src_item_free;
+		o.item_free_ctx = &s;
+		fo_iter *m;
+		if (kind % 3 == 0) {
+			assert_int_equal(fo_map(&m, make_src(&s), map_eio, msg, &o), FO_OK);
+			expect_eio_after(m, 1, msg ? msg : "map callback failed");
+		} else if (kind % 3 == 1) {
+			assert_int_equal(fo_filter(&m, make_src(&s), filter_eio, msg, &o), FO_OK);
+			expect_eio_after(m, 1, msg ? msg : "filter callback failed");
+		} else {
+			assert_int_equal(fo_map_filter(&m, make_src(&s), map_filter_eio, msg, &o),
+			                 FO_OK);
+			expect_eio_after(m, 1, msg ? msg : "map_filter callback failed");
+		}
+		fo_iter_close(m);
+		assert_int_equal(ft_freed(&s.cnt), s.i);
+	}
+	/* EMIT: the error item carries it too. */
+	src_ctx s;
+	src_init(&s, 3);
+	fo_adapt_opts o;
+	fo_adapt_opts_init(&o);
+	o.on_error = FO_ERR_EMIT;
+	o.item_free = src_item_free;
+	o.item_free_ctx = &s;
+	fo_iter *m;
+	assert_int_equal(fo_map(&m, make_src(&s), map_eio, "emitted", &o), FO_OK);
+	void *x;
+	assert_int_equal(fo_iter_next(m, &x), FO_OK);
+	fo_iter_release(m, x);
+	assert_int_equal(fo_iter_next(m, &x), FO_OK);
+	assert_true(fo_iter_is_error(m));
+	assert_int_equal(((fo_error_item *)x)->err.sys_errno, EIO);
+	assert_string_equal(((fo_error_item *)x)->err.message, "emitted");
+	fo_error_item_free(x); /* frees the input too */
+	fo_iter_close(m);
+	assert_int_equal(ft_freed(&s.cnt), 2);
+}
+
+static int yield_once(void *ctx, void **item, uint64_t deadline)
+{
+	(void)deadline;
+	fo_iter **slot = ctx;
+	if (!*slot)
+		return FO_END;
+	*item = *slot;
+	*slot = NULL;
+	return FO_OK;
+}
+
+static void test_callback_errno_dropped_flatten(void **state)
+{
+	(void)state;
+	src_ctx s;
+	fo_iter *inner = make_eio_src(&s, "inner: EIO"), *outer, *f;
+	assert_int_equal(
+	    fo_iter_from_fn(&outer, yield_once, NULL, &inner, fo_iter_close_item, NULL), FO_OK);
+	fo_adapt_opts o;
+	fo_adapt_opts_init(&o);
+	o.item_free = src_item_free;
+	o.item_free_ctx = &s;
+	assert_int_equal(fo_flatten(&f, outer, &o), FO_OK);
+	expect_eio_after(f, 2, "inner: EIO");
+	fo_iter_close(f);
+	assert_int_equal(ft_freed(&s.cnt), 2);
+	assert_int_equal(s.closes, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +656,9 @@ int main(void)
 	    cmocka_unit_test(test_cursor_stream_failure_carries_code_and_message),
 	    cmocka_unit_test(test_cursor_passive_lap_is_absorbed_and_counted),
 	    cmocka_unit_test(test_cursor_fd_and_arm),
+	    cmocka_unit_test(test_callback_errno_dropped_fn_source),
+	    cmocka_unit_test(test_callback_errno_dropped_map_filter_map_filter),
+	    cmocka_unit_test(test_callback_errno_dropped_flatten),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

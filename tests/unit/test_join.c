@@ -371,6 +371,52 @@ static void test_join_iters_merges_an_iterator_of_iterators(void **state)
 	assert_int_equal(ft_freed(&cnt), 250);
 }
 
+/* Issue 12 bug 4: a source's FO_ESYS + errno (and its fo_fail() message) reaches the reader (fail
+ * fast) or the error item (continue) with its sys_errno. */
+static void test_join_callback_errno_dropped(void **state)
+{
+	(void)state;
+	for (int pol = 0; pol < 2; pol++) {
+		ft_counter_init(&cnt, 0);
+		fo_join_opts o = jopts(pol ? FO_JOIN_CONTINUE : FO_JOIN_FAIL_FAST);
+		fo_join *j;
+		assert_int_equal(fo_join_create(&j, &o), FO_OK);
+		ft_valve v;
+		ft_valve_init(&v, 10, 0);
+		ft_valve_open(&v, SIZE_MAX);
+		v.fail_at = 3;
+		v.fail_code = FO_ESYS;
+		v.fail_errno = EIO;
+		v.fail_msg = "valve: EIO";
+		assert_int_equal(fo_join_add(j, ft_valve_iter(&v, &cnt)), FO_OK);
+		fo_join_seal(j);
+		fo_iter *it = fo_join_iter(j);
+		void *x;
+		for (int i = 0; i < 3; i++) {
+			assert_int_equal(fo_iter_next(it, &x), FO_OK);
+			fo_iter_release(it, x);
+		}
+		if (pol) {
+			assert_int_equal(fo_iter_next(it, &x), FO_OK);
+			assert_true(fo_iter_is_error(it));
+			assert_int_equal(((fo_error_item *)x)->err.code, FO_ESYS);
+			assert_int_equal(((fo_error_item *)x)->err.sys_errno, EIO);
+			assert_string_equal(((fo_error_item *)x)->err.message, "valve: EIO");
+			fo_error_item_free(x);
+			assert_int_equal(fo_iter_next(it, &x), FO_END);
+		} else {
+			assert_int_equal(fo_iter_next(it, &x), FO_FAILED);
+			assert_int_equal(fo_iter_error(it)->code, FO_ESYS);
+			assert_int_equal(fo_iter_error(it)->sys_errno, EIO);
+			assert_string_equal(fo_iter_error(it)->message, "valve: EIO");
+		}
+		fo_iter_close(it);
+		fo_join_destroy(j);
+		assert_int_equal(ft_freed(&cnt), 3);
+		ft_valve_fini(&v);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +428,7 @@ int main(void)
 	    cmocka_unit_test(test_join_continue_mode_emits_error_items),
 	    cmocka_unit_test(test_join_invalid_arguments),
 	    cmocka_unit_test(test_join_iters_merges_an_iterator_of_iterators),
+	    cmocka_unit_test(test_join_callback_errno_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

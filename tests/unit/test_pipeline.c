@@ -357,6 +357,208 @@ static void test_pipeline_progress_hook_per_stage(void **state)
 	rig_down(&r);
 }
 
+/* ---- two stages of one pipeline merged (issue 12, bugs 2 and 3) ----------------------------- */
+
+/* Stages sa (over valve a, tag 1) and sb (over valve b, tag 2) of one pipeline, merged by a
+ * join (FLAT false) or by a flatten over [sb, sa] (FLAT true). */
+typedef struct branches {
+	ft_valve a, b;
+	ft_counter cnt;
+	fo_pipeline *p;
+	fo_join *j;
+	fo_iter *out;
+	unsigned close_ms; /* b's source close sleeps this long */
+} branches;
+
+static void slow_close(void *ctx)
+{
+	ft_valve *v = ctx;
+	branches *br = (branches *)((char *)v - offsetof(branches, b));
+	ft_sleep_ms(br->close_ms);
+	ft_valve_close(v);
+}
+
+static int yield_two(void *ctx, void **item, uint64_t deadline)
+{
+	(void)deadline;
+	fo_iter **pair = ctx;
+	for (int k = 0; k < 2; k++) {
+		if (pair[k]) {
+			*item = pair[k];
+			pair[k] = NULL;
+			return FO_OK;
+		}
+	}
+	return FO_END;
+}
+
+static void branches_up(branches *br, size_t na, size_t nb)
+{
+	ft_valve_init(&br->a, na, 1);
+	ft_valve_init(&br->b, nb, 2);
+	ft_valve_open(&br->a, SIZE_MAX);
+	ft_valve_open(&br->b, SIZE_MAX);
+	ft_counter_init(&br->cnt, 0);
+	assert_int_equal(fo_pipeline_create(&br->p, NULL), FO_OK);
+}
+
+static void branches_merge(branches *br, bool flat, fo_iter **pair)
+{
+	fo_iter *a = ft_valve_iter(&br->a, &br->cnt), *b, *sa, *sb;
+	assert_int_equal(
+	    fo_iter_from_fn(&b, ft_valve_next, slow_close, &br->b, ft_valve_item_free, &br->cnt),
+	    FO_OK);
+	assert_int_equal(fo_pipeline_buffer(br->p, &sa, a, 2), FO_OK); /* stage 0 */
+	assert_int_equal(fo_pipeline_buffer(br->p, &sb, b, 2), FO_OK); /* stage 1 */
+	br->j = NULL;
+	if (flat) {
+		pair[0] = sb;
+		pair[1] = sa;
+		fo_iter *outer;
+		assert_int_equal(
+		    fo_iter_from_fn(&outer, yield_two, NULL, pair, fo_iter_close_item, NULL),
+		    FO_OK);
+		fo_adapt_opts ao;
+		fo_adapt_opts_init(&ao);
+		ao.item_free = ft_valve_item_free;
+		ao.item_free_ctx = &br->cnt;
+		assert_int_equal(fo_flatten(&br->out, outer, &ao), FO_OK);
+	} else {
+		fo_join_opts jo;
+		fo_join_opts_init(&jo);
+		jo.item_free = ft_valve_item_free;
+		jo.item_free_ctx = &br->cnt;
+		jo.buffer = 4;
+		assert_int_equal(fo_join_create(&br->j, &jo), FO_OK);
+		assert_int_equal(fo_join_add(br->j, sa), FO_OK);
+		assert_int_equal(fo_join_add(br->j, sb), FO_OK);
+		assert_int_equal(fo_join_seal(br->j), FO_OK);
+		br->out = fo_join_iter(br->j);
+	}
+	fo_pipeline_destroy(br->p);
+}
+
+/* Reads until the end: counts items per tag, returns the end code. */
+static int branches_drain(branches *br, size_t *na, size_t *nb)
+{
+	void *x;
+	int rc;
+	*na = *nb = 0;
+	while ((rc = fo_iter_next(br->out, &x)) == FO_OK) {
+		if (((ft_item *)x)->producer == 1)
+			(*na)++;
+		else
+			(*nb)++;
+		fo_iter_release(br->out, x);
+	}
+	return rc;
+}
+
+static void branches_down(branches *br)
+{
+	fo_iter_close(br->out);
+	fo_join_destroy(br->j);
+	assert_int_equal(atomic_load(&br->a.closes), 1);
+	assert_int_equal(atomic_load(&br->b.closes), 1);
+	assert_int_equal(ft_freed(&br->cnt), ft_valve_pulls(&br->a) + ft_valve_pulls(&br->b));
+	ft_valve_fini(&br->a);
+	ft_valve_fini(&br->b);
+	ft_counter_fini(&br->cnt);
+}
+
+/* Issue 12 bug 2: when stage 1 ended normally, its close halted stage 0 (created before it,
+ * but not upstream of it): the reader got 2-3 of stage 0's items, then FO_FAILED. */
+static void test_merged_pipeline_stages_lose_items_when_one_ends(void **state)
+{
+	(void)state;
+	for (int flat = 0; flat <= 1; flat++) {
+		branches br = {.close_ms = 0};
+		fo_iter *pair[2];
+		branches_up(&br, 20, 2);
+		br.a.delay_ns = FT_MS(1); /* stage 0 still runs when stage 1 ends */
+		branches_merge(&br, flat, pair);
+		size_t na, nb;
+		assert_int_equal(branches_drain(&br, &na, &nb), FO_END);
+		assert_int_equal(na, 20);
+		assert_int_equal(nb, 2);
+		branches_down(&br);
+	}
+}
+
+/* Issue 12 bug 3: stage 1 failing halted stage 0, whose FO_ECANCELED could reach the join
+ * before stage 1's own error (stage 1 closes its source before publishing it: made slow
+ * here, so the cancellation always won before the fix). */
+static void test_merged_pipeline_stages_root_error_replaced_by_cancellation(void **state)
+{
+	(void)state;
+	for (int run = 0; run < 20; run++) {
+		branches br = {.close_ms = run % 2 ? 20 : 0};
+		fo_iter *pair[2];
+		branches_up(&br, SIZE_MAX, 10);
+		br.b.fail_at = 3;
+		br.b.fail_code = FO_ENOMEM;
+		branches_merge(&br, false, pair);
+		size_t na, nb;
+		assert_int_equal(branches_drain(&br, &na, &nb), FO_FAILED);
+		const fo_error *e = fo_iter_error(br.out);
+		assert_int_equal(e->code, FO_ENOMEM); /* never FO_ECANCELED */
+		assert_string_equal(e->message, fo_strerror(FO_ENOMEM));
+		assert_true(nb <= 3);
+		branches_down(&br);
+	}
+}
+
+/* Issue 12 bug 4: a source's FO_ESYS + errno, and a map's, reach the reader through every
+ * stage with their sys_errno. */
+static int map_eio(void *ctx, void *in, void **out)
+{
+	if (((ft_item *)in)->seq == 4) {
+		errno = EIO;
+		return ctx ? fo_fail(FO_ESYS, "%s", (const char *)ctx) : FO_ESYS;
+	}
+	*out = in;
+	return FO_OK;
+}
+
+static void test_pipeline_callback_errno_dropped(void **state)
+{
+	(void)state;
+	for (int run = 0; run < 4; run++) {
+		bool in_map = run & 1;
+		const char *msg = run & 2 ? "stage work: EIO" : NULL;
+		rig r;
+		rig_up(&r, 50);
+		if (!in_map) {
+			r.v.fail_at = 4;
+			r.v.fail_code = FO_ESYS;
+			r.v.fail_errno = EIO;
+			r.v.fail_msg = msg;
+			rig_chain(&r, 3, 2);
+		} else { /* stage 0 -> map -> stage 1 -> stage 2 */
+			fo_iter *s0, *m, *s1;
+			assert_int_equal(
+			    fo_pipeline_buffer(r.p, &s0, ft_valve_iter(&r.v, &r.cnt), 2), FO_OK);
+			fo_adapt_opts ao;
+			fo_adapt_opts_init(&ao);
+			ao.item_free = ft_item_free;
+			ao.item_free_ctx = &r.cnt;
+			assert_int_equal(fo_map(&m, s0, map_eio, (void *)msg, &ao), FO_OK);
+			assert_int_equal(fo_pipeline_buffer(r.p, &s1, m, 2), FO_OK);
+			assert_int_equal(fo_pipeline_buffer(r.p, &r.out, s1, 2), FO_OK);
+		}
+		read_in_order(r.out, 0, 4);
+		void *x;
+		assert_int_equal(fo_iter_next(r.out, &x), FO_FAILED);
+		const fo_error *e = fo_iter_error(r.out);
+		assert_int_equal(e->code, FO_ESYS);
+		assert_int_equal(e->sys_errno, EIO);
+		assert_string_equal(e->message, msg      ? msg
+		                                : in_map ? "map callback failed"
+		                                         : fo_strerror(FO_ESYS));
+		rig_down(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +575,9 @@ int main(void)
 	    cmocka_unit_test(test_pipeline_try_timed_and_fd_arm),
 	    cmocka_unit_test(test_pipeline_error_items_pass_through),
 	    cmocka_unit_test(test_pipeline_progress_hook_per_stage),
+	    cmocka_unit_test(test_merged_pipeline_stages_lose_items_when_one_ends),
+	    cmocka_unit_test(test_merged_pipeline_stages_root_error_replaced_by_cancellation),
+	    cmocka_unit_test(test_pipeline_callback_errno_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/**
+ * cli/cli.h - shared helpers of the `fanout` command: usage errors, number
+ * parsing, whole writes, child processes started with posix_spawn().
+ */
+#ifndef FANOUT_CLI_H
+#define FANOUT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* Exit status for bad flags and bad values (one line on stderr). */
+#define CLI_EXIT_USAGE 2
+
+int cli_tee(int argc, char **argv);
+int cli_map(int argc, char **argv);
+
+/* Prints "fanout SUB: <message>  (see 'fanout SUB --help')" and exits 2. */
+_Noreturn void cli_usage_error(const char *sub, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints "fanout: <message>" on stderr (errno text appended when @err != 0). */
+void cli_warn(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse an integer in [lo, hi] or a positive number of seconds; usage error otherwise. */
+long long cli_parse_int(const char *sub, const char *flag, const char *s, long long lo,
+                        long long hi);
+double cli_parse_seconds(const char *sub, const char *flag, const char *s);
+
+/* Make sure descriptors 0, 1 and 2 are open (on /dev/null if they are not). */
+void cli_std_fds(void);
+
+/* Write all of @iov (updated in place); retries EINTR and short writes.
+ * Returns 0, or an errno value (EPIPE when the reader is gone). */
+int cli_writev_all(int fd, struct iovec *iov, int cnt);
+int cli_write_all(int fd, const void *buf, size_t len);
+
+/* A growable byte buffer. */
+typedef struct cli_buf {
+	char *p;
+	size_t len, cap;
+} cli_buf;
+/* Make room for @more bytes after len; false when out of memory. */
+bool cli_buf_reserve(cli_buf *b, size_t more);
+bool cli_buf_add(cli_buf *b, const void *p, size_t n);
+
+/**
+ * cli_spawn() - posix_spawnp(@argv) with @in/@out/@err as descriptors 0/1/2
+ * (-1: inherit), in a new process group when @pgroup, with every signal
+ * back to its default disposition (fanout ignores SIGPIPE) and an empty mask.
+ * Returns 0 and sets *@pid, or the errno value of posix_spawnp.
+ */
+int cli_spawn(pid_t *pid, char *const argv[], int in, int out, int err, bool pgroup);
+
+/* Shell status of a wait status: the exit code, or 128 + the signal. */
+int cli_wait_code(int wstatus);
+
+/* The version string of the library. */
+const char *cli_version(void);
+
+#endif /* FANOUT_CLI_H */

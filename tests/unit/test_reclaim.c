@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * test_reclaim.c - memory bounds of the stream core (docs/design.md §6), one regression test
+ * per bug of issue 12 that concerned reclamation:
+ *
+ *   bug 1  push_many with no active reader (taps only, share group only, no cursor): live
+ *          segments grew without bound (the producer-side trigger looked only at the segment
+ *          the hint moved to; share-group reads never reclaimed).
+ *   bug 5  one producer stalled between its claim and its store kept every later segment.
+ *   bug 6  a share-group-only stream kept its segments after the producer stopped.
+ *   bug 7  a cursor created on a failed stream reads FO_FAILED (the header said FO_END).
+ *
+ * Memory is measured with fo_stream_get_stats() (live segments).  Worker threads record the
+ * maximum they saw; the main thread asserts.
+ */
+#include <semaphore.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "fo_test.h"
+
+#define SEG            256u  /* items per segment (stream_impl.h SEG_SLOTS) */
+#define MAX_BATCH      1024u /* push_many sizes 1..MAX_BATCH */
+#define WINDOW         4096u /* the taps' passive window */
+#define CAPACITY       4096u /* group mode: the group is lossless, so bound its backlog */
+#define NTAPS          2
+#define NMEMBERS       2
+#define BATCH_SEGS     (MAX_BATCH / SEG + 1) /* segments one batch can touch */
+#define RECLAIM_GAP    4u                    /* producers reclaim every 4 segments */
+#define RECLAIM_MISSES 8u          /* deferred requests before a producer waits (src/segment.c) */
+#define SINGLE_ITEMS   (96u * SEG) /* per producer, single pushes */
+
+enum mode { M_NONE, M_TAPS, M_GROUP };
+static const char *const mode_name[] = {"no cursor", "taps only", "share group only"};
+
+/*
+ * The documented bound (design.md §6, "Memory bound") in segments: what the readers may keep
+ * (the window and the taps' pins; the group's backlog up to the capacity and the members'
+ * pins), plus the reclamation gap, the hint segment and a batch in flight; with producer
+ * threads, what they push while a reclaimer holding the registry lock is descheduled
+ * (RECLAIM_MISSES deferred requests, then each producer's next request waits: one more gap and
+ * batch each).
+ */
+static size_t seg_bound(enum mode m, unsigned nprod)
+{
+	size_t b = RECLAIM_GAP + 1 + BATCH_SEGS;
+	if (nprod) /* a reclaimer descheduled while others push (design.md §6) */
+		b += RECLAIM_MISSES * RECLAIM_GAP + nprod * (BATCH_SEGS + RECLAIM_GAP);
+	if (m == M_TAPS)
+		b += WINDOW / SEG + NTAPS;
+	if (m == M_GROUP)
+		b += CAPACITY / SEG + NMEMBERS;
+	return b;
+}
+
+/* Producer threads per configuration: 0 (the test thread pushes) to 3.  (Before bug 5's fix,
+ * a producer preempted between claim and store stopped reclamation: thousands of segments
+ * with 2-3 producers and no consumer.) */
+static unsigned max_producers(enum mode m)
+{
+	(void)m;
+	return 3;
+}
+
+static size_t live_segments(fo_stream *s)
+{
+	return ft_stats(s).live_segments;
+}
+
+/* Batches of @size pushed per size: enough to cross 24 segments, at least 8. */
+static size_t batches_for(size_t size)
+{
+	size_t b = 24 * SEG / size;
+	return b < 8 ? 8 : b;
+}
+
+/* Sizes stride: every size in a normal build, a sample under sanitizers (plus the sizes that
+ * step whole segments, which the old trigger missed most often). */
+static bool size_wanted(size_t size)
+{
+	return !ft_sanitized() || size % 13 == 1 || size % SEG == 0 || size == 2 * SEG - 1;
+}
+
+typedef struct producer {
+	pthread_t th;
+	fo_stream *s;
+	unsigned id, nprod;
+	bool single; /* fo_stream_push instead of push_many */
+	size_t pushed;
+	size_t max_live;
+	int err; /* first push error */
+} producer;
+
+static void *tokens(void)
+{
+	static void *items[MAX_BATCH];
+	for (size_t i = 0; i < MAX_BATCH; i++)
+		items[i] = ft_tok(i);
+	return items;
+}
+
+/* Push this producer's share; sample live segments after each batch. */
+static void produce(producer *p)
+{
+	void *const *items = tokens();
+	if (p->single) {
+		for (size_t i = 0; i < SINGLE_ITEMS; i++) {
+			int rc = fo_stream_push(p->s, ft_tok(i));
+			if (rc != FO_OK && !p->err)
+				p->err = rc;
+			p->pushed += rc == FO_OK;
+			if (i % 64 == 0) {
+				size_t l = live_segments(p->s);
+				if (l > p->max_live)
+					p->max_live = l;
+			}
+		}
+		return;
+	}
+	unsigned stride = p->nprod ? p->nprod : 1;
+	for (size_t size = 1 + p->id; size <= MAX_BATCH; size += stride) {
+		if (!size_wanted(size))
+			continue;
+		for (size_t b = batches_for(size); b; b--) {
+			int rc = fo_stream_push_many(p->s, items, size);
+			if (rc != FO_OK && !p->err)
+				p->err = rc;
+			p->pushed += rc == FO_OK ? size : 0;
+			size_t l = live_segments(p->s);
+			if (l > p->max_live)
+				p->max_live = l;
+		}
+	}
+}
+
+static atomic_uint producers_done;
+
+static void *producer_main(void *arg)
+{
+	produce(arg);
+	atomic_fetch_add(&producers_done, 1);
+	return NULL;
+}
+
+/* Take everything ready through the members, alternating; returns items taken. */
+static size_t drain_group(fo_cursor **m)
+{
+	void *buf[64];
+	size_t total = 0, n;
+	for (unsigned i = 0;; i++) {
+		int rc = fo_cursor_next_many(m[i % NMEMBERS], buf, 64, &n);
+		if (rc != FO_OK)
+			return total;
+		total += n;
+	}
+}
+
+/*
+ * One configuration: a stream with the readers of @m, @nprod producer threads (0: the test
+ * thread pushes, and drains the group between batches), single pushes or push_many of every
+ * size.  Asserts the live-segment bound throughout, that the group drained everything, and
+ * that every destructor ran once.
+ */
+static void run_bounded(enum mode m, unsigned nprod, bool single)
+{
+	ft_counter cnt;
+	ft_counter_init(&cnt, 0);
+	fo_stream_opts o = ft_opts(&cnt);
+	o.passive_window = WINDOW;
+	if (m == M_GROUP && nprod)
+		o.capacity = CAPACITY;
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	fo_cursor *r[NMEMBERS + NTAPS] = {0};
+	if (m == M_TAPS)
+		for (int i = 0; i < NTAPS; i++)
+			assert_int_equal(fo_stream_cursor(s, &r[i], FO_PASSIVE), FO_OK);
+	if (m == M_GROUP) {
+		assert_int_equal(fo_stream_cursor(s, &r[0], FO_SHARED), FO_OK);
+		for (int i = 1; i < NMEMBERS; i++)
+			assert_int_equal(fo_cursor_fork(r[0], &r[i], FO_SHARED), FO_OK);
+	}
+
+	producer p[3] = {0};
+	atomic_store(&producers_done, 0);
+	size_t pushed = 0, taken = 0, max_live = 0, bound = seg_bound(m, nprod);
+	if (nprod == 0) {
+		/* The test thread: push one size's batches, drain the group between them. */
+		void *const *items = tokens();
+		for (size_t size = 1; size <= MAX_BATCH; size++) {
+			if (single && size > 1)
+				break;
+			if (!single && !size_wanted(size))
+				continue;
+			size_t nb = single ? SINGLE_ITEMS : batches_for(size);
+			for (size_t b = 0; b < nb; b++) {
+				if (single)
+					assert_int_equal(fo_stream_push(s, ft_tok(b)), FO_OK);
+				else
+					assert_int_equal(fo_stream_push_many(s, items, size),
+					                 FO_OK);
+				pushed += single ? 1 : size;
+				if (m == M_GROUP)
+					taken += drain_group(r);
+				size_t l = live_segments(s);
+				if (l > max_live)
+					max_live = l;
+				if (l > bound)
+					print_message(
+					    "%s, size %zu: %zu live segments (bound %zu)\n",
+					    mode_name[m], single ? 1 : size, l, bound);
+				assert_true(l <= bound);
+			}
+		}
+	} else {
+		for (unsigned i = 0; i < nprod; i++) {
+			p[i] = (producer){.s = s, .id = i, .nprod = nprod, .single = single};
+			assert_int_equal(pthread_create(&p[i].th, NULL, producer_main, &p[i]), 0);
+		}
+		if (m == M_GROUP) {
+			/* The work queue's consumer: drain until every producer is done. */
+			for (;;) {
+				bool finished = atomic_load(&producers_done) == nprod;
+				taken += drain_group(r);
+				size_t l = live_segments(s);
+				if (l > max_live)
+					max_live = l;
+				if (finished)
+					break;
+				void *it;
+				taken += fo_cursor_timed_next(r[0], &it, FT_MS(1)) == FO_OK;
+			}
+		}
+		for (unsigned i = 0; i < nprod; i++) {
+			assert_int_equal(pthread_join(p[i].th, NULL), 0);
+			assert_int_equal(p[i].err, FO_OK);
+			pushed += p[i].pushed;
+			if (p[i].max_live > max_live)
+				max_live = p[i].max_live;
+		}
+		if (m == M_GROUP)
+			taken += drain_group(r);
+		if (max_live > bound)
+			print_message("%s, %u producers, %s: %zu live segments (bound %zu)\n",
+			              mode_name[m], nprod, single ? "push" : "push_many", max_live,
+			              bound);
+		assert_true(max_live <= bound);
+	}
+	print_message("%-16s %u producers %-9s: %zu items, max %zu live segments (bound %zu)\n",
+	              mode_name[m], nprod, single ? "push" : "push_many", pushed, max_live, bound);
+	if (m == M_GROUP) {
+		assert_int_equal(taken, pushed);
+		/* Bug 6: the readers reclaim by themselves once everything is read. */
+		assert_true(live_segments(s) <= 3);
+	}
+	for (int i = 0; i < NMEMBERS + NTAPS; i++)
+		fo_cursor_close(r[i]);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&cnt), pushed);
+	ft_counter_fini(&cnt);
+}
+
+/* ======================================================================================== */
+/* Bug 1: push_many with no active reader                                                    */
+/* ======================================================================================== */
+
+static void test_bug1_push_many_no_cursor_bounded(void **state)
+{
+	(void)state;
+	for (unsigned k = 0; k <= max_producers(M_NONE); k++)
+		run_bounded(M_NONE, k, false);
+}
+
+static void test_bug1_push_many_taps_bounded(void **state)
+{
+	(void)state;
+	for (unsigned k = 0; k <= max_producers(M_TAPS); k++)
+		run_bounded(M_TAPS, k, false);
+}
+
+static void test_bug1_push_many_share_group_bounded(void **state)
+{
+	(void)state;
+	for (unsigned k = 0; k <= max_producers(M_GROUP); k++)
+		run_bounded(M_GROUP, k, false);
+}
+
+static void test_bug1_single_pushes_bounded(void **state)
+{
+	(void)state;
+	for (enum mode m = M_NONE; m <= M_GROUP; m++)
+		for (unsigned k = 0; k <= max_producers(m); k++)
+			run_bounded(m, k, true);
+}
+
+/* ======================================================================================== */
+/* Bug 6: share-group-only streams reclaim on reads                                          */
+/* ======================================================================================== */
+
+static void test_bug6_share_group_reads_reclaim_after_producer_stops(void **state)
+{
+	(void)state;
+	ft_counter cnt;
+	ft_counter_init(&cnt, 0);
+	fo_stream_opts o = ft_opts(&cnt);
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	fo_cursor *m[NMEMBERS];
+	assert_int_equal(fo_stream_cursor(s, &m[0], FO_SHARED), FO_OK);
+	assert_int_equal(fo_cursor_fork(m[0], &m[1], FO_SHARED), FO_OK);
+	const size_t n = 70 * SEG;
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(fo_stream_push(s, ft_tok(i)), FO_OK);
+	assert_true(live_segments(s) >= 70); /* the group holds them all: lossless */
+	/* The producer has stopped: the members' reads alone must give the memory back. */
+	assert_int_equal(drain_group(m), n);
+	size_t live = live_segments(s);
+	print_message("after draining %zu items: %zu live segments\n", n, live);
+	assert_true(live <= 3);
+	assert_true(ft_stats(s).retained_items <= live * SEG);
+	fo_cursor_close(m[0]);
+	fo_cursor_close(m[1]);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&cnt), n);
+	ft_counter_fini(&cnt);
+}
+
+/* ======================================================================================== */
+/* Bug 5: a stalled push                                                                     */
+/* ======================================================================================== */
+
+/* The library's test hook (src/stream_impl.h): called between a general push's claim and its
+ * stores. */
+extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n);
+
+static _Thread_local bool stall_here; /* set on the thread to stall */
+static sem_t stalled, resume;
+static atomic_uint_least64_t stalled_at;
+
+static void stall_hook(fo_stream *s, uint64_t first, size_t n)
+{
+	(void)s;
+	(void)n;
+	if (!stall_here)
+		return;
+	stall_here = false;
+	atomic_store(&stalled_at, first);
+	sem_post(&stalled);
+	while (sem_wait(&resume) != 0)
+		;
+}
+
+typedef struct staller {
+	pthread_t th;
+	fo_stream *s;
+	void *items[3];
+	int rc;
+} staller;
+
+static void *staller_main(void *arg)
+{
+	staller *st = arg;
+	stall_here = true;
+	st->rc = fo_stream_push_many(st->s, st->items, 3);
+	return NULL;
+}
+
+enum stall_reader { SR_NONE, SR_TAPS, SR_ACTIVE_AFTER, SR_ACTIVE_BEFORE };
+static const char *const sr_name[] = {"no cursor", "taps only", "active cursor after the stall",
+                                      "active cursor before the stall"};
+
+/* Read the heap items of @c until @want arrived; check they come in @seq order from @from. */
+static size_t read_seq(fo_cursor *c, uint64_t from, size_t want)
+{
+	size_t got = 0;
+	void *it;
+	while (got < want) {
+		int rc = fo_cursor_timed_next(c, &it, FT_MS(2000));
+		if (rc != FO_OK)
+			break;
+		assert_true(ft_item_ok(it));
+		assert_int_equal(((ft_item *)it)->seq, from + got);
+		got++;
+	}
+	return got;
+}
+
+/*
+ * One producer claims 3 slots (position 10 on) and stops before storing them; meanwhile the
+ * test thread pushes @segs segments.  Live segments must stay within the bound plus the one
+ * segment the stalled claim lies in.  Then the producer stores; every item is destroyed once
+ * (heap items: ASan sees a double free or a leak), and an active cursor from before the stall
+ * reads the stalled items in their place.
+ */
+static void run_stalled(enum stall_reader r)
+{
+	ft_counter cnt;
+	ft_counter_init(&cnt, 0);
+	fo_stream_opts o = ft_heap_opts(&cnt);
+	o.passive_window = WINDOW;
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	fo_cursor *c[NTAPS] = {0};
+	if (r == SR_TAPS)
+		for (int i = 0; i < NTAPS; i++)
+			assert_int_equal(fo_stream_cursor(s, &c[i], FO_PASSIVE), FO_OK);
+	if (r == SR_ACTIVE_BEFORE)
+		assert_int_equal(fo_stream_cursor(s, &c[0], FO_ACTIVE), FO_OK);
+	uint64_t seq = 0;
+	for (; seq < 10; seq++)
+		assert_int_equal(fo_stream_push(s, ft_item_new(seq)), FO_OK);
+
+	assert_int_equal(sem_init(&stalled, 0, 0), 0);
+	assert_int_equal(sem_init(&resume, 0, 0), 0);
+	fo__claim_hook = stall_hook;
+	staller st = {.s = s};
+	for (int i = 0; i < 3; i++)
+		st.items[i] = ft_item_new(seq + i);
+	assert_int_equal(pthread_create(&st.th, NULL, staller_main, &st), 0);
+	while (sem_wait(&stalled) != 0)
+		;
+	assert_int_equal(atomic_load(&stalled_at), seq);
+	seq += 3;
+	if (r == SR_ACTIVE_AFTER)
+		assert_int_equal(fo_stream_cursor(s, &c[0], FO_ACTIVE), FO_OK);
+
+	/* An active cursor from before the stall keeps everything after it (by contract): push
+	 * a little.  Otherwise push 400 segments and watch the bound. */
+	const size_t segs = r == SR_ACTIVE_BEFORE ? 8 : 400;
+	const size_t bound = seg_bound(r == SR_TAPS ? M_TAPS : M_NONE, 1) + 1;
+	size_t max_live = 0;
+	void *batch[SEG];
+	for (size_t k = 0; k < segs; k++) {
+		for (size_t i = 0; i < SEG; i++)
+			batch[i] = ft_item_new(seq + i);
+		assert_int_equal(fo_stream_push_many(s, batch, SEG), FO_OK);
+		if (r == SR_ACTIVE_AFTER)
+			assert_int_equal(read_seq(c[0], seq, SEG), SEG);
+		seq += SEG;
+		size_t l = live_segments(s);
+		if (l > max_live)
+			max_live = l;
+		if (r != SR_ACTIVE_BEFORE && l > bound) {
+			print_message("%s: %zu live segments after %zu (bound %zu)\n", sr_name[r],
+			              l, k + 1, bound);
+			assert_true(l <= bound);
+		}
+	}
+	fo_stream_stats during = ft_stats(s);
+	void *it;
+	if (r == SR_TAPS) /* the taps stood in the unlinked segment: lapped */
+		for (int i = 0; i < NTAPS; i++) {
+			assert_int_equal(fo_cursor_try_next(c[i], &it), FO_LAGGED);
+			assert_true(fo_cursor_lagged(c[i]) > 0);
+		}
+	if (r == SR_ACTIVE_BEFORE) { /* it waits at the stalled slot, loses nothing */
+		assert_int_equal(read_seq(c[0], 0, 10), 10);
+		assert_int_equal(fo_cursor_try_next(c[0], &it), FO_EMPTY);
+	}
+
+	/* The producer stores; its segment goes at the next reclamation. */
+	assert_int_equal(sem_post(&resume), 0);
+	assert_int_equal(pthread_join(st.th, NULL), 0);
+	fo__claim_hook = NULL;
+	assert_int_equal(st.rc, FO_OK);
+	if (r == SR_ACTIVE_BEFORE)
+		assert_int_equal(read_seq(c[0], 10, seq - 10), seq - 10);
+	for (size_t k = 0; k < 8; k++) {
+		for (size_t i = 0; i < SEG; i++)
+			batch[i] = ft_item_new(seq + i);
+		assert_int_equal(fo_stream_push_many(s, batch, SEG), FO_OK);
+		if (r == SR_ACTIVE_AFTER || r == SR_ACTIVE_BEFORE)
+			assert_int_equal(read_seq(c[0], seq, SEG), SEG);
+		seq += SEG;
+	}
+	size_t after = live_segments(s);
+	print_message("%-31s: max %zu live segments while stalled (bound %zu; cached %zu), %zu "
+	              "after\n",
+	              sr_name[r], max_live, bound, during.cached_segments, after);
+	assert_true(after <= seg_bound(r == SR_TAPS ? M_TAPS : M_NONE, 1));
+	for (int i = 0; i < NTAPS; i++)
+		fo_cursor_close(c[i]);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&cnt), seq);
+	sem_destroy(&stalled);
+	sem_destroy(&resume);
+	ft_counter_fini(&cnt);
+}
+
+static void test_bug5_stalled_producer_no_cursor_bounded(void **state)
+{
+	(void)state;
+	run_stalled(SR_NONE);
+}
+
+static void test_bug5_stalled_producer_taps_bounded(void **state)
+{
+	(void)state;
+	run_stalled(SR_TAPS);
+}
+
+static void test_bug5_stalled_producer_active_after_bounded(void **state)
+{
+	(void)state;
+	run_stalled(SR_ACTIVE_AFTER);
+}
+
+static void test_bug5_stalled_producer_loses_nothing_for_active_before(void **state)
+{
+	(void)state;
+	run_stalled(SR_ACTIVE_BEFORE);
+}
+
+/* The issue's reproduction: a destructor that blocks inside a push on a cursor-less stream
+ * (it used to run between the claim and the store), a tap created meanwhile, 10 M pushes. */
+static atomic_int block_next_free;
+static sem_t in_free, free_go;
+static ft_counter blocking_cnt;
+
+static void blocking_free(void *item, void *ctx)
+{
+	int one = 1;
+	if (atomic_compare_exchange_strong(&block_next_free, &one, 0)) {
+		sem_post(&in_free);
+		while (sem_wait(&free_go) != 0)
+			;
+	}
+	ft_count_free(item, ctx);
+}
+
+static void *blocked_pusher(void *arg)
+{
+	fo_stream *s = arg;
+	return (void *)(intptr_t)fo_stream_push(s, ft_tok(0));
+}
+
+static void test_bug5_blocking_destructor_in_push_holds_no_memory(void **state)
+{
+	(void)state;
+	ft_counter_init(&blocking_cnt, 0);
+	fo_stream_opts o = ft_opts(&blocking_cnt);
+	o.item_free = blocking_free;
+	o.passive_window = WINDOW;
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	assert_int_equal(sem_init(&in_free, 0, 0), 0);
+	assert_int_equal(sem_init(&free_go, 0, 0), 0);
+	atomic_store(&block_next_free, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, blocked_pusher, s), 0);
+	while (sem_wait(&in_free) != 0)
+		;
+	fo_cursor *tap;
+	assert_int_equal(fo_stream_cursor(s, &tap, FO_PASSIVE), FO_OK);
+	const size_t n = ft_scale(10000000) / SEG * SEG, bound = seg_bound(M_TAPS, 1);
+	void *const *items = tokens();
+	size_t max_live = 0, max_cached = 0;
+	for (size_t done = 0; done < n; done += SEG) {
+		assert_int_equal(fo_stream_push_many(s, items, SEG), FO_OK);
+		fo_stream_stats st = ft_stats(s);
+		if (st.live_segments > max_live)
+			max_live = st.live_segments;
+		if (st.cached_segments > max_cached)
+			max_cached = st.cached_segments;
+		if (st.live_segments > bound)
+			print_message("%zu live segments after %zu items (bound %zu)\n",
+			              st.live_segments, done + SEG, bound);
+		assert_true(st.live_segments <= bound);
+	}
+	print_message("blocked destructor: %zu items, max %zu live segments (bound %zu), max %zu "
+	              "cached\n",
+	              n, max_live, bound, max_cached);
+	assert_int_equal(sem_post(&free_go), 0);
+	void *rc;
+	assert_int_equal(pthread_join(th, &rc), 0);
+	assert_int_equal((int)(intptr_t)rc, FO_OK);
+	fo_cursor_close(tap);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&blocking_cnt), n + 1);
+	sem_destroy(&in_free);
+	sem_destroy(&free_go);
+	ft_counter_fini(&blocking_cnt);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bug1_push_many_no_cursor_bounded),
+	    cmocka_unit_test(test_bug1_push_many_taps_bounded),
+	    cmocka_unit_test(test_bug1_push_many_share_group_bounded),
+	    cmocka_unit_test(test_bug1_single_pushes_bounded),
+	    cmocka_unit_test(test_bug5_stalled_producer_no_cursor_bounded),
+	    cmocka_unit_test(test_bug5_stalled_producer_taps_bounded),
+	    cmocka_unit_test(test_bug5_stalled_producer_active_after_bounded),
+	    cmocka_unit_test(test_bug5_stalled_producer_loses_nothing_for_active_before),
+	    cmocka_unit_test(test_bug5_blocking_destructor_in_push_holds_no_memory),
+	    cmocka_unit_test(test_bug6_share_group_reads_reclaim_after_producer_stops),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
