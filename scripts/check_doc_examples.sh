@@ -6,7 +6,8 @@
 # docs/**/*.md is written to its own file and compiled as C11 with -Wall -Wextra -Werror.
 # A block with a main() is linked against libfanout and run (it must exit 0 within 20 s);
 # one without main() must still compile as a translation unit (-c; its static functions
-# may go unused).
+# may go unused), after <fanout/fanout.h>, <stdbool.h>, <stddef.h> and <stdint.h>: so a
+# synopsis of prototypes compiles only if it matches the headers.
 #
 # Convention: a block that is a fragment (a synopsis, a recipe that leaves out the
 # surrounding program) says so with an HTML comment, invisible in rendered Markdown, on the
@@ -94,7 +95,7 @@ for f in "$work"/*.c; do
 	if grep -qE '^[a-z].*[ *]main\(' "$f"; then
 		if ! "$cc" "${cflags[@]}" -o "${f%.c}" "$f" "${libs[@]}" "${extra[@]}" 2>"$f.log"; then
 			cat "$f.log"
-			echo "FAIL  $where: compile/link"
+			echo "FAIL  $where: compile/link (a fragment? put <!-- fragment --> on the line before its fence)"
 			failed=1
 			continue
 		fi
@@ -108,9 +109,15 @@ for f in "$work"/*.c; do
 		ran=$((ran + 1))
 		echo "ok    $where (compiled, linked, ran)"
 	else
-		if ! "$cc" "${cflags[@]}" -Wno-unused-function "${extra[@]}" -c -o "${f%.c}.o" "$f" 2>"$f.log"; then
+		{
+			printf '#include <fanout/fanout.h>\n#include <stdbool.h>\n'
+			printf '#include <stddef.h>\n#include <stdint.h>\n'
+			cat "$f"
+		} >"${f%.c}.tu.c"
+		if ! "$cc" "${cflags[@]}" -Wno-unused-function "${extra[@]}" -c -o "${f%.c}.o" \
+			"${f%.c}.tu.c" 2>"$f.log"; then
 			cat "$f.log"
-			echo "FAIL  $where: compile"
+			echo "FAIL  $where: compile (a fragment? put <!-- fragment --> on the line before its fence)"
 			failed=1
 			continue
 		fi

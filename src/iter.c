@@ -165,7 +165,7 @@ int fo_iter_try_next(fo_iter *it, void **item)
 
 int fo_iter_timed_next(fo_iter *it, void **item, int64_t timeout_ns)
 {
-	if (!it || !item || timeout_ns < 0)
+	if (!it || !item)
 		return FO_EINVAL;
 	int rc = fo__iter_pull(it, item, fo__iter_deadline(timeout_ns), NULL);
 	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;

@@ -171,7 +171,8 @@ void fo__waker_stop(struct fo__waker *w);
 /* For joins: the cursor under a cursor iterator, or NULL for other kinds. */
 fo_cursor *fo__iter_cursor(fo_iter *it);
 
-/* The absolute deadline of a relative timeout for the vtables: 0 stays 0 (try). */
+/* The absolute deadline of a relative timeout for the vtables (status.h's convention):
+ * 0 stays 0 (try), negative is FO__NO_DEADLINE. */
 static inline uint64_t fo__iter_deadline(int64_t timeout_ns)
 {
 	return timeout_ns == 0 ? 0 : fo__deadline(timeout_ns);

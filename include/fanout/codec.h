@@ -100,7 +100,9 @@ typedef struct fo_codec {
  */
 typedef struct fo_bytes {
 	size_t len;
+	FO__FLEX_BEGIN
 	unsigned char data[];
+	FO__FLEX_END
 } fo_bytes;
 
 /**

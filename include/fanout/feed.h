@@ -148,7 +148,8 @@ FO_API int fo_feed_try_next(fo_feeder *f, fo_cursor *c, void **item);
 
 /**
  * fo_feed_timed_next() - as fo_feed_next(), at most @timeout_ns:
- * FO_TIMEDOUT (negative: FO_EINVAL).  The deadline is passed to the pull.
+ * FO_TIMEDOUT (status.h's convention: 0 = do not wait, negative = no
+ * limit).  The deadline is passed to the pull.
  */
 FO_API int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t timeout_ns);
 

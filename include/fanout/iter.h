@@ -78,11 +78,15 @@ typedef void *(*fo_item_copy_fn)(const void *item, void *ctx);
  * @ctx:      the context given to fo_iter_from_fn().
  * @item:     out: the next item (non-NULL), owned by the caller afterwards.
  * @deadline: absolute CLOCK_MONOTONIC time in ns: 0 = do not wait,
- *            UINT64_MAX = wait as long as it takes.  A callback that cannot
+ *            UINT64_MAX = wait as long as it takes.  (An absolute time, not
+ *            status.h's relative timeout: nested pulls share one deadline.)  A callback that cannot
  *            wait may ignore it and block (then try/timed reads block too).
  * Returns: FO_OK; FO_END (the source is exhausted); FO_EMPTY or FO_TIMEDOUT
  * (nothing before the deadline; never with UINT64_MAX); any other value is
- * an error: the iterator fails with that code (sticky).
+ * an error: the iterator fails with that code (sticky), with errno as
+ * sys_errno when the code is FO_ESYS, and the message given to fo_fail()
+ * during this call (else fo_strerror(code)).  Joins, feeds and pipelines
+ * pass the whole error on.
  */
 typedef int (*fo_iter_next_fn)(void *ctx, void **item, uint64_t deadline);
 
@@ -192,7 +196,8 @@ FO_API int fo_iter_try_next(fo_iter *it, void **item);
 
 /**
  * fo_iter_timed_next() - as fo_iter_next() but waits at most @timeout_ns:
- * FO_TIMEDOUT when it passes (0: do not wait; negative: FO_EINVAL).
+ * FO_TIMEDOUT when it passes (status.h's convention: 0 = do not wait;
+ * negative = no limit).
  * Nothing is lost by a timeout.
  */
 FO_API int fo_iter_timed_next(fo_iter *it, void **item, int64_t timeout_ns);

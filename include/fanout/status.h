@@ -20,6 +20,15 @@
  * returns C's usual -1 or 1 must not read as FO_ECLOSED or FO_END.  Always
  * compare against the names; the numbers are not part of the API.
  *
+ * Timeouts, one convention for every public timed call (fo_*_timed_*,
+ * fo_stream_wait_room): an int64_t timeout_ns, relative, in nanoseconds
+ * (CLOCK_MONOTONIC); 0 = do not wait (answer at once: FO_TIMEDOUT, or
+ * FO_FULL for fo_stream_wait_room, when nothing is ready); negative = no
+ * limit, exactly as the call without a timeout.  Options that bound work
+ * rather than a wait (fo_pmap_opts.timeout_ns: 0 = none) and the source
+ * callback fo_iter_next_fn (an absolute deadline, shared by nested pulls)
+ * say so where they are declared.
+ *
  * Values that are not status codes, in one place:
  *   - fo_*_fd() (fo_cursor_fd, fo_iter_fd, fo_future_fd, fo_waitfor_fd)
  *     return a file descriptor (>= 0) or a negative FO_E* code.

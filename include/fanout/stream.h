@@ -158,7 +158,8 @@ FO_API int fo_stream_try_push(fo_stream *s, void *item);
 
 /**
  * fo_stream_timed_push() - like fo_stream_push() but waits at most
- * @timeout_ns nanoseconds for room (0: do not wait, negative: FO_EINVAL).
+ * @timeout_ns nanoseconds for room (status.h's timeout convention: 0 = do
+ * not wait, negative = no limit).
  * Returns: as fo_stream_push(), plus FO_TIMEDOUT (the caller keeps @item).
  */
 FO_API int fo_stream_timed_push(fo_stream *s, void *item, int64_t timeout_ns);
@@ -180,7 +181,7 @@ FO_API int fo_stream_push_many(fo_stream *s, void *const *items, size_t n);
  * For a producer that must not pull its next item before there is room for
  * it (a feed keeping exactly `ahead` items ahead): with a single producer
  * the room cannot disappear before its next push.
- * @timeout_ns: 0 = do not wait; negative = wait without limit.
+ * @timeout_ns: status.h's convention: 0 = do not wait; negative = no limit.
  * Returns: FO_OK; FO_TIMEDOUT (or FO_FULL for @timeout_ns 0); FO_ECLOSED;
  * FO_EINVAL (@s NULL, @n 0, or @n larger than the capacity).
  * Threads: any.  Blocking: spins briefly, then sleeps.
@@ -268,7 +269,8 @@ FO_API int fo_cursor_try_next(fo_cursor *c, void **item);
 
 /**
  * fo_cursor_timed_next() - as fo_cursor_next() but waits at most
- * @timeout_ns (0: like try_next but FO_TIMEDOUT; negative: FO_EINVAL).
+ * @timeout_ns (status.h's convention: 0 = like try_next but FO_TIMEDOUT;
+ * negative = no limit, as fo_cursor_next()).
  * Returns FO_TIMEDOUT when the deadline passes; the cursor, the stream and
  * every other cursor are unaffected (for a share group no item is lost).
  */

@@ -7,7 +7,10 @@
  * Optional: <fanout/fanout.h> does not include it, and libfanout does not link libuv.
  * Include it after <uv.h> is available (Debian: libuv1-dev) and link libuv yourself
  * (`pkg-config --cflags --libs libuv`).  Needs libuv >= 1.0 (uv_poll_*, uv_idle_*,
- * uv_close; nothing newer).
+ * uv_close; nothing newer).  libuv's <uv.h> needs POSIX declarations (pthread_rwlock_t):
+ * under a strict -std=c11 define _POSIX_C_SOURCE (e.g. -D_POSIX_C_SOURCE=200809L) before
+ * any include, or compile with -std=gnu11 (the compilers' default); this header stops with
+ * an #error saying so otherwise.
  *
  *   static void on_items(fo_uv_watch *w, int status, void **items, size_t n)
  *   {
@@ -62,6 +65,11 @@
 #include <errno.h>
 #include <stddef.h>
 
+#if defined(__STRICT_ANSI__) && !defined(__cplusplus) && !defined(_POSIX_C_SOURCE) && \
+    !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#error "<fanout/uv.h>: libuv's <uv.h> needs POSIX: -D_POSIX_C_SOURCE=200809L or -std=gnu11"
+#endif
+
 #include <uv.h>
 
 #include <fanout/stream.h>
@@ -99,8 +107,9 @@ typedef void (*fo_uv_batch_cb)(fo_uv_watch *w, int status, void **items, size_t 
 typedef void (*fo_uv_close_cb)(fo_uv_watch *w);
 
 /**
- * fo_uv_watch - caller-allocated watch (embed it or allocate it); @data is the caller's.
- * The other fields are private.
+ * fo_uv_watch - caller-allocated watch (embed it or allocate it); @data is the caller's
+ * (like a libuv handle's data: set it before or after fo_uv_watch_init(), which leaves it
+ * alone).  The other fields are private.
  */
 struct fo_uv_watch {
 	void *data;
@@ -207,8 +216,7 @@ static inline int fo_uv_watch_init(uv_loop_t *loop, fo_uv_watch *w, fo_cursor *c
 	fd = fo_cursor_fd(c);
 	if (fd < 0)
 		return fd;
-	w->data = NULL;
-	w->cursor = c;
+	w->cursor = c; /* w->data stays the caller's */
 	w->cb = NULL;
 	w->close_cb = NULL;
 	w->flags = 0;
