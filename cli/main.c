@@ -51,10 +51,16 @@ int main(int argc, char **argv)
 		return cli_tee(argc - 1, argv + 1);
 	if (!strcmp(cmd, "map"))
 		return cli_map(argc - 1, argv + 1);
+#ifdef FANOUT_CLI_REDIS
+	if (!strcmp(cmd, "pub"))
+		return cli_pub(argc - 1, argv + 1);
+	if (!strcmp(cmd, "sub"))
+		return cli_sub(argc - 1, argv + 1);
+#endif
 	if (!strcmp(cmd, "pub") || !strcmp(cmd, "sub")) {
 		fprintf(stderr,
-		        "fanout %s: not built: this fanout has no Redis/NATS bridges "
-		        "(rebuild with the bridges enabled)\n",
+		        "fanout %s: not built: this fanout has no Redis bridge "
+		        "(rebuild with hiredis, libhiredis-dev, installed)\n",
 		        cmd);
 		return CLI_EXIT_USAGE;
 	}

@@ -46,8 +46,8 @@ t_bad_flags() {
 		usage_error tee --buffer 1x cat &&
 		usage_error tee --tap &&
 		usage_error tee --what cat &&
-		usage_error pub redis://localhost k &&
-		usage_error sub redis://localhost k
+		usage_error pub &&
+		usage_error sub
 }
 
 t_empty_input_map() {

@@ -29,9 +29,9 @@ t_exit_status_first_failing_cmd() {
 }
 
 t_stalled_tap_never_delays_the_others() {
-	# the tap reads nothing for 3 s; the lossless consumer must be done long before
+	# the tap reads nothing for 5 s; the lossless consumer must be done long before
 	seq 1 1000000 >"$T/in"
-	fo tee --buffer 1000 --tap 'sleep 3; date +%s%N >"$T/tap_start"; wc -l >"$T/tap_n"' \
+	fo tee --buffer 1000 --tap 'sleep 5; date +%s%N >"$T/tap_start"; wc -l >"$T/tap_n"' \
 		'wc -l >"$T/n"; date +%s%N >"$T/done"' <"$T/in"
 	eq "$rc" 0 rc && eq "$(cat "$T/n")" 1000000 count || return 1
 	[ "$(cat "$T/done")" -lt "$(cat "$T/tap_start")" ] || {
