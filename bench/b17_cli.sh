@@ -15,7 +15,8 @@
 #
 # --quick: 20 jobs, 20 MB, one round.  Environment: FANOUT (the binary; default
 # $BUILD_DIR/cli/fanout), BUILD_DIR (default build/bench), B17_ROUNDS (default 3),
-# B17_JOBS, B17_BYTES.  A missing peer (parallel, pee) is reported and skipped.
+# B17B_ROUNDS (default 5: a tee run is short and noisy), B17_JOBS (0: skip B17), B17_BYTES.
+# B17b lines also give cpu_s: user + system seconds of all its processes.  A missing peer (parallel, pee) is reported and skipped.
 # Prints RESULT lines (bench/run.sh format) with the load average; exits non-zero if a
 # tool fails or a consumer misses lines.
 set -u
@@ -27,9 +28,9 @@ fanout=${FANOUT:-"$build/cli/fanout"}
 quick=0
 for a in "$@"; do [ "$a" = --quick ] && quick=1; done
 if [ "$quick" = 1 ]; then
-	rounds=1 njobs=${B17_JOBS:-20} bytes=${B17_BYTES:-20000000}
+	rounds=1 rounds_b=1 njobs=${B17_JOBS:-20} bytes=${B17_BYTES:-20000000}
 else
-	rounds=${B17_ROUNDS:-3} njobs=${B17_JOBS:-2000} bytes=${B17_BYTES:-1000000000}
+	rounds=${B17_ROUNDS:-3} rounds_b=${B17B_ROUNDS:-5} njobs=${B17_JOBS:-2000} bytes=${B17_BYTES:-1000000000}
 fi
 if [ ! -x "$fanout" ]; then
 	echo "b17_cli: $fanout not built (FANOUT_BUILD_CLI=ON)" >&2
@@ -64,6 +65,7 @@ b17() {
 
 echo "# B17: $njobs 'true' jobs at -j2 -k, $rounds round(s)"
 have parallel || echo "# B17: GNU parallel not installed (apt-get install parallel): skipped"
+[ "$njobs" -gt 0 ] || rounds=0 # B17_JOBS=0: B17b only
 for _ in $(seq 1 "$rounds"); do
 	b17 fanout "$fanout" map -j2 -k -- true
 	have parallel && b17 parallel parallel --will-cite -j2 -k true
@@ -81,7 +83,9 @@ b17b() {
 	local impl=$1 t0 t1 rc i c=()
 	rm -f "$tmp"/c.*
 	for i in 1 2 3 4; do c+=("wc -l >$tmp/c.$i"); done
+	local TIMEFORMAT='%U %S' # CPU seconds of every process, consumers included
 	t0=$(now)
+	{ time {
 	case $impl in
 	fanout) "$fanout" tee "${c[@]}" <"$tmp/in" ;;
 	fanout_tap)
@@ -97,9 +101,11 @@ b17b() {
 		;;
 	pee) pee "${c[@]}" <"$tmp/in" ;;
 	esac
-	rc=$?
+	echo $? >"$tmp/rc"
 	wait # process substitutions (bash >= 5.1)
+	} 2>&3; } 3>&2 2>"$tmp/cpu"
 	t1=$(now)
+	rc=$(cat "$tmp/rc")
 	for i in 1 2 3 4; do
 		if [ "$(cat "$tmp/c.$i" 2>/dev/null)" != "$lines" ]; then
 			echo "b17_cli: B17b $impl: consumer $i counted '$(cat "$tmp/c.$i" 2>/dev/null)', not $lines" >&2
@@ -113,12 +119,12 @@ b17b() {
 	fi
 	local extra=""
 	[ "$impl" = fanout_tap ] && extra=" tap_skipped=$(sed -n 's/.*: \([0-9]*\) records skipped.*/\1/p' "$tmp/tap.err")"
-	echo "RESULT scenario=B17b impl=$impl cursors=4 items_per_s=$(awk -v b="$bytes" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", b / 1e6 / (ns / 1e9) }') unit=MB/s bytes=$bytes seconds=$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.3f", ns / 1e9 }')$extra load=$(load)"
+	echo "RESULT scenario=B17b impl=$impl cursors=4 items_per_s=$(awk -v b="$bytes" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", b / 1e6 / (ns / 1e9) }') unit=MB/s bytes=$bytes seconds=$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.3f", ns / 1e9 }') cpu_s=$(awk '{ printf "%.2f", $1 + $2 }' "$tmp/cpu")$extra load=$(load)"
 }
 
-echo "# B17b: $bytes bytes ($lines lines) to 4 'wc -l', $rounds round(s)"
+echo "# B17b: $bytes bytes ($lines lines) to 4 'wc -l', $rounds_b round(s)"
 have pee || echo "# B17b: pee not installed (apt-get install moreutils): skipped"
-for _ in $(seq 1 "$rounds"); do
+for _ in $(seq 1 "$rounds_b"); do
 	b17b fanout
 	b17b tee
 	have pee && b17b pee

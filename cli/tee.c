@@ -13,9 +13,9 @@
  * C slices and a consumer takes at most C per writev, with 2 * C * R ~=
  * --buffer records, so at most about --buffer records wait for the slowest
  * CMD, and a write moves many records at once (writev of the ready slices,
- * contiguous ones merged).  Every slice carries the
- * number of its first record, so a tap counts exactly the records it
- * skipped: the gap between the record it expected and the next one it got.
+ * contiguous ones merged).  Every slice carries its record count, so a
+ * tap's report is exact: records read from stdin minus records it was
+ * given, whether it was lapped (FO_LAGGED) or stopped reading.
  */
 #include "cli.h"
 
@@ -68,7 +68,6 @@ struct slice {
 	struct block *b;
 	char *p;
 	size_t len;
-	uint64_t first; /* number of the first record */
 	uint64_t nrec;
 };
 
@@ -81,8 +80,8 @@ struct consumer {
 	fo_cursor *c;
 	pthread_t th;
 	bool started;
-	uint64_t skipped; /* taps: records lapped */
-	bool dropped;     /* the consumer closed its stdin first */
+	uint64_t delivered; /* records written to the consumer's stdin */
+	bool dropped;       /* the consumer closed its stdin first */
 	atomic_int *live;
 };
 
@@ -116,7 +115,6 @@ static void *writer(void *arg)
 	struct consumer *k = arg;
 	void *items[MAX_BATCH];
 	struct iovec iov[MAX_BATCH];
-	uint64_t expect = 0;
 
 	for (;;) {
 		size_t n = 0;
@@ -126,15 +124,14 @@ static void *writer(void *arg)
 			n = rc == FO_OK;
 		}
 		if (rc == FO_LAGGED)
-			continue; /* the gap shows in the next slice's first record */
+			continue; /* counted at the end: records read minus records delivered */
 		if (rc != FO_OK)
 			break; /* FO_END: all input written */
 		int cnt = 0;
+		uint64_t recs = 0;
 		for (size_t i = 0; i < n; i++) {
 			struct slice *s = items[i];
-			if (s->first > expect)
-				k->skipped += s->first - expect;
-			expect = s->first + s->nrec;
+			recs += s->nrec;
 			if (cnt && (char *)iov[cnt - 1].iov_base + iov[cnt - 1].iov_len == s->p) {
 				iov[cnt - 1].iov_len += s->len;
 			} else {
@@ -144,6 +141,8 @@ static void *writer(void *arg)
 			}
 		}
 		int err = cli_writev_all(k->fd, iov, cnt);
+		if (!err)
+			k->delivered += recs;
 		if (err) {
 			k->dropped = true;
 			/* EPIPE: the consumer exited (head -1): drop it quietly. */
@@ -180,7 +179,7 @@ static int push_records(fo_stream *s, struct block *b, size_t whole, int delim, 
 			return FO_ENOMEM;
 		/* relaxed: the reader holds a reference, so the count cannot reach zero now. */
 		atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-		*sl = (struct slice){b, p, (size_t)(q - p), *seq, k};
+		*sl = (struct slice){b, p, (size_t)(q - p), k};
 		int rc = fo_stream_push(s, sl);
 		if (rc != FO_OK) {
 			slice_free(sl, NULL);
@@ -193,7 +192,7 @@ static int push_records(fo_stream *s, struct block *b, size_t whole, int delim, 
 }
 
 /* Read stdin to the end (or until every consumer is gone) into @s.  Returns 0 or 1. */
-static int pump(fo_stream *s, int delim, uint64_t per, atomic_int *live)
+static int pump(fo_stream *s, int delim, uint64_t per, atomic_int *live, uint64_t *nrec)
 {
 	struct block *b = block_new(BLOCK_BYTES);
 	size_t fill = 0;
@@ -238,11 +237,13 @@ static int pump(fo_stream *s, int delim, uint64_t per, atomic_int *live)
 	}
 	if (rc == FO_OK && fill > 0) /* a last record without its delimiter: passed on as is */
 		rc = push_records(s, b, fill, delim, per, &seq);
+	*nrec = seq;
 	if (rc == FO_ENOMEM)
 		goto nomem;
 	block_put(b);
 	return status;
 nomem:
+	*nrec = seq;
 	if (b)
 		block_put(b);
 	cli_warn(ENOMEM, "tee");
@@ -300,6 +301,7 @@ int cli_tee(int argc, char **argv)
 	/* cap slices in the stream plus cap in a consumer's writev: 2 * cap * per ~= buffer */
 	uint64_t per = ((uint64_t)buffer + 2 * cap - 1) / (2 * cap);
 	int status = 0;
+	uint64_t nrec = 0;
 
 	atomic_init(&live, (int)nk);
 	fo_stream_opts_init(&so);
@@ -359,7 +361,7 @@ int cli_tee(int argc, char **argv)
 		}
 	}
 	if (status == 0)
-		status = pump(s, delim, per, &live);
+		status = pump(s, delim, per, &live, &nrec);
 	fo_stream_close(s);
 	for (size_t i = 0; i < nk; i++) {
 		struct consumer *k = &ks[i];
@@ -384,7 +386,7 @@ int cli_tee(int argc, char **argv)
 			first_fail = code;
 		if (k->tap)
 			fprintf(stderr, "fanout tee: tap %zu '%s': %llu records skipped%s\n",
-			        i - ncmds + 1, k->cmd, (unsigned long long)k->skipped,
+			        i - ncmds + 1, k->cmd, (unsigned long long)(nrec - k->delivered),
 			        k->dropped ? ", then it stopped reading" : "");
 	}
 	fo_stream_destroy(s);

@@ -5,7 +5,7 @@
 # Model-check the spin models in docs/models/ (see docs/models/README.md):
 #   1. every configuration of arm.pml must verify with 0 errors (safety: assertions and
 #      invalid end states = a reader asleep forever; liveness: the ltl claim no_lost_wakeup
-#      with weak fairness);
+#      with weak fairness), and room.pml (a producer waiting for room) with 0 errors;
 #   2. every deliberately broken variant (-DBROKEN_*) must FAIL: the model has teeth.
 # Exits non-zero if any run disagrees.  Needs spin (Debian package `spin`) and gcc.
 #
@@ -14,7 +14,7 @@
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-model="$root/docs/models/arm.pml"
+models="$root/docs/models"
 cc=${CC:-gcc}
 memlim=${FO_SPIN_MEMLIM:-4096} # MB: pan stops (and we fail) rather than swap
 
@@ -29,10 +29,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/fanout-models.XXXXXX")
 if [ "${KEEP:-0}" != 1 ]; then
 	trap 'rm -rf "$work"' EXIT
 fi
-cp "$model" "$work/arm.pml"
+cp "$models/arm.pml" "$models/room.pml" "$work/"
 cd "$work" || exit 1
 
 failed=0
+pml=arm.pml # the model run() checks
 
 # run NAME EXPECT(pass|fail) MODE(safety|liveness) SPIN_DEFINES...
 run() {
@@ -45,7 +46,7 @@ run() {
 		panflags+=(-a -f)
 	fi
 	rm -f pan pan.* ./*.trail
-	if ! spin "$@" -a arm.pml >spin.log 2>&1; then
+	if ! spin "$@" -a "$pml" >spin.log 2>&1; then
 		cat spin.log
 		echo "FAIL  $name: spin -a failed"
 		failed=1
@@ -103,6 +104,14 @@ run "BROKEN_ANNOUNCE_FIRST (need before armed)" fail safety -DPER=1 -DBROKEN_ANN
 run "BROKEN_NO_RECHECK (arm without re-check)" fail safety -DPER=1 -DBROKEN_NO_RECHECK
 run "BROKEN_CLOSE_NOWAIT (close ignores busy)" fail safety -DPER=1 -DBROKEN_CLOSE_NOWAIT
 run "BROKEN_NO_FENCE, ltl" fail liveness -DPER=1 -DBROKEN_NO_FENCE
+
+echo "== room.pml: a producer waiting for room, watermark then exact sleep (must verify)"
+pml=room.pml
+run "capacity 3, 4 items, 2 readers" pass safety -DCAP=3 -DN=4
+echo "== room.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_NO_BOUND (watermark sleep, no deadline)" fail safety -DCAP=3 -DN=4 -DBROKEN_NO_BOUND
+run "BROKEN_NO_FENCE (no heavy fence)" fail safety -DCAP=3 -DN=4 -DBROKEN_NO_FENCE
+run "BROKEN_EXACT_NO_RECHECK" fail safety -DCAP=3 -DN=4 -DBROKEN_EXACT_NO_RECHECK
 
 if [ "$failed" -ne 0 ]; then
 	echo "check_models.sh: FAILED"

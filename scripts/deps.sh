@@ -39,6 +39,7 @@ packages=(
 	libuv1-dev                     # include/fanout/uv.h adapter: examples/uv_subscriber.c
 	spin                           # model checking: scripts/check_models.sh (docs/models/)
 	libjemalloc2                   # bench B12: allocator independence (LD_PRELOAD)
+	libfiu-dev fiu-utils           # random faults: scripts/faults.sh (tests/fault)
 	scdoc                          # cli/fanout.1.scd -> the fanout(1) man page
 	parallel moreutils             # bench B17/B17b peers: GNU parallel, pee
 	libhiredis-dev redis-server    # bridges: fanout::redis (hiredis) and its tests/bench (server)

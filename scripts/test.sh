@@ -12,7 +12,8 @@
 #   build/asan     clang, AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g
 #   build/tsan     clang, ThreadSanitizer, -O1 -g, ctest -j1 (stress tests oversubscribe
 #                  the 2 cores on purpose)
-# Then the spin models (scripts/check_models.sh).
+# Then the spin models (scripts/check_models.sh), the fuzzing smoke (scripts/fuzz.sh --smoke)
+# and the random-fault runs (scripts/faults.sh).
 # FO_BUILDS="release asan" selects a subset. Exits non-zero if any step of any build fails.
 set -uo pipefail
 
@@ -135,6 +136,34 @@ if bash scripts/check_models.sh; then
 else
 	summary+=("$(printf '%-8s FAIL' models)")
 	failed=1
+fi
+
+# Fuzzing smoke (tests/fuzz; docs/testing.md): each libFuzzer harness for 100 000
+# executions or 60 s from the committed corpus, in build/fuzz (clang, ASan + UBSan).
+banner "fuzz: scripts/fuzz.sh --smoke"
+start=$SECONDS
+if bash scripts/fuzz.sh --smoke; then
+	summary+=("$(printf '%-8s PASS  (%ds)' fuzz $((SECONDS - start)))")
+else
+	summary+=("$(printf '%-8s FAIL  (%ds)' fuzz $((SECONDS - start)))")
+	failed=1
+fi
+
+# Random faults (tests/fault; docs/testing.md): fault_stress under libfiu, 4 s per scenario,
+# in the release and asan builds this run made.
+fault_builds=""
+for b in $builds; do
+	case $b in release | asan) fault_builds="$fault_builds $b" ;; esac
+done
+if [ -n "$fault_builds" ]; then
+	banner "faults: scripts/faults.sh 4 (builds:$fault_builds)"
+	start=$SECONDS
+	if FO_FAULT_BUILDS="$fault_builds" bash scripts/faults.sh 4; then
+		summary+=("$(printf '%-8s PASS  (%ds)' faults $((SECONDS - start)))")
+	else
+		summary+=("$(printf '%-8s FAIL  (%ds)' faults $((SECONDS - start)))")
+		failed=1
+	fi
 fi
 
 banner "summary"

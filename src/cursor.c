@@ -331,12 +331,31 @@ void fo_cursor_close(fo_cursor *c)
 /* ------------------------------------------------------------------------ */
 /* Reading                                                                    */
 
-/* A reader moved its published position: a producer may wait for room. */
-static inline void reader_moved(fo_stream *s)
+/* A producer sleeps for room (design.md §7).  NEED_SLEEP: wake it now.
+ * Only NEED_BATCH: wake it when this move is the last of the counted
+ * crossings of its watermark (relaxed: hints, its sleep is bounded). */
+static __attribute__((noinline)) void space_wake(fo_stream *s, uint32_t need, uint64_t from,
+                                                 uint64_t to)
+{
+	if (!(need & NEED_SLEEP)) {
+		uint64_t w = atomic_load_explicit(&s->space.want, memory_order_relaxed);
+		if (from >= w || to < w ||
+		    atomic_fetch_sub_explicit(&s->space.behind, 1, memory_order_relaxed) != 1)
+			return;
+	}
+	fo__wake_space(s);
+}
+
+/* A consumer moved its published position from @from to @to: a producer
+ * may wait for room. */
+static inline void reader_moved(fo_stream *s, uint64_t from, uint64_t to)
 {
 	if (s->capacity) {
 		fo__fence_light(); /* our position store before the waiter check */
-		fo__wake_space(s);
+		uint32_t need = atomic_load_explicit(
+		    &s->space.need, memory_order_relaxed); /* a peek: we fenced after publishing */
+		if (fo__unlikely(need))
+			space_wake(s, need, from, to);
 	}
 }
 
@@ -380,8 +399,9 @@ static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 	 * segments are unlinked only when they end strictly below hold. */
 	atomic_store_explicit(&c->hold, c->pos, memory_order_release);
 	atomic_store_explicit(&c->pub, pos, memory_order_release);
+	uint64_t from = c->pos;
 	c->pos = pos;
-	reader_moved(s);
+	reader_moved(s, from, pos);
 	if (crossed)
 		fo__reclaim_try(s);
 	return FO_OK;
@@ -511,7 +531,7 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 			                                                 memory_order_acq_rel,
 			                                                 memory_order_relaxed)) {
 				*n = k;
-				reader_moved(s);
+				reader_moved(s, p, p + k);
 				return FO_OK;
 			}
 		}
@@ -554,7 +574,7 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 			;
 		fo__rcu_unlock();
 		*n = k;
-		reader_moved(s);
+		reader_moved(s, p, p + k);
 		/* The group's frontier moved on a segment: reclaim as active
 		 * readers do (design.md §6); without it a group-only stream kept
 		 * every segment until the next producer-side reclamation. */
@@ -603,7 +623,7 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 			return rc;
 	}
 	for (;;) {
-		uint32_t g = fo__waitq_prepare(&s->data);
+		uint32_t g = fo__waitq_prepare(&s->data, NEED_SLEEP);
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
 		int w = fo__waitq_sleep(&s->data, g, deadline);

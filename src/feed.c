@@ -48,6 +48,15 @@ void fo_feed_opts_init(fo_feed_opts *o)
 		memset(o, 0, sizeof(*o));
 }
 
+/* End the stream with @code even when @msg cannot be copied (then with the
+ * code's static text): readers must never wait on a stream nobody will end
+ * (found by tests/fault/fault_stress under injected allocation failures). */
+static void end_failed(fo_stream *s, int code, const char *msg)
+{
+	if (fo_stream_fail(s, code, msg) == FO_ENOMEM)
+		fo_stream_fail(s, code, NULL);
+}
+
 /*
  * Pull one item and publish the outcome in the stream.  Returns the pull's
  * status: FO_OK (pushed), FO_END / FO_FAILED (the stream is ended), FO_EMPTY
@@ -65,7 +74,7 @@ static int pull_one(fo_feeder *f, uint64_t deadline)
 			return FO_OK;
 		fo_iter_release(f->src, x);
 		if (prc == FO_ENOMEM) {
-			fo_stream_fail(f->s, FO_ENOMEM, "feed: no memory to push an item");
+			end_failed(f->s, FO_ENOMEM, "feed: no memory to push an item");
 			return FO_FAILED;
 		}
 		return FO_ECLOSED;
@@ -309,7 +318,7 @@ void fo_feed_destroy(fo_feeder *f)
 		return;
 	atomic_store_explicit(&f->stop, true, memory_order_relaxed);
 	/* Wakes a push waiting for room; FO_ECLOSED if the source ended first. */
-	fo_stream_fail(f->s, FO_ECANCELED, "feed destroyed before its source ended");
+	end_failed(f->s, FO_ECANCELED, "feed destroyed before its source ended");
 	if (f->has_thread)
 		pthread_join(f->thread, NULL);
 	feed_free(f);

@@ -519,8 +519,9 @@ static void join_close(fo_iter *it)
 	j->iter_closed = true;
 	pthread_mutex_unlock(&j->mu);
 	atomic_store_explicit(&j->stop, true, memory_order_relaxed);
-	/* Wakes helpers waiting for room; their items are released. */
-	fo_stream_fail(j->q, FO_ECANCELED, "join closed");
+	/* Wakes helpers waiting for room; their items are released.  No message:
+	 * a copy could fail for lack of memory and leave them waiting. */
+	fo_stream_fail(j->q, FO_ECANCELED, NULL);
 	if (j->has_outer)
 		pthread_join(j->outer_th, NULL);
 	reap(j, true);

@@ -44,22 +44,32 @@
  *
  * Waiting.  A side that finds the ring empty (reader) or full (thread)
  * first waits without sleeping: SPIN_ROUNDS rounds of pause with backoff,
- * then up to YIELDS sched_yield()s.  The yields matter with more threads
- * than CPUs (B14 runs 4 on 2): the other side may be waiting for this very
- * CPU, and handing it over costs far less than a futex sleep and wake-up
- * (several microseconds; more in a VM, where waking an idle vCPU is an
- * IPI).  Meanwhile each side waits for half a ring (batch()), not for one
- * slot: a reader right behind its thread shares the slot line, the counter
- * lines and the item data with it and pays cache-line transfers on every
- * item, both ways; a half-ring gap keeps them apart and amortises each
- * wait over n/2 items.  The reader gives up on the batch after
- * ITEMS_WAIT_NS of yielding, and always at the end of the brief wait: it
- * then takes what is there, or sleeps until one item comes (a sleeping
- * reader is woken by the first item: the batch only ever delays items by
- * that brief wait).  The thread sleeps for the batch of room too, but for
- * at most ROOM_WAIT_NS, then for one slot: a reader that stops reading
- * finds exactly n items buffered within that time.
- *
+ * then up to YIELDS sched_yield()s, but only while they hand the CPU to
+ * another thread.  Those yields matter with more threads than CPUs (B14
+ * runs 4 on 2): the other side may be waiting for this very CPU, and
+ * handing it over costs far less than a futex sleep and wake-up (several
+ * microseconds; more in a VM, where waking an idle vCPU is an IPI).  A
+ * yield that comes back within YIELD_ALONE_NS ran nobody: yielding on
+ * would only burn this CPU (~1.5 us per yield on the 2-vCPU VM, ~24 us for
+ * the 16 the wait used to make every time, counted in the process's CPU
+ * time) and keep it looking busy, while a runnable thread of the pipeline
+ * may be queued on the other CPU; so the waiter sleeps at once, the CPU
+ * goes idle and the scheduler can pull that thread over.  Meanwhile each
+ * side waits for half a ring (batch()), not for one slot: a reader right
+ * behind its thread shares the slot line, the counter lines and the item
+ * data with it and pays cache-line transfers on every item, both ways; a
+ * half-ring gap keeps them apart and amortises each wait over n/2 items.
+ * The reader gives up on the batch after ITEMS_WAIT_NS in all: it then
+ * takes what is there, or sleeps until one item comes.  The sleeps have
+ * thresholds, like a pipe's or a socket's low-water mark, so a context
+ * switch buys a batch: the reader asleep for the batch announces items_at
+ * (the tail it waits for) and is woken when the tail reaches it or at the
+ * end, for at most ITEMS_WAIT_NS, then at the first item; the thread asleep
+ * for room announces room_at, for at most ROOM_WAIT_NS, then one slot.  So
+ * items are delayed by at most ITEMS_WAIT_NS beyond their arrival, and a
+ * reader that stops reading finds exactly n items buffered within
+ * ROOM_WAIT_NS.
+
  * Sleeping is a futex on a generation word behind a "need" word (the waitq
  * of src/stream_impl.h and src/readiness.c, with one sleeper per word):
  *
@@ -82,14 +92,15 @@
  * pair gained nothing on B14, and membarrier costs ~7 us per sleep on a
  * 2-vCPU VM, where a stage may sleep every few batches.
  *
- * The thread asleep for room announces a threshold too: room_at (relaxed,
- * published by the seq_cst store of need_room), the head value it waits
- * for; the reader wakes it only once head reaches it (an acquire re-load of
- * need_room makes room_at visible), and its re-check asks for the same
- * room, so the Dekker argument holds for the store that reaches room_at.
+ * Thresholds: each sleeper also announces the counter value it waits for
+ * (room_at: a head value; items_at: a tail value), relaxed, published by
+ * its seq_cst store of need; the waker loads need with acquire before the
+ * threshold and wakes only once its counter reached it (the end always
+ * wakes the reader), and the sleeper's re-check asks for the same amount,
+ * so the Dekker argument holds for the store that reaches the threshold.
  * Both sides clear their own need word when they stop waiting (a stale 1
- * only costs the other side a spurious wake).
- *
+ * only costs the other side a spurious wake, or a threshold check).
+
  * quit (close / halt_upstream): fetch_or the flag, then gen++ on the room
  * word and futex_wake, all seq_cst, unconditionally.  The thread reads its
  * ticket (seq_cst) before re-checking quit (seq_cst): if the bump is
@@ -108,10 +119,11 @@
 #include <fanout/pipeline.h>
 #include "iter_impl.h"
 
-#define SPIN_ROUNDS   4      /* brief spin: 1+2+4+8 pauses between checks (~0.4 us) */
-#define YIELDS        16     /* then sched_yield()s (~0.4 us each when alone) */
-#define ITEMS_WAIT_NS 20000  /* the reader waits for a batch of items: at most this */
-#define ROOM_WAIT_NS  100000 /* the thread asleep for a batch of room: at most this */
+#define SPIN_ROUNDS    4      /* brief spin: 1+2+4+8 pauses between checks (~0.4 us) */
+#define YIELDS         16     /* then sched_yield()s while they run another thread */
+#define YIELD_ALONE_NS 3000   /* a yield back sooner ran nobody (alone: ~0.4-1.5 us) */
+#define ITEMS_WAIT_NS  50000  /* the reader waits for a batch of items: at most this */
+#define ROOM_WAIT_NS   100000 /* the thread waits for a batch of room: at most this */
 
 #define QUIT_STOP 1u /* the output was closed */
 #define QUIT_HALT 2u /* halt_upstream: the stage reading it failed or closed */
@@ -177,6 +189,7 @@ struct stage {
 	/* The reader asleep for items (written around sleeps only). */
 	_Atomic uint32_t need_items FO_ALIGNED;
 	_Atomic uint32_t items_gen;
+	_Atomic size_t items_at; /* wake it once tail reaches this (or at the end) */
 
 	/* The thread asleep for room (written around sleeps only). */
 	_Atomic uint32_t need_room FO_ALIGNED;
@@ -288,6 +301,17 @@ static inline void backoff(unsigned spin)
 		fo__cpu_relax();
 }
 
+/* The second part: hand the CPU to another runnable thread.  False when the
+ * yield came back at once (nobody else ran): then the waiter should sleep,
+ * leaving the CPU idle so the scheduler can move a runnable thread here,
+ * rather than keep it busy with yields. */
+static bool yield_ran_another(void)
+{
+	uint64_t t = fo__now_ns();
+	sched_yield();
+	return fo__now_ns() - t >= YIELD_ALONE_NS;
+}
+
 /* ---- the thread (producer) ---------------------------------------------- */
 
 /* At least @want free slots for items from @tail on? */
@@ -302,11 +326,12 @@ static inline bool has_room(struct stage *s, size_t tail, size_t want)
 static void wait_room(struct stage *s, size_t tail)
 {
 	size_t want = batch(s);
-	for (unsigned i = 0; i < SPIN_ROUNDS + YIELDS; i++) {
+	bool go_on = true;
+	for (unsigned i = 0; go_on && i < SPIN_ROUNDS + YIELDS; i++) {
 		if (i < SPIN_ROUNDS)
 			backoff(i);
 		else
-			sched_yield();
+			go_on = yield_ran_another();
 		/* relaxed quit: a flag, seen soon enough (the sleep below re-checks it) */
 		if (has_room(s, tail, want) || atomic_load_explicit(&s->quit, memory_order_relaxed))
 			return;
@@ -332,18 +357,33 @@ static void wait_room(struct stage *s, size_t tail)
 	atomic_store_explicit(&s->need_room, 0, memory_order_relaxed); /* awake: ours to clear */
 }
 
-/* After a tail or term store: wake the reader if it sleeps or is armed. */
-static inline void publish(struct stage *s)
+/* The reader sleeps for items: wake it if @tail reached its threshold (or
+ * @end: the end always wakes it). */
+static void wake_items(struct stage *s, size_t tail, bool end)
 {
-	/* The store before the sleeper checks (Dekker with wait_items / st_arm). */
-	atomic_thread_fence(memory_order_seq_cst);
-	/* relaxed peek: the fence orders it; seq_cst exchange: the clear before the bump. */
-	if (fo__unlikely(atomic_load_explicit(&s->need_items, memory_order_relaxed)) &&
-	    atomic_exchange_explicit(&s->need_items, 0, memory_order_seq_cst)) {
+	/* acquire: items_at was stored before the announcement. */
+	if (!atomic_load_explicit(&s->need_items, memory_order_acquire))
+		return;
+	size_t at = atomic_load_explicit(&s->items_at, memory_order_relaxed); /* see above */
+	if (!end && (ptrdiff_t)(tail - at) < 0)
+		return; /* not the batch it waits for yet */
+	/* seq_cst: the clear before the bump. */
+	if (atomic_exchange_explicit(&s->need_items, 0, memory_order_seq_cst)) {
 		/* seq_cst: after the clear, so a sleeper's ticket is stale. */
 		atomic_fetch_add_explicit(&s->items_gen, 1, memory_order_seq_cst);
 		fo__futex_wake_all(&s->items_gen);
 	}
+}
+
+/* After the store of @tail (or of term, @end): wake the reader if it sleeps
+ * for what is there now, or is armed. */
+static inline void publish(struct stage *s, size_t tail, bool end)
+{
+	/* The store before the sleeper checks (Dekker with wait_items / st_arm). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed peek: the fence orders it; wake_items decides. */
+	if (fo__unlikely(atomic_load_explicit(&s->need_items, memory_order_relaxed)))
+		wake_items(s, tail, end);
 	/* relaxed peek: the fence orders it; fo__waker_signal decides. */
 	if (fo__unlikely(atomic_load_explicit(&s->wk.armed, memory_order_relaxed)))
 		fo__waker_signal(&s->wk);
@@ -388,7 +428,7 @@ static void *stage_main(void *arg)
 			s->wpos = 0;
 		/* release: the slot before the tail that shows it. */
 		atomic_store_explicit(&s->tail, ++tail, memory_order_release);
-		publish(s);
+		publish(s, tail, false);
 		if (s->hook) {
 			/* relaxed: a snapshot (head <= tail: the reader took only these) */
 			fill_progress(&pr, tail,
@@ -401,7 +441,7 @@ static void *stage_main(void *arg)
 	s->src = NULL;
 	/* release: every item and the error before the end. */
 	atomic_store_explicit(&s->term, end, memory_order_release);
-	publish(s);
+	publish(s, tail, true);
 	if (s->hook) {
 		fill_progress(&pr, tail, atomic_load_explicit(&s->head, memory_order_relaxed),
 		              end); /* relaxed: a snapshot */
@@ -455,7 +495,8 @@ static int wait_items(struct stage *s, size_t head, uint64_t deadline)
 	note_reader(s); /* a halt of the stage reading us must reach us */
 	size_t want = batch(s);
 	uint64_t t0 = 0;
-	for (unsigned i = 0; i < SPIN_ROUNDS + YIELDS; i++) {
+	bool go_on = true;
+	for (unsigned i = 0; go_on && i < SPIN_ROUNDS + YIELDS; i++) {
 		if (i < SPIN_ROUNDS) {
 			backoff(i);
 		} else {
@@ -466,23 +507,39 @@ static int wait_items(struct stage *s, size_t head, uint64_t deadline)
 				t0 = now;
 			else if (now - t0 >= ITEMS_WAIT_NS)
 				want = 1; /* waited long enough for a batch: take what is there */
-			sched_yield();
+			go_on = yield_ran_another();
 		}
 		if ((r = poll_items(s, head, want)))
 			return r;
 	}
+	/* Sleep for the batch (woken when it is there, or at the end), for at
+	 * most ITEMS_WAIT_NS in all; then for one item. */
+	uint64_t until = deadline;
+	if (want > 1) {
+		uint64_t b = (t0 ? t0 : fo__now_ns()) + ITEMS_WAIT_NS;
+		if (b < until)
+			until = b;
+	}
 	for (;;) {
 		/* seq_cst: the ticket before the announcement. */
 		uint32_t g = atomic_load_explicit(&s->items_gen, memory_order_seq_cst);
-		/* seq_cst: the announcement, after the ticket. */
+		/* relaxed: published by the store of need_items. */
+		atomic_store_explicit(&s->items_at, head + want, memory_order_relaxed);
+		/* seq_cst: the announcement, after the ticket and items_at. */
 		atomic_store_explicit(&s->need_items, 1, memory_order_seq_cst);
 		/* The announcement before the re-check (Dekker with publish). */
 		atomic_thread_fence(memory_order_seq_cst);
+		if ((r = poll_items(s, head, want)))
+			break;
+		int w = fo__futex_wait(&s->items_gen, g, until);
 		if ((r = poll_items(s, head, 1)))
 			break;
-		int w = fo__futex_wait(&s->items_gen, g, deadline);
-		if ((r = poll_items(s, head, 1)) || w == FO_TIMEDOUT)
-			break;
+		if (w == FO_TIMEDOUT) {
+			if (until == deadline)
+				break; /* the caller's deadline */
+			want = 1;      /* the batch is late: the next item will do */
+			until = deadline;
+		}
 	}
 	atomic_store_explicit(&s->need_items, 0, memory_order_relaxed); /* awake: ours to clear */
 	return r;

@@ -21,16 +21,17 @@
 /* ------------------------------------------------------------------------ */
 /* Sleeping                                                                   */
 
-/* First half of a sleep: read gen BEFORE announcing.  (Read after, a
+/* First half of a sleep: read gen BEFORE announcing @bit (NEED_SLEEP, or
+ * NEED_BATCH with the watermark stored by the caller).  (Read after, a
  * waker that cleared @need between the announcement and a second
  * producer's publish could leave the sleeper with a fresh gen and no
  * wake-up.)  The caller then re-checks its condition and, if still unmet,
  * calls fo__waitq_sleep() with the returned ticket. */
-uint32_t fo__waitq_prepare(struct waitq *q)
+uint32_t fo__waitq_prepare(struct waitq *q, uint32_t bit)
 {
 	uint32_t g = atomic_load_explicit(
 	    &q->gen, memory_order_seq_cst); /* seq_cst: read before announcing (see above) */
-	atomic_fetch_or_explicit(&q->need, NEED_SLEEP, memory_order_seq_cst);
+	atomic_fetch_or_explicit(&q->need, bit, memory_order_seq_cst);
 	fo__fence_heavy(); /* the announcement before the caller's re-check */
 	return g;
 }

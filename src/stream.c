@@ -7,13 +7,16 @@
  * (fo__seg_new, fo__reclaim_try) and to wake sleepers or watchers.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "stream_impl.h"
 
-#define SPIN_LIMIT             128 /* producers waiting for room */
-#define PRODUCER_RECLAIM_EVERY 4   /* segments; a power of two */
+#define ROOM_SPIN_ROUNDS       6      /* producers waiting for room: 1+2+..+32 pauses, */
+#define ROOM_YIELDS            3      /* then a few sched_yield()s, then sleep */
+#define ROOM_BOUND_NS          200000 /* a watermark sleep lasts at most this long */
+#define PRODUCER_RECLAIM_EVERY 4      /* segments; a power of two */
 
 char fo__dead_item; /* DEAD_ITEM points here (stream_impl.h) */
 
@@ -199,20 +202,81 @@ static __attribute__((noinline)) bool has_room(fo_stream *s, uint64_t t, size_t 
 	return t + k - m <= s->capacity;
 }
 
-/* Wait until there may be room, the stream closes, or the deadline. */
-static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
+/* Room for @k more items now, or closed: stop waiting (the caller re-checks). */
+static bool room_or_closed(fo_stream *s, size_t k)
 {
-	for (int spin = 0; spin < SPIN_LIMIT; spin++) {
-		fo__cpu_relax();
-		uint64_t t = atomic_load_explicit(
-		    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks under the lock */
-		if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
-			return FO_OK;
-	}
-	uint32_t g = fo__waitq_prepare(&s->space);
 	uint64_t t = atomic_load_explicit(
 	    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks under the lock */
-	if ((t & TAIL_CLOSED) || has_room(s, t >> 1, k))
+	return (t & TAIL_CLOSED) || has_room(s, t >> 1, k);
+}
+
+/*
+ * The watermark of a producer about to sleep for room (design.md §7): the
+ * consumers' minimum must reach @want so that there is room for half the
+ * capacity (or for @k items, if more).  Under the lock, with a fresh scan:
+ * false if there is room already; else stores the watermark and the number
+ * of consumers below it, for the readers' crossings to count down.
+ */
+static bool room_watermark(fo_stream *s, size_t k)
+{
+	bool room;
+	pthread_mutex_lock(&s->lock);
+	uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
+	             1; /* a peek: the claim is re-checked by the caller's loop */
+	uint64_t m = cons_min_pos(s);
+	if (m == UINT64_MAX) /* no active consumer: never full */
+		m = t;
+	atomic_store_explicit(&s->cached_min, m, memory_order_relaxed); /* a hint, as in has_room */
+	room = t + k - m <= s->capacity;
+	if (!room) {
+		uint64_t want = t + k - s->capacity, half = s->capacity / 2;
+		if (t >= half && t - half > want)
+			want = t - half;
+		uint32_t behind = 0;
+		for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next)
+			/* acquire: pairs with the reader's release publish. */
+			behind += atomic_load_explicit(c->pos, memory_order_acquire) < want;
+		/* relaxed: hints, published by the need word's seq_cst RMW that follows. */
+		atomic_store_explicit(&s->space.want, want, memory_order_relaxed);
+		atomic_store_explicit(&s->space.behind, behind, memory_order_relaxed);
+	}
+	fo__stream_unlock(s);
+	return room;
+}
+
+/*
+ * Wait until there may be room, the stream closes, or the deadline
+ * (design.md §7): spin briefly, yield (the readers that make room may need
+ * this CPU), then sleep until room for half the capacity (NEED_BATCH, at
+ * most ROOM_BOUND_NS), and only then, if still full, until any reader moves
+ * (NEED_SLEEP, the exact protocol).
+ */
+static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
+{
+	for (unsigned r = 0; r < ROOM_SPIN_ROUNDS; r++) {
+		for (unsigned i = 1u << r; i; i--)
+			fo__cpu_relax();
+		if (room_or_closed(s, k))
+			return FO_OK;
+	}
+	for (int y = 0; y < ROOM_YIELDS; y++) {
+		sched_yield();
+		if (room_or_closed(s, k))
+			return FO_OK;
+	}
+	if (room_watermark(s, k))
+		return FO_OK;
+	uint64_t bound = fo__now_ns() + ROOM_BOUND_NS;
+	uint32_t g = fo__waitq_prepare(&s->space, NEED_BATCH);
+	if (room_or_closed(s, k))
+		return FO_OK;
+	int w = fo__waitq_sleep(&s->space, g, bound < deadline ? bound : deadline);
+	if (w != FO_TIMEDOUT || room_or_closed(s, k))
+		return FO_OK;
+	if (bound >= deadline)
+		return FO_TIMEDOUT;
+	g = fo__waitq_prepare(&s->space, NEED_SLEEP);
+	if (room_or_closed(s, k))
 		return FO_OK;
 	return fo__waitq_sleep(&s->space, g, deadline);
 }

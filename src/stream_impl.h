@@ -137,12 +137,19 @@ struct fo_cursor {
  * takes to get a CPU (design.md §7).
  */
 struct waitq {
-	_Atomic uint32_t need; /* NEED_SLEEP | NEED_WATCH */
+	_Atomic uint32_t need; /* NEED_SLEEP | NEED_WATCH | NEED_BATCH */
 	_Atomic uint32_t gen;
+	/* NEED_BATCH (space waitq): a producer sleeps until the consumers'
+	 * minimum position reaches @want, i.e. until the last of the @behind
+	 * consumers that were below it crosses it (design.md §7).  Hints: its
+	 * sleep is bounded, so a lost hint costs latency, never progress. */
+	_Atomic uint64_t want;
+	_Atomic uint32_t behind;
 };
 
-#define NEED_SLEEP 1u /* a thread sleeps on gen */
+#define NEED_SLEEP 1u /* a thread sleeps on gen: wake at the next publish */
 #define NEED_WATCH 2u /* a cursor is armed (fd or notify hook): data waitq only */
+#define NEED_BATCH 4u /* a thread sleeps on gen, with a deadline, for a watermark */
 
 /* cursor->armed */
 #define ARM_IDLE   0u
@@ -242,7 +249,7 @@ static inline uint32_t fo__waitq_wake(struct waitq *q)
 		need = atomic_exchange_explicit(
 		    &q->need, 0,
 		    memory_order_seq_cst); /* seq_cst: one waker clears, before its gen bump */
-	if (need & NEED_SLEEP) {
+	if (need & (NEED_SLEEP | NEED_BATCH)) {
 		/* seq_cst: the bump is after the clear, so any sleeper that
 		 * announced before the clear sees gen change. */
 		atomic_fetch_add_explicit(&q->gen, 1, memory_order_seq_cst);
@@ -284,7 +291,7 @@ void fo__reclaim_push(fo_stream *s);
 void fo__stream_unlock(fo_stream *s);
 
 /* readiness.c: the sleeping side and the watcher chain. */
-uint32_t fo__waitq_prepare(struct waitq *q);
+uint32_t fo__waitq_prepare(struct waitq *q, uint32_t bit);
 int fo__waitq_sleep(struct waitq *q, uint32_t ticket, uint64_t deadline);
 void fo__signal_watchers(fo_stream *s);
 void fo__watcher_del_locked(fo_stream *s, fo_cursor *c);

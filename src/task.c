@@ -15,10 +15,14 @@
  * signal after unlocking (the waitfor's signal runs under f->mu, which keeps
  * the set alive).
  */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <fanout/task.h>
 #include "iter_impl.h"
+#include "proc.h"
 
 struct fo_future {
 	pthread_mutex_t mu;
@@ -32,6 +36,11 @@ struct fo_future {
 	int rc;
 	void *value;
 	fo_error err;
+	char *err_msg; /* owned text behind err.message, or NULL */
+	/* processes: the child (ch.pidfd under mu: cancel kills through it) */
+	bool proc;
+	struct fo__child ch;
+	fo_codec codec;
 	fo_waitfor *wf;
 	/* the set's user thread */
 	bool in_set;
@@ -66,6 +75,7 @@ static void unref(fo_future *f)
 	fo__waker_fini(&f->wk);
 	pthread_cond_destroy(&f->cv);
 	pthread_mutex_destroy(&f->mu);
+	fo__free(f->err_msg);
 	fo__free(f);
 }
 
@@ -80,13 +90,11 @@ static void enqueue_done(fo_waitfor *w, fo_future *f)
 	pthread_cond_signal(&w->cv);
 }
 
-static void *task_main(void *arg)
+/* Resolve @f with @rc: the value @v (FO_OK) or the failure @e (its owned
+ * message @msg is taken), then drop the task's reference. */
+static void resolve(fo_future *f, int rc, void *v, const fo_error *e, char *msg)
 {
-	fo_future *f = arg;
-	void *v = NULL;
-	int rc = f->fn(f->arg, &v);
 	void *discard = NULL;
-
 	pthread_mutex_lock(&f->mu);
 	f->done = true;
 	f->rc = rc;
@@ -94,8 +102,10 @@ static void *task_main(void *arg)
 		f->value = v;
 	else if (rc == FO_OK)
 		discard = v;
-	if (rc != FO_OK)
-		f->err = (fo_error){.code = rc, .sys_errno = 0, .message = fo_strerror(rc)};
+	if (rc != FO_OK) {
+		f->err = *e;
+		f->err_msg = msg;
+	}
 	pthread_cond_broadcast(&f->cv);
 	if (f->wf) {
 		fo_waitfor *w = f->wf;
@@ -109,6 +119,108 @@ static void *task_main(void *arg)
 	if (discard && f->rfree)
 		f->rfree(discard, f->rctx);
 	unref(f);
+}
+
+static void *task_main(void *arg)
+{
+	fo_future *f = arg;
+	void *v = NULL;
+	fo__cb_begin();
+	int rc = f->fn(f->arg, &v);
+	fo_error e = {0};
+	char *msg = NULL;
+	if (rc != FO_OK)
+		fo__cb_capture(rc, &e, &msg); /* errno and the fo_fail() message */
+	resolve(f, rc, v, &e, msg);
+	return NULL;
+}
+
+/* ---- processes: one fork per call ------------------------------------------------------------ */
+
+/* In the child (a copy of the caller's memory at the call): run fn, send its
+ * value (OK: encoded; READY: NULL) or its failure (ERR), and _exit. */
+static int task_child(void *arg, int fd)
+{
+	fo_future *f = arg;
+	void *v = NULL;
+	struct fo__tx tx = {0};
+	fo__cb_begin();
+	int rc = f->fn(f->arg, &v);
+	if (rc != FO_OK) {
+		int err = errno; /* first: fn's errno */
+		const char *msg = fo__cb_message(rc);
+		fo__tx_err(&tx, rc, rc == FO_ESYS ? err : 0, msg);
+	} else if (!v) {
+		fo__tx_frame(&tx, FO__F_READY, NULL, 0);
+	} else {
+		fo_buf b;
+		fo_buf_init(&b);
+		fo__cb_begin();
+		rc = f->codec.encode(f->codec.ctx, v, &b);
+		if (rc != FO_OK) {
+			const char *msg = fo__cb_message(rc);
+			fo__tx_err(&tx, rc, 0, msg ? msg : "task value encode failed in the child");
+		} else if (fo__tx_frame(&tx, FO__F_OK, b.data, b.len) != FO_OK) {
+			fo__tx_err(&tx, FO_ENOMEM, 0,
+			           "task value too large or no memory in the child");
+		}
+	}
+	fo__tx_flush(fd, &tx);
+	return 0; /* _exit(0): nothing else of the caller runs here */
+}
+
+/* The supervisor thread of a process task: wait for the child's frame or
+ * death (poll on socket + pidfd: no timer), reap it, resolve the future. */
+static void *proc_main(void *arg)
+{
+	fo_future *f = arg;
+	struct fo__tx tx = {0};
+	struct fo__rx rx = {0};
+	int rc = fo__child_io(&f->ch, &tx, &rx, true);
+	uint32_t type = 0, len = 0;
+	const unsigned char *data = NULL;
+	int fr = rc == FO_OK ? fo__rx_frame(&rx, &type, &data, &len) : 0;
+	int code = FO_OK;
+	void *v = NULL;
+	fo_error e = {0};
+	char *msg = NULL;
+	if (fr == 1 && type == FO__F_OK) {
+		fo__cb_begin();
+		code = f->codec.decode(f->codec.ctx, data, len, &v);
+		if (code != FO_OK)
+			fo__cb_capture(code, &e, &msg);
+	} else if (fr == 1 && type == FO__F_READY && len == 0) {
+		code = FO_OK; /* a NULL value */
+	} else if (fr == 1 && type == FO__F_ERR &&
+	           fo__err_parse(data, len, &code, &e.sys_errno, &msg) == FO_OK) {
+		e.code = code;
+		e.message = msg ? msg : fo_strerror(code);
+	} else {
+		code = FO_FAILED; /* died without a result, or sent garbage: named below */
+	}
+	/* Take the child away from cancel (under mu), then reap it: it has sent its
+	 * frame and is in _exit, or is dead, or gets killed here (garbage). */
+	pthread_mutex_lock(&f->mu);
+	struct fo__child ch = f->ch;
+	f->ch.pidfd = -1;
+	pthread_mutex_unlock(&f->mu);
+	if (code == FO_FAILED && !msg)
+		fo__child_kill(&ch, SIGKILL);
+	pid_t pid = ch.pid;
+	struct fo__exit ex;
+	fo__child_reap(&ch, &ex);
+	if (code == FO_FAILED && !msg) {
+		char who[48], buf[160];
+		snprintf(who, sizeof(who), "task child (pid %ld)", (long)pid);
+		fo__exit_describe(&ex, who, buf, sizeof(buf) - 24);
+		size_t l = strlen(buf);
+		snprintf(buf + l, sizeof(buf) - l, fr != 0 ? " (bad frame)" : " before its result");
+		msg = fo__strdup(buf);
+		e = (fo_error){.code = FO_FAILED, .message = msg ? msg : fo_strerror(FO_FAILED)};
+	}
+	fo__rx_fini(&rx);
+	fo__tx_fini(&tx);
+	resolve(f, code, v, &e, msg);
 	return NULL;
 }
 
@@ -119,8 +231,10 @@ int fo_task_spawn(fo_future **out, fo_task_fn fn, void *arg, const fo_task_opts 
 		fo_task_opts_init(&d);
 		o = &d;
 	}
-	if (!out || !fn || o->backend != FO_THREADS)
+	if (!out || !fn || (o->backend != FO_THREADS && o->backend != FO_PROCESSES))
 		return FO_EINVAL;
+	if (o->backend == FO_PROCESSES && (!o->out_codec.encode || !o->out_codec.decode))
+		return FO_EINVAL; /* the value crosses as bytes */
 	fo_future *f = fo__zalloc(sizeof(*f));
 	if (!f)
 		return FO_ENOMEM;
@@ -138,14 +252,35 @@ int fo_task_spawn(fo_future **out, fo_task_fn fn, void *arg, const fo_task_opts 
 	f->arg = arg;
 	f->rfree = o->result_free;
 	f->rctx = o->result_ctx;
+	f->ch = (struct fo__child){.pid = -1, .pidfd = -1, .fd = -1};
 	atomic_init(&f->refs, 2);
+	if (o->backend == FO_PROCESSES) {
+		f->proc = true;
+		f->codec = o->out_codec;
+		/* Fork here, on the caller's thread: the child sees the memory as
+		 * it is at the call (inparallel).  A value, if any, comes back
+		 * through the codec. */
+		if (fo__child_spawn(&f->ch, task_child, f) != FO_OK) {
+			int e = errno;
+			pthread_cond_destroy(&f->cv);
+			pthread_mutex_destroy(&f->mu);
+			fo__free(f);
+			errno = e;
+			return FO_ESYS;
+		}
+	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_t th;
-	int r = pthread_create(&th, &attr, task_main, f);
+	int r = pthread_create(&th, &attr, f->proc ? proc_main : task_main, f);
 	pthread_attr_destroy(&attr);
 	if (r != 0) {
+		if (f->proc) {
+			struct fo__exit ex;
+			fo__child_kill(&f->ch, SIGKILL);
+			fo__child_reap(&f->ch, &ex);
+		}
 		pthread_cond_destroy(&f->cv);
 		pthread_mutex_destroy(&f->mu);
 		fo__free(f);
@@ -243,6 +378,8 @@ int fo_future_cancel(fo_future *f)
 	}
 	bool was = f->cancelled;
 	f->cancelled = true;
+	if (f->proc)
+		fo__child_kill(&f->ch, SIGKILL); /* pidfd -1 once the supervisor took it */
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mu);
 	if (!was)

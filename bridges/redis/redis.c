@@ -3,7 +3,7 @@
 /*
  * redis.c - the Redis Streams bridge (fanout/redis.h): a sink thread that
  * drains a cursor into XADD batches and a consumer-group source read as an
- * fo_iter.  Protocols in docs/design.md "Bridges".
+ * fo_iter.  Protocols in docs/design.md §14.
  *
  * This file uses only the public API of libfanout, plus the layout of
  * struct fo_iter / fo__iter_vt from src/iter_impl.h (built from the same

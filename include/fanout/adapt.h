@@ -62,7 +62,9 @@ FO_API void fo_adapt_opts_init(fo_adapt_opts *o);
  * @in (it may return it as *@out, or free it with the source's destructor)
  * and sets *@out (non-NULL; owned by the adapter's reader, freed with
  * opts.item_free).  Any other return value is an error code: @in was not
- * consumed and the adapter applies its policy to it.
+ * consumed and the adapter applies its policy to it.  The error carries
+ * errno as sys_errno for FO_ESYS, and the message given to fo_fail() during
+ * the call (else "map callback failed"; likewise for filters).
  */
 typedef int (*fo_map_fn)(void *ctx, void *in, void **out);
 

@@ -83,7 +83,10 @@ typedef void *(*fo_item_copy_fn)(const void *item, void *ctx);
  *            wait may ignore it and block (then try/timed reads block too).
  * Returns: FO_OK; FO_END (the source is exhausted); FO_EMPTY or FO_TIMEDOUT
  * (nothing before the deadline; never with UINT64_MAX); any other value is
- * an error: the iterator fails with that code (sticky).
+ * an error: the iterator fails with that code (sticky), with errno as
+ * sys_errno when the code is FO_ESYS, and the message given to fo_fail()
+ * during this call (else fo_strerror(code)).  Joins, feeds and pipelines
+ * pass the whole error on.
  */
 typedef int (*fo_iter_next_fn)(void *ctx, void **item, uint64_t deadline);
 

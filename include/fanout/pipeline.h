@@ -11,8 +11,10 @@
  * read from `out` (never n + 1, as with queue-based preloaders).  The
  * hand-off takes no lock; while the reader reads, the thread refills in
  * batches (it waits for half the buffer to be free), and when the reader
- * pauses the buffer is topped up to exactly n within about 0.1 ms.  Order is
- * kept.  Chain stages by giving one stage's output (or an adapter over it)
+ * pauses the buffer is topped up to exactly n within about 0.1 ms.  A
+ * reader that finds the buffer empty waits for half of it too, for about
+ * 50 us at most (longer only while other threads hold its CPU), then takes
+ * what is there or the next item.  Order is kept.  Chain stages by giving one stage's output (or an adapter over it)
  * as the next stage's source; all stages made from one fo_pipeline form a
  * group, numbered in creation order (0, 1, ...).
  *

@@ -29,8 +29,26 @@
  * limit 0 it never asks and ends when it has drained.  A cancelled future
  * counts as in flight until its thread returns.
  *
- * Backends: FO_THREADS only; FO_PROCESSES (fork() per call) is reserved and
- * refused with FO_EINVAL.
+ * Backends: FO_THREADS runs fn on a new thread.  FO_PROCESSES (inparallel's
+ * @task) forks once per call, on the calling thread: the child sees the
+ * caller's memory as it was at the call (arg need not outlive anything, the
+ * child's writes stay in the child), runs fn, sends its value through
+ * opts.out_codec (required: FO_EINVAL without; a NULL value arrives as
+ * NULL) or its failure (the code, errno for FO_ESYS, the fo_fail()
+ * message) and leaves with _exit() - it never returns into the caller's
+ * code.  A supervisor thread per task sleeps in poll() on the child's
+ * socket and pidfd (no timer), reaps the child and resolves the future; a
+ * child killed by a signal or exiting without a result resolves it with
+ * FO_FAILED and a message naming the signal or exit status ("task child
+ * (pid 4242) killed by signal 9 (SIGKILL) before its result").
+ * fo_future_cancel() kills the child (SIGKILL through its pidfd).  The value
+ * is out_codec's decoded item: result_free should be out_codec.item_free.
+ * Fork safety is pmap.h's ("Fork safety"): in the child fn may read any
+ * memory and allocate, but must not take a lock another thread may have
+ * held at the call (including the caller's own locks held across the
+ * spawn), nor use fanout objects of the parent.  The child gets SIGKILL if
+ * the thread that called fo_task_spawn() exits first (PR_SET_PDEATHSIG
+ * follows the forking thread): spawn from a thread that outlives its tasks.
  *
  * Concurrency table (X = may run at the same time):
  *
@@ -68,26 +86,30 @@ typedef int (*fo_task_fn)(void *arg, void **value);
 
 /**
  * fo_task_opts - fo_task_opts_init() first.
- * @backend:     FO_THREADS (FO_PROCESSES: FO_EINVAL, reserved).
+ * @backend:     FO_THREADS (default) or FO_PROCESSES (fork per call).
  * @result_free: frees a value nobody took (destroy, cancel); may be NULL.
  * @result_ctx:  passed to @result_free.
+ * @out_codec:   FO_PROCESSES: the value's codec (encode in the child, decode
+ *               here; required).  Ignored with threads.
  */
 typedef struct fo_task_opts {
 	fo_backend backend;
 	fo_item_free_fn result_free;
 	void *result_ctx;
+	fo_codec out_codec;
 } fo_task_opts;
 
 /** fo_task_opts_init() - FO_THREADS, no destructor.  NULL: no-op. */
 FO_API void fo_task_opts_init(fo_task_opts *o);
 
 /**
- * fo_task_spawn() - run fn(arg, &value) on a new thread.
- * Returns: FO_OK (*@f set); FO_EINVAL (@f or @fn NULL, backend not
- * FO_THREADS); FO_ENOMEM; FO_ESYS (no thread: nothing runs).
+ * fo_task_spawn() - run fn(arg, &value) on a new thread (or in a forked child).
+ * Returns: FO_OK (*@f set); FO_EINVAL (@f or @fn NULL, unknown backend,
+ * FO_PROCESSES without out_codec encode/decode); FO_ENOMEM; FO_ESYS (no
+ * thread, or fork/socketpair/pidfd failed: nothing runs).
  * Ownership: the caller owns *@f (fo_future_destroy()); @arg stays the
  * caller's and must outlive the call.
- * Threads: any.  Blocking: no (thread creation).
+ * Threads: any.  Blocking: no (thread creation; with processes a fork).
  */
 FO_API int fo_task_spawn(fo_future **f, fo_task_fn fn, void *arg, const fo_task_opts *o);
 

@@ -234,8 +234,9 @@ static fo_iter *build(fz_in *in, mres *r, int depth, bool allow_join)
 		fo_adapt_opts_init(&o);
 		o.on_error = drop ? FO_ERR_DROP : FO_ERR_STOP;
 		o.item_free = val_free;
+		int first = r->nch; /* this node's chains: the ones its child adds */
 		child = build(in, r, depth + 1, allow_join);
-		for (int k = 0; k < r->nch; k++) {
+		for (int k = first; k < r->nch; k++) {
 			chain *c = r->ch[k];
 			size_t w = 0;
 			bool stop = false;
@@ -258,8 +259,9 @@ static fo_iter *build(fz_in *in, mres *r, int depth, bool allow_join)
 	}
 	case 2: { /* filter */
 		unsigned salt = fz_pick(in, 3);
+		int first = r->nch; /* this node's chains: the ones its child adds */
 		child = build(in, r, depth + 1, allow_join);
-		for (int k = 0; k < r->nch; k++) {
+		for (int k = first; k < r->nch; k++) {
 			chain *c = r->ch[k];
 			size_t w = 0;
 			for (size_t i = 0; i < c->n; i++)
@@ -295,8 +297,9 @@ static fo_iter *build(fz_in *in, mres *r, int depth, bool allow_join)
 		fo_feed_opts_init(&o);
 		o.mode = (fz_u8(in) & 1) ? FO_FEED_ON_DEMAND : FO_FEED_BACKGROUND;
 		o.ahead = fz_pick(in, 4);
+		int first = r->nch; /* this node's chains: the ones its child adds */
 		child = build(in, r, depth + 1, allow_join);
-		for (int k = 0; k < r->nch; k++)
+		for (int k = first; k < r->nch; k++)
 			r->ch[k]->errno_ok = false; /* a stream failure carries code + message */
 		fo_feeder *f = NULL;
 		fo_cursor *c = NULL;

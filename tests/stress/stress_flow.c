@@ -244,13 +244,16 @@ static void stress_gate(size_t rounds)
 		}
 		if (rc == FO_TIMEDOUT && !closed) {
 			bool all = true;
-			for (int i = 0; i < 4; i++)
-				if (pthread_tryjoin_np(t[i], NULL) != 0 && r[i].rounds) {
+			for (int i = 0; i < 4; i++) {
+				if (!r[i].rounds) /* joined already: never join a thread twice */
+					continue;
+				if (pthread_tryjoin_np(t[i], NULL) != 0) {
 					all = false;
-				} else if (r[i].rounds) {
+				} else {
 					r[i].rounds = 0;
 					credited += r[i].released;
 				}
+			}
 			if (all) {
 				fo_gate_close(g);
 				closed = true;

@@ -65,7 +65,7 @@ static void test_task_spawn_einval(void **state)
 	fo_task_opts_init(&o);
 	assert_int_equal(fo_task_spawn(NULL, job_fn, &j, &o), FO_EINVAL);
 	assert_int_equal(fo_task_spawn(&f, NULL, &j, &o), FO_EINVAL);
-	o.backend = FO_PROCESSES; /* reserved */
+	o.backend = FO_PROCESSES; /* without out_codec */
 	assert_int_equal(fo_task_spawn(&f, job_fn, &j, &o), FO_EINVAL);
 	assert_null(f);
 	assert_int_equal(fo_future_wait(NULL), FO_EINVAL);

@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * b15_proc.c - B15: a parallel map on 2 worker PROCESSES, 64-byte items through a codec
+ * (fo_codec_pod(64)), trivial fn (the decoded input is the output), ordered, chunk 1 and 16.
+ * Peers, interleaved in each run (param = chunk size):
+ *
+ *   proc            fo_pmap, backend FO_PROCESSES (the library: socketpair frames, pidfds)
+ *   threads         fo_pmap, backend FO_THREADS, same items (fn returns its input)
+ *   raw_socketpair  a hand-written fork pool: 2 children, one socketpair each, a parent thread
+ *                   per child writing k 64-byte frames and reading k back (k = chunk)
+ *   raw_pipe        the same over two pipes per child (the transport alternative)
+ *   python_imap     multiprocessing.Pool(2).imap(ident, 64-byte bytes, chunksize=k), run by
+ *                   bench/b15_python.py (wall time of the imap loop only; fewer items at
+ *                   chunk 1: it is slow)
+ *
+ * B15c: a worker busy on a poisoned item (spinning) is SIGKILLed; measured from the kill()
+ * to the reader holding the error item at that item's place (median of --runs x 5).
+ *
+ *   b15_proc [--items N] [--runs R] [--quick] [--impl a,b]
+ */
+#include "common.h"
+
+#include <fanout/fanout.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define WORKERS 2
+
+static const char *opt_impl;
+static int failures;
+static bench_item *items;
+static void **ptrs;
+
+static bool want(const char *impl)
+{
+	return !opt_impl || bench_in_list(opt_impl, impl);
+}
+
+/* ---- fanout -----------------------------------------------------------------------------------
+ */
+
+static int ident(void *ctx, void *wstate, void *in, void **out)
+{
+	(void)ctx;
+	(void)wstate;
+	*out = in;
+	return FO_OK;
+}
+
+static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, int run)
+{
+	fo_iter *in, *out;
+	if (fo_iter_from_array(&in, ptrs, n) != FO_OK)
+		exit(2);
+	fo_pmap_opts o;
+	fo_pmap_opts_init(&o);
+	o.backend = procs ? FO_PROCESSES : FO_THREADS;
+	o.workers = WORKERS;
+	o.per_worker_buffer = 16;
+	o.chunk_size = chunk;
+	o.in_codec = fo_codec_pod(sizeof(bench_item));
+	o.out_codec = fo_codec_pod(sizeof(bench_item));
+	if (procs) {
+		o.item_free = o.out_codec.item_free;
+		o.item_free_ctx = o.out_codec.ctx;
+	}
+	if (fo_pmap(&out, in, ident, &o) != FO_OK)
+		exit(2);
+	void *item;
+	/* Start the workers (fork + init) before the clock: B15 measures the stream. */
+	if (fo_iter_next(out, &item) != FO_OK)
+		exit(2);
+	fo_iter_release(out, item);
+	uint64_t got = 1, w0 = bench_now_ns(), c0 = bench_cpu_ns();
+	while (fo_iter_next(out, &item) == FO_OK) {
+		if (((bench_item *)item)->seq != got)
+			failures++;
+		got++;
+		fo_iter_release(out, item);
+	}
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	fo_iter_close(out);
+	if (got != n)
+		failures++;
+	bench_record(r, procs ? "proc" : "threads", (int)chunk, WORKERS + 1, run, n - 1, w1 - w0,
+	             c1 - c0);
+}
+
+/* ---- hand-written fork pools ------------------------------------------------------------------
+ */
+
+static int full_write(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w <= 0)
+			return -1;
+		p = (const char *)p + w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int full_read(int fd, void *p, size_t n)
+{
+	while (n) {
+		ssize_t r = read(fd, p, n);
+		if (r <= 0)
+			return -1;
+		p = (char *)p + r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* The child: echo 64-byte items back (after closing every other fd, so that each
+ * socket or pipe sees EOF when its parent end closes). */
+static void raw_child(int rfd, int wfd)
+{
+	rfd = fcntl(rfd, F_DUPFD, 1000);
+	wfd = fcntl(wfd, F_DUPFD, 1001);
+	close_range(3, 999, 0);
+	bench_item buf[16];
+	for (;;) {
+		ssize_t r = read(rfd, buf, sizeof(buf));
+		if (r <= 0)
+			_exit(0);
+		size_t have = (size_t)r;
+		while (have % sizeof(bench_item)) {
+			ssize_t m = read(rfd, (char *)buf + have, sizeof(bench_item) - have % 64);
+			if (m <= 0)
+				_exit(0);
+			have += (size_t)m;
+		}
+		if (full_write(wfd, buf, have) != 0)
+			_exit(0);
+	}
+}
+
+typedef struct raw_w {
+	pthread_t th;
+	pid_t pid;
+	int wfd, rfd;
+	uint64_t from, to; /* items [from, to) */
+	size_t chunk;
+	uint64_t got;
+} raw_w;
+
+static void *raw_parent(void *arg)
+{
+	raw_w *w = arg;
+	bench_item buf[16];
+	for (uint64_t i = w->from; i < w->to; i += w->chunk) {
+		size_t k = w->to - i < w->chunk ? (size_t)(w->to - i) : w->chunk;
+		if (full_write(w->wfd, &items[i], k * sizeof(bench_item)) != 0 ||
+		    full_read(w->rfd, buf, k * sizeof(bench_item)) != 0)
+			return NULL;
+		for (size_t j = 0; j < k; j++)
+			w->got += buf[j].seq == i + j;
+	}
+	return NULL;
+}
+
+static void run_raw(bench_results *r, bool pipes, size_t chunk, uint64_t n, int run)
+{
+	raw_w w[WORKERS];
+	for (int i = 0; i < WORKERS; i++) {
+		int a[2], b[2];
+		if (pipes) {
+			if (pipe2(a, O_CLOEXEC) || pipe2(b, O_CLOEXEC))
+				exit(2);
+		} else {
+			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a))
+				exit(2);
+			b[0] = a[0];
+			b[1] = dup(a[1]);
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (pipes)
+				raw_child(a[0], b[1]);
+			else
+				raw_child(a[1], a[1]);
+		}
+		w[i] = (raw_w){.pid = pid, .chunk = chunk};
+		if (pipes) {
+			close(a[0]);
+			close(b[1]);
+			w[i].wfd = a[1];
+			w[i].rfd = b[0];
+		} else {
+			close(a[1]);
+			close(b[1]);
+			w[i].wfd = w[i].rfd = a[0];
+		}
+		w[i].from = n * (uint64_t)i / WORKERS;
+		w[i].to = n * (uint64_t)(i + 1) / WORKERS;
+	}
+	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns();
+	for (int i = 0; i < WORKERS; i++)
+		pthread_create(&w[i].th, NULL, raw_parent, &w[i]);
+	uint64_t got = 0;
+	for (int i = 0; i < WORKERS; i++) {
+		pthread_join(w[i].th, NULL);
+		got += w[i].got;
+	}
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	for (int i = 0; i < WORKERS; i++) {
+		close(w[i].wfd);
+		if (w[i].rfd != w[i].wfd)
+			close(w[i].rfd);
+		waitpid(w[i].pid, NULL, 0);
+	}
+	if (got != n)
+		failures++;
+	bench_record(r, pipes ? "raw_pipe" : "raw_socketpair", (int)chunk, WORKERS + 1, run, n,
+	             w1 - w0, c1 - c0);
+}
+
+/* ---- Python -----------------------------------------------------------------------------------
+ */
+
+static void run_python(bench_results *r, size_t chunk, uint64_t n, int run)
+{
+	char cmd[1024];
+	/* The script sits beside this source file. */
+	const char *file = __FILE__, *slash = strrchr(file, '/');
+	int dlen = slash ? (int)(slash - file) : 1;
+	snprintf(cmd, sizeof(cmd), "python3 %.*s/b15_python.py %llu %zu", dlen, slash ? file : ".",
+	         (unsigned long long)n, chunk);
+	FILE *p = popen(cmd, "r");
+	unsigned long long got = 0, wall = 0;
+	if (!p || fscanf(p, "items=%llu wall_ns=%llu", &got, &wall) != 2) {
+		fprintf(stderr, "B15: python peer failed (%s)\n", cmd);
+		if (p)
+			pclose(p);
+		return;
+	}
+	pclose(p);
+	bench_record(r, "python_imap", (int)chunk, 3, run, got, wall, 0);
+}
+
+/* ---- B15c: kill -> error at its place ------------------------------------------------------- */
+
+typedef struct b15c_shared {
+	atomic_int pid; /* the worker spinning on the poisoned item */
+} b15c_shared;
+
+static b15c_shared *shc;
+
+static int poisoned(void *ctx, void *wstate, void *in, void **out)
+{
+	(void)ctx;
+	(void)wstate;
+	bench_item *x = in;
+	if (x->seq == 5) {
+		atomic_store(&shc->pid, (int)getpid());
+		for (;;)
+			bench_cpu_relax(); /* busy until killed */
+	}
+	*out = in;
+	return FO_OK;
+}
+
+static double one_kill(void)
+{
+	atomic_store(&shc->pid, 0);
+	fo_iter *in, *out;
+	if (fo_iter_from_array(&in, ptrs, 20) != FO_OK)
+		exit(2);
+	fo_pmap_opts o;
+	fo_pmap_opts_init(&o);
+	o.backend = FO_PROCESSES;
+	o.workers = WORKERS;
+	o.on_error = FO_ERR_EMIT;
+	o.in_codec = fo_codec_pod(sizeof(bench_item));
+	o.out_codec = fo_codec_pod(sizeof(bench_item));
+	o.item_free = o.out_codec.item_free;
+	o.item_free_ctx = o.out_codec.ctx;
+	if (fo_pmap(&out, in, poisoned, &o) != FO_OK)
+		exit(2);
+	void *item;
+	double ms = -1;
+	for (uint64_t i = 0; fo_iter_next(out, &item) == FO_OK; i++) {
+		if (i == 4) { /* item 5 is next: kill its worker once it spins */
+			fo_iter_release(out, item);
+			int pid;
+			while ((pid = atomic_load(&shc->pid)) == 0)
+				sched_yield();
+			uint64_t t0 = bench_now_ns();
+			kill(pid, SIGKILL);
+			if (fo_iter_next(out, &item) != FO_OK || !fo_iter_is_error(out))
+				failures++;
+			ms = (double)(bench_now_ns() - t0) / 1e6;
+			fo_error_item_free(item);
+			i++;
+			continue;
+		}
+		if (fo_iter_is_error(out))
+			fo_error_item_free(item);
+		else
+			fo_iter_release(out, item);
+	}
+	fo_iter_close(out);
+	return ms;
+}
+
+/* ---- B15b: fork-per-call task round trip ------------------------------------------------- */
+
+static long b15b_value = 7;
+
+static int b15b_fn(void *arg, void **value)
+{
+	(void)arg;
+	*value = &b15b_value; /* crosses through the pod codec */
+	return FO_OK;
+}
+
+static double task_round_trip_us(void)
+{
+	fo_task_opts o;
+	fo_task_opts_init(&o);
+	o.backend = FO_PROCESSES;
+	o.out_codec = fo_codec_pod(sizeof(long));
+	uint64_t t0 = bench_now_ns();
+	fo_future *f;
+	void *v;
+	if (fo_task_spawn(&f, b15b_fn, NULL, &o) != FO_OK || fo_future_wait(f) != FO_OK ||
+	    fo_future_take(f, &v, NULL) != FO_OK || *(long *)v != 7)
+		failures++;
+	uint64_t t1 = bench_now_ns();
+	o.out_codec.item_free(v, o.out_codec.ctx);
+	fo_future_destroy(f);
+	return (double)(t1 - t0) / 1e3;
+}
+
+static double bare_round_trip_us(void)
+{
+	uint64_t t0 = bench_now_ns();
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		exit(2);
+	pid_t pid = fork();
+	if (pid == 0) {
+		long v = 7;
+		ssize_t w = write(p[1], &v, sizeof(v));
+		_exit(w == sizeof(v) ? 0 : 1);
+	}
+	close(p[1]);
+	long v = 0;
+	if (full_read(p[0], &v, sizeof(v)) != 0 || v != 7)
+		failures++;
+	waitpid(pid, NULL, 0);
+	close(p[0]);
+	return (double)(bench_now_ns() - t0) / 1e3;
+}
+
+int main(int argc, char **argv)
+{
+	bench_opts o = {.items = 200000, .runs = 3};
+	const bench_flag flags[] = {
+	    {"impl", BENCH_FLAG_STR, &opt_impl, "comma-separated implementations"},
+	};
+	bench_parse_args(argc, argv, &o, flags, 1);
+	signal(SIGPIPE, SIG_IGN);
+	items = bench_items_create(o.items);
+	ptrs = malloc(o.items * sizeof(*ptrs));
+	for (uint64_t i = 0; i < o.items; i++)
+		ptrs[i] = &items[i];
+	bench_results b;
+	bench_results_init(&b, "B15", "chunk", o.cpus);
+	for (int run = 1; run <= o.runs; run++) {
+		for (size_t chunk = 1; chunk <= 16; chunk *= 16) {
+			if (want("proc"))
+				run_fanout(&b, true, chunk, o.items, run);
+			if (want("threads"))
+				run_fanout(&b, false, chunk, o.items, run);
+			if (want("raw_socketpair"))
+				run_raw(&b, false, chunk, o.items, run);
+			if (want("raw_pipe"))
+				run_raw(&b, true, chunk, o.items, run);
+			if (want("python_imap"))
+				run_python(&b, chunk, chunk == 1 ? o.items / 10 : o.items / 2, run);
+		}
+	}
+	bench_summary(&b, "proc");
+	bench_results_fini(&b);
+
+	if (want("task")) {
+		double a[200], b[200];
+		int k = o.runs * 40 > 200 ? 200 : o.runs * 40;
+		for (int i = 0; i < k; i++) {
+			a[i] = task_round_trip_us();
+			b[i] = bare_round_trip_us();
+		}
+		double ma = bench_median(a, (size_t)k), mb = bench_median(b, (size_t)k);
+		printf("RESULT scenario=B15b impl=task_proc round_trip_us_median=%.1f samples=%d\n",
+		       ma, k);
+		printf("RESULT scenario=B15b impl=bare_fork_pipe round_trip_us_median=%.1f "
+		       "samples=%d\n",
+		       mb, k);
+		printf("B15b task_proc / bare_fork_pipe = %.2fx (target <= 1.5x)\n", ma / mb);
+	}
+	if (want("kill")) {
+		shc = mmap(NULL, sizeof(*shc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		           -1, 0);
+		double v[64];
+		int k = 0;
+		for (int i = 0; i < o.runs * 5 && k < 64; i++)
+			v[k++] = one_kill();
+		printf("RESULT scenario=B15c impl=proc kill_to_error_ms_median=%.3f samples=%d\n",
+		       bench_median(v, (size_t)k), k);
+	}
+	free(ptrs);
+	free(items);
+	if (failures) {
+		fprintf(stderr, "B15: %d check(s) failed\n", failures);
+		return 1;
+	}
+	return 0;
+}

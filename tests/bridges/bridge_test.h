@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * bridge_test.h - helpers of the bridge tests (header only): 8-byte sequence
+ * items, a producer thread, an in-order reader, refused and mute ports.
+ */
+#ifndef FANOUT_BRIDGE_TEST_H
+#define FANOUT_BRIDGE_TEST_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fanout/fanout.h>
+
+#include "fo_test.h"
+
+static inline void seq_free(void *item, void *ctx)
+{
+	(void)ctx;
+	free(item);
+}
+
+static inline uint64_t *seq_new(uint64_t v)
+{
+	uint64_t *p = malloc(sizeof(*p));
+	*p = v;
+	return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A producer thread: pushes 0..n-1, then closes the stream. */
+
+struct producer {
+	fo_stream *s;
+	uint64_t n;
+	unsigned pause_every; /* sleep 1 ms every this many items (0: never) */
+	pthread_t t;
+};
+
+static inline void *producer_main(void *arg)
+{
+	struct producer *p = arg;
+	for (uint64_t i = 0; i < p->n; i++) {
+		uint64_t *x = seq_new(i);
+		if (fo_stream_push(p->s, x) != FO_OK) {
+			free(x);
+			break;
+		}
+		if (p->pause_every && i % p->pause_every == 0)
+			ft_sleep_ms(1);
+	}
+	fo_stream_close(p->s);
+	return NULL;
+}
+
+/* Read @n sequence numbers from @it: every one once, in order.  Returns the
+ * count read (the checks run on this, the main, thread). */
+static inline void read_in_order(fo_iter *it, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		void *item = NULL;
+		int rc = fo_iter_timed_next(it, &item, 60 * 1000000000ll);
+		if (rc != FO_OK) {
+			const fo_error *e = fo_iter_error(it);
+			fail_msg("read %llu: %s (%s)", (unsigned long long)i, fo_status_name(rc),
+			         e ? e->message : "");
+		}
+		uint64_t v = *(uint64_t *)item;
+		if (v != i)
+			fail_msg("expected %llu, got %llu", (unsigned long long)i,
+			         (unsigned long long)v);
+	}
+}
+
+/* A port that refuses connections: bound then closed. */
+static inline int refused_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	socklen_t len = sizeof(a);
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* A server that accepts (the kernel's backlog) and never answers. */
+static inline int mute_server(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	socklen_t len = sizeof(a);
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+#endif /* FANOUT_BRIDGE_TEST_H */

@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Copyright (c) 2026 The fanout authors */
+/*
+ * test_nats.c - the NATS JetStream bridge against a real nats-server -js
+ * (TESTING.md layer 9).  Run under tests/bridges/servers.sh run nats, which
+ * exports FO_NATS_URL and FO_SERVERS_SH; skipped without them.
+ *
+ * Sequence-numbered items (fo_codec_pod(8)) through sink -> JetStream ->
+ * durable pull source: order, no gap, no duplicate; a server crash and
+ * restart in the middle; a consumer process killed with unacknowledged
+ * messages (redelivered after AckWait); two readers of one durable (each
+ * message once); readiness; bad inputs with their codes.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <fanout/fanout.h>
+#include <fanout/nats.h>
+
+#include "bridge_test.h"
+
+static const char *url(void)
+{
+	return getenv("FO_NATS_URL");
+}
+
+#define NEED_SERVER()                                                               \
+	do {                                                                        \
+		if (!url()) {                                                       \
+			print_message("FO_NATS_URL unset: run under servers.sh\n"); \
+			skip();                                                     \
+		}                                                                   \
+	} while (0)
+
+/* Per test: a stream name and its subject. */
+struct names {
+	char stream[64], subject[64];
+};
+
+static struct names names(const char *what)
+{
+	struct names n;
+	snprintf(n.stream, sizeof(n.stream), "S_%s_%d", what, (int)getpid());
+	snprintf(n.subject, sizeof(n.subject), "fo.%s.%d", what, (int)getpid());
+	return n;
+}
+
+static fo_nats_opts quick_opts(const struct names *n)
+{
+	fo_nats_opts o;
+	fo_nats_opts_init(&o);
+	o.connect_timeout_ms = 1000;
+	o.io_timeout_ms = 2000;
+	o.retry_timeout_ms = 60000;
+	o.block_ms = 200;
+	o.stream = n->stream;
+	o.create_stream = 1;
+	return o;
+}
+
+/* A sink on a fresh stream (created) for @c. */
+static fo_nats_sink *start_sink(const struct names *n, fo_cursor *c, size_t batch)
+{
+	fo_nats_opts o = quick_opts(n);
+	o.batch = batch;
+	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
+	fo_nats_sink *sink = NULL;
+	int rc = fo_nats_sink_start(&sink, c, url(), n->subject, &codec, &o);
+	if (rc != FO_OK)
+		fail_msg("sink: %s: %s", fo_status_name(rc), fo_nats_errmsg());
+	return sink;
+}
+
+static fo_iter *start_source(const struct names *n, const char *durable, int64_t ack_wait_ms)
+{
+	fo_nats_opts o = quick_opts(n);
+	o.ack_wait_ms = ack_wait_ms;
+	o.prefetch = 256;
+	o.batch = 64;
+	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
+	fo_iter *it = NULL;
+	int rc = fo_nats_source(&it, url(), n->subject, durable, &codec, &o);
+	if (rc != FO_OK)
+		fail_msg("source: %s: %s", fo_status_name(rc), fo_nats_errmsg());
+	return it;
+}
+
+static fo_stream *new_stream(fo_cursor **c, size_t capacity)
+{
+	fo_stream_opts so;
+	fo_stream_opts_init(&so);
+	so.capacity = capacity;
+	so.item_free = seq_free;
+	fo_stream *s;
+	assert_int_equal(fo_stream_create(&s, &so), FO_OK);
+	assert_int_equal(fo_stream_cursor(s, c, FO_ACTIVE), FO_OK);
+	return s;
+}
+
+/* Store 0..n-1 (the sink is stopped: everything acknowledged). */
+static void fill(const struct names *n, uint64_t count)
+{
+	fo_cursor *c;
+	fo_stream *s = new_stream(&c, 0);
+	fo_nats_sink *sink = start_sink(n, c, 256);
+	for (uint64_t i = 0; i < count; i++)
+		assert_int_equal(fo_stream_push(s, seq_new(i)), FO_OK);
+	fo_stream_close(s);
+	int rc = fo_nats_sink_stop(sink);
+	if (rc != FO_OK)
+		fail_msg("sink stop: %s: %s", fo_status_name(rc), fo_nats_errmsg());
+	fo_stream_destroy(s);
+}
+
+static void *restart_main(void *arg)
+{
+	(void)arg;
+	ft_sleep_ms(300);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "bash '%s' nats-restart kill 0.3", getenv("FO_SERVERS_SH"));
+	if (system(cmd) != 0)
+		fprintf(stderr, "nats restart failed\n");
+	return NULL;
+}
+
+/* Read @count sequence numbers: each exactly once, in any order (a restart
+ * can lose a fetch reply on the wire: those come again after AckWait). */
+static void read_each_once(fo_iter *it, uint64_t count)
+{
+	unsigned char *seen = calloc(count, 1);
+	for (uint64_t i = 0; i < count; i++) {
+		void *item = NULL;
+		int rc = fo_iter_timed_next(it, &item, 60 * 1000000000ll);
+		if (rc != FO_OK)
+			fail_msg("read %llu: %s", (unsigned long long)i, fo_status_name(rc));
+		uint64_t v = *(uint64_t *)item;
+		if (v >= count || seen[v])
+			fail_msg("%llu: unexpected or duplicate", (unsigned long long)v);
+		seen[v] = 1;
+	}
+	free(seen);
+}
+
+/* sink -> JetStream -> source: in order; with a server restart, each once. */
+static void flow(const char *what, uint64_t count, bool restart)
+{
+	struct names n = names(what);
+	fo_cursor *c;
+	fo_stream *s = new_stream(&c, 4096);
+	fo_nats_sink *sink = start_sink(&n, c, 128); /* creates the stream */
+	fo_iter *it = start_source(&n, "d1", restart ? 2000 : 30000);
+	struct producer p = {.s = s, .n = count, .pause_every = restart ? 64 : 0};
+	assert_int_equal(pthread_create(&p.t, NULL, producer_main, &p), 0);
+	pthread_t rt;
+	if (restart)
+		assert_int_equal(pthread_create(&rt, NULL, restart_main, NULL), 0);
+	if (restart)
+		read_each_once(it, count);
+	else
+		read_in_order(it, count);
+	pthread_join(p.t, NULL);
+	if (restart)
+		pthread_join(rt, NULL);
+	int rc = fo_nats_sink_stop(sink);
+	if (rc != FO_OK)
+		fail_msg("sink stop: %s: %s", fo_status_name(rc), fo_nats_errmsg());
+	void *item;
+	/* nothing more, not even after AckWait */
+	assert_int_equal(
+	    fo_iter_timed_next(it, &item, restart ? 3000 * 1000000ll : 500 * 1000000ll),
+	    FO_TIMEDOUT);
+	fo_iter_close(it);
+	fo_stream_destroy(s);
+}
+
+static void test_ordered(void **state)
+{
+	(void)state;
+	NEED_SERVER();
+	flow("ordered", ft_scale(50000), false);
+}
+
+static void test_restart(void **state)
+{
+	(void)state;
+	NEED_SERVER();
+	flow("restart", ft_scale(20000), true);
+}
+
+/* A child reads @k messages and dies without closing. */
+static void crash_consumer(const char *stream, const char *subject, int k, int wfd)
+{
+	struct names n;
+	snprintf(n.stream, sizeof(n.stream), "%s", stream);
+	snprintf(n.subject, sizeof(n.subject), "%s", subject);
+	fo_iter *it = start_source(&n, "d1", 1000);
+	for (int i = 0; i < k; i++) {
+		void *item;
+		if (fo_iter_next(it, &item) != FO_OK)
+			_exit(3);
+		uint64_t v = *(uint64_t *)item;
+		if (write(wfd, &v, sizeof(v)) != sizeof(v))
+			_exit(4);
+	}
+	_exit(0);
+}
+
+static void test_crash_redelivery(void **state)
+{
+	(void)state;
+	NEED_SERVER();
+	struct names n = names("crash");
+	const uint64_t count = 2000;
+	const int k = 300;
+	fill(&n, count);
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		char fdbuf[16], kbuf[16];
+		snprintf(fdbuf, sizeof(fdbuf), "%d", pfd[1]);
+		snprintf(kbuf, sizeof(kbuf), "%d", k);
+		execl("/proc/self/exe", "test_nats", "--crash-consumer", n.stream, n.subject, kbuf,
+		      fdbuf, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	unsigned char *seen_a = calloc(count, 1), *seen_b = calloc(count, 1);
+	uint64_t v;
+	int got = 0;
+	while (read(pfd[0], &v, sizeof(v)) == sizeof(v)) {
+		assert_true(v < count);
+		seen_a[v] = 1;
+		got++;
+	}
+	close(pfd[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(got, k);
+
+	fo_iter *it = start_source(&n, "d1", 1000); /* the same durable: AckWait 1 s */
+	uint64_t redelivered = 0, total = 0;
+	for (;;) {
+		void *item;
+		int rc = fo_iter_timed_next(it, &item, 3000 * 1000000ll);
+		if (rc == FO_TIMEDOUT)
+			break;
+		assert_int_equal(rc, FO_OK);
+		v = *(uint64_t *)item;
+		assert_true(v < count);
+		assert_int_equal(seen_b[v], 0);
+		seen_b[v] = 1;
+		total++;
+		redelivered += seen_a[v];
+	}
+	fo_iter_close(it);
+	for (uint64_t i = 0; i < count; i++)
+		if (!seen_a[i] && !seen_b[i])
+			fail_msg("message %llu lost", (unsigned long long)i);
+	assert_true(redelivered >= 1); /* at least the one held at the crash */
+	print_message("crash: crashed consumer read %d, redelivered %llu, next read %llu\n", k,
+	              (unsigned long long)redelivered, (unsigned long long)total);
+	free(seen_a);
+	free(seen_b);
+}
+
+struct reader {
+	const struct names *n;
+	uint64_t count;
+	_Atomic uint64_t *total;
+	_Atomic unsigned char *seen;
+	int rc;
+	pthread_t t;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	fo_nats_opts o = quick_opts(r->n);
+	o.prefetch = 64;
+	o.batch = 16;
+	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
+	fo_iter *it;
+	r->rc = fo_nats_source(&it, url(), r->n->subject, "shared", &codec, &o);
+	if (r->rc != FO_OK)
+		return NULL;
+	while (atomic_load(r->total) < r->count) {
+		void *item;
+		int rc = fo_iter_timed_next(it, &item, 100 * 1000000ll);
+		if (rc == FO_TIMEDOUT)
+			continue;
+		if (rc != FO_OK) {
+			r->rc = rc;
+			break;
+		}
+		uint64_t v = *(uint64_t *)item;
+		if (v < r->count)
+			atomic_fetch_add(&r->seen[v], 1);
+		atomic_fetch_add(r->total, 1);
+	}
+	fo_iter_close(it);
+	return NULL;
+}
+
+static void test_two_readers(void **state)
+{
+	(void)state;
+	NEED_SERVER();
+	struct names n = names("two");
+	const uint64_t count = ft_scale(10000);
+	fill(&n, count);
+	_Atomic uint64_t total = 0;
+	_Atomic unsigned char *seen = calloc(count, 1);
+	struct reader r[2] = {{.n = &n, .count = count, .total = &total, .seen = seen},
+	                      {.n = &n, .count = count, .total = &total, .seen = seen}};
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&r[i].t, NULL, reader_main, &r[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(r[i].t, NULL);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(r[i].rc, FO_OK);
+	assert_int_equal(atomic_load(&total), count);
+	for (uint64_t i = 0; i < count; i++)
+		if (atomic_load(&seen[i]) != 1)
+			fail_msg("message %llu seen %u times", (unsigned long long)i,
+			         (unsigned)atomic_load(&seen[i]));
+	free((void *)seen);
+}
+
+static void test_fd_arm(void **state)
+{
+	(void)state;
+	NEED_SERVER();
+	struct names n = names("fd");
+	fill(&n, 0 + 1); /* creates the stream with message 0 */
+	fo_iter *it = start_source(&n, "d1", 30000);
+	int fd = fo_iter_fd(it);
+	assert_true(fd >= 0);
+	void *item;
+	assert_int_equal(fo_iter_timed_next(it, &item, 5000 * 1000000ll), FO_OK);
+	assert_int_equal(fo_iter_try_next(it, &item), FO_EMPTY);
+	assert_int_equal(fo_iter_arm(it), 0);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 100), 0);
+	fill(&n, 2); /* messages 0 and 1 again, with a new sink's ids */
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(fo_iter_try_next(it, &item), FO_OK);
+	assert_int_equal(*(uint64_t *)item, 0);
+	fo_iter_close(it);
+}
+
+static void test_bad_inputs(void **state)
+{
+	(void)state;
+	NEED_SERVER();
+	struct names n = names("bad");
+	fo_nats_opts o = quick_opts(&n);
+	fo_codec codec = fo_codec_pod(sizeof(uint64_t)), nocodec = {0};
+	fo_cursor *c;
+	fo_stream *s = new_stream(&c, 0);
+	fo_nats_sink *sink;
+	fo_iter *it = NULL;
+	assert_int_equal(fo_nats_sink_start(NULL, c, url(), "x", &codec, &o), FO_EINVAL);
+	assert_int_equal(fo_nats_sink_start(&sink, NULL, url(), "x", &codec, &o), FO_EINVAL);
+	assert_int_equal(fo_nats_sink_start(&sink, c, url(), "", &codec, &o), FO_EINVAL);
+	assert_int_equal(fo_nats_sink_start(&sink, c, url(), "x", &nocodec, &o), FO_EINVAL);
+	assert_int_equal(fo_nats_sink_start(&sink, c, "redis://x", "x", &codec, &o), FO_EINVAL);
+	assert_int_equal(fo_nats_sink_stop(NULL), FO_EINVAL);
+	assert_int_equal(fo_nats_source(&it, url(), "x", "d", &codec, NULL), FO_EINVAL);
+	assert_int_equal(fo_nats_source(&it, url(), "x", "", &codec, &o), FO_EINVAL);
+	assert_int_equal(fo_nats_source(&it, url(), "x", "d", &nocodec, &o), FO_EINVAL);
+	/* refused: FO_ESYS within the timeout */
+	char u[128];
+	snprintf(u, sizeof(u), "nats://127.0.0.1:%d", refused_port());
+	int64_t t0 = ft_now_ns();
+	assert_int_equal(fo_nats_sink_start(&sink, c, u, "x", &codec, &o), FO_ESYS);
+	assert_true(*fo_nats_errmsg() != '\0');
+	assert_int_equal(fo_nats_source(&it, u, "x", "d", &codec, &o), FO_ESYS);
+	assert_true(ft_now_ns() - t0 < 5 * 1000000000ll);
+	/* a stream that does not exist: FO_FAILED with the server's message */
+	fo_nats_opts m = quick_opts(&n);
+	m.stream = "NO_SUCH_STREAM";
+	assert_int_equal(fo_nats_source(&it, url(), "no.such.subject", "d", &codec, &m), FO_FAILED);
+	print_message("missing stream: %s\n", fo_nats_errmsg());
+	assert_null(it);
+	fo_cursor_close(c);
+	fo_stream_destroy(s);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 6 && strcmp(argv[1], "--crash-consumer") == 0)
+		crash_consumer(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bad_inputs),       cmocka_unit_test(test_fd_arm),
+	    cmocka_unit_test(test_ordered),          cmocka_unit_test(test_two_readers),
+	    cmocka_unit_test(test_crash_redelivery), cmocka_unit_test(test_restart),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
