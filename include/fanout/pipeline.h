@@ -14,9 +14,9 @@
  * pauses the buffer is topped up to exactly n within about 0.1 ms.  A
  * reader that finds the buffer empty waits for half of it too, for about
  * 50 us at most (longer only while other threads hold its CPU), then takes
- * what is there or the next item.  Order is kept.  Chain stages by giving one stage's output (or an adapter over it)
- * as the next stage's source; all stages made from one fo_pipeline form a
- * group, numbered in creation order (0, 1, ...).
+ * what is there or the next item.  Order is kept.  Chain stages by giving one stage's output (or an
+ * adapter over it) as the next stage's source; all stages made from one fo_pipeline form a group,
+ * numbered in creation order (0, 1, ...).
  *
  * Upstream: stage u is upstream of stage k when k's thread reads u's output
  * (directly or through adapters such as fo_map, fo_filter, fo_flatten), or
