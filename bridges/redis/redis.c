@@ -610,6 +610,9 @@ struct rsource {
 	pthread_t reader, acker;
 };
 
+/* Released entries acknowledged together (one XACK) while the reader keeps reading. */
+#define ACK_BATCH 64
+
 /* With mu held: queue @id for XACK. */
 static int src_queue_ack_locked(struct rsource *s, struct rid id)
 {
@@ -622,7 +625,11 @@ static int src_queue_ack_locked(struct rsource *s, struct rid id)
 		s->acks_cap = ncap;
 	}
 	s->acks[s->nacks++] = id;
-	pthread_cond_signal(&s->cv_ack);
+	/* Wake the acker for a batch, or when nothing is buffered (the reader
+	 * may be about to wait, so what it released is acknowledged now). The
+	 * acker re-checks nacks before it sleeps, so no ack is stranded. */
+	if (s->nacks >= ACK_BATCH || s->b.len == 0)
+		pthread_cond_signal(&s->cv_ack);
 	return FO_OK;
 }
 
