@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (c) 2026 The fanout authors
 #
-# bench/b17_cli.sh - PERFORMANCE.md B17 and B17b: the `fanout` command against the shell
+# bench/b17_cli.sh - docs/benchmarks.md B17 and B17b: the `fanout` command against the shell
 # tools people use today, interleaved in the same run (medians by bench/report.sh).
 #
 #   B17   fanout map -j2 -k over 2000 `true` jobs  vs  GNU parallel -j2 -k, xargs -P2 -n1

@@ -26,7 +26,7 @@
  * implementation.  Beside each figure: CPU time per item (user+sys of the
  * process), context switches per item (getrusage, voluntary + involuntary)
  * and the 1-minute load average when the measurement ended.  The summary
- * gives medians over --runs and the targets of PERFORMANCE.md: fanout /
+ * gives medians over --runs and the targets of docs/benchmarks.md: fanout /
  * ckring_copy >= 1x (K=2), >= 1.5x (K=4), >= 2x (K=8) at both capacities,
  * CPU time per item below ckring_copy's, and fanout >= 0.6x fanout_best.
  *

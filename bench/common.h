@@ -37,7 +37,7 @@
 
 /* ---- the item ------------------------------------------------------------------------------ */
 
-/* The standard item of PERFORMANCE.md: 64 bytes, one cache line. */
+/* The standard item of docs/benchmarks.md: 64 bytes, one cache line. */
 typedef struct bench_item {
 	uint64_t seq; /* 0, 1, 2, ... in push order (per producer) */
 	uint64_t ts;  /* a timestamp where the scenario needs one, else 0 */
@@ -166,7 +166,7 @@ typedef struct bench_flag {
 
 typedef struct bench_opts {
 	uint64_t items; /* --items N */
-	int runs;       /* --runs R (at least 1; PERFORMANCE.md asks for >= 5) */
+	int runs;       /* --runs R (at least 1; docs/benchmarks.md asks for >= 5) */
 	bool quick;     /* --quick: 200k items x 3 runs, for CI smoke runs */
 	int cpus;
 } bench_opts;

@@ -3,7 +3,7 @@
 # Copyright (c) 2026 The fanout authors
 #
 # bench/report.sh - the final table: medians of the RESULT lines of every benchmark, the
-# ratios fanout / peer and, per target of PERFORMANCE.md's "must" column, met or MISSED.
+# ratios fanout / peer and, per target of docs/benchmarks.md's "target" column, met or MISSED.
 #
 #   bench/report.sh [LOG...]     (RESULT lines on stdin when no file is given)
 #

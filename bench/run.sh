@@ -3,7 +3,7 @@
 # Copyright (c) 2026 The fanout authors
 #
 # bench/run.sh - build the benchmarks (Release), run every bench/b*_* program (B1-B12 of
-# PERFORMANCE.md, fanout and its peers interleaved; bench/b17_cli.sh: B17/B17b, the fanout command, 5 runs each by default) and print one
+# docs/benchmarks.md, fanout and its peers interleaved; bench/b17_cli.sh: B17/B17b, the fanout command, 5 runs each by default) and print one
 # final table of medians, ratios fanout / peer and met / MISSED per target (bench/report.sh).
 #
 #   bench/run.sh [--quick] [other args passed to every benchmark]
@@ -87,7 +87,7 @@ if [ "$ran" -eq 0 ]; then
 fi
 
 echo
-echo "## Summary: medians, ratio fanout / peer, PERFORMANCE.md targets ($(($(date +%s) - start)) s; raw log: $log)"
+echo "## Summary: medians, ratio fanout / peer, docs/benchmarks.md targets ($(($(date +%s) - start)) s; raw log: $log)"
 echo
 sh "$here/report.sh" "$log"
 exit $status

@@ -132,7 +132,7 @@ FO_API int fo_map_filter(fo_iter **out, fo_iter *src, fo_map_filter_fn fn, void 
  * it; with a NULL destructor the caller keeps and closes it).
  * An invalid element - its destructor differs from o->item_free, it borrows,
  * or it may emit error items while this flatten is not in FO_ERR_EMIT mode -
- * is an error with code FO_EINVAL (aiter silently skips such elements):
+ * is an error with code FO_EINVAL (never skipped silently):
  * STOP ends with it, DROP releases the element and goes on, EMIT returns an
  * error item owning the element.  An inner iterator that fails: STOP ends
  * with its error; DROP releases it and goes on; EMIT returns an error item

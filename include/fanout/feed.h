@@ -14,7 +14,7 @@
  *       producer it keeps that room until its push), so the source is read
  *       exactly n items past the slowest active cursor, never n + 1: no item
  *       waits in the thread's hand.  ahead = 0: drain the source eagerly
- *       into an unbounded stream (aiter's active_aiter).  Passive
+ *       into an unbounded stream.  Passive
  *       cursors never hold the thread back.  The thread stops when the
  *       source ends or fails, when the feed is destroyed, or when no cursor
  *       is left (it checks before each pull).  Reads: fo_cursor_*() or
@@ -89,7 +89,7 @@ typedef enum fo_feed_mode { FO_FEED_BACKGROUND = 0, FO_FEED_ON_DEMAND = 1 } fo_f
  * @passive_window: the stream's passive window (0: the stream default).
  * @backend:        FO_THREADS (default: the source runs on the feed's
  *                  thread, or in ON_DEMAND on the pulling reader's), or
- *                  FO_PROCESSES (iterlib's process_preload: the source runs
+ *                  FO_PROCESSES (fanout/preload.h: the source runs
  *                  in a child process, items cross through @codec, at most
  *                  one item ahead of the feed's own pulls; see
  *                  fanout/preload.h for what the source may do there).

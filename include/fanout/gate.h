@@ -5,10 +5,9 @@
  *
  * A gate wraps an iterator.  Its output iterator returns one source item per
  * credit: it waits for a credit, takes it, and only then pulls the source
- * (no read-ahead: aiter's gated_aiter pulls one item early and loses it on
- * stop).  Credits are released from any thread.  Closing the gate lets the
- * items already credited flow, then the output returns FO_END.  If the
- * source ends first, the output ends; unused credits are ignored.
+ * (no read-ahead, so stopping never loses an item).  Credits are released from any thread.  Closing
+ * the gate lets the items already credited flow, then the output returns FO_END.  If the source
+ * ends first, the output ends; unused credits are ignored.
  *
  * Event loops: fo_iter_fd() / fo_iter_arm() on the output iterator work when
  * the source supports them (a cursor iterator, a BACKGROUND feed iterator, a

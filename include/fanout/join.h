@@ -22,7 +22,6 @@
  *     queued; at that moment every helper is told to stop (a helper waiting
  *     for room is woken and drops its item) and no source is read again.
  *     Closing the output joins every helper thread and closes every source.
- *     (aiter's join_aiters leaves the other jobs running.)
  *   FO_JOIN_CONTINUE: a failed source ends and the reader gets an
  *     fo_error_item (input NULL) with its error; the rest goes on.
  *
@@ -128,7 +127,7 @@ FO_API size_t fo_join_threads(const fo_join *j);
 FO_API void fo_join_destroy(fo_join *j);
 
 /**
- * fo_join_iters() - join_aiters: merge the iterators that @srcs yields, as
+ * fo_join_iters() - merge the iterators that @srcs yields, as
  * they arrive; the output ends once @srcs and every one of them has ended.
  * Each element is an fo_iter * that must satisfy fo_join_add(); when the
  * join is done with it, it is released with @srcs's destructor (use

@@ -33,8 +33,7 @@
  * downstream deliver those items, then pass the same error on (code,
  * sys_errno and message), joining their own threads.  So the final reader
  * gets every item that preceded the failure, then FO_FAILED with the root
- * error - never a generic cancellation (asyncio-buffered-pipeline hands
- * the reader CancelledError) - and by then every thread of the chain has
+ * error - never a generic cancellation - and by then every thread of the chain has
  * been joined.  FO_END travels the same way; a stage that ends normally
  * stops nothing.  Other branches of the group are never stopped by a
  * failure: a join or flatten over them decides (fail fast closes them).

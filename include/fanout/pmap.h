@@ -22,7 +22,7 @@
  * Order: `ordered` (the default) returns results in input order; a finished
  * item waits for every earlier one (the reorder window bounds how far
  * ahead the pool may run past a slow item).  An error surfaces at its own
- * index, after every earlier result (iterlib throws earlier results away).
+ * index, after every earlier result (none is thrown away).
  * Unordered mode returns results in completion order: one slow item never
  * stalls the others.
  *
@@ -53,8 +53,7 @@
  * at the source (one lock round instead of k) and computes them one after
  * the other.  Every input still gets its own result or error at its own
  * place: a failure is attributed to the input that failed and the other
- * inputs of the chunk are computed as usual (vimap reports one error per
- * chunk, on its first input, and loses the others).  The price: an input
+ * inputs of the chunk are computed as usual.  The price: an input
  * waits for the calls before it in its chunk (unordered mode stays free of
  * head-of-line blocking only with k = 1).  When an item times out, the
  * inputs after it in its chunk go to the next free worker.
@@ -73,14 +72,14 @@
  * FO_EMPTY, else one signal comes when one would); arming starts the
  * workers like a first read.
  *
- * Pools (vimap's pool reuse): fo_pool_create() makes the workers once;
+ * Pools: fo_pool_create() makes the workers once;
  * fo_pool_map() runs one round over a source and may be called again after
  * the previous round's output is closed.  Workers start at the first read
  * of the first round, run init once and fini when the pool goes, and keep
  * their state across rounds.  fo_pmap() is a pool with a single round.
  *
  * Backends: FO_THREADS (the default) runs init, fn and fini on the worker
- * threads.  FO_PROCESSES (vimap's pool, iterlib's process_map) runs them in
+ * threads.  FO_PROCESSES runs them in
  * one child process per worker; everything above holds unchanged (order,
  * bounds, chunks, retries, policies, paired results, pools and rounds,
  * progress, fd/arm), with these differences:
@@ -224,7 +223,7 @@ typedef void (*fo_pmap_fini_fn)(void *ctx, void *wstate);
  * @ctx:               passed to fn, init, fini.
  * @init, @fini:       per-worker set-up / clean-up (may be NULL).
  * @init_args:         NULL or @workers arguments: worker i's init gets
- *                     init_args[i] (vimap's init_args).  The array is
+ *                     init_args[i].  The array is
  *                     copied; the pointers must stay valid until close.
  * @item_free:         destructor of fn's outputs (may be NULL); with
  *                     processes it runs in the child, after encoding.
@@ -264,7 +263,7 @@ typedef struct fo_pmap_opts {
 FO_API void fo_pmap_opts_init(fo_pmap_opts *o);
 
 /**
- * fo_result - a paired result (opts.paired; vimap's zip_in_out_typ).
+ * fo_result - a paired result (opts.paired): the input beside its outcome.
  * @input:  the input (owned by the result; NULL for a timed-out item).
  * @output: fn's output (owned by the result), NULL when @status != FO_OK.
  * @status: FO_OK, or the failure code (FO_TIMEDOUT for a timeout).
@@ -377,10 +376,9 @@ typedef struct fo_imap fo_imap;
 typedef int (*fo_imap_fn)(void *ctx, void *const *args, size_t nargs, void **out);
 
 /**
- * fo_imap_create() - a lazy map of @fn over @n arrays (iterlib's
- * IndexedMap).  Its length is the shortest array's.  Nothing is computed at
- * creation; fo_imap_get(i) calls @fn on the spot each time: results are NOT
- * cached (a repeated get recomputes; cache in @fn if you need to).
+ * fo_imap_create() - a lazy, indexable map of @fn over @n arrays.  Its length is the shortest
+ * array's.  Nothing is computed at creation; fo_imap_get(i) calls @fn on the spot each time:
+ * results are NOT cached (a repeated get recomputes; cache in @fn if you need to).
  * @m:         out: the map.
  * @fn:        required.        @ctx: passed to @fn.
  * @arrays:    @n arrays of item pointers (the outer array is copied; the
@@ -401,8 +399,7 @@ FO_API size_t fo_imap_len(const fo_imap *m);
 /**
  * fo_imap_get() - compute item @i now, on the caller's thread.
  * @i: 0 .. len-1, or -len .. -1 counted from the COMMON end (-1 is item
- *     len-1 of every input, the last item an iteration returns; iterlib
- *     indexes each input from its own end).
+ *     len-1 of every input, the last item an iteration returns).
  * Returns: FO_OK (*@out set, the caller's); FO_EINVAL (@m or @out NULL, or
  * @i out of range: nothing is computed; or @fn returned FO_OK without an
  * output); FO_ENOMEM (more than 8 inputs and no memory for the argument

@@ -2,7 +2,7 @@
 /* Copyright (c) 2026 The fanout authors */
 /**
  * fanout/preload.h - run an iterator's source in a child process, a bounded
- * number of items ahead of the reader (iterlib's process_preload).
+ * number of items ahead of the reader.
  *
  * fo_process_preload() forks a child that owns a copy of @src (memory as it
  * was at the call) and pulls it only while it holds credits: the reader

@@ -39,6 +39,8 @@
  *     means "armed", not "done".
  *   - Counts (size_t, uint64_t, int64_t credits) and bool predicates are
  *     never codes.
+ *   - FO_END from fo_future_cancel() means "already resolved, nothing
+ *     changed": the status of a future that has ended, not an error.
  */
 #ifndef FANOUT_STATUS_H
 #define FANOUT_STATUS_H

@@ -2,8 +2,8 @@
 /* Copyright (c) 2026 The fanout authors */
 /**
  * fanout/task.h - futures of calls run on their own thread, and fo_waitfor,
- * a completion set with a concurrency limit (inparallel's waitfor, driven by
- * wake-ups instead of a 1 ms poll).
+ * a completion set with a concurrency limit (driven by wake-ups, never by
+ * polling).
  *
  * fo_task_spawn() runs fn(arg, &value) on a new (detached) thread and
  * returns a future.  The future resolves once, when fn returns: FO_OK with
