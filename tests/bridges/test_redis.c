@@ -312,10 +312,16 @@ static void crash_case(const char *what, const char *next_consumer, int64_t clai
 	int rc = fo_redis_source(&it, url(), key, "g", next_consumer, &codec, &o);
 	if (rc != FO_OK)
 		fail_msg("source: %s: %s", fo_status_name(rc), fo_redis_errmsg());
-	uint64_t redelivered = 0, total_b = 0;
+	uint64_t redelivered = 0, total_b = 0, covered = 0;
+	for (uint64_t i = 0; i < n; i++)
+		covered += seen_a[i] != 0;
 	for (;;) {
 		void *item;
-		rc = fo_iter_timed_next(it, &item, 1000 * 1000000ll);
+		/* Until every item is accounted for, wait long (a loaded sanitizer
+		 * run can pause for seconds); then a short wait shows nothing more
+		 * comes. */
+		rc = fo_iter_timed_next(it, &item,
+		                        covered < n ? 30000 * 1000000ll : 300 * 1000000ll);
 		if (rc == FO_TIMEDOUT)
 			break;
 		assert_int_equal(rc, FO_OK);
@@ -323,6 +329,7 @@ static void crash_case(const char *what, const char *next_consumer, int64_t clai
 		assert_true(v < n);
 		assert_int_equal(seen_b[v], 0); /* no duplicate within the next consumer */
 		seen_b[v] = 1;
+		covered += !seen_a[v];
 		total_b++;
 		if (seen_a[v])
 			redelivered++;
