@@ -92,8 +92,9 @@ t_killed_by_signal() {
 t_timeout_kills_the_process_group() {
 	local mark=$((RANDOM + 40000)) t0 t1
 	t0=$(date +%s%N)
-	# the job's background grandchild must die with it
-	printf '0.01\n%s\n' "$mark" | fo map -j2 -k --timeout 0.5 --joblog "$T/log" -- sh -c 'sleep $1 & sleep $1; wait' sh {}
+	# the job's background grandchild must die with it (3 s: margin for the quick job on a
+	# loaded machine under ASan)
+	printf '0.01\n%s\n' "$mark" | fo map -j2 -k --timeout 3 --joblog "$T/log" -- sh -c 'sleep $1 & sleep $1; wait' sh {}
 	t1=$(date +%s%N)
 	eq "$rc" 1 "rc (one timed out)" || return 1
 	[ $(((t1 - t0) / 1000000)) -lt 20000 ] || return 1
