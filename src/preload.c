@@ -273,13 +273,11 @@ static int pl_fd(fo_iter *it)
 static int pl_arm(fo_iter *it)
 {
 	struct preload *p = (struct preload *)it;
-	uint32_t type, len;
-	const unsigned char *d;
 	if (grant(p) != FO_OK)
 		return 1; /* the read reports it */
 	for (;;) {
-		if (fo__rx_frame(&p->rx, &type, &d, &len) != 0)
-			return 1; /* a frame (or garbage) to read */
+		if (fo__rx_ready(&p->rx))
+			return 1; /* a frame (or garbage) to read: peeked, not taken */
 		int rc = fo__rx_try_fill(p->ch.fd, &p->rx);
 		if (rc == FO_EMPTY)
 			return 0; /* the socket turns readable when more comes, or at EOF */

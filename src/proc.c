@@ -423,3 +423,8 @@ int fo__rx_try_fill(int fd, struct fo__rx *rx)
 		return FO_EMPTY;
 	return errno == ENOMEM ? FO_ENOMEM : FO_ESYS;
 }
+
+bool fo__rx_ready(const struct fo__rx *rx)
+{
+	return rx->len - rx->off >= FO__FRAME_HDR && rx_missing(rx) == 0;
+}

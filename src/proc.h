@@ -98,6 +98,9 @@ int fo__rx_fill(int fd, struct fo__rx *rx);
  * (EOF), FO_ENOMEM, FO_ESYS. */
 int fo__rx_try_fill(int fd, struct fo__rx *rx);
 
+/* Is a complete frame (or a corrupt header, which fo__rx_frame() reports)
+ * buffered?  Consumes nothing. */
+bool fo__rx_ready(const struct fo__rx *rx);
 /* Append a frame: header and @len payload bytes (@data may be NULL: reserve). */
 int fo__tx_frame(struct fo__tx *tx, uint32_t type, const void *data, size_t len);
 /* Append an FO__F_ERR frame (message truncated to FO__MSG_MAX). */
