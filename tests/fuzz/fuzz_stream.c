@@ -9,7 +9,7 @@
  *
  *   streams   create (capacity, passive window, single_producer), push,
  *             try_push, timed_push(0), push_many (1..1024), wait_room(0),
- *             close, fail, destroy; bad input (NULL item, n 0, a NULL
+ *             close, fail, destroy (which closes); bad input (NULL item, n 0, a NULL
  *             inside a batch, PASSIVE|SHARED): the documented code
  *   cursors   create, fork (every kind, of every kind), next (only when the
  *             model says it would not block), try_next, timed_next(0),
@@ -526,6 +526,8 @@ static void op_end(fz_in *in)
 		fz_step = "destroy";
 		fo_stream_destroy(ms->s);
 		ms->s = NULL;
+		if (!ms->end) /* destroy closes the stream (the first end stays) */
+			ms->end = FO_END;
 		stream_gone_if_last(si);
 	}
 }
