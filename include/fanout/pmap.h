@@ -105,9 +105,9 @@
  *    with FO_FAILED and a message naming the worker, its pid and the
  *    signal or exit status ("pmap worker 1 (pid 4242) killed by signal 9
  *    (SIGKILL) while computing the item").  The worker forks a replacement
- *    (init again) when it takes its next item; if that init fails or dies
- *    the round fails with the cause (as a first init failure does): never a
- *    hang, never a spin.
+ *    (init again) when it takes its next item; if that init fails (or the
+ *    child dies during init 3 times in a row) the round fails with the cause (as a first init
+ * failure does): never a hang, never a spin.
  *  - timeout_ns: the watchdog SIGKILLs the child; the item ends FO_TIMEDOUT
  *    WITH its input (the parent still has it) and the worker goes on with a
  *    fresh child: no thread is abandoned.
