@@ -39,6 +39,7 @@ struct fo_future {
 	char *err_msg; /* owned text behind err.message, or NULL */
 	/* processes: the child (ch.pidfd under mu: cancel kills through it) */
 	bool proc;
+	int spawned, spawn_errno; /* under mu: 0 forking, 1 forked, -1 fork failed */
 	struct fo__child ch;
 	fo_codec codec;
 	fo_waitfor *wf;
@@ -174,9 +175,22 @@ static int task_child(void *arg, int fd)
 static void *proc_main(void *arg)
 {
 	fo_future *f = arg;
+	/* Fork here, while the caller waits in fo_task_spawn(): the child sees
+	 * the memory as it is at the call (inparallel), and its parent-death
+	 * signal follows this thread, which lives until the child is reaped,
+	 * not the caller's thread, which may exit at any time. */
+	int rc = fo__child_spawn(&f->ch, task_child, f);
+	int err = errno;
+	pthread_mutex_lock(&f->mu);
+	f->spawned = rc == FO_OK ? 1 : -1;
+	f->spawn_errno = err;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	if (rc != FO_OK)
+		return NULL; /* the caller joins us and frees f */
 	struct fo__tx tx = {0};
 	struct fo__rx rx = {0};
-	int rc = fo__child_io(&f->ch, &tx, &rx, true);
+	rc = fo__child_io(&f->ch, &tx, &rx, true);
 	uint32_t type = 0, len = 0;
 	const unsigned char *data = NULL;
 	int fr = rc == FO_OK ? fo__rx_frame(&rx, &type, &data, &len) : 0;
@@ -256,34 +270,32 @@ int fo_task_spawn(fo_future **out, fo_task_fn fn, void *arg, const fo_task_opts 
 	atomic_init(&f->refs, 2);
 	if (o->backend == FO_PROCESSES) {
 		f->proc = true;
-		f->codec = o->out_codec;
-		/* Fork here, on the caller's thread: the child sees the memory as
-		 * it is at the call (inparallel).  A value, if any, comes back
-		 * through the codec. */
-		if (fo__child_spawn(&f->ch, task_child, f) != FO_OK) {
-			int e = errno;
-			pthread_cond_destroy(&f->cv);
-			pthread_mutex_destroy(&f->mu);
-			fo__free(f);
-			errno = e;
-			return FO_ESYS;
-		}
+		f->codec = o->out_codec; /* a value, if any, comes back through it */
 	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (!f->proc) /* a process task's supervisor is detached once it forked */
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_t th;
 	int r = pthread_create(&th, &attr, f->proc ? proc_main : task_main, f);
 	pthread_attr_destroy(&attr);
-	if (r != 0) {
-		if (f->proc) {
-			struct fo__exit ex;
-			fo__child_kill(&f->ch, SIGKILL);
-			fo__child_reap(&f->ch, &ex);
+	if (r == 0 && f->proc) {
+		pthread_mutex_lock(&f->mu);
+		while (f->spawned == 0) /* the supervisor forks: memory as at the call */
+			pthread_cond_wait(&f->cv, &f->mu);
+		pthread_mutex_unlock(&f->mu);
+		if (f->spawned < 0) {
+			pthread_join(th, NULL);
+			r = f->spawn_errno;
+		} else {
+			pthread_detach(th);
 		}
+	}
+	if (r != 0) {
 		pthread_cond_destroy(&f->cv);
 		pthread_mutex_destroy(&f->mu);
 		fo__free(f);
+		errno = r;
 		return FO_ESYS;
 	}
 	*out = f;

@@ -46,9 +46,10 @@
  * Fork safety is pmap.h's ("Fork safety"): in the child fn may read any
  * memory and allocate, but must not take a lock another thread may have
  * held at the call (including the caller's own locks held across the
- * spawn), nor use fanout objects of the parent.  The child gets SIGKILL if
- * the thread that called fo_task_spawn() exits first (PR_SET_PDEATHSIG
- * follows the forking thread): spawn from a thread that outlives its tasks.
+ * spawn), nor use fanout objects of the parent.  The child is forked by
+ * the task's supervisor thread while the caller waits, so it dies with the
+ * process (PR_SET_PDEATHSIG follows the forking thread, which lives until
+ * the child is reaped), not with the thread that called fo_task_spawn().
  *
  * Concurrency table (X = may run at the same time):
  *

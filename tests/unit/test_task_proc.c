@@ -48,6 +48,9 @@ static int child_fn(void *arg, void **value)
 	case 6:
 		errno = EACCES;
 		return FO_ESYS;
+	case 7:
+		ft_sleep_ms(100); /* outlives the thread that spawned it */
+		break;
 	}
 	long *v = malloc(sizeof(*v));
 	*v = g_value * c->mult; /* the memory as it was at the call */
@@ -139,6 +142,36 @@ static void test_inparallel_task_child_sees_memory_at_the_call_value_through_cod
 	assert_int_equal(fo_future_wait(f), FO_OK);
 	assert_int_equal(fo_future_result(f, &v, &e), FO_OK);
 	assert_null(v);
+	fo_future_destroy(f);
+}
+
+/* A task spawned by a thread that exits at once still runs to its result: the child's
+ * parent-death signal follows the task's supervisor, not the spawning thread. */
+static void *spawn_and_exit(void *arg)
+{
+	fo_future **f = arg;
+	static call c = {.mult = 3, .how = 7};
+	fo_task_opts o;
+	opts(&o);
+	if (fo_task_spawn(f, child_fn, &c, &o) != FO_OK)
+		*f = NULL;
+	return NULL;
+}
+
+static void test_task_proc_child_outlives_the_spawning_thread(void **state)
+{
+	(void)state;
+	g_value = 5;
+	fo_future *f = NULL;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, spawn_and_exit, &f), 0);
+	assert_int_equal(pthread_join(th, NULL), 0); /* the spawning thread is gone */
+	assert_non_null(f);
+	assert_int_equal(fo_future_wait(f), FO_OK);
+	void *v;
+	const fo_error *e;
+	assert_int_equal(fo_future_result(f, &v, &e), FO_OK);
+	assert_int_equal(*(long *)v, 15);
 	fo_future_destroy(f);
 }
 
@@ -261,6 +294,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_inparallel_task_child_sees_memory_at_the_call_value_through_codec, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(test_task_proc_child_outlives_the_spawning_thread,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_task_proc_fo_fail_code_message_and_errno, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
