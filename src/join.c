@@ -391,6 +391,7 @@ static int read_cursors(fo_join *j, void **item)
 	if (atomic_load_explicit(&j->stop, memory_order_relaxed))
 		return FO_EMPTY;
 	size_t n = j->nrcs;
+	bool changed = false;
 	for (size_t k = 0; k < n && j->nrcs; k++) {
 		size_t i = (j->rr + k) % j->nrcs;
 		struct jsrc *s = j->rcs[i];
@@ -410,6 +411,7 @@ static int read_cursors(fo_join *j, void **item)
 		}
 		drop_cursor_src(j, i);
 		source_ended(j);
+		changed = true;
 		/* Index i holds another source now and the modulus changed: scan the
 		 * remaining sources again from the start (rare: once per ended
 		 * source), so none is skipped and a try read never returns FO_EMPTY
@@ -417,7 +419,9 @@ static int read_cursors(fo_join *j, void **item)
 		n = j->nrcs;
 		k = (size_t)-1;
 	}
-	return FO_EMPTY;
+	/* FO_END: a source ended or failed during the scan, so q (a fail-fast error) or
+	 * the side list (an error item) may hold news: the caller reads again. */
+	return changed ? FO_END : FO_EMPTY;
 }
 
 static int join_next(fo_iter *it, void **item, uint64_t deadline)
@@ -445,8 +449,13 @@ static int join_next(fo_iter *it, void **item, uint64_t deadline)
 		}
 		if (rc == FO_FAILED)
 			return fo__iter_fail_from(it, fo_cursor_error(j->qc));
-		if (!j->turn && read_cursors(j, item) == FO_OK)
-			return FO_OK;
+		if (!j->turn) {
+			rc = read_cursors(j, item);
+			if (rc == FO_OK)
+				return FO_OK;
+			if (rc == FO_END) /* q was read before the news: read it again */
+				continue;
+		}
 
 		/* Nothing ready: the end, or wait. */
 		pthread_mutex_lock(&j->mu);
