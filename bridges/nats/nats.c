@@ -70,6 +70,8 @@ static int nats_err(struct rerr *e, natsStatus st, jsErrCode jerr, const char *w
 	const char *text = nats_GetLastError(NULL);
 	if (!text || !*text)
 		text = natsStatus_GetText(st);
+	if (text[0] == '(' && strstr(text, "): ")) /* "(jsm.c:2867): stream not found" */
+		text = strstr(text, "): ") + 3;
 	switch (st) {
 	case NATS_NO_SERVER:
 		return rerr_set(e, FO_ESYS, ECONNREFUSED, "nats: %s: %s", what, text);
@@ -497,7 +499,21 @@ int fo_nats_sink_stop(fo_nats_sink *s)
 /* ------------------------------------------------------------------------ */
 /* Source                                                                    */
 
+/*
+ * The source pulls by itself: a core subscription on "<inbox>.*" and pull
+ * requests ("$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>", reply
+ * "<inbox>.<n>", one at a time), not natsSubscription_Fetch.  libnats 3.4.1's
+ * fetch counts the messages it finds already queued on the subscription
+ * against a batch it then shrinks by that count, so with more than half a
+ * batch queued (the replies to pull requests that waited in the reconnect
+ * buffer, flushed together after a server restart) it writes past its
+ * array.  Here every message that arrives is taken, whichever request it
+ * answers (the consumer's MaxAckPending bounds them), and a request ends with
+ * its batch, its own status (408 expired, 404, 409) or a timeout.
+ */
+
 #define SEEN_WINDOW 65536 /* acknowledged sequences remembered */
+#define ACK_PREFIX  "$JS.ACK."
 
 struct nsource {
 	struct bsrc b; /* first: the iterator, the ring, the mutex */
@@ -506,7 +522,10 @@ struct nsource {
 	fo_codec codec;
 	natsConnection *nc;
 	jsCtx *js;
-	natsSubscription *sub;
+	natsSubscription *sub; /* "<inbox>.*" */
+	char *inbox;
+	char *next_subj; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
+	uint64_t req_no; /* the reader's: the last pull request's number */
 	pthread_t reader;
 	bool reader_started;
 	/* under b.mu */
@@ -530,54 +549,132 @@ static void src_remember_locked(struct nsource *s, struct rid id)
 	s->acked_n++;
 }
 
-/* Deliver the messages of one fetch.  FO_OK, FO_ECANCELED (closing) or an error in @e. */
-static int src_deliver(struct nsource *s, natsMsgList *list, struct rerr *e)
+/* Acknowledge a message (its reply subject is the consumer's ack subject). */
+static void src_ack(struct nsource *s, natsMsg *m)
 {
-	int rc = FO_OK;
-	for (int i = 0; i < list->Count; i++) {
-		natsMsg *m = list->Msgs[i];
-		if (rc != FO_OK)
-			break;
-		jsMsgMetaData *meta = NULL;
-		if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
-			rc = rerr_set(e, FO_FAILED, 0, "nats source: a message without metadata");
-			break;
-		}
-		struct rid id = {meta->Sequence.Stream, 1};
-		jsMsgMetaData_Destroy(meta);
-		pthread_mutex_lock(&s->b.mu);
-		bool held = idset_has(&s->inflight, id), done = idset_has(&s->acked, id);
-		pthread_mutex_unlock(&s->b.mu);
-		if (done)
-			natsMsg_Ack(m, NULL); /* its earlier ack was lost: acknowledge again */
-		if (held || done)
-			continue; /* the list destroys it */
-		void *item = NULL;
-		int drc = s->codec.decode(s->codec.ctx, natsMsg_GetData(m),
-		                          (size_t)natsMsg_GetDataLength(m), &item);
-		if (drc != FO_OK || !item) {
-			rc = rerr_set(e, drc != FO_OK ? drc : FO_FAILED, 0,
-			              "nats source: message %" PRIu64 ": decode failed: %s", id.ms,
-			              fo_strerror(drc));
-			break;
-		}
-		pthread_mutex_lock(&s->b.mu);
-		int arc = idset_add(&s->inflight, id);
-		if (arc != FO_OK || !bsrc_push_locked(&s->b, (struct bentry){id, item, m})) {
-			if (arc == FO_OK)
-				idset_del(&s->inflight, id);
-			pthread_mutex_unlock(&s->b.mu);
-			if (s->codec.item_free)
-				s->codec.item_free(item, s->codec.ctx);
-			rc = arc == FO_OK ? FO_ECANCELED
-			                  : rerr_set(e, FO_ENOMEM, 0, "nats source: no memory");
-			break;
-		}
-		pthread_mutex_unlock(&s->b.mu);
-		list->Msgs[i] = NULL; /* the ring owns it now */
+	/* lost with a connection: redelivered after AckWait, then skipped */
+	natsConnection_PublishString(s->nc, natsMsg_GetReply(m), "+ACK");
+}
+
+/*
+ * Deliver one message (ownership taken): into the ring, or dropped if it is
+ * held or was acknowledged already.  FO_OK, FO_ECANCELED (closing) or an
+ * error in @e.
+ */
+static int src_deliver(struct nsource *s, natsMsg *m, struct rerr *e)
+{
+	jsMsgMetaData *meta = NULL;
+	if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
+		natsMsg_Destroy(m);
+		return rerr_set(e, FO_FAILED, 0, "nats source: a message without metadata");
 	}
-	natsMsgList_Destroy(list);
-	return rc;
+	struct rid id = {meta->Sequence.Stream, 1};
+	jsMsgMetaData_Destroy(meta);
+	pthread_mutex_lock(&s->b.mu);
+	bool held = idset_has(&s->inflight, id), done = idset_has(&s->acked, id);
+	pthread_mutex_unlock(&s->b.mu);
+	if (done)
+		src_ack(s, m); /* its earlier ack was lost: acknowledge again */
+	if (held || done) {
+		natsMsg_Destroy(m);
+		return FO_OK;
+	}
+	void *item = NULL;
+	int drc = s->codec.decode(s->codec.ctx, natsMsg_GetData(m),
+	                          (size_t)natsMsg_GetDataLength(m), &item);
+	if (drc != FO_OK || !item) {
+		natsMsg_Destroy(m);
+		return rerr_set(e, drc != FO_OK ? drc : FO_FAILED, 0,
+		                "nats source: message %" PRIu64 ": decode failed: %s", id.ms,
+		                fo_strerror(drc));
+	}
+	pthread_mutex_lock(&s->b.mu);
+	int arc = idset_add(&s->inflight, id);
+	if (arc == FO_OK && bsrc_push_locked(&s->b, (struct bentry){id, item, m})) {
+		pthread_mutex_unlock(&s->b.mu);
+		return FO_OK;
+	}
+	if (arc == FO_OK)
+		idset_del(&s->inflight, id);
+	pthread_mutex_unlock(&s->b.mu);
+	if (s->codec.item_free)
+		s->codec.item_free(item, s->codec.ctx);
+	natsMsg_Destroy(m);
+	return arc == FO_OK ? FO_ECANCELED : rerr_set(e, FO_ENOMEM, 0, "nats source: no memory");
+}
+
+/* A status message (no ack subject) answering pull request @reply: has the
+ * request ended?  false: keep waiting; true: ended (FO_OK) or an error in @e. */
+static bool src_status(natsMsg *m, const char *reply, int *rc, struct rerr *e)
+{
+	const char *code = NULL, *desc = NULL;
+	if (strcmp(natsMsg_GetSubject(m), reply) != 0 ||
+	    natsMsgHeader_Get(m, "Status", &code) != NATS_OK || !code)
+		return false; /* an earlier request's, or not a status: ignored */
+	natsMsgHeader_Get(m, "Description", &desc);
+	if (!desc)
+		desc = "";
+	if (!strcmp(code, "408") || !strcmp(code, "404") || !strcmp(code, "100"))
+		return strcmp(code, "100") != 0; /* expired / no messages; 100: heartbeat */
+	if (!strcmp(code, "409") && !strstr(desc, "Deleted"))
+		return true;      /* too many waiting requests, a leader change: ask again */
+	if (!strcmp(code, "503")) /* no responders: JetStream is (re)starting */
+		*rc =
+		    rerr_set(e, FO_ESYS, ECONNRESET, "nats source: pull: no responders (%s)", desc);
+	else
+		*rc = rerr_set(e, FO_FAILED, 0, "nats source: pull: %s %s", code, desc);
+	return true;
+}
+
+/*
+ * One pull request for @want messages, delivered as they come, until the
+ * batch is full, the request's own status ends it, or block_ms plus a grace
+ * passed without it.  FO_OK, FO_ECANCELED or an error in @e.
+ */
+static int src_pull(struct nsource *s, size_t want, struct rerr *e)
+{
+	char reply[128], body[96];
+	snprintf(reply, sizeof(reply), "%s.%" PRIu64, s->inbox, ++s->req_no);
+	/* the server expires the request a little before we stop waiting for it */
+	int n = snprintf(body, sizeof(body), "{\"batch\":%zu,\"expires\":%" PRId64 "}", want,
+	                 (int64_t)s->o.block_ms * 1000000);
+	natsStatus st = natsConnection_PublishRequest(s->nc, s->next_subj, reply, body, n);
+	if (st != NATS_OK)
+		return nats_err(e, st, 0, "pull request");
+	int grace = s->o.io_timeout_ms < 500 ? s->o.io_timeout_ms : 500;
+	uint64_t deadline = now_ns() + (uint64_t)(s->o.block_ms + grace) * 1000000u;
+	for (size_t got = 0; got < want;) {
+		uint64_t now = now_ns();
+		natsMsg *m = NULL;
+		if (now < deadline)
+			st = natsSubscription_NextMsg(
+			    &m, s->sub, (int64_t)((deadline - now + 999999u) / 1000000u));
+		else
+			st = NATS_TIMEOUT;
+		if (st == NATS_TIMEOUT) {
+			/* the request or its status was lost: with the server gone? */
+			if (natsConnection_Status(s->nc) == NATS_CONN_STATUS_CONNECTED)
+				return FO_OK;
+			return rerr_set(e, FO_ESYS, ECONNRESET,
+			                "nats source: disconnected from the server");
+		}
+		if (st != NATS_OK)
+			return nats_err(e, st, 0, "next message");
+		const char *r = natsMsg_GetReply(m);
+		if (r && !strncmp(r, ACK_PREFIX, strlen(ACK_PREFIX))) {
+			int rc = src_deliver(s, m, e); /* whichever request it answers */
+			if (rc != FO_OK)
+				return rc;
+			got++;
+			continue;
+		}
+		int rc = FO_OK;
+		bool ended = src_status(m, reply, &rc, e);
+		natsMsg_Destroy(m);
+		if (ended)
+			return rc;
+	}
+	return FO_OK;
 }
 
 static void *src_reader_main(void *arg)
@@ -589,23 +686,8 @@ static void *src_reader_main(void *arg)
 		size_t room = bsrc_room(&s->b);
 		if (!room)
 			break;
-		if (room > s->o.batch)
-			room = s->o.batch;
-		natsMsgList list = {0};
-		jsErrCode jerr = 0;
-		/* A request that expires on the server when we stop waiting, so no
-		 * late delivery piles up in the subscription. */
-		jsFetchRequest req;
-		jsFetchRequest_Init(&req);
-		req.Batch = (int)room;
-		req.Expires = (int64_t)s->o.block_ms * 1000000;
-		natsStatus st = natsSubscription_FetchRequest(&list, s->sub, &req);
 		struct rerr e = {0};
-		int rc = FO_OK;
-		if (st == NATS_OK)
-			rc = src_deliver(s, &list, &e);
-		else if (st != NATS_TIMEOUT) /* NATS_TIMEOUT: nothing came within block_ms */
-			rc = nats_err(&e, st, jerr, "fetch");
+		int rc = src_pull(s, room < s->o.batch ? room : s->o.batch, &e);
 		if (rc == FO_ECANCELED)
 			break;
 		pthread_mutex_lock(&s->b.mu);
@@ -642,7 +724,7 @@ static void src_release_cur(struct nsource *s)
 	struct bentry *c = &s->b.cur;
 	if (!c->item)
 		return;
-	natsMsg_Ack(c->handle, NULL); /* lost with a connection: redelivered, then skipped */
+	src_ack(s, c->handle);
 	natsMsg_Destroy(c->handle);
 	if (s->codec.item_free)
 		s->codec.item_free(c->item, s->codec.ctx);
@@ -678,6 +760,8 @@ static void src_free(struct nsource *s)
 		jsCtx_Destroy(s->js);
 	if (s->nc)
 		natsConnection_Destroy(s->nc);
+	free(s->inbox);
+	free(s->next_subj);
 	free(s->inflight.slot);
 	free(s->acked.slot);
 	free(s->acked_fifo);
@@ -695,7 +779,7 @@ static void src_close(fo_iter *it)
 	pthread_mutex_lock(&s->b.mu);
 	bsrc_stop_locked(&s->b);
 	pthread_mutex_unlock(&s->b.mu);
-	if (s->nc) /* cuts a fetch in progress short */
+	if (s->nc) /* cuts a wait for a message short */
 		natsConnection_Close(s->nc);
 	if (s->reader_started)
 		pthread_join(s->reader, NULL);
@@ -710,6 +794,59 @@ static const struct fo__iter_vt src_vt = {
     .arm = bsrc_arm,
 };
 
+/* Look the durable up, create it if missing; it must be a pull consumer with
+ * our filter.  Then subscribe to the inbox the pull requests name. */
+static int src_setup(struct nsource *s, const char *subject, const char *durable, struct rerr *e)
+{
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	natsStatus st = js_GetConsumerInfo(&ci, s->js, s->stream, durable, NULL, &jerr);
+	if (st == NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+		jsConsumerConfig cc;
+		jsConsumerConfig_Init(&cc);
+		cc.Durable = durable;
+		cc.AckPolicy = js_AckExplicit;
+		cc.AckWait = s->o.ack_wait_ms * 1000000;
+		cc.MaxAckPending = (int64_t)(2 * s->o.prefetch + s->o.batch);
+		cc.FilterSubject = subject;
+		jerr = 0;
+		st = js_AddConsumer(&ci, s->js, s->stream, &cc, NULL, &jerr);
+	}
+	if (st != NATS_OK)
+		return nats_err(e, st, jerr, "consumer");
+	const jsConsumerConfig *have = ci->Config;
+	int rc = FO_OK;
+	if (have->DeliverSubject && *have->DeliverSubject)
+		rc = rerr_set(e, FO_FAILED, 0, "nats source: durable '%s' is a push consumer",
+		              durable);
+	else if (subject && strcmp(subject, have->FilterSubject ? have->FilterSubject : "") != 0)
+		rc = rerr_set(e, FO_FAILED, 0, "nats source: durable '%s' filters '%s', not '%s'",
+		              durable, have->FilterSubject ? have->FilterSubject : "", subject);
+	jsConsumerInfo_Destroy(ci);
+	if (rc != FO_OK)
+		return rc;
+	natsInbox *inbox = NULL;
+	st = natsInbox_Create(&inbox);
+	if (st == NATS_OK) {
+		s->inbox = strdup(inbox);
+		natsInbox_Destroy(inbox);
+	}
+	size_t len = strlen(s->stream) + strlen(durable) + 64;
+	s->next_subj = malloc(len);
+	char *wild = s->inbox ? malloc(strlen(s->inbox) + 3) : NULL;
+	if (st != NATS_OK || !s->inbox || !s->next_subj || !wild) {
+		free(wild);
+		return rerr_set(e, FO_ENOMEM, 0, "nats source: no memory");
+	}
+	snprintf(s->next_subj, len, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", s->stream, durable);
+	sprintf(wild, "%s.*", s->inbox);
+	st = natsConnection_SubscribeSync(&s->sub, s->nc, wild);
+	free(wild);
+	if (st != NATS_OK)
+		return nats_err(e, st, 0, "subscribe");
+	return FO_OK;
+}
+
 int fo_nats_source(fo_iter **out, const char *url, const char *subject, const char *durable,
                    const fo_codec *codec, const fo_nats_opts *o)
 {
@@ -717,6 +854,8 @@ int fo_nats_source(fo_iter **out, const char *url, const char *subject, const ch
 		return fail_inval("fo_nats_source: NULL argument");
 	if (!*durable || (subject && !*subject))
 		return fail_inval("fo_nats_source: empty subject or durable name");
+	if (strpbrk(durable, ".*> \t"))
+		return fail_inval("fo_nats_source: a durable name has no '.', '*', '>' or space");
 	if (!codec->decode)
 		return fail_inval("fo_nats_source: the codec has no decode");
 	if (!o || !o->stream || !*o->stream)
@@ -750,19 +889,8 @@ int fo_nats_source(fo_iter **out, const char *url, const char *subject, const ch
 	jo.Wait = s->o.io_timeout_ms;
 	struct rerr e = {0};
 	rc = nconnect(url, &s->o, &jo, &s->nc, &s->js, &e);
-	if (rc == FO_OK) {
-		jsSubOptions so;
-		jsSubOptions_Init(&so);
-		so.Stream = s->stream;
-		so.Config.AckPolicy = js_AckExplicit;
-		so.Config.AckWait = s->o.ack_wait_ms * 1000000;
-		so.Config.MaxAckPending = (int64_t)(2 * s->o.prefetch + s->o.batch);
-		jsErrCode jerr = 0;
-		natsStatus st = js_PullSubscribe(&s->sub, s->js, subject ? subject : "", durable,
-		                                 &jo, &so, &jerr);
-		if (st != NATS_OK)
-			rc = nats_err(&e, st, jerr, "pull subscribe");
-	}
+	if (rc == FO_OK)
+		rc = src_setup(s, subject, durable, &e);
 	if (rc != FO_OK) {
 		if (s->nc)
 			natsConnection_Close(s->nc);

@@ -172,9 +172,14 @@ static void flow(const char *what, uint64_t count, bool restart)
 	pthread_join(p.t, NULL);
 	if (restart)
 		pthread_join(rt, NULL);
+	fo_nats_sink_stats st;
+	assert_int_equal(fo_nats_sink_get_stats(sink, &st), FO_OK);
 	int rc = fo_nats_sink_stop(sink);
 	if (rc != FO_OK)
 		fail_msg("sink stop: %s: %s", fo_status_name(rc), fo_nats_errmsg());
+	print_message("%s: %llu items, sink: %llu acknowledged, %llu published again\n", what,
+	              (unsigned long long)count, (unsigned long long)st.sent,
+	              (unsigned long long)st.retries);
 	void *item;
 	/* nothing more, not even after AckWait */
 	assert_int_equal(
