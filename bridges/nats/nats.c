@@ -72,6 +72,8 @@ static int nats_err(struct rerr *e, natsStatus st, jsErrCode jerr, const char *w
 		text = natsStatus_GetText(st);
 	if (text[0] == '(' && strstr(text, "): ")) /* "(jsm.c:2867): stream not found" */
 		text = strstr(text, "): ") + 3;
+	if (st == NATS_NOT_FOUND && jerr == JSStreamNotFoundErr) /* the text is "Not Found" */
+		text = "stream not found";
 	switch (st) {
 	case NATS_NO_SERVER:
 		return rerr_set(e, FO_ESYS, ECONNREFUSED, "nats: %s: %s", what, text);
@@ -152,8 +154,10 @@ struct fo_nats_sink {
 	natsMsg **batch; /* built by take(), published by the thread */
 	size_t n;
 	fo_buf buf;
-	pthread_mutex_t mu; /* below: shared with the client's ack callbacks */
-	natsMsg **resend;   /* messages whose publish failed: sent again */
+	pthread_mutex_t mu;     /* below: shared with the client's ack callbacks */
+	pthread_cond_t cv_acks; /* outstanding reached 0 */
+	size_t outstanding;     /* published, neither called back nor taken back */
+	natsMsg **resend;       /* messages whose publish failed: sent again */
 	size_t nresend, resend_cap;
 	fo_nats_sink_stats st;
 	struct rerr err;  /* the first error */
@@ -191,6 +195,8 @@ static void sink_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, vo
 	(void)js;
 	fo_nats_sink *s = closure;
 	pthread_mutex_lock(&s->mu);
+	if (--s->outstanding == 0)
+		pthread_cond_broadcast(&s->cv_acks);
 	if (pa) {
 		s->st.sent++;
 		natsMsg_Destroy(msg);
@@ -265,10 +271,18 @@ static int sink_send(fo_nats_sink *s)
 		first = false;
 		natsStatus st = NATS_OK;
 		for (size_t i = 0; i < n; i++) {
-			if (st == NATS_OK)
+			bool called = st == NATS_OK;
+			if (called) {
+				/* counted before: its callback may run before the call returns */
+				pthread_mutex_lock(&s->mu);
+				s->outstanding++;
+				pthread_mutex_unlock(&s->mu);
 				st = js_PublishMsgAsync(s->js, &todo[i], &po);
+			}
 			if (todo[i]) { /* not taken: keep it for the next round */
 				pthread_mutex_lock(&s->mu);
+				if (called)
+					s->outstanding--;
 				sink_keep_locked(s, todo[i]);
 				pthread_mutex_unlock(&s->mu);
 			}
@@ -277,7 +291,8 @@ static int sink_send(fo_nats_sink *s)
 		if (st == NATS_OK)
 			st = js_PublishAsyncComplete(s->js, &po);
 		if (st == NATS_TIMEOUT) {
-			/* acks that did not come: take the messages back to resend */
+			/* acks that did not come: take the messages back to resend (no
+			 * callback comes for them any more) */
 			natsMsgList pending = {0};
 			if (js_PublishAsyncGetPendingList(&pending, s->js) == NATS_OK) {
 				pthread_mutex_lock(&s->mu);
@@ -285,12 +300,20 @@ static int sink_send(fo_nats_sink *s)
 					sink_keep_locked(s, pending.Msgs[i]);
 					pending.Msgs[i] = NULL;
 				}
+				s->outstanding -= (size_t)pending.Count;
 				pthread_mutex_unlock(&s->mu);
 				natsMsgList_Destroy(&pending);
 			}
 		}
+		/* A message whose ack timed out leaves the client's pending set before
+		 * its callback runs: wait for those callbacks (they are imminent). */
 		pthread_mutex_lock(&s->mu);
-		bool done = s->nresend == 0 && (st == NATS_OK || st == NATS_TIMEOUT);
+		struct timespec until = ns_ts(now_ns() + (uint64_t)s->o.io_timeout_ms * 1000000u);
+		while (s->outstanding > 0 && (st == NATS_OK || st == NATS_TIMEOUT))
+			if (pthread_cond_timedwait(&s->cv_acks, &s->mu, &until) == ETIMEDOUT)
+				break;
+		bool done =
+		    s->nresend == 0 && s->outstanding == 0 && (st == NATS_OK || st == NATS_TIMEOUT);
 		struct rerr last = s->last;
 		size_t left = s->nresend;
 		pthread_mutex_unlock(&s->mu);
@@ -363,10 +386,11 @@ static void sink_free(fo_nats_sink *s)
 	free(s->subject);
 	free(s->stream);
 	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv_acks);
 	free(s);
 }
 
-/* Create opts.stream over @subject if it does not exist. */
+/* Check that opts.stream exists; with opts.create_stream, create it over @subject if not. */
 static int ensure_stream(jsCtx *js, const char *stream, const char *subject, const fo_nats_opts *o,
                          struct rerr *e)
 {
@@ -377,7 +401,7 @@ static int ensure_stream(jsCtx *js, const char *stream, const char *subject, con
 		jsStreamInfo_Destroy(si);
 		return FO_OK;
 	}
-	if (st != NATS_NOT_FOUND)
+	if (st != NATS_NOT_FOUND || !o->create_stream)
 		return nats_err(e, st, jerr, "stream info");
 	jsStreamConfig cfg;
 	jsStreamConfig_Init(&cfg);
@@ -410,6 +434,12 @@ int fo_nats_sink_start(fo_nats_sink **out, fo_cursor *c, const char *url, const 
 	}
 	s->d.stop_efd = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	if (fo__cond_init(&s->cv_acks) != FO_OK) {
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		snprintf(tl_msg, sizeof(tl_msg), "no memory");
+		return FO_ENOMEM;
+	}
 	fo_buf_init(&s->buf);
 	int rc = opts_check(&s->o, o, url);
 	if (rc == FO_OK && s->o.create_stream && (!s->o.stream || !*s->o.stream))
@@ -441,7 +471,7 @@ int fo_nats_sink_start(fo_nats_sink **out, fo_cursor *c, const char *url, const 
 	jo.PublishAsync.MaxPending = (int64_t)s->o.batch;
 	struct rerr e = {0};
 	rc = nconnect(url, &s->o, &jo, &s->nc, &s->js, &e);
-	if (rc == FO_OK && s->o.create_stream)
+	if (rc == FO_OK && s->stream)
 		rc = ensure_stream(s->js, s->stream, subject, &s->o, &e);
 	if (rc == FO_OK) {
 		rc = drain_init(&s->d, c, s->o.batch);
