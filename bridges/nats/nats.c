@@ -269,20 +269,17 @@ static int sink_send(fo_nats_sink *s)
 			s->st.retries += n;
 		pthread_mutex_unlock(&s->mu);
 		first = false;
+		/* counted before: a callback may run before its publish call returns */
+		pthread_mutex_lock(&s->mu);
+		s->outstanding += n;
+		pthread_mutex_unlock(&s->mu);
 		natsStatus st = NATS_OK;
 		for (size_t i = 0; i < n; i++) {
-			bool called = st == NATS_OK;
-			if (called) {
-				/* counted before: its callback may run before the call returns */
-				pthread_mutex_lock(&s->mu);
-				s->outstanding++;
-				pthread_mutex_unlock(&s->mu);
+			if (st == NATS_OK)
 				st = js_PublishMsgAsync(s->js, &todo[i], &po);
-			}
 			if (todo[i]) { /* not taken: keep it for the next round */
 				pthread_mutex_lock(&s->mu);
-				if (called)
-					s->outstanding--;
+				s->outstanding--;
 				sink_keep_locked(s, todo[i]);
 				pthread_mutex_unlock(&s->mu);
 			}
@@ -579,6 +576,33 @@ static void src_remember_locked(struct nsource *s, struct rid id)
 	s->acked_n++;
 }
 
+/*
+ * The stream sequence in a message's ack subject, without natsMsg_GetMetaData's
+ * three allocations: "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.
+ * <time>.<pending>" (9 tokens) or, with a domain and an account hash, 2 tokens
+ * more before <stream> (and possibly one after).  0: not such a subject.
+ */
+static uint64_t ack_stream_seq(const char *r)
+{
+	const char *tok[16];
+	int n = 0;
+	if (!r || strncmp(r, ACK_PREFIX, strlen(ACK_PREFIX)) != 0)
+		return 0;
+	for (const char *p = r; n < 16; p++) {
+		tok[n++] = p;
+		p = strchr(p, '.');
+		if (!p)
+			break;
+	}
+	int at = n == 9 ? 5 : n >= 11 ? 7 : -1;
+	if (at < 0)
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(tok[at], &end, 10);
+	return errno || *end != '.' ? 0 : (uint64_t)v;
+}
+
 /* Acknowledge a message (its reply subject is the consumer's ack subject). */
 static void src_ack(struct nsource *s, natsMsg *m)
 {
@@ -593,13 +617,12 @@ static void src_ack(struct nsource *s, natsMsg *m)
  */
 static int src_deliver(struct nsource *s, natsMsg *m, struct rerr *e)
 {
-	jsMsgMetaData *meta = NULL;
-	if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
+	uint64_t seq = ack_stream_seq(natsMsg_GetReply(m));
+	if (!seq) {
 		natsMsg_Destroy(m);
 		return rerr_set(e, FO_FAILED, 0, "nats source: a message without metadata");
 	}
-	struct rid id = {meta->Sequence.Stream, 1};
-	jsMsgMetaData_Destroy(meta);
+	struct rid id = {seq, 1};
 	pthread_mutex_lock(&s->b.mu);
 	bool held = idset_has(&s->inflight, id), done = idset_has(&s->acked, id);
 	pthread_mutex_unlock(&s->b.mu);
