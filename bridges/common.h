@@ -11,6 +11,7 @@
  *   struct rid, struct idset                     a set of (u64, u64) ids
  *   struct drain                                 a sink's thread reading its cursor
  *   struct bsrc                                  a source iterator fed by a reader thread
+ *   sigpipe_block_thread, sigpipe_enter/leave    no SIGPIPE from a dropped connection
  */
 #ifndef FANOUT_BRIDGES_COMMON_H
 #define FANOUT_BRIDGES_COMMON_H
@@ -27,6 +28,7 @@
 #include <time.h>
 
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -69,6 +71,61 @@ static inline int fail_inval(const char *what)
 	tl_errno = 0;
 	snprintf(tl_msg, sizeof(tl_msg), "%s", what);
 	return FO_EINVAL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* SIGPIPE                                                                   */
+
+/*
+ * hiredis writes with send(fd, ..., 0): a write on a connection the server
+ * dropped (CLIENT KILL, a restart) fails with EPIPE and raises SIGPIPE, whose
+ * default action kills the whole process, silently.  A library must not
+ * change the process's disposition, so the bridges block SIGPIPE in their own
+ * threads for their whole life (a write raises it for the writing thread: it
+ * stays pending there, never delivered) and, in the caller's thread, around
+ * the calls that do I/O: sigpipe_enter() blocks it, sigpipe_leave() discards
+ * one raised meanwhile (unless one was pending before) and restores the
+ * caller's mask.  The write itself reports EPIPE as usual.
+ */
+static inline void sigpipe_block_thread(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending; /* a SIGPIPE pending before: not ours to discard */
+};
+
+static inline void sigpipe_enter(struct sigpipe_guard *g)
+{
+	sigset_t set, pending;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static inline void sigpipe_leave(struct sigpipe_guard *g)
+{
+	if (!g->was_pending && sigismember(&g->old, SIGPIPE) != 1) {
+		sigset_t set, pending;
+		sigemptyset(&set);
+		sigaddset(&set, SIGPIPE);
+		sigemptyset(&pending);
+		sigpending(&pending);
+		if (sigismember(&pending, SIGPIPE) == 1) {
+			struct timespec zero = {0, 0};
+			while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+				;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -448,6 +448,7 @@ static void sink_take(void *ctx, void **items, size_t k)
 
 static void *sink_main(void *arg)
 {
+	sigpipe_block_thread(); /* writes on a dropped connection: EPIPE only */
 	fo_redis_sink *s = arg;
 	for (;;) {
 		size_t got = drain_fill(&s->d, s->cfg.o.batch, s->cfg.o.linger_us, sink_take, s);
@@ -491,8 +492,8 @@ static void sink_free(fo_redis_sink *s)
 	free(s);
 }
 
-int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, const char *key,
-                        const fo_codec *codec, const fo_redis_opts *o)
+static int sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, const char *key,
+                      const fo_codec *codec, const fo_redis_opts *o)
 {
 	if (!out || !c || !url || !key || !codec)
 		return fail_inval("fo_redis_sink_start: NULL argument");
@@ -558,6 +559,17 @@ int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, cons
 	tl_msg[0] = '\0';
 	*out = s;
 	return FO_OK;
+}
+
+int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, const char *key,
+                        const fo_codec *codec, const fo_redis_opts *o)
+{
+	struct sigpipe_guard g; /* the connection's first commands run here; the thread
+	                         * inherits the blocked mask */
+	sigpipe_enter(&g);
+	int rc = sink_start(out, c, url, key, codec, o);
+	sigpipe_leave(&g);
+	return rc;
 }
 
 int fo_redis_sink_get_stats(fo_redis_sink *s, fo_redis_sink_stats *out)
@@ -798,6 +810,7 @@ static bool src_set_fd(struct rsource *s, int fd)
 
 static void *src_reader_main(void *arg)
 {
+	sigpipe_block_thread(); /* writes on a dropped connection: EPIPE only */
 	struct rsource *s = arg;
 	enum rphase ph = PH_PENDING;
 	struct rid from = {0, 0};
@@ -886,6 +899,7 @@ static int src_send_acks(struct rsource *s, const struct rid *ids, size_t n, str
 
 static void *src_acker_main(void *arg)
 {
+	sigpipe_block_thread(); /* writes on a dropped connection: EPIPE only */
 	struct rsource *s = arg;
 	size_t max = s->cfg.o.batch > 1024 ? s->cfg.o.batch : 1024;
 	struct rid *batch = malloc(max * sizeof(*batch));
@@ -1015,8 +1029,8 @@ static const struct fo__iter_vt src_vt = {
     .arm = bsrc_arm,
 };
 
-int fo_redis_source(fo_iter **out, const char *url, const char *key, const char *group,
-                    const char *consumer, const fo_codec *codec, const fo_redis_opts *o)
+static int source_open(fo_iter **out, const char *url, const char *key, const char *group,
+                       const char *consumer, const fo_codec *codec, const fo_redis_opts *o)
 {
 	if (!out || !url || !key || !group || !consumer || !codec)
 		return fail_inval("fo_redis_source: NULL argument");
@@ -1088,4 +1102,14 @@ int fo_redis_source(fo_iter **out, const char *url, const char *key, const char 
 	tl_msg[0] = '\0';
 	*out = &s->b.it;
 	return FO_OK;
+}
+
+int fo_redis_source(fo_iter **out, const char *url, const char *key, const char *group,
+                    const char *consumer, const fo_codec *codec, const fo_redis_opts *o)
+{
+	struct sigpipe_guard g; /* the connection's first commands run here */
+	sigpipe_enter(&g);
+	int rc = source_open(out, url, key, group, consumer, codec, o);
+	sigpipe_leave(&g);
+	return rc;
 }

@@ -617,6 +617,8 @@ static void test_backpressure(void **state)
 
 int main(int argc, char **argv)
 {
+	/* line by line even into ctest's pipe: a death leaves its last test visible */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 6 && strcmp(argv[1], "--crash-consumer") == 0)
 		crash_consumer(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	const struct CMUnitTest tests[] = {
