@@ -551,8 +551,9 @@ struct nsource {
 	jsCtx *js;
 	natsSubscription *sub; /* "<inbox>.*" */
 	char *inbox;
-	char *next_subj; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
-	uint64_t req_no; /* the reader's: the last pull request's number */
+	char *next_subj;   /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
+	uint64_t req_no;   /* the reader's: the last pull request's number */
+	uint64_t req_open; /* the reader's: that request's deadline while not over, else 0 */
 	pthread_t reader;
 	bool reader_started;
 	/* under b.mu */
@@ -610,6 +611,13 @@ static void src_ack(struct nsource *s, natsMsg *m)
 	natsConnection_PublishString(s->nc, natsMsg_GetReply(m), "+ACK");
 }
 
+/* Give a message back: redelivered at once (to any reader of the durable),
+ * not after AckWait. */
+static void src_nak(struct nsource *s, natsMsg *m)
+{
+	natsConnection_PublishString(s->nc, natsMsg_GetReply(m), "-NAK");
+}
+
 /*
  * Deliver one message (ownership taken): into the ring, or dropped if it is
  * held or was acknowledged already.  FO_OK, FO_ECANCELED (closing) or an
@@ -652,6 +660,8 @@ static int src_deliver(struct nsource *s, natsMsg *m, struct rerr *e)
 	pthread_mutex_unlock(&s->b.mu);
 	if (s->codec.item_free)
 		s->codec.item_free(item, s->codec.ctx);
+	if (arc == FO_OK)
+		src_nak(s, m); /* closing */
 	natsMsg_Destroy(m);
 	return arc == FO_OK ? FO_ECANCELED : rerr_set(e, FO_ENOMEM, 0, "nats source: no memory");
 }
@@ -679,6 +689,9 @@ static bool src_status(natsMsg *m, const char *reply, int *rc, struct rerr *e)
 	return true;
 }
 
+static int src_pull_wait(struct nsource *s, const char *reply, size_t want, uint64_t deadline,
+                         struct rerr *e);
+
 /*
  * One pull request for @want messages, delivered as they come, until the
  * batch is full, the request's own status ends it, or block_ms plus a grace
@@ -696,6 +709,17 @@ static int src_pull(struct nsource *s, size_t want, struct rerr *e)
 		return nats_err(e, st, 0, "pull request");
 	int grace = s->o.io_timeout_ms < 500 ? s->o.io_timeout_ms : 500;
 	uint64_t deadline = now_ns() + (uint64_t)(s->o.block_ms + grace) * 1000000u;
+	int rc = src_pull_wait(s, reply, want, deadline, e);
+	/* closing mid-request: close drains the rest, until its status or deadline */
+	s->req_open = rc == FO_ECANCELED ? deadline : 0;
+	return rc;
+}
+
+/* src_pull()'s wait for the messages of request @reply. */
+static int src_pull_wait(struct nsource *s, const char *reply, size_t want, uint64_t deadline,
+                         struct rerr *e)
+{
+	natsStatus st;
 	for (size_t got = 0; got < want;) {
 		uint64_t now = now_ns();
 		natsMsg *m = NULL;
@@ -726,6 +750,11 @@ static int src_pull(struct nsource *s, size_t want, struct rerr *e)
 		natsMsg_Destroy(m);
 		if (ended)
 			return rc;
+		pthread_mutex_lock(&s->b.mu);
+		bool stop = s->b.stop; /* close wakes us with a message */
+		pthread_mutex_unlock(&s->b.mu);
+		if (stop)
+			return FO_ECANCELED;
 	}
 	return FO_OK;
 }
@@ -827,15 +856,47 @@ static void src_close(fo_iter *it)
 {
 	struct nsource *s = (struct nsource *)it;
 	src_release_cur(s);
-	if (s->nc)
-		natsConnection_FlushTimeout(s->nc, s->o.io_timeout_ms); /* the last acks */
 	pthread_mutex_lock(&s->b.mu);
 	bsrc_stop_locked(&s->b);
 	pthread_mutex_unlock(&s->b.mu);
-	if (s->nc) /* cuts a wait for a message short */
-		natsConnection_Close(s->nc);
-	if (s->reader_started)
+	if (s->reader_started) {
+		/* a message on our inbox ends the reader's wait (it sees the stop) */
+		char wake[160];
+		snprintf(wake, sizeof(wake), "%s.wake", s->inbox);
+		if (natsConnection_PublishString(s->nc, wake, "") != NATS_OK)
+			natsConnection_Close(s->nc); /* no connection: this cuts the wait short */
 		pthread_join(s->reader, NULL);
+	}
+	/* What was read ahead and never handed out goes back to the server now. */
+	pthread_mutex_lock(&s->b.mu);
+	for (size_t i = 0; i < s->b.len; i++)
+		src_nak(s, s->b.ring[(s->b.head + i) % s->b.cap].handle);
+	pthread_mutex_unlock(&s->b.mu);
+	/* and what arrives for a request still open (until its status or deadline) */
+	char reply[128];
+	snprintf(reply, sizeof(reply), "%s.%" PRIu64, s->inbox, s->req_no);
+	for (;;) {
+		uint64_t now = now_ns();
+		int64_t wait_ms = s->req_open > now ? (int64_t)((s->req_open - now) / 1000000u) : 0;
+		natsMsg *m = NULL;
+		if (!s->sub ||
+		    natsSubscription_NextMsg(&m, s->sub, wait_ms > 0 ? wait_ms : 1) != NATS_OK)
+			break;
+		const char *r = natsMsg_GetReply(m);
+		bool over = false;
+		if (r && !strncmp(r, ACK_PREFIX, strlen(ACK_PREFIX))) {
+			src_nak(s, m);
+		} else {
+			int rc = FO_OK;
+			struct rerr e;
+			over = src_status(m, reply, &rc, &e);
+		}
+		natsMsg_Destroy(m);
+		if (over)
+			s->req_open = 0;
+	}
+	natsConnection_FlushTimeout(s->nc, s->o.io_timeout_ms); /* the last acks and naks */
+	natsConnection_Close(s->nc);
 	src_free(s);
 }
 
@@ -851,6 +912,11 @@ static const struct fo__iter_vt src_vt = {
  * our filter.  Then subscribe to the inbox the pull requests name. */
 static int src_setup(struct nsource *s, const char *subject, const char *durable, struct rerr *e)
 {
+	if (s->o.create_stream && subject) {
+		int rc = ensure_stream(s->js, s->stream, subject, &s->o, e);
+		if (rc != FO_OK)
+			return rc;
+	}
 	jsConsumerInfo *ci = NULL;
 	jsErrCode jerr = 0;
 	natsStatus st = js_GetConsumerInfo(&ci, s->js, s->stream, durable, NULL, &jerr);

@@ -60,7 +60,8 @@ typedef struct fo_nats_sink fo_nats_sink;
  * @stream:             the JetStream stream name: the source reads it; a sink
  *                      checks at start that it exists (FO_FAILED if not) or,
  *                      with @create_stream, creates it over its subject.
- * @create_stream:      create @stream (file storage) if it does not exist.
+ * @create_stream:      create @stream (file storage) over the sink's subject,
+ *                      or the source's (when not NULL), if it does not exist.
  * @duplicate_window_ms: dedupe window of a created stream (default 120000).
  * @block_ms:           source: how long a fetch waits on the server (1000).
  * @prefetch:           source: decoded messages kept ready (default 1024).
@@ -135,16 +136,19 @@ FO_API int fo_nats_sink_stop(fo_nats_sink *s);
 
 /**
  * fo_nats_source() - an iterator over durable pull consumer @durable of
- * stream opts.stream (required), filtered on @subject (NULL: the whole
- * stream).  The durable is created if missing.
+ * stream opts.stream (required; created over @subject if missing with
+ * opts.create_stream), filtered on @subject (NULL: the whole stream).  The
+ * durable is created if missing; an existing one must be a pull consumer
+ * with the same filter (else FO_FAILED).
  * Items: borrowed until the next read or close, then acknowledged and freed.
  * After retry_timeout_ms without a server, or a server error, the iterator
  * fails (FO_FAILED; fo_iter_error(): FO_ESYS / FO_FAILED and the message)
  * after the messages already buffered.  A decode error fails it with the
  * codec's code (the message is not acknowledged).  Never FO_END.
- * Returns: FO_OK; FO_EINVAL (NULL or empty argument, no opts.stream, bad
- * URL, codec without decode); FO_ESYS (no server); FO_FAILED (missing
- * stream, authorization, ...); FO_ENOMEM.  The message: fo_nats_errmsg().
+ * Returns: FO_OK; FO_EINVAL (NULL or empty argument, a durable name with
+ * '.', '*', '>' or a space, no opts.stream, bad URL, codec without decode);
+ * FO_ESYS (no server); FO_FAILED (missing stream, authorization, a durable
+ * of another kind or filter, ...); FO_ENOMEM.  The message: fo_nats_errmsg().
  * Threads: one reader at a time, like every iterator.
  */
 FO_API int fo_nats_source(fo_iter **it, const char *url, const char *subject, const char *durable,
