@@ -115,6 +115,18 @@ static void default_stream(char *buf, size_t n, const char *key)
 			*p = '_';
 }
 
+#ifdef FANOUT_CLI_NATS
+/* The defaults, on JetStream stream @stream, created if missing. */
+static fo_nats_opts nats_opts(const char *stream)
+{
+	fo_nats_opts o;
+	fo_nats_opts_init(&o);
+	o.stream = stream;
+	o.create_stream = 1;
+	return o;
+}
+#endif
+
 /* A sink of either engine. */
 struct any_sink {
 	enum engine e;
@@ -131,10 +143,7 @@ static int sink_open(struct any_sink *k, fo_cursor *c, const char *url, const ch
 #endif
 #ifdef FANOUT_CLI_NATS
 	case ENGINE_NATS: {
-		fo_nats_opts o;
-		fo_nats_opts_init(&o);
-		o.stream = stream;
-		o.create_stream = 1;
+		fo_nats_opts o = nats_opts(stream);
 		return fo_nats_sink_start((fo_nats_sink **)&k->h, c, url, key, codec, &o);
 	}
 #endif
@@ -248,6 +257,16 @@ int cli_pub(int argc, char **argv)
 	return status;
 }
 
+/* With --count N: read ahead no more than N entries. */
+static void bound_read_ahead(size_t *prefetch, size_t *batch, long long count)
+{
+	if (count > 0 && (unsigned long long)count < *prefetch) {
+		*prefetch = (size_t)count;
+		if (*batch > *prefetch)
+			*batch = *prefetch;
+	}
+}
+
 /* The source of either engine; @count > 0 bounds the read-ahead. */
 static int source_open(enum engine e, fo_iter **it, const char *url, const char *key,
                        const char *group, const char *consumer, const char *stream, long long count,
@@ -259,25 +278,14 @@ static int source_open(enum engine e, fo_iter **it, const char *url, const char 
 		fo_redis_opts o;
 		fo_redis_opts_init(&o);
 		o.create_group = 1;
-		if (count > 0 && (unsigned long long)count < o.prefetch) {
-			o.prefetch = (size_t)count;
-			if (o.batch > o.prefetch)
-				o.batch = o.prefetch;
-		}
+		bound_read_ahead(&o.prefetch, &o.batch, count);
 		return fo_redis_source(it, url, key, group, consumer, codec, &o);
 	}
 #endif
 #ifdef FANOUT_CLI_NATS
 	case ENGINE_NATS: {
-		fo_nats_opts o;
-		fo_nats_opts_init(&o);
-		o.stream = stream;
-		o.create_stream = 1;
-		if (count > 0 && (unsigned long long)count < o.prefetch) {
-			o.prefetch = (size_t)count;
-			if (o.batch > o.prefetch)
-				o.batch = o.prefetch;
-		}
+		fo_nats_opts o = nats_opts(stream);
+		bound_read_ahead(&o.prefetch, &o.batch, count);
 		return fo_nats_source(it, url, key, group, codec, &o);
 	}
 #endif

@@ -37,13 +37,7 @@ static const char *url(void)
 	return getenv("FO_NATS_URL");
 }
 
-#define NEED_SERVER()                                                               \
-	do {                                                                        \
-		if (!url()) {                                                       \
-			print_message("FO_NATS_URL unset: run under servers.sh\n"); \
-			skip();                                                     \
-		}                                                                   \
-	} while (0)
+#define NEED_SERVER() NEED_ENV("FO_NATS_URL")
 
 /* Per test: a stream name and its subject. */
 struct names {
@@ -98,23 +92,11 @@ static fo_iter *start_source(const struct names *n, const char *durable, int64_t
 	return it;
 }
 
-static fo_stream *new_stream(fo_cursor **c, size_t capacity)
-{
-	fo_stream_opts so;
-	fo_stream_opts_init(&so);
-	so.capacity = capacity;
-	so.item_free = seq_free;
-	fo_stream *s;
-	assert_int_equal(fo_stream_create(&s, &so), FO_OK);
-	assert_int_equal(fo_stream_cursor(s, c, FO_ACTIVE), FO_OK);
-	return s;
-}
-
 /* Store 0..n-1 (the sink is stopped: everything acknowledged). */
 static void fill(const struct names *n, uint64_t count)
 {
 	fo_cursor *c;
-	fo_stream *s = new_stream(&c, 0);
+	fo_stream *s = seq_stream(&c, 0);
 	fo_nats_sink *sink = start_sink(n, c, 256);
 	for (uint64_t i = 0; i < count; i++)
 		assert_int_equal(fo_stream_push(s, seq_new(i)), FO_OK);
@@ -159,7 +141,7 @@ static void flow(const char *what, uint64_t count, bool restart)
 {
 	struct names n = names(what);
 	fo_cursor *c;
-	fo_stream *s = new_stream(&c, 4096);
+	fo_stream *s = seq_stream(&c, 4096);
 	fo_nats_sink *sink = start_sink(&n, c, 128); /* creates the stream */
 	fo_iter *it = start_source(&n, "d1", restart ? 2000 : 30000);
 	struct producer p = {.s = s, .n = count, .pause_every = restart ? 64 : 0};
@@ -380,7 +362,7 @@ static void expect_both(const char *u, const struct names *n, int code, const ch
 	o.io_timeout_ms = 500;
 	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
 	fo_cursor *c;
-	fo_stream *s = new_stream(&c, 0);
+	fo_stream *s = seq_stream(&c, 0);
 	fo_nats_sink *sink = NULL;
 	int64_t t0 = ft_now_ns();
 	int rc = fo_nats_sink_start(&sink, c, u, n->subject, &codec, &o);
@@ -451,7 +433,7 @@ static void test_bad_inputs(void **state)
 	fo_nats_opts o = quick_opts(&n);
 	fo_codec codec = fo_codec_pod(sizeof(uint64_t)), nocodec = {0};
 	fo_cursor *c;
-	fo_stream *s = new_stream(&c, 0);
+	fo_stream *s = seq_stream(&c, 0);
 	fo_nats_sink *sink;
 	fo_iter *it = NULL;
 	assert_int_equal(fo_nats_sink_start(NULL, c, url(), "x", &codec, &o), FO_EINVAL);
@@ -502,7 +484,7 @@ static void test_bad_inputs(void **state)
 	fo_nats_opts mo = quick_opts(&m);
 	mo.create_stream = 0;
 	fo_cursor *mc;
-	fo_stream *ms = new_stream(&mc, 0);
+	fo_stream *ms = seq_stream(&mc, 0);
 	assert_int_equal(fo_nats_sink_start(&sink, mc, url(), m.subject, &codec, &mo), FO_FAILED);
 	print_message("missing stream (sink): %s\n", fo_nats_errmsg());
 	assert_non_null(strstr(fo_nats_errmsg(), "stream not found"));
@@ -533,7 +515,7 @@ static void test_server_gone(void **state)
 	o.retry_timeout_ms = 500;
 	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
 	fo_cursor *c;
-	fo_stream *s = new_stream(&c, 0);
+	fo_stream *s = seq_stream(&c, 0);
 	fo_nats_sink *sink;
 	int rc = fo_nats_sink_start(&sink, c, u, n.subject, &codec, &o);
 	if (rc != FO_OK)
@@ -573,7 +555,7 @@ static void test_backpressure(void **state)
 	struct names n = names("bp"), tn = names("bptap");
 	fo_cursor *c, *tapc;
 	const size_t capacity = 1000, batch = 64;
-	fo_stream *s = new_stream(&c, capacity);
+	fo_stream *s = seq_stream(&c, capacity);
 	assert_int_equal(fo_stream_cursor(s, &tapc, FO_PASSIVE), FO_OK);
 	fo_nats_sink *sink = start_sink(&n, c, batch);
 	fo_nats_sink *tap = start_sink(&tn, tapc, batch);
