@@ -161,6 +161,40 @@ static inline int backoff_ms(int min_ms, int max_ms, unsigned n)
 	return ms > max_ms ? max_ms : (int)ms;
 }
 
+/* A retry loop's state: it gives up @timeout_ms after the first failure of a
+ * run (retry_ok() ends the run) and backs off between attempts. */
+struct retry {
+	uint64_t give_up; /* 0: no failure in this run yet */
+	unsigned fails;
+	int timeout_ms, min_ms, max_ms;
+};
+
+static inline struct retry retry_init(int timeout_ms, int min_ms, int max_ms)
+{
+	return (struct retry){.timeout_ms = timeout_ms, .min_ms = min_ms, .max_ms = max_ms};
+}
+
+static inline void retry_ok(struct retry *r)
+{
+	r->give_up = 0;
+	r->fails = 0;
+}
+
+/* A failure: true when it is time to give up. */
+static inline bool retry_failed(struct retry *r)
+{
+	uint64_t now = now_ns();
+	if (!r->give_up)
+		r->give_up = now + (uint64_t)r->timeout_ms * 1000000u;
+	return now >= r->give_up;
+}
+
+/* How long to wait before the next attempt (doubled each time, capped). */
+static inline int retry_backoff(struct retry *r)
+{
+	return backoff_ms(r->min_ms, r->max_ms, r->fails++);
+}
+
 /* An id: Redis "ms-seq", NATS (stream sequence, 0). 0-0 is never an id. */
 struct rid {
 	uint64_t ms, seq;
@@ -391,6 +425,23 @@ static inline size_t drain_fill(struct drain *d, size_t max, int linger_us,
 		poll(p, 2, timeout);
 	}
 	return got;
+}
+
+/*
+ * The end of a sink's thread: closes the cursor (here, not in stop(): a
+ * failed sink must not hold the producers back).  Returns true, with the
+ * stream's failure in @e (prefixed @who), if the stream failed.
+ */
+static inline bool drain_finish(struct drain *d, const char *who, struct rerr *e)
+{
+	bool failed = d->failed;
+	if (failed) {
+		const fo_error *fe = fo_cursor_error(d->cur);
+		rerr_set(e, FO_FAILED, 0, "%s: the stream failed: %s", who, fe ? fe->message : "?");
+	}
+	fo_cursor_close(d->cur);
+	d->cur = NULL;
+	return failed;
 }
 
 /* After a batch of @got items was sent: has the sink read everything it will? */

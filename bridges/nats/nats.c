@@ -247,8 +247,8 @@ static void sink_take(void *ctx, void **items, size_t k)
  */
 static int sink_send(fo_nats_sink *s)
 {
-	uint64_t give_up = 0;
-	unsigned fails = 0;
+	struct retry r =
+	    retry_init(s->o.retry_timeout_ms, s->o.backoff_min_ms, s->o.backoff_max_ms);
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MaxWait = s->o.io_timeout_ms;
@@ -324,14 +324,11 @@ static int sink_send(fo_nats_sink *s)
 		else
 			rerr_set(&e, FO_ESYS, ETIMEDOUT, "nats: %zu publishes not acknowledged",
 			         left);
-		uint64_t now = now_ns();
-		if (!give_up)
-			give_up = now + (uint64_t)s->o.retry_timeout_ms * 1000000u;
-		if (now >= give_up || (e.code != FO_ESYS && e.code != FO_FAILED)) {
+		if (retry_failed(&r) || (e.code != FO_ESYS && e.code != FO_FAILED)) {
 			sink_record(s, &e);
 			return e.code;
 		}
-		drain_sleep(&s->d, backoff_ms(s->o.backoff_min_ms, s->o.backoff_max_ms, fails++));
+		drain_sleep(&s->d, retry_backoff(&r));
 	}
 }
 
@@ -348,18 +345,12 @@ static void *sink_main(void *arg)
 		if (drain_done(&s->d, got))
 			break;
 	}
-	if (s->d.failed) {
-		const fo_error *fe = fo_cursor_error(s->d.cur);
-		struct rerr e;
-		rerr_set(&e, FO_FAILED, 0, "nats sink: the stream failed: %s",
-		         fe ? fe->message : "?");
+	struct rerr e;
+	if (drain_finish(&s->d, "nats sink", &e))
 		sink_record(s, &e);
-	}
 	pthread_mutex_lock(&s->mu);
 	s->st.failed = s->err.code != 0;
 	pthread_mutex_unlock(&s->mu);
-	fo_cursor_close(s->d.cur); /* a failed sink must not hold producers back */
-	s->d.cur = NULL;
 	return NULL;
 }
 
@@ -762,8 +753,8 @@ static int src_pull_wait(struct nsource *s, const char *reply, size_t want, uint
 static void *src_reader_main(void *arg)
 {
 	struct nsource *s = arg;
-	unsigned fails = 0;
-	uint64_t give_up = 0;
+	struct retry r =
+	    retry_init(s->o.retry_timeout_ms, s->o.backoff_min_ms, s->o.backoff_max_ms);
 	for (;;) {
 		size_t room = bsrc_room(&s->b);
 		if (!room)
@@ -779,20 +770,15 @@ static void *src_reader_main(void *arg)
 		}
 		if (rc == FO_OK) {
 			pthread_mutex_unlock(&s->b.mu);
-			fails = 0;
-			give_up = 0;
+			retry_ok(&r);
 			continue;
 		}
-		uint64_t now = now_ns();
-		if (!give_up)
-			give_up = now + (uint64_t)s->o.retry_timeout_ms * 1000000u;
-		if (rc != FO_ESYS || now >= give_up) {
+		if (rc != FO_ESYS || retry_failed(&r)) {
 			bsrc_fail_locked(&s->b, &e);
 			pthread_mutex_unlock(&s->b.mu);
 			break;
 		}
-		bool closing = bsrc_sleep_locked(
-		    &s->b, backoff_ms(s->o.backoff_min_ms, s->o.backoff_max_ms, fails++));
+		bool closing = bsrc_sleep_locked(&s->b, retry_backoff(&r));
 		pthread_mutex_unlock(&s->b.mu);
 		if (closing)
 			break;
