@@ -105,11 +105,16 @@ static atomic_bool stop_killer, stop_busy;
  * machines; CI runs as root, where a stale kill() could hit any process).  The
  * pidfd pins the process, so the check and the signal see the same one.
  */
+static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER; /* our fds against count_fds() */
+
 static bool kill_our_child(int pid)
 {
+	pthread_mutex_lock(&fd_mu);
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd < 0)
+	if (pfd < 0) {
+		pthread_mutex_unlock(&fd_mu);
 		return false;
+	}
 	char path[64], line[128];
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	long ppid = -1;
@@ -122,6 +127,7 @@ static bool kill_our_child(int pid)
 	bool ok =
 	    ppid == (long)getpid() && syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0) == 0;
 	close(pfd);
+	pthread_mutex_unlock(&fd_mu);
 	return ok;
 }
 
@@ -156,12 +162,14 @@ static void *busy(void *arg)
 static int count_fds(void)
 {
 	int n = 0;
+	pthread_mutex_lock(&fd_mu);
 	DIR *d = opendir("/proc/self/fd");
 	CHECK(d);
 	struct dirent *e;
 	while ((e = readdir(d)))
 		n += e->d_name[0] != '.';
 	closedir(d);
+	pthread_mutex_unlock(&fd_mu);
 	return n - 1;
 }
 
