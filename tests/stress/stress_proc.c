@@ -7,7 +7,8 @@
  *      EMIT: every input ends in exactly one result or one error item, at its place (ordered:
  *      in input order; unordered: each input exactly once); killed items name SIGKILL;
  *   2. the same (ordered chunk 1, unordered chunk 16) while the program runs busy threads
- *      that allocate and free all along (forks happen while other threads are inside malloc);
+ *      that allocate and free all along (forks happen while other threads are inside malloc;
+ *      not under TSan: see main());
  *   3. a pool with 4 rounds under the killer.
  * After each map: no zombie (waitpid(-1, WNOHANG) is ECHILD), no fd left open (/proc/self/fd
  * counted before and after), every parent input released once.  Exits non-zero on the first
@@ -279,7 +280,20 @@ int main(void)
 	pthread_t kt, bt[2];
 	CHECK(pthread_create(&kt, NULL, killer, (void *)(uintptr_t)42) == 0);
 	fo_pmap_opts o;
-	for (int with_busy = 0; with_busy < 2; with_busy++) {
+	/*
+	 * Under ThreadSanitizer the busy phase is left out.  It exists to fork
+	 * while other threads are inside glibc's malloc; a TSan build has no glibc
+	 * malloc, it has TSan's allocator, and clang 14's runtime does not take
+	 * all of its own locks around fork() (the metadata block cache and the
+	 * stack depot are not; fixed upstream in LLVM 19, "[tsan] Lock/Unlock
+	 * allocator and stacks on fork"): a child forked while a busy thread
+	 * refills such a cache spins forever in its first malloc.  TSan checks
+	 * only the parent anyway (it switches itself off in the child of a
+	 * multithreaded fork); the release and ASan builds run the phase.
+	 */
+	const char *san = getenv("FO_SANITIZE");
+	int phases = san && strcmp(san, "thread") == 0 ? 1 : 2;
+	for (int with_busy = 0; with_busy < phases; with_busy++) {
 		printf("%s\n", with_busy ? "with 2 busy allocating threads:" : "killer only:");
 		if (with_busy) {
 			for (int i = 0; i < 2; i++)
@@ -309,7 +323,7 @@ int main(void)
 	atomic_store(&stop_killer, true);
 	atomic_store(&stop_busy, true);
 	pthread_join(kt, NULL);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; phases == 2 && i < 2; i++)
 		pthread_join(bt[i], NULL);
 	no_zombie();
 	CHECK(count_fds() == fds);
