@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fo_test.h"
+#include "ft_watchdog.h"
 
 #define CHECK(c)                                                                              \
 	do {                                                                                  \
@@ -40,6 +41,7 @@ typedef struct shared {
 } shared;
 
 static shared *sh;
+static ft_watchdog wd; /* a stall aborts with every thread and child described */
 
 static int w_init(void *ctx, void *arg, void **wstate)
 {
@@ -172,6 +174,7 @@ static void read_round(fo_iter *out, src *s, bool ordered, uint64_t n, uint64_t 
 		CHECK(!seen[at]);
 		seen[at] = 1;
 		got++;
+		ft_watchdog_tick(&wd);
 	}
 	if (rc != FO_END)
 		fprintf(stderr, "rc %s: %s\n", fo_status_name(rc), fo_iter_error(out)->message);
@@ -208,6 +211,10 @@ static void one_map(fo_pool *pool, const fo_pmap_opts *o, uint64_t n)
 		CHECK(fo_pool_map(pool, &out, in) == FO_OK);
 	else
 		CHECK(fo_pmap(&out, in, w_fn, o) == FO_OK);
+	static char what[96];
+	snprintf(what, sizeof(what), "%s map, %s chunk %zu retries %u", pool ? "pool" : "single",
+	         o->ordered ? "ordered" : "unordered", o->chunk_size, o->retries);
+	ft_watchdog_doing(&wd, what);
 	uint64_t errors = 0;
 	long k0 = atomic_load(&sh->kills);
 	int64_t t0 = ft_now_ns();
@@ -230,6 +237,9 @@ int main(void)
 	for (uintptr_t i = 0; i < MAXW; i++)
 		args[i] = (void *)i;
 	uint64_t n = ft_scale(100000);
+	/* A map of n items takes 25-110 s under TSan on 2 loaded cores; one item
+	 * in 2 minutes is a hang. */
+	ft_watchdog_start(&wd, 120);
 	int fds = count_fds();
 	pthread_t kt, bt[2];
 	CHECK(pthread_create(&kt, NULL, killer, (void *)(uintptr_t)42) == 0);
@@ -257,7 +267,10 @@ int main(void)
 		o.ordered = true;
 		one_map(pool, &o, n / 4);
 	}
+	ft_watchdog_doing(&wd, "fo_pool_destroy");
 	fo_pool_destroy(pool);
+	ft_watchdog_tick(&wd);
+	ft_watchdog_doing(&wd, "joining the killer and busy threads");
 	atomic_store(&stop_killer, true);
 	atomic_store(&stop_busy, true);
 	pthread_join(kt, NULL);
