@@ -40,7 +40,7 @@ static inline void ft_watchdog_tick(ft_watchdog *w)
 /* The first line of /proc/<dir>/<name> into @buf (empty on any error). */
 static inline void ft__proc_line(const char *dir, const char *name, char *buf, size_t n)
 {
-	char path[256];
+	char path[400];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	buf[0] = '\0';
 	FILE *f = fopen(path, "r");
@@ -74,7 +74,7 @@ static inline void ft_watchdog_dump(void)
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		char dir[128], kids[1024];
+		char dir[300], kids[1024];
 		snprintf(dir, sizeof(dir), "/proc/self/task/%s", e->d_name);
 		ft__proc_describe("thread", dir);
 		ft__proc_line(dir, "children", kids, sizeof(kids));

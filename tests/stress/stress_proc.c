@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,13 +99,39 @@ static void src_free(void *item, void *ctx)
 
 static atomic_bool stop_killer, stop_busy;
 
+/*
+ * SIGKILL @pid only if it is still a child of ours: busy[] keeps the pid of a
+ * worker that died long ago, and pids are reused (pid_max is 32768 on some
+ * machines; CI runs as root, where a stale kill() could hit any process).  The
+ * pidfd pins the process, so the check and the signal see the same one.
+ */
+static bool kill_our_child(int pid)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return false;
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	long ppid = -1;
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "PPid: %ld", &ppid) == 1)
+			break;
+	if (f)
+		fclose(f);
+	bool ok =
+	    ppid == (long)getpid() && syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0) == 0;
+	close(pfd);
+	return ok;
+}
+
 static void *killer(void *arg)
 {
 	unsigned seed = (unsigned)(uintptr_t)arg;
 	while (!atomic_load(&stop_killer)) {
 		ft_sleep_ms(2 + rand_r(&seed) % 8);
 		int pid = atomic_load(&sh->busy[rand_r(&seed) % MAXW]);
-		if (pid > 0 && kill(pid, SIGKILL) == 0)
+		if (pid > 0 && kill_our_child(pid))
 			atomic_fetch_add(&sh->kills, 1);
 	}
 	return NULL;
