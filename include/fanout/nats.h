@@ -57,8 +57,9 @@ typedef struct fo_nats_sink fo_nats_sink;
  * @batch:              sink: messages per batch of outstanding acks; source:
  *                      messages per fetch (default 256).
  * @linger_us:          sink: how long a partial batch waits to fill (default 0).
- * @stream:             the JetStream stream name: the source reads it; with
- *                      @create_stream the sink creates it over its subject.
+ * @stream:             the JetStream stream name: the source reads it; a sink
+ *                      checks at start that it exists (FO_FAILED if not) or,
+ *                      with @create_stream, creates it over its subject.
  * @create_stream:      create @stream (file storage) if it does not exist.
  * @duplicate_window_ms: dedupe window of a created stream (default 120000).
  * @block_ms:           source: how long a fetch waits on the server (1000).
@@ -109,7 +110,10 @@ typedef struct fo_nats_sink_stats {
  * Returns: FO_OK; FO_EINVAL (NULL argument, empty @subject, bad URL or
  * options, codec without encode); FO_ESYS (no server: refused, unreachable,
  * timed out; thread creation); FO_FAILED (the server refused: authorization,
- * stream creation); FO_ENOMEM.  The message: fo_nats_errmsg().
+ * opts.stream missing, stream creation); FO_ENOMEM.  The message:
+ * fo_nats_errmsg().  Without opts.stream, a subject no stream stores is
+ * found by the first publish ("no responders"), retried up to
+ * retry_timeout_ms, then reported by fo_nats_sink_stop() as FO_ESYS.
  * Ownership: on success the sink owns @c; on failure the caller keeps it.
  * Threads: any; afterwards @c is used only by the sink's thread.
  */

@@ -70,16 +70,25 @@ redis_start() {
 }
 
 
-# nats_start DIR PORT: start nats-server -js, wait until it accepts connections (10 s).
+# nats_ready_count DIR: how many times the log says the server is ready.
+nats_ready_count() {
+	local n
+	n=$(grep -c "Server is ready" "$1/nats.log" 2>/dev/null)
+	echo "${n:-0}"
+}
+
+# nats_start DIR PORT: start nats-server -js, wait until it accepts connections (10 s). The
+# log is appended to across restarts: wait for one more "Server is ready" than it had.
 nats_start() {
-	local dir=$1 port=$2
+	local dir=$1 port=$2 before
+	before=$(nats_ready_count "$dir")
 	(
 		nats-server -js -a 127.0.0.1 -p "$port" -sd "$dir/js" -l "$dir/nats.log" \
 			</dev/null >/dev/null 2>&1 &
 		echo $! >"$dir/nats.pid"
 	)
 	for _ in $(seq 1 200); do
-		if grep -q "Server is ready" "$dir/nats.log" 2>/dev/null; then
+		if [ "$(nats_ready_count "$dir")" -gt "$before" ]; then
 			return 0
 		fi
 		if ! kill -0 "$(cat "$dir/nats.pid")" 2>/dev/null; then
