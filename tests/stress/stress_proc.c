@@ -277,13 +277,14 @@ int main(void)
 	/*
 	 * Under ThreadSanitizer the busy phase is left out.  It exists to fork
 	 * while other threads are inside glibc's malloc; a TSan build has no glibc
-	 * malloc, it has TSan's allocator, and clang 14's runtime does not take
-	 * all of its own locks around fork() (the metadata block cache and the
-	 * stack depot are not; fixed upstream in LLVM 19, "[tsan] Lock/Unlock
-	 * allocator and stacks on fork"): a child forked while a busy thread
-	 * refills such a cache spins forever in its first malloc.  TSan checks
-	 * only the parent anyway (it switches itself off in the child of a
-	 * multithreaded fork); the release and ASan builds run the phase.
+	 * malloc, it has TSan's allocator, and clang 14's runtime leaves locks of
+	 * that allocator and of its stack depot held in the child of a
+	 * multithreaded fork (fixed upstream in LLVM 19, "[tsan] Lock/Unlock
+	 * allocator and stacks on fork").  src/proc.c fills the forking thread's
+	 * cache so that a child's own allocations need none of those locks, but two
+	 * threads allocating nonstop make every other runtime lock likely to be
+	 * held at a fork.  TSan checks only the parent anyway (it switches itself
+	 * off in the child of a multithreaded fork); release and ASan run the phase.
 	 */
 	const char *san = getenv("FO_SANITIZE");
 	int phases = san && strcmp(san, "thread") == 0 ? 1 : 2;
