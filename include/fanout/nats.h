@@ -14,16 +14,18 @@
  * after a lost or failed acknowledgement is dropped by the server's
  * duplicate window, so it is stored once.
  *
- * SOURCE: an fo_iter over a durable pull consumer.  A reader thread fetches
- * (natsSubscription_Fetch, waiting on the server: no polling) up to
- * opts.prefetch decoded messages ahead.  The iterator BORROWS: an item is
- * valid until the next read or close, and that is when it is released:
- * freed and acknowledged.  A consumer that crashes loses nothing: its
- * unacknowledged messages are redelivered (to it or to another reader of
- * the same durable) once opts.ack_wait_ms has passed.  Messages redelivered
- * while held, or after an acknowledgement lost with a connection, are
- * recognised by stream sequence and not handed out twice (the last 65536
- * acknowledged sequences are remembered).  fo_iter_fd()/fo_iter_arm() work.
+ * SOURCE: an fo_iter over a durable pull consumer.  A reader thread sends
+ * pull requests (each waits on the server up to opts.block_ms: no polling)
+ * and keeps up to opts.prefetch decoded messages ahead.  The iterator
+ * BORROWS: an item is valid until the next read or close, and that is when
+ * it is released: freed and acknowledged.  A consumer that crashes loses
+ * nothing: its unacknowledged messages are redelivered (to it or to another
+ * reader of the same durable) once opts.ack_wait_ms has passed;
+ * fo_iter_close() gives back (NAK) what was read ahead and not handed out,
+ * redelivered at once.  Messages redelivered while held, or after an
+ * acknowledgement lost with a connection, are recognised by stream sequence
+ * and not handed out twice (the last 65536 acknowledged sequences are
+ * remembered).  fo_iter_fd()/fo_iter_arm() work.
  *
  * FAULTS: the client reconnects by itself (capped exponential backoff);
  * each bridge gives up after opts.retry_timeout_ms without progress.
