@@ -602,7 +602,8 @@ struct rsource {
 	size_t nacks, acks_cap;
 	struct rid *acked; /* acknowledged; leave inflight at the reader's next read */
 	size_t nacked, acked_cap;
-	int reader_fd; /* the reader thread's socket, for shutdown() at close */
+	int reader_fd;     /* the reader thread's socket, for shutdown() at close */
+	uint64_t claim_at; /* the reader's: when the next claim pass is due */
 	bool reader_started, acker_started;
 
 	/* the reader's own (read-only for the iterator) */
@@ -715,6 +716,10 @@ static int src_read_once(struct rsource *s, enum rphase *ph, struct rid *from, s
 	pthread_mutex_unlock(&s->b.mu);
 	if (room > s->cfg.o.batch)
 		room = s->cfg.o.batch;
+	if (*ph == PH_NEW && s->cfg.o.claim_idle_ms >= 0 && now_ns() >= s->claim_at) {
+		*ph = PH_CLAIM; /* a periodic pass: entries of consumers that died since */
+		*from = (struct rid){0, 0};
+	}
 	char count[24], block[24], idle[24], fromb[48];
 	snprintf(count, sizeof(count), "%zu", room);
 	snprintf(block, sizeof(block), "%d", s->cfg.o.block_ms);
@@ -759,10 +764,14 @@ static int src_read_once(struct rsource *s, enum rphase *ph, struct rid *from, s
 			struct rid next = {0, 0};
 			if (r->element[0]->type == REDIS_REPLY_STRING)
 				parse_id(r->element[0]->str, r->element[0]->len, &next);
-			if (id_zero(next))
-				*ph = PH_NEW;
-			else
+			if (id_zero(next)) {
+				*ph = PH_NEW; /* the next pass after claim_idle_ms, at least 1 s */
+				int64_t every =
+				    s->cfg.o.claim_idle_ms > 1000 ? s->cfg.o.claim_idle_ms : 1000;
+				s->claim_at = now_ns() + (uint64_t)every * 1000000u;
+			} else {
 				*from = next;
+			}
 		}
 	} else if (r->type == REDIS_REPLY_NIL) {
 		/* BLOCK ran out: read again */

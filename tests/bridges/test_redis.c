@@ -247,13 +247,25 @@ static void crash_consumer(const char *key, const char *consumer, int k, int wfd
 	_exit(0); /* a crash: no close, the last entries stay unacknowledged */
 }
 
-static void crash_case(const char *what, const char *next_consumer, int64_t claim_idle_ms)
+/* @running: the next consumer's source is open before the crash (it takes
+ * the crashed one's entries over in a periodic claim pass, not at its start). */
+static void crash_case(const char *what, const char *next_consumer, int64_t claim_idle_ms,
+                       bool running)
 {
 	char key[128];
 	keyname(key, sizeof(key), what);
 	const uint64_t n = 2000;
 	const int k = 300;
 	fill(key, n);
+	fo_redis_opts o = quick_opts();
+	o.claim_idle_ms = claim_idle_ms;
+	o.prefetch = 256; /* the running one leaves the crashing one most entries */
+	o.create_group = 1;
+	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
+	fo_iter *it = NULL;
+	int rc;
+	if (running && (rc = fo_redis_source(&it, url(), key, "g", next_consumer, &codec, &o)))
+		fail_msg("source: %s: %s", fo_status_name(rc), fo_redis_errmsg());
 
 	int pfd[2];
 	assert_int_equal(pipe(pfd), 0);
@@ -288,12 +300,7 @@ static void crash_case(const char *what, const char *next_consumer, int64_t clai
 	 * prefetched ones are pending too. */
 	assert_true(pending >= 1);
 
-	fo_redis_opts o = quick_opts();
-	o.claim_idle_ms = claim_idle_ms;
-	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
-	fo_iter *it;
-	int rc = fo_redis_source(&it, url(), key, "g", next_consumer, &codec, &o);
-	if (rc != FO_OK)
+	if (!running && (rc = fo_redis_source(&it, url(), key, "g", next_consumer, &codec, &o)))
 		fail_msg("source: %s: %s", fo_status_name(rc), fo_redis_errmsg());
 	uint64_t redelivered = 0, total_b = 0, covered = 0;
 	for (uint64_t i = 0; i < n; i++)
@@ -338,14 +345,22 @@ static void test_crash_same_name(void **state)
 {
 	(void)state;
 	NEED_SERVER();
-	crash_case("crash_same", "c1", -1); /* its own pending entries first */
+	crash_case("crash_same", "c1", -1, false); /* its own pending entries first */
 }
 
 static void test_crash_claimed(void **state)
 {
 	(void)state;
 	NEED_SERVER();
-	crash_case("crash_claim", "c2", 0); /* another consumer claims them */
+	crash_case("crash_claim", "c2", 0, false); /* another consumer claims them */
+}
+
+static void test_crash_claimed_while_running(void **state)
+{
+	(void)state;
+	NEED_SERVER();
+	/* a consumer that was running already takes them over (periodic claim) */
+	crash_case("crash_claim_run", "c2", 500, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -727,11 +742,17 @@ int main(int argc, char **argv)
 	if (argc == 6 && strcmp(argv[1], "--crash-consumer") == 0)
 		crash_consumer(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_bad_inputs),       cmocka_unit_test(test_fd_arm),
-	    cmocka_unit_test(test_ordered_delivery), cmocka_unit_test(test_two_consumers),
-	    cmocka_unit_test(test_crash_same_name),  cmocka_unit_test(test_crash_claimed),
-	    cmocka_unit_test(test_backpressure),     cmocka_unit_test(test_client_kill),
-	    cmocka_unit_test(test_server_restart),   cmocka_unit_test(test_server_gone),
+	    cmocka_unit_test(test_bad_inputs),
+	    cmocka_unit_test(test_fd_arm),
+	    cmocka_unit_test(test_ordered_delivery),
+	    cmocka_unit_test(test_two_consumers),
+	    cmocka_unit_test(test_crash_same_name),
+	    cmocka_unit_test(test_crash_claimed),
+	    cmocka_unit_test(test_crash_claimed_while_running),
+	    cmocka_unit_test(test_backpressure),
+	    cmocka_unit_test(test_client_kill),
+	    cmocka_unit_test(test_server_restart),
+	    cmocka_unit_test(test_server_gone),
 	    cmocka_unit_test(test_write_after_kill),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
