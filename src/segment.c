@@ -22,8 +22,9 @@
 #define RETIRE_BATCH 16
 #define POOL_MAX     32
 
-/* Producers' reclamation requests that may find the registry lock taken in a
- * row before a producer waits for it (fo__reclaim_push). */
+/* Reclamation requests that may find the registry lock taken, not yet
+ * covered by a finished pass, before a producer waits for it
+ * (fo__reclaim_push; design.md §6). */
 #define RECLAIM_MISSES 8
 
 /* ------------------------------------------------------------------------ */
@@ -200,6 +201,12 @@ static void limbo_scan_locked(fo_stream *s)
  * memory and items until the store lands.  Caller holds s->lock. */
 void fo__reclaim_locked(fo_stream *s)
 {
+	/* The producers' misses this pass covers: read before the frontier,
+	 * taken off only once its segments are gone (design.md §6).
+	 * acquire (every write is an RMW: one release sequence): each miss
+	 * counted in m0 follows a claim that happens before our loads of
+	 * tail_seg and tail below. */
+	unsigned m0 = atomic_load_explicit(&s->reclaim_misses, memory_order_acquire);
 	struct seg *hint = atomic_load_explicit(
 	    &s->tail_seg,
 	    memory_order_acquire); /* acquire: under the lock the hint segment is linked */
@@ -223,7 +230,6 @@ void fo__reclaim_locked(fo_stream *s)
 		if (keep < f)
 			f = keep;
 	}
-	atomic_store_explicit(&s->reclaim_misses, 0, memory_order_relaxed); /* a heuristic count */
 	if (s->limbo)
 		limbo_scan_locked(s);
 	struct seg *x = atomic_load_explicit(
@@ -251,6 +257,10 @@ void fo__reclaim_locked(fo_stream *s)
 		}
 		x = n;
 	}
+	/* Misses counted since m0 was read stay: their claims may lie above
+	 * this frontier.  relaxed: a heuristic count; only lock holders
+	 * subtract, so it cannot wrap. */
+	atomic_fetch_sub_explicit(&s->reclaim_misses, m0, memory_order_relaxed);
 }
 
 /*
@@ -298,7 +308,8 @@ void fo__sweep_locked(fo_stream *s)
  * the lock taken is not lost: it sets reclaim_pending, and every holder
  * checks the flag after unlocking (fo__stream_unlock).  seq_cst store then
  * trylock, against unlock, fence, load: one of the two sides sees the other.
- * A request that found the lock taken counts a miss (reset by every pass).
+ * A request that found the lock taken counts a miss; the first pass that
+ * reads its frontier after the miss takes it off when it ends.
  */
 void fo__reclaim_try(fo_stream *s)
 {
@@ -317,15 +328,18 @@ void fo__reclaim_try(fo_stream *s)
 		ran = true;
 	}
 	if (!ran)
-		atomic_fetch_add_explicit(&s->reclaim_misses, 1,
-		                          memory_order_relaxed); /* a heuristic count */
+		atomic_fetch_add_explicit(
+		    &s->reclaim_misses, 1,
+		    memory_order_release); /* release: our claim before a pass's m0
+		                              (fo__reclaim_locked) */
 }
 
 /*
- * A producer's reclamation: as fo__reclaim_try(), but after RECLAIM_MISSES
- * requests in a row found the lock taken (its holder was descheduled while
- * producers kept pushing: thousands of segments on a loaded machine), wait
- * for the lock.  That bounds what a descheduled reclaimer costs in memory
+ * A producer's reclamation: as fo__reclaim_try(), but once RECLAIM_MISSES
+ * requests found the lock taken and no finished pass covers them yet (its
+ * holder was descheduled, or is slow destroying a backlog, while producers
+ * kept pushing: thousands of segments on a loaded machine), wait for the
+ * lock.  That bounds what a descheduled reclaimer costs in memory
  * (design.md §6) at the price of this push waiting for it.
  */
 void fo__reclaim_push(fo_stream *s)

@@ -193,7 +193,7 @@ struct fo_stream {
 	struct consumer consumers;       /* list head, under lock */
 	_Atomic(fo_cursor *) watchers;   /* cursors with an fd or notify hook */
 	_Atomic int reclaim_pending;     /* a fo__reclaim_try found the lock taken */
-	_Atomic unsigned reclaim_misses; /* fo__reclaim_try()s in a row that found it taken */
+	_Atomic unsigned reclaim_misses; /* fo__reclaim_try()s that found it taken, no pass done */
 	struct seg *limbo; /* unlinked with a claimed, unwritten slot (design.md §6), under lock */
 	fo_cursor *spare;  /* closed cursor objects for reuse, under lock */
 	unsigned nspare;
