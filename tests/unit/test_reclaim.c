@@ -40,11 +40,12 @@ static const char *const mode_name[] = {"no cursor", "taps only", "share group o
 
 /*
  * The documented bound (design.md §6, "Memory bound") in segments: what the readers may keep
- * (the window and the taps' pins; the group's backlog up to the capacity and the members'
- * pins), plus the reclamation gap, the hint segment and a batch in flight; with producer
- * threads, what they push while a reclaimer holding the registry lock is descheduled
- * (RECLAIM_MISSES deferred requests, then each producer's next request waits: one more gap and
- * batch each).
+ * (the window rounded up, the segment of slack of the strict comparison and the taps' pins;
+ * the group's backlog up to the capacity and the members' pins), plus the reclamation gap, the
+ * hint segment and a batch in flight; with producer threads, what they push while a reclaimer
+ * holding the registry lock is descheduled or slow (RECLAIM_MISSES deferred requests not yet
+ * covered by a finished pass, then each producer's next request waits: one more gap and batch
+ * each; design.md §6 counts (9 + 2n) x 4 segments, within this).
  */
 static size_t seg_bound(enum mode m, unsigned nprod)
 {
@@ -52,7 +53,7 @@ static size_t seg_bound(enum mode m, unsigned nprod)
 	if (nprod) /* a reclaimer descheduled while others push (design.md §6) */
 		b += RECLAIM_MISSES * RECLAIM_GAP + nprod * (BATCH_SEGS + RECLAIM_GAP);
 	if (m == M_TAPS)
-		b += WINDOW / SEG + NTAPS;
+		b += WINDOW / SEG + 1 + NTAPS;
 	if (m == M_GROUP)
 		b += CAPACITY / SEG + NMEMBERS;
 	return b;
