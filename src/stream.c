@@ -21,6 +21,7 @@
 char fo__dead_item; /* DEAD_ITEM points here (stream_impl.h) */
 
 void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
+void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
 
 /* Items or the end were published, then fenced: wake sleeping readers and
  * signal armed watchers.  noinline: the rare branch of a push; inlined, it
@@ -382,8 +383,11 @@ static __attribute__((noinline)) int claim_slow(fo_stream *s, uint64_t *t, size_
 	if (!atomic_compare_exchange_strong_explicit(&s->tail, t, nt, memory_order_seq_cst,
 	                                             memory_order_acquire))
 		return 0; /* acquire: the reloaded word, as the load in push_batch */
-	if (l != h)
+	if (l != h) {
+		if (fo__unlikely(fo__cross_hook != NULL)) /* tests: a stall with STALE set */
+			fo__cross_hook(s, p, n);
 		finish_crossing(s, h, l, nt);
+	}
 	*first = f;
 	return 1;
 reload:

@@ -290,6 +290,13 @@ void fo__stream_unref_mem(fo_stream *s);
 extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n)
     __attribute__((visibility("hidden")));
 
+/* stream.c: tests only (tests/unit/test_push_claim.c).  If set, a claim of
+ * [@first, @first + @n) that enters a later segment calls it right after
+ * its CAS, with STALE set and tail_seg not moved yet: a crossing producer
+ * stopped mid-way, for other producers to help.  NULL in production. */
+extern void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n)
+    __attribute__((visibility("hidden")));
+
 /* segment.c: *_locked callers hold s->lock. */
 struct seg *fo__seg_new(fo_stream *s, uint64_t base);
 void fo__seg_release(fo_stream *s, struct seg *x, bool deferred);
