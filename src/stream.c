@@ -20,8 +20,10 @@
 
 char fo__dead_item; /* DEAD_ITEM points here (stream_impl.h) */
 
+#ifdef FO_TEST_HOOKS
 void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
 void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
+#endif
 
 /* Items or the end were published, then fenced: wake sleeping readers and
  * signal armed watchers.  noinline: the rare branch of a push; inlined, it
@@ -384,8 +386,10 @@ static __attribute__((noinline)) int claim_slow(fo_stream *s, uint64_t *t, size_
 	                                             memory_order_acquire))
 		return 0; /* acquire: the reloaded word, as the load in push_batch */
 	if (l != h) {
+#ifdef FO_TEST_HOOKS
 		if (fo__unlikely(fo__cross_hook != NULL)) /* tests: a stall with STALE set */
 			fo__cross_hook(s, p, n);
+#endif
 		finish_crossing(s, h, l, nt);
 	}
 	*first = f;
@@ -468,8 +472,10 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	}
 
 	uint64_t p = TAIL_POS(t), end = p + n;
+#ifdef FO_TEST_HOOKS
 	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
 		fo__claim_hook(s, p, n);
+#endif
 	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
 	for (; p < end; p++) {
 		/* x holds p.  Load the next segment before the store to x's last

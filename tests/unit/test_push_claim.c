@@ -27,6 +27,11 @@
 #define BEFORE (SEG - 1)
 #define AFTER  (3 * SEG)
 
+/* Only the library built with FO_TEST_HOOKS has it: the build links this
+ * test to that one because of the #ifndef below (tests/CMakeLists.txt). */
+#ifndef FO_TEST_HOOKS
+#error "test_push_claim.c needs the library's test hooks (fanout_add_test TEST_HOOKS)"
+#endif
 extern void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n);
 
 static _Thread_local bool stop_here; /* set on the thread to stop */
