@@ -26,9 +26,9 @@
  * after every reconnect, this consumer's own pending entries are delivered
  * first (those it handed out already are not repeated), then entries other
  * consumers left idle for opts.claim_idle_ms are claimed (XAUTOCLAIM), then
- * new ones.  Several consumers in one group share the entries: each goes to
- * exactly one.  fo_iter_fd()/fo_iter_arm() work as for every waitable
- * iterator.
+ * new ones; the claim is repeated periodically (see claim_idle_ms).  Several consumers in one group
+ * share the entries: each goes to exactly one.  fo_iter_fd()/fo_iter_arm() work as for every
+ * waitable iterator.
  *
  * FAULTS: connections have connect and I/O timeouts; a lost connection is
  * re-established with capped exponential backoff for up to
@@ -86,8 +86,12 @@ typedef struct fo_redis_sink fo_redis_sink;
  *                      re-issues its read (default 1000).
  * @prefetch:           source: decoded entries kept ready (default 1024).
  * @claim_idle_ms:      source: claim other consumers' pending entries
- *                      idle at least this long (XAUTOCLAIM) on start and
- *                      after reconnects; negative: never (default -1).
+ *                      idle at least this long (XAUTOCLAIM) on start, after
+ *                      reconnects and then every max(claim_idle_ms, 1 s),
+ *                      so the entries of a consumer that died are taken
+ *                      over while this one runs; negative: never (default
+ *                      -1).  It must exceed the longest time a live
+ *                      consumer holds an entry (else both get it).
  */
 typedef struct fo_redis_opts {
 	int connect_timeout_ms;
