@@ -3,7 +3,7 @@
 # Copyright (c) 2026 The fanout authors
 #
 # Model-check the spin models in docs/models/ (see docs/models/README.md):
-#   1. every configuration of arm.pml, share.pml and reclaim.pml must verify with 0 errors
+#   1. every configuration of arm.pml, share.pml, push.pml and reclaim.pml must verify with 0 errors
 #      (safety: assertions and invalid end states = a reader asleep forever; liveness for
 #      arm.pml: the ltl claim no_lost_wakeup with weak fairness), and room.pml (a producer
 #      waiting for room) with 0 errors;
@@ -121,6 +121,15 @@ echo "== share.pml: deliberately broken variants (must FAIL)"
 run "BROKEN_PLAIN_STORE (store, not CAS)" fail safety -DBROKEN_PLAIN_STORE
 run "BROKEN_CLAIM_FIRST (claim, then wait)" fail safety -DBROKEN_CLAIM_FIRST
 run "BROKEN_STALE_COUNT (retry, old count)" fail safety -DBROKEN_STALE_COUNT
+
+pml=push.pml
+echo "== push.pml: multi-producer claim without a read section (must verify)"
+run "2 producers x2, 2-item segments" pass safety
+run "2 producers, a batch crossing a boundary" pass safety -DBATCH
+echo "== push.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_NO_STALE (count, then segment)" fail safety -DBROKEN_NO_STALE
+run "BROKEN_DEREF (segment base before claim)" fail safety -DBROKEN_DEREF
+run "BROKEN_HELP_NO_RS (helper, no read section)" fail safety -DBROKEN_HELP_NO_RS
 
 pml=reclaim.pml
 small="-DSEG=1 -DPUSHES0=1" # every position its own segment: each batch crosses one

@@ -175,7 +175,7 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 	 * past pos in between and fo__seg_walk would start ahead of pos.  Under
 	 * the lock nothing is unlinked, so h stays valid. */
 	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
-	uint64_t pos = atomic_load_explicit(&s->tail, memory_order_seq_cst) >> 1;
+	uint64_t pos = atomic_load_explicit(&s->tail, memory_order_seq_cst) >> TAIL_SHIFT;
 	struct seg *x = fo__seg_walk(h, pos);
 	if (g) {
 		/* relaxed: the group is published by cons_add under s->lock and

@@ -225,7 +225,7 @@ void fo__reclaim_locked(fo_stream *s)
 	if (atomic_load_explicit(&s->npassive, memory_order_relaxed) >
 	    0) { /* changed only under the lock we hold */
 		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
-		             1; /* only bounds the passive window */
+		             TAIL_SHIFT; /* only bounds the passive window */
 		uint64_t keep = t > s->window ? t - s->window : 0;
 		if (keep < f)
 			f = keep;

@@ -22,6 +22,7 @@ char fo__dead_item; /* DEAD_ITEM points here (stream_impl.h) */
 
 #ifdef FO_TEST_HOOKS
 void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
+void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
 #endif
 
 /* Items or the end were published, then fenced: wake sleeping readers and
@@ -209,7 +210,7 @@ static bool room_or_closed(fo_stream *s, size_t k)
 {
 	uint64_t t = atomic_load_explicit(
 	    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks under the lock */
-	return (t & TAIL_CLOSED) || has_room(s, t >> 1, k);
+	return (t & TAIL_CLOSED) || has_room(s, TAIL_POS(t), k);
 }
 
 /*
@@ -224,7 +225,7 @@ static bool room_watermark(fo_stream *s, size_t k)
 	bool room;
 	pthread_mutex_lock(&s->lock);
 	uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
-	             1; /* a peek: the claim is re-checked by the caller's loop */
+	             TAIL_SHIFT; /* a peek: the claim is re-checked by the caller's loop */
 	uint64_t m = cons_min_pos(s);
 	if (m == UINT64_MAX) /* no active consumer: never full */
 		m = t;
@@ -283,9 +284,10 @@ static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
 	return fo__waitq_sleep(&s->space, g, deadline);
 }
 
-/* Producers' read section.  A single producer needs none: only it moves the
- * hint, and the reclaimer never unlinks the hint segment or anything after
- * it, so every segment it walks stays linked. */
+/* The read section of a claim that leaves the tail segment.  A single
+ * producer needs none: only it moves tail_seg, and the reclaimer never
+ * unlinks the tail segment or anything after it, so every segment it walks
+ * stays linked. */
 static inline void producer_enter(fo_stream *s)
 {
 	if (!s->single_producer)
@@ -298,6 +300,13 @@ static inline void producer_leave(fo_stream *s)
 		fo__rcu_unlock();
 }
 
+/* Does the claim [@p, @p + @n) lie in the tail segment, the one holding
+ * p - 1?  Then it needs neither a walk nor a read section. */
+static inline bool claim_in_tail_seg(uint64_t p, size_t n)
+{
+	return (p & SEG_MASK) != 0 && (p & SEG_MASK) + n <= SEG_SLOTS;
+}
+
 /* Does the claim [@first, @end) hold the first position of a group of
  * PRODUCER_RECLAIM_EVERY segments?  One claim holds each such position, so
  * exactly one producer reclaims per group, whatever the batch sizes. */
@@ -307,11 +316,94 @@ static inline bool reclaim_due(uint64_t first, uint64_t end)
 	return ((first - 1) >> shift) != ((end - 1) >> shift); /* first == 0: true, harmless */
 }
 
+/*
+ * End a crossing (design.md §4): @t is the tail word a claim left with STALE
+ * set (without CLOSED), @h the tail segment before it and @l the segment
+ * holding TAIL_POS(t) - 1.  Move tail_seg from @h to @l, then clear STALE.
+ * Run by the claimer and by any producer that finds STALE set (helping), in
+ * a read section (several producers): @h cannot be freed and reused while
+ * it lasts, so the CAS cannot take a recycled pointer for @h.
+ */
+static void finish_crossing(fo_stream *s, struct seg *h, struct seg *l, uint64_t t)
+{
+	/* release: @l's initialisation (seen through next) before the pointer;
+	 * acquire on failure: another helper's value before our clear below. */
+	if (h != l)
+		atomic_compare_exchange_strong_explicit(&s->tail_seg, &h, l, memory_order_acq_rel,
+		                                        memory_order_acquire);
+	/* Clear STALE while the count is still ours (a close may have set
+	 * CLOSED meanwhile): tail never returns to a count, so a late helper
+	 * cannot clear a later crossing's bit.  seq_cst: as every tail RMW;
+	 * release for the fast path's acquire load (tail_seg before it). */
+	uint64_t cur = t;
+	while (TAIL_POS(cur) == TAIL_POS(t) && (cur & TAIL_STALE) &&
+	       !atomic_compare_exchange_weak_explicit(&s->tail, &cur, cur & ~(uint64_t)TAIL_STALE,
+	                                              memory_order_seq_cst, memory_order_relaxed))
+		;
+}
+
+/* Help the crossing that left @t (STALE set) unfinished.  In a read section
+ * (several producers): tail_seg's segment is linked when loaded. */
+static void help_crossing(fo_stream *s, uint64_t t)
+{
+	uint64_t last = TAIL_POS(t) - 1; /* STALE: at least one position claimed */
+	/* acquire: loaded after t; the segment's initialisation. */
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+	if (h->base > last) /* moved on since t was read: nothing to help */
+		return;
+	/* The crossing claimer linked every segment of its claim first. */
+	finish_crossing(s, h, fo__seg_walk(h, last), t & ~(uint64_t)TAIL_CLOSED);
+}
+
+/*
+ * A claim of [TAIL_POS(*t), + @n) that does not lie in the tail segment, or
+ * a tail word with STALE set (help, then retry).  Caller in producer_enter().
+ * Returns 1 and the segment holding the first position in @first if
+ * claimed; 0 to retry with the reloaded *@t; FO_ENOMEM with nothing claimed.
+ */
+static __attribute__((noinline)) int claim_slow(fo_stream *s, uint64_t *t, size_t n,
+                                                struct seg **first)
+{
+	if (*t & TAIL_STALE) {
+		help_crossing(s, *t);
+		goto reload;
+	}
+	uint64_t p = TAIL_POS(*t);
+	/* acquire: after t (see push_batch); the segment's initialisation. */
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+	if (h->base > (p ? p - 1 : 0)) /* a crossing since t was read */
+		goto reload;
+	if (fo__unlikely(p + n - 1 - h->base >= SEG_SLOTS)) {
+		int rc = seg_ensure(s, h, p + n - 1);
+		if (rc != FO_OK)
+			return rc;
+	}
+	struct seg *f = fo__seg_walk(h, p);
+	struct seg *l = fo__seg_walk(f, p + n - 1);
+	uint64_t nt = *t + n * TAIL_ONE + (l != h ? TAIL_STALE : 0);
+	/* seq_cst: orders the claim before the ncursors check (push_batch). */
+	if (!atomic_compare_exchange_strong_explicit(&s->tail, t, nt, memory_order_seq_cst,
+	                                             memory_order_acquire))
+		return 0; /* acquire: the reloaded word, as the load in push_batch */
+	if (l != h) {
+#ifdef FO_TEST_HOOKS
+		if (fo__unlikely(fo__cross_hook != NULL)) /* tests: a stall with STALE set */
+			fo__cross_hook(s, p, n);
+#endif
+		finish_crossing(s, h, l, nt);
+	}
+	*first = f;
+	return 1;
+reload:
+	*t = atomic_load_explicit(&s->tail, memory_order_acquire); /* as in push_batch */
+	return 0;
+}
+
 /* Claimed at a moment no cursor existed (and any later one starts after the
  * claim): nobody can ever read the item.  Its slot gets DEAD_ITEM at once;
- * the push destroys the item itself (drop_unread) after leaving its read
- * section, so a slow or blocking destructor neither leaves a claimed slot
- * unwritten nor holds back a grace period (design.md §6). */
+ * the push destroys the item itself (drop_unread) after its stores, so a
+ * slow or blocking destructor never leaves a claimed slot unwritten
+ * (design.md §6). */
 static inline void *mark_dead(struct seg *x)
 {
 	atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
@@ -329,140 +421,128 @@ static __attribute__((noinline)) void drop_unread(fo_stream *s, void *const *ite
 
 /*
  * Claim @n positions and store @items there.  @deadline: 0 = never wait,
- * FO__NO_DEADLINE = wait forever.
+ * FO__NO_DEADLINE = wait forever.  No read section but a crossing claim's
+ * (claim_slow): every segment written holds an unwritten slot of ours until
+ * our store, so none is freed under us (design.md §4, §6).
  */
 static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *const *items,
                                                             size_t n, uint64_t deadline)
 {
-	uint64_t t;
-	struct seg *h;
-
-	producer_enter(s);
+	struct seg *x;
+	/* acquire: a clean word's tail_seg (design.md §4), and the closed bit
+	 * with its end. */
+	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
 	for (;;) {
-		/* Hint first, then tail: hint->base <= claimed position. */
-		h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
-		t = atomic_load_explicit(&s->tail, memory_order_acquire);
-		if (t & TAIL_CLOSED) {
-			producer_leave(s);
+		if (t & TAIL_CLOSED)
 			return FO_ECLOSED;
-		}
-		if (s->capacity && !has_room(s, t >> 1, n)) {
-			producer_leave(s);
+		if (s->capacity && !has_room(s, TAIL_POS(t), n)) {
 			if (deadline == 0)
 				return FO_FULL;
 			int rc = wait_room(s, n, deadline);
+			t = atomic_load_explicit(&s->tail, memory_order_acquire); /* as above */
 			if (rc == FO_TIMEDOUT) {
-				t = atomic_load_explicit(
-				    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks
-				                                        under the lock */
 				if (t & TAIL_CLOSED)
 					return FO_ECLOSED;
-				if (!has_room(s, t >> 1, n))
+				if (!has_room(s, TAIL_POS(t), n))
 					return FO_TIMEDOUT;
 			}
-			producer_enter(s);
 			continue;
 		}
-		int rc = FO_OK;
-		if (fo__unlikely((t >> 1) + n - 1 - h->base >= SEG_SLOTS)) /* usually fits */
-			rc = seg_ensure(s, h, (t >> 1) + n - 1);
-		if (rc != FO_OK) {
-			producer_leave(s);
-			return rc;
+		if (!(t & TAIL_STALE) && claim_in_tail_seg(TAIL_POS(t), n)) {
+			/* acquire, after t: the segment holding TAIL_POS(t) - 1 if
+			 * the claim below succeeds (design.md §4).  Not dereferenced
+			 * before it. */
+			x = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+			/* seq_cst: orders the claim before the ncursors check below,
+			 * against cursor creation (ncursors++ then tail load);
+			 * acquire on failure: the reloaded word, as above. */
+			if (atomic_compare_exchange_weak_explicit(&s->tail, &t, t + n * TAIL_ONE,
+			                                          memory_order_seq_cst,
+			                                          memory_order_acquire))
+				break;
+			continue;
 		}
-		/* seq_cst: orders the claim before the ncursors check below,
-		 * against cursor creation (ncursors++ then tail load). */
-		if (atomic_compare_exchange_weak_explicit(&s->tail, &t, t + 2 * (uint64_t)n,
-		                                          memory_order_seq_cst,
-		                                          memory_order_relaxed))
+		producer_enter(s);
+		int rc = claim_slow(s, &t, n, &x);
+		producer_leave(s);
+		if (rc == 1)
 			break;
+		if (rc != 0)
+			return rc;
 	}
 
-	uint64_t p = t >> 1;
+	uint64_t p = TAIL_POS(t), end = p + n;
 #ifdef FO_TEST_HOOKS
 	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
 		fo__claim_hook(s, p, n);
 #endif
 	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
-	struct seg *x = fo__seg_walk(h, p);
-	for (size_t i = 0; i < n; i++, p++) {
-		if (p - x->base >= SEG_SLOTS)
-			x = atomic_load_explicit(
-			    &x->next, memory_order_acquire); /* acquire: linked by seg_ensure before
-			                                        our claim */
-		void *it = nobody ? mark_dead(x) : items[i];
+	for (; p < end; p++) {
+		/* x holds p.  Load the next segment before the store to x's last
+		 * slot: once every slot of x is stored, x may be freed. */
+		struct seg *nx = NULL;
+		if ((p & SEG_MASK) == SEG_MASK && p + 1 < end)
+			nx = atomic_load_explicit(
+			    &x->next, memory_order_acquire); /* acquire: linked before our claim */
+		void *it = nobody ? mark_dead(x) : items[n - (end - p)];
 		/* release: the item's contents before its pointer. */
 		atomic_store_explicit(&x->slot[p & SEG_MASK], it, memory_order_release);
+		if (nx)
+			x = nx;
 	}
-	/* Move the hint forward to the last segment we wrote (never back). */
-	while (h->base < x->base &&
-	       !atomic_compare_exchange_weak_explicit(&s->tail_seg, &h, x, memory_order_release,
-	                                              memory_order_acquire))
-		;
 	fo__fence_light(); /* the slot stores before the sleeper check */
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
-	producer_leave(s);
 	if (fo__unlikely(nobody))
 		drop_unread(s, items, n);
 	/* Producers reclaim every PRODUCER_RECLAIM_EVERY segments (readers do
 	 * at each crossing): a quarter of the cost per item, at most 3 more
-	 * segments retained.  The producer whose claim [t>>1, p) holds the
+	 * segments retained.  The producer whose claim [end - n, end) holds the
 	 * first position of such a group reclaims, however far its batch
-	 * reaches (design.md §4, step 8).  Single items that fit the hint
-	 * segment never hold one: their fast path needs no check. */
-	if (fo__unlikely(reclaim_due((t >> 1), p)))
+	 * reaches (design.md §4, step 8).  Single items in the tail segment
+	 * never hold one: their fast path needs no check. */
+	if (fo__unlikely(reclaim_due(end - n, end)))
 		fo__reclaim_push(s);
 	return FO_OK;
 }
 
 /*
- * One item whose claim fits the hint segment and the cached room:
- * push_batch()'s steps for n = 1 (hint before tail, seq_cst claim then
- * ncursors, release store, light fence then the need peek) without its
- * loop, its walk and its frame (B3: 91 -> 56 instructions with a single
- * producer, 186 -> 161 with several).  Several producers keep the read
- * section (fo__rcu_lock()):
- * another may move the hint on and the reclaimer unlink the segment we
- * loaded.  false: not taken, nothing done; push_batch() decides.
+ * One item in the tail segment and the cached room: push_batch()'s steps
+ * for n = 1 (tail then tail_seg, seq_cst claim then ncursors, release
+ * store, light fence then the need peek) without its loop and its frame.
+ * The same for one producer and several: no read section (design.md §4).
+ * false: not taken, nothing done; push_batch() decides.
  */
-static inline __attribute__((always_inline)) bool push_one_fast_as(fo_stream *s, void *item,
-                                                                   bool mp)
+static inline __attribute__((always_inline)) bool push_one_fast(fo_stream *s, void *item)
 {
-	if (mp)
-		fo__rcu_lock();
-	/* Hint first, then tail: hint->base <= claimed position. */
-	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+	/* acquire: a clean word's tail_seg (design.md §4). */
 	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+	struct seg *h;
 	uint64_t p;
 	for (;;) {
-		p = t >> 1;
-		if ((t & TAIL_CLOSED) || p - h->base >= SEG_SLOTS ||
+		p = TAIL_POS(t);
+		if ((t & (TAIL_CLOSED | TAIL_STALE)) || (p & SEG_MASK) == 0 ||
 		    /* relaxed: a lower bound kept by has_room(); stale means "no room". */
 		    (s->capacity &&
 		     p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) >
-		         s->capacity)) {
-			if (mp)
-				fo__rcu_unlock();
+		         s->capacity))
 			return false;
-		}
-		/* seq_cst: the claim before the ncursors check (see push_batch).  On
-		 * failure (another producer claimed, or spuriously) t is reloaded and
-		 * only grows, so h->base <= p still holds: retry here rather than pay
-		 * a second read section in push_batch(). */
-		if (atomic_compare_exchange_weak_explicit(&s->tail, &t, t + 2, memory_order_seq_cst,
-		                                          memory_order_relaxed))
+		/* acquire, after t: holds p - 1 if the claim succeeds; not
+		 * dereferenced before it. */
+		h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+		/* seq_cst: the claim before the ncursors check (see push_batch);
+		 * acquire on failure: the reloaded word, as above. */
+		if (atomic_compare_exchange_weak_explicit(
+		        &s->tail, &t, t + TAIL_ONE, memory_order_seq_cst, memory_order_acquire))
 			break;
 	}
 	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
-	/* release: the item's contents before its pointer. */
+	/* release: the item's contents before its pointer.  Our last access to h. */
 	atomic_store_explicit(&h->slot[p & SEG_MASK], fo__unlikely(nobody) ? mark_dead(h) : item,
 	                      memory_order_release);
 	fo__fence_light(); /* the slot store before the sleeper check */
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
-	if (mp)
-		fo__rcu_unlock();
 	if (fo__unlikely(nobody))
 		drop_unread(s, &item, 1);
 	return true;
@@ -475,21 +555,10 @@ static __attribute__((noinline)) int push_one(fo_stream *s, void *item, uint64_t
 	return push_batch(s, &item, 1, deadline);
 }
 
-/* Several producers: the fast path in its read section, else the general one;
- * out of line, so the single producer's path needs no frame (tail calls only). */
-static __attribute__((noinline)) int push_one_mp(fo_stream *s, void *item, uint64_t deadline)
-{
-	if (push_one_fast_as(s, item, true))
-		return FO_OK;
-	return push_batch(s, &item, 1, deadline);
-}
-
 /* One item, any producer: the fast path when it applies. */
 static inline int push_item(fo_stream *s, void *item, uint64_t deadline)
 {
-	if (!s->single_producer)
-		return push_one_mp(s, item, deadline);
-	if (push_one_fast_as(s, item, false))
+	if (push_one_fast(s, item))
 		return FO_OK;
 	return push_one(s, item, deadline);
 }
@@ -537,7 +606,7 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 		    &s->tail, memory_order_acquire); /* acquire: the closed bit with its end */
 		if (t & TAIL_CLOSED)
 			return FO_ECLOSED;
-		if (!s->capacity || has_room(s, t >> 1, n))
+		if (!s->capacity || has_room(s, TAIL_POS(t), n))
 			return FO_OK;
 		if (deadline == 0)
 			return FO_FULL;
@@ -547,7 +616,7 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 			    memory_order_acquire); /* acquire: the closed bit with its end */
 			if (t & TAIL_CLOSED)
 				return FO_ECLOSED;
-			return has_room(s, t >> 1, n) ? FO_OK : FO_TIMEDOUT;
+			return has_room(s, TAIL_POS(t), n) ? FO_OK : FO_TIMEDOUT;
 		}
 	}
 }
@@ -579,7 +648,7 @@ static int stream_end(fo_stream *s, int code, int sys_errno, const char *message
 	/* seq_cst RMW: after this no claim succeeds; old gives the end. */
 	uint64_t old = atomic_fetch_or_explicit(&s->tail, TAIL_CLOSED, memory_order_seq_cst);
 	/* release: the error is visible to whoever sees the end. */
-	atomic_store_explicit(&s->end, old >> 1, memory_order_release);
+	atomic_store_explicit(&s->end, TAIL_POS(old), memory_order_release);
 	fo__stream_unlock(s);
 	fo__fence_light();
 	wake_data(s);
@@ -622,7 +691,7 @@ int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out)
 	if (!s || !out)
 		return FO_EINVAL;
 	uint64_t pushed = atomic_load_explicit(&s->tail, memory_order_acquire) >>
-	                  1; /* acquire: with the end state */
+	                  TAIL_SHIFT; /* acquire: with the end state */
 	uint64_t freed = atomic_load_explicit(&s->freed, memory_order_relaxed); /* stats only */
 	size_t segs =
 	    atomic_load_explicit(&s->live_segments, memory_order_relaxed); /* stats only */

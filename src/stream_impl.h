@@ -10,11 +10,13 @@
  *     number q lives in the segment with base = q & ~SEG_MASK, slot q & MASK.
  *     A slot is NULL until its producer stores the item (release); the item
  *     pointer itself is the "ready" flag, so readers need no shared counter.
- *   - Producers claim positions by CAS on s->tail ((claimed << 1) | CLOSED)
- *     after making sure the segments for the claim exist (so a claim never
- *     has to allocate, and ENOMEM leaves no trace).  Claim+store run inside
- *     an RCU read section: that is what keeps the segment memory a producer
- *     walks alive.
+ *   - Producers claim positions by CAS on s->tail ((claimed << 2) | STALE |
+ *     CLOSED) after making sure the segments for the claim exist (so a claim
+ *     never has to allocate, and ENOMEM leaves no trace).  A claim inside the
+ *     tail segment needs no read section: it never dereferences the segment
+ *     before its claim succeeded, and a segment with a claimed, unwritten
+ *     slot is never freed.  A claim that enters a later segment walks in an
+ *     RCU read section and moves tail_seg (the STALE bit, design.md §4).
  *   - Active cursors and share groups ("consumers") publish a position; the
  *     reclaimer (under s->lock) unlinks whole segments that lie strictly
  *     below F = min(consumers, tail hint, tail - window if passives exist).
@@ -53,7 +55,12 @@
 #define SEG_SLOTS (1u << SEG_SHIFT)
 #define SEG_MASK  ((uint64_t)SEG_SLOTS - 1)
 
-#define TAIL_CLOSED 1u /* bit 0 of s->tail */
+/* s->tail = (claimed << TAIL_SHIFT) | STALE | CLOSED (design.md §4). */
+#define TAIL_CLOSED 1u /* bit 0: closed or failed, no claim succeeds */
+#define TAIL_STALE  2u /* bit 1: a claim entered a later segment; tail_seg not moved yet */
+#define TAIL_SHIFT  2
+#define TAIL_ONE    ((uint64_t)1 << TAIL_SHIFT)
+#define TAIL_POS(t) ((uint64_t)(t) >> TAIL_SHIFT) /* claimed positions */
 #define NO_END      UINT64_MAX
 
 #define SEG_DEAD 1u /* bit 0 of seg->state: unlinked; pins count in units of 2 */
@@ -161,7 +168,10 @@ struct waitq {
  * set of threads writes it.
  */
 struct fo_stream {
-	/* Producers: claim counter and segment hint. */
+	/* Producers: the claim word and the tail segment.  While tail has no
+	 * STALE bit, tail_seg holds position TAIL_POS(tail) - 1 (segment 0 while
+	 * nothing is claimed); it moves only between a claim that sets STALE and
+	 * the CAS that clears it (design.md §4). */
 	_Atomic uint64_t tail FO_ALIGNED;
 	_Atomic(struct seg *) tail_seg;
 	_Atomic uint64_t cached_min; /* bounded streams: lower bound of min consumer */
@@ -276,10 +286,20 @@ void fo__stream_unref_mem(fo_stream *s);
  * FO_TEST_HOOKS (the fanout_static_hooks library the tests that ask for it
  * link; never the installed ones).  If set, every push that goes through
  * the general path calls it between its claim of [@first, @first + @n) and
- * its stores, inside its read section: a stalled producer on demand.  Set
+ * its stores (outside any read section): a stalled producer on demand.  Set
  * and cleared while no push runs. */
 #ifdef FO_TEST_HOOKS
 extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n)
+    __attribute__((visibility("hidden")));
+#endif
+
+/* stream.c: tests only (tests/unit/test_push_claim.c), with FO_TEST_HOOKS
+ * as above.  If set, a claim of [@first, @first + @n) that enters a later
+ * segment calls it right after its CAS, with STALE set and tail_seg not
+ * moved yet: a crossing producer stopped mid-way, for other producers to
+ * help. */
+#ifdef FO_TEST_HOOKS
+extern void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n)
     __attribute__((visibility("hidden")));
 #endif
 

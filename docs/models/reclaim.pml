@@ -15,9 +15,12 @@
  *   producer(0)   PUSHES0 single pushes; producer(1) one push_many of 2 items, which crosses a
  *                 segment boundary whenever its claim starts at an odd position.  Each push:
  *                 read section; hint, then tail; make segments exist through the claim; CAS
- *                 tail; read ncursors; store each slot (the item, or DEAD_ITEM when no cursor
- *                 existed), one step each, so a producer can stall between claim and store;
- *                 move the hint; leave the read section; destroy DEAD_ITEM'd items.
+ *                 tail, moving the hint (tail_seg) to the claim's last segment with it (the
+ *                 STALE protocol that makes this atomic is push.pml's); leave the read
+ *                 section; read ncursors; store each slot (the item, or DEAD_ITEM when no
+ *                 cursor existed), one step each, so a producer can stall between claim and
+ *                 store; destroy DEAD_ITEM'd items.  (The real fast path takes no read section
+ *                 at all: it dereferences nothing before its claim, push.pml.)
  *   active        (ACTIVE) an active cursor from the start, or (LATE) one created later under
  *                 the lock at the tail.  Reads batches of 1-2 items (possibly across a
  *                 boundary), publishes hold = first item of the batch, uses the batch until its
@@ -246,15 +249,18 @@ proctype producer(byte id; byte mybit; byte n; byte count)
 				od;
 				k = 0
 			};
-			atomic {                  /* the claim: CAS on tail */
+			atomic {                  /* the claim: CAS on tail; tail_seg moves with it
+			                             (STALE, set and cleared: push.pml) */
 				if
-				:: tail == t -> tail = t + n; won = true
+				:: tail == t -> tail = t + n; won = true;
+					if :: hint < seg(t + n - 1) -> hint = seg(t + n - 1) :: else -> skip fi
 				:: else -> won = false
 				fi
 			};
 			if :: won -> break :: else -> skip fi
 		od;
 		nobody = (ncursors == 0);         /* seq_cst, after the claim */
+		rs_leave(mybit);                  /* the stores need none: design.md §6 */
 		q = t;
 		do
 		:: q == t + n -> break
@@ -265,9 +271,8 @@ proctype producer(byte id; byte mybit; byte n; byte count)
 			};
 			q++
 		od;
-		atomic { if :: hint < seg(t + n - 1) -> hint = seg(t + n - 1) :: else -> skip fi };
-		rs_leave(mybit);
-		d_step {                          /* drop_unread(): after the read section */
+		skip;                             /* (a break may not jump into a d_step) */
+		d_step {                          /* drop_unread(): after the stores */
 			if
 			:: nobody ->
 				q = t;

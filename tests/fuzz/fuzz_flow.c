@@ -35,8 +35,13 @@
 
 #include "fuzz_common.h"
 
-#define MAX_NODES  16
-#define MAX_LEAVES 12
+#define MAX_NODES 16
+/* Once LEAF_LIMIT leaves exist every further node is a leaf, but up to 2
+ * siblings are still due at each of the (at most 4) inner nodes on the
+ * stack: MAX_LEAVES bounds the rest (found by fuzz_flow as a UBSan
+ * out-of-bounds index: corpus regress-harness-leaf-count). */
+#define LEAF_LIMIT 9
+#define MAX_LEAVES (LEAF_LIMIT + 4 * 2)
 #define MAX_CHAIN  512
 #define MAX_CH     MAX_LEAVES
 #define MAGIC      0xf10e17e5u
@@ -95,7 +100,7 @@ typedef struct mres {
 	int nch;
 } mres;
 
-static chain chains[MAX_LEAVES * 2];
+static chain chains[MAX_LEAVES + MAX_NODES]; /* one per leaf and per flatten */
 static int nchains;
 
 static chain *chain_new(void)
@@ -198,6 +203,7 @@ static fo_iter *build_leaf(fz_in *in, mres *r)
 	leaf *l = malloc(sizeof(*l));
 	if (!l)
 		abort();
+	FZ_CHECK(nleaves < MAX_LEAVES && nchains < MAX_LEAVES + MAX_NODES, "harness bounds");
 	l->id = nleaves++;
 	l->n = fz_pick(in, 41);
 	l->next = 0;
@@ -223,7 +229,7 @@ static fo_iter *build(fz_in *in, mres *r, int depth, bool allow_join)
 {
 	unsigned kind = fz_pick(in, 7);
 	nnodes++;
-	if (depth >= 4 || nnodes >= MAX_NODES || nleaves >= MAX_LEAVES - 3 || kind == 0)
+	if (depth >= 4 || nnodes >= MAX_NODES || nleaves >= LEAF_LIMIT || kind == 0)
 		return build_leaf(in, r);
 	fo_iter *it = NULL, *child;
 	switch (kind) {
@@ -389,7 +395,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fo_pipeline_destroy(pipes[k]);
 
 	/* leaf -> chain */
-	int leaf_chain[MAX_LEAVES * 2];
+	int leaf_chain[MAX_LEAVES];
 	for (int k = 0; k < r.nch; k++)
 		for (int i = 0; i < r.ch[k]->nleaves; i++)
 			leaf_chain[r.ch[k]->leaves[i]] = k;
