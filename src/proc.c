@@ -412,6 +412,63 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 	}
 }
 
+/* Send what the socket takes now: 0, or -1 when the child closed its end
+ * (the unsent bytes are dropped: nobody will read them). */
+static int tx_send_some(int fd, struct fo__tx *tx)
+{
+	while (tx->off < tx->len) {
+		ssize_t n =
+		    send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			tx->off += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return 0;
+		} else {
+			tx->off = tx->len = 0; /* EPIPE, ECONNRESET */
+			return -1;
+		}
+	}
+	tx->off = tx->len = 0;
+	return 0;
+}
+
+int fo__child_pump(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool block)
+{
+	bool dead = false;
+	for (;;) {
+		if (!dead && tx_send_some(c->fd, tx) < 0)
+			dead = true;
+		if (block && fo__rx_ready(rx))
+			return FO_OK; /* buffered already: no receive needed */
+		ssize_t n = rx_recv(c->fd, rx, MSG_DONTWAIT);
+		if (n > 0) {
+			if (!block || fo__rx_ready(rx))
+				return FO_OK;
+			continue;
+		}
+		if (n < 0 && errno == ENOMEM)
+			return FO_ENOMEM;
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || dead)
+			return fo__rx_ready(rx) ? FO_OK : FO_ECLOSED;
+		if (!block)
+			return FO_OK;
+		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+		                      {.fd = c->pidfd, .events = POLLIN}};
+		if (tx->len)
+			p[0].events |= POLLOUT;
+		int r = poll(p, 2, -1);
+		if (r < 0 && errno != EINTR)
+			return FO_ESYS;
+		/* Exited: its fds were closed before the pidfd turned readable, so
+		 * what it sent is in our socket; the next receive drains it, then
+		 * `dead` ends the wait (a grandchild may still hold its end open). */
+		if (r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP)))
+			dead = true;
+	}
+}
+
 int fo__rx_try_fill(int fd, struct fo__rx *rx)
 {
 	ssize_t n = rx_recv(fd, rx, MSG_DONTWAIT);
