@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include <fanout/codec.h>
 #include "pmap_impl.h"
@@ -118,6 +119,15 @@ static void child_item(const struct pw *p, void *wstate, const unsigned char *da
 		o->item_free(out, o->item_free_ctx);
 }
 
+/* A millisecond clock that costs no system call (CLOCK_MONOTONIC_COARSE: read
+ * from the vDSO; its tick is 1-4 ms). */
+static uint64_t coarse_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* The child's whole life (its memory is a copy of the parent's at the fork). */
 static int child_main(void *arg, int fd)
 {
@@ -138,14 +148,18 @@ static int child_main(void *arg, int fd)
 		}
 	}
 	fo__tx_frame(&tx, FO__F_READY, NULL, 0);
+	uint64_t flushed = coarse_ms();
 	for (;;) {
 		uint32_t type, len;
 		const unsigned char *data;
 		int f = fo__rx_frame(&rx, &type, &data, &len);
 		if (f == 0) {
 			/* Nothing more queued: send the outputs, then sleep for input. */
-			if (fo__tx_flush(fd, &tx) != FO_OK || fo__rx_fill(fd, &rx) != FO_OK)
+			if (fo__tx_flush(fd, &tx) != FO_OK)
 				break; /* the parent is gone or closed: finish */
+			flushed = coarse_ms();
+			if (fo__rx_fill(fd, &rx) != FO_OK)
+				break;
 			continue;
 		}
 		if (f < 0 || type != FO__F_ITEM)
@@ -155,6 +169,16 @@ static int child_main(void *arg, int fd)
 		atomic_store_explicit(&p->sh->started, nth, memory_order_relaxed);
 		child_item(p, wstate, data, len, &tx, &enc);
 		atomic_store_explicit(&p->sh->finished, nth, memory_order_relaxed);
+		/* Outputs wait for the input to run dry (one write for many), but
+		 * not past a clock tick: if we die, at most ~a tick of finished work
+		 * is lost and redone (slow items, or kills faster than a batch,
+		 * would otherwise never make progress). */
+		uint64_t now = coarse_ms();
+		if (now != flushed) {
+			if (fo__tx_flush(fd, &tx) != FO_OK)
+				break;
+			flushed = now;
+		}
 	}
 	fo__tx_flush(fd, &tx);
 	if (o->fini)
