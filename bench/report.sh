@@ -182,8 +182,9 @@ END {
 	b = mx(K("B12", "fanout", 4, ""), "fo_allocs_per_item"); if (b != "" && b > a) a = b
 	if (a == "") row("B12", "fanout allocations per item", "n/a", "-", "-", "-", "<= 1/32", "not run")
 	else row("B12", "fanout allocations per item (worst run)", sprintf("%.5f", a), "-", "-", "-", "<= 0.03125", a <= 1 / 32 ? "met" : "MISSED")
-	# B16: the Redis bridge (bench/b16_bridges.c; its RESULT lines carry batch=, no cursors=)
+	# B16: the Redis and NATS bridges (bench/b16_bridges.c; its RESULT lines carry batch=, no cursors=)
 	tput("B16", "B16", "fanout", "hiredis", "", 0.8, "sink -> Redis -> source items/s, 64 B, batch 256")
+	tput("B16", "B16", "fanout_nats", "libnats", "", 0.8, "sink -> NATS JetStream -> source items/s, 64 B, batch 256")
 	# B17, B17b: the fanout command (bench/b17_cli.sh; items_per_s holds jobs/s and MB/s)
 	tput("B17", "B17", "fanout", "parallel", 2, 10, "map -j2 -k, trivial jobs/s")
 	tput("B17", "B17", "fanout", "xargs", 2, 1, "map -j2 -k, trivial jobs/s (xargs -P2 -n1)")

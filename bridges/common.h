@@ -11,6 +11,7 @@
  *   struct rid, struct idset                     a set of (u64, u64) ids
  *   struct drain                                 a sink's thread reading its cursor
  *   struct bsrc                                  a source iterator fed by a reader thread
+ *   sigpipe_block_thread, sigpipe_enter/leave    no SIGPIPE from a dropped connection
  */
 #ifndef FANOUT_BRIDGES_COMMON_H
 #define FANOUT_BRIDGES_COMMON_H
@@ -27,6 +28,7 @@
 #include <time.h>
 
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -72,6 +74,61 @@ static inline int fail_inval(const char *what)
 }
 
 /* ------------------------------------------------------------------------ */
+/* SIGPIPE                                                                   */
+
+/*
+ * hiredis writes with send(fd, ..., 0): a write on a connection the server
+ * dropped (CLIENT KILL, a restart) fails with EPIPE and raises SIGPIPE, whose
+ * default action kills the whole process, silently.  A library must not
+ * change the process's disposition, so the bridges block SIGPIPE in their own
+ * threads for their whole life (a write raises it for the writing thread: it
+ * stays pending there, never delivered) and, in the caller's thread, around
+ * the calls that do I/O: sigpipe_enter() blocks it, sigpipe_leave() discards
+ * one raised meanwhile (unless one was pending before) and restores the
+ * caller's mask.  The write itself reports EPIPE as usual.
+ */
+static inline void sigpipe_block_thread(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending; /* a SIGPIPE pending before: not ours to discard */
+};
+
+static inline void sigpipe_enter(struct sigpipe_guard *g)
+{
+	sigset_t set, pending;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static inline void sigpipe_leave(struct sigpipe_guard *g)
+{
+	if (!g->was_pending && sigismember(&g->old, SIGPIPE) != 1) {
+		sigset_t set, pending;
+		sigemptyset(&set);
+		sigaddset(&set, SIGPIPE);
+		sigemptyset(&pending);
+		sigpending(&pending);
+		if (sigismember(&pending, SIGPIPE) == 1) {
+			struct timespec zero = {0, 0};
+			while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+				;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Time                                                                      */
 
 static inline uint64_t now_ns(void)
@@ -102,6 +159,40 @@ static inline int backoff_ms(int min_ms, int max_ms, unsigned n)
 	while (n-- && ms < max_ms)
 		ms *= 2;
 	return ms > max_ms ? max_ms : (int)ms;
+}
+
+/* A retry loop's state: it gives up @timeout_ms after the first failure of a
+ * run (retry_ok() ends the run) and backs off between attempts. */
+struct retry {
+	uint64_t give_up; /* 0: no failure in this run yet */
+	unsigned fails;
+	int timeout_ms, min_ms, max_ms;
+};
+
+static inline struct retry retry_init(int timeout_ms, int min_ms, int max_ms)
+{
+	return (struct retry){.timeout_ms = timeout_ms, .min_ms = min_ms, .max_ms = max_ms};
+}
+
+static inline void retry_ok(struct retry *r)
+{
+	r->give_up = 0;
+	r->fails = 0;
+}
+
+/* A failure: true when it is time to give up. */
+static inline bool retry_failed(struct retry *r)
+{
+	uint64_t now = now_ns();
+	if (!r->give_up)
+		r->give_up = now + (uint64_t)r->timeout_ms * 1000000u;
+	return now >= r->give_up;
+}
+
+/* How long to wait before the next attempt (doubled each time, capped). */
+static inline int retry_backoff(struct retry *r)
+{
+	return backoff_ms(r->min_ms, r->max_ms, r->fails++);
 }
 
 /* An id: Redis "ms-seq", NATS (stream sequence, 0). 0-0 is never an id. */
@@ -334,6 +425,23 @@ static inline size_t drain_fill(struct drain *d, size_t max, int linger_us,
 		poll(p, 2, timeout);
 	}
 	return got;
+}
+
+/*
+ * The end of a sink's thread: closes the cursor (here, not in stop(): a
+ * failed sink must not hold the producers back).  Returns true, with the
+ * stream's failure in @e (prefixed @who), if the stream failed.
+ */
+static inline bool drain_finish(struct drain *d, const char *who, struct rerr *e)
+{
+	bool failed = d->failed;
+	if (failed) {
+		const fo_error *fe = fo_cursor_error(d->cur);
+		rerr_set(e, FO_FAILED, 0, "%s: the stream failed: %s", who, fe ? fe->message : "?");
+	}
+	fo_cursor_close(d->cur);
+	d->cur = NULL;
+	return failed;
 }
 
 /* After a batch of @got items was sent: has the sink read everything it will? */

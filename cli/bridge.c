@@ -2,13 +2,16 @@
 /* Copyright (c) 2026 The fanout authors */
 /*
  * cli/bridge.c - `fanout pub` / `fanout sub`: stdin lines to a Redis stream
- * and back, on the Redis bridge (fanout/redis.h).  Built only with it.
+ * or a NATS JetStream subject and back, on the bridges (fanout/redis.h,
+ * fanout/nats.h).  Built with whichever of them is built; the URL's scheme
+ * picks the engine.
  *
  * pub: lines become fo_bytes items pushed into a bounded fo_stream whose
- * one active cursor feeds fo_redis_sink_start() (Redis backpressure reaches
- * the stdin reader through the stream's capacity).  sub: fo_redis_source()
- * over a consumer group; each entry is written as one line, and released
- * (acknowledged) by the next read, after its line was written.
+ * one active cursor feeds the engine's sink (its backpressure reaches the
+ * stdin reader through the stream's capacity).  sub: the engine's source
+ * (a Redis consumer group, a JetStream durable pull consumer); each entry is
+ * written as one line, and released (acknowledged) by the next read, after
+ * its line was written.
  */
 #include "cli.h"
 
@@ -20,49 +23,159 @@
 #include <unistd.h>
 
 #include <fanout/codec.h>
-#include <fanout/redis.h>
 #include <fanout/stream.h>
+#ifdef FANOUT_CLI_REDIS
+#include <fanout/redis.h>
+#endif
+#ifdef FANOUT_CLI_NATS
+#include <fanout/nats.h>
+#endif
 
 #define PUB_CAPACITY 4096
 
 static const char pub_usage[] =
-    "usage: fanout pub [-0] URL KEY\n"
+    "usage: fanout pub [-0] [--stream S] URL KEY\n"
     "\n"
-    "Append every line of stdin (without its newline; NUL-terminated records with -0)\n"
-    "to the Redis stream KEY as one entry (field \"d\").  URL: redis://[[user]:pass@]\n"
-    "host[:port][/db] or unix:///path.  Returns once Redis stored every entry.\n"
-    "Exit status: 0; 1 if Redis refused or could not be reached; 2: bad usage.\n";
+    "Send every line of stdin (without its newline; NUL-terminated records with -0)\n"
+    "as one entry: to the Redis stream KEY (field \"d\"), or to the NATS JetStream\n"
+    "subject KEY.  Returns once the engine stored every entry.\n"
+    "URL: redis://[[user]:pass@]host[:port][/db], unix:///path, nats://[user:pass@]host[:port]\n"
+    "\n"
+    "  --stream S     NATS: the JetStream stream (created over KEY if missing;\n"
+    "                 default fanout_KEY with every character other than letters,\n"
+    "                 digits, '-' and '_' as '_')\n"
+    "  -0, --null     NUL-terminated records\n"
+    "Exit status: 0; 1 if the engine refused or could not be reached; 2: bad usage.\n";
 
 static const char sub_usage[] =
-    "usage: fanout sub [--group G] [--consumer C] [--count N] [-0] URL KEY\n"
+    "usage: fanout sub [--group G] [--consumer C] [--stream S] [--count N] [-0] URL KEY\n"
     "\n"
-    "Write the entries of the Redis stream KEY to stdout, one line each, as a\n"
-    "member of consumer group G (default \"fanout\"; created at the start of the\n"
-    "stream if missing).  Consumers of one group share the entries; each entry is\n"
-    "acknowledged after its line was written.  Runs until killed, or N entries.\n"
+    "Write the entries of the Redis stream KEY, or of the NATS JetStream subject\n"
+    "KEY, to stdout, one line each, as a member of group G (default \"fanout\";\n"
+    "Redis: a consumer group, created at the start of the stream if missing; NATS:\n"
+    "a durable pull consumer, created if missing).  Members of one group share\n"
+    "the entries; each entry is acknowledged after its line was written.  Runs\n"
+    "until killed, or N entries.\n"
     "\n"
-    "  --group G      the consumer group (default fanout)\n"
-    "  --consumer C   this consumer's name (default fanout-HOST-PID)\n"
+    "  --group G      the group (default fanout)\n"
+    "  --consumer C   Redis: this consumer's name (default fanout-HOST-PID)\n"
+    "  --stream S     NATS: the JetStream stream (as for pub)\n"
     "  --count N      stop after N entries\n"
     "  -0, --null     end each record with NUL instead of newline\n"
-    "Exit status: 0; 1 if Redis refused or could not be reached; 2: bad usage.\n";
+    "Exit status: 0; 1 if the engine refused or could not be reached; 2: bad usage.\n";
 
-static bool is_nats(const char *url)
+enum engine { ENGINE_REDIS, ENGINE_NATS };
+
+/* The engine of @url, or exit 2 if this fanout is built without it. */
+static enum engine engine_of(const char *cmd, const char *url)
 {
-	return strncmp(url, "nats://", 7) == 0;
+	bool nats = !strncmp(url, "nats://", 7) || !strncmp(url, "tls://", 6);
+#ifndef FANOUT_CLI_NATS
+	if (nats)
+		cli_usage_error(cmd,
+		                "NATS is not built into this fanout (rebuild with libnats-dev)");
+#endif
+#ifndef FANOUT_CLI_REDIS
+	if (!nats)
+		cli_usage_error(cmd,
+		                "only nats:// URLs: Redis is not built into this fanout (rebuild "
+		                "with libhiredis-dev)");
+#endif
+	(void)cmd;
+	return nats ? ENGINE_NATS : ENGINE_REDIS;
 }
 
-static void bridge_error(const char *sub, int rc)
+static const char *engine_errmsg(enum engine e)
 {
-	const char *m = fo_redis_errmsg();
+#ifdef FANOUT_CLI_REDIS
+	if (e == ENGINE_REDIS)
+		return fo_redis_errmsg();
+#endif
+#ifdef FANOUT_CLI_NATS
+	if (e == ENGINE_NATS)
+		return fo_nats_errmsg();
+#endif
+	(void)e;
+	return "";
+}
+
+static void bridge_error(const char *sub, enum engine e, int rc)
+{
+	const char *m = engine_errmsg(e);
 	fprintf(stderr, "fanout %s: %s\n", sub, m && *m ? m : fo_strerror(rc));
+}
+
+/* NATS: the default stream name for subject @key. */
+static void default_stream(char *buf, size_t n, const char *key)
+{
+	snprintf(buf, n, "fanout_%s", key);
+	for (char *p = buf; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			*p = '_';
+}
+
+#ifdef FANOUT_CLI_NATS
+/* The defaults, on JetStream stream @stream, created if missing. */
+static fo_nats_opts nats_opts(const char *stream)
+{
+	fo_nats_opts o;
+	fo_nats_opts_init(&o);
+	o.stream = stream;
+	o.create_stream = 1;
+	return o;
+}
+#endif
+
+/* A sink of either engine. */
+struct any_sink {
+	enum engine e;
+	void *h;
+};
+
+static int sink_open(struct any_sink *k, fo_cursor *c, const char *url, const char *key,
+                     const char *stream, const fo_codec *codec)
+{
+	switch (k->e) {
+#ifdef FANOUT_CLI_REDIS
+	case ENGINE_REDIS:
+		return fo_redis_sink_start((fo_redis_sink **)&k->h, c, url, key, codec, NULL);
+#endif
+#ifdef FANOUT_CLI_NATS
+	case ENGINE_NATS: {
+		fo_nats_opts o = nats_opts(stream);
+		return fo_nats_sink_start((fo_nats_sink **)&k->h, c, url, key, codec, &o);
+	}
+#endif
+	default:
+		(void)c, (void)url, (void)key, (void)stream, (void)codec;
+		return FO_EINVAL;
+	}
+}
+
+static int sink_close(struct any_sink *k)
+{
+#ifdef FANOUT_CLI_REDIS
+	if (k->e == ENGINE_REDIS)
+		return fo_redis_sink_stop(k->h);
+#endif
+#ifdef FANOUT_CLI_NATS
+	if (k->e == ENGINE_NATS)
+		return fo_nats_sink_stop(k->h);
+#endif
+	return FO_EINVAL;
 }
 
 int cli_pub(int argc, char **argv)
 {
-	static const struct option longs[] = {
-	    {"null", no_argument, NULL, '0'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	enum { O_STREAM = 256 };
+	static const struct option longs[] = {{"null", no_argument, NULL, '0'},
+	                                      {"stream", required_argument, NULL, O_STREAM},
+	                                      {"help", no_argument, NULL, 'h'},
+	                                      {NULL, 0, NULL, 0}};
 	int delim = '\n', opt;
+	const char *stream = NULL;
+	char stream_buf[256];
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+0h", longs, NULL)) != -1) {
@@ -70,9 +183,14 @@ int cli_pub(int argc, char **argv)
 		case '0':
 			delim = '\0';
 			break;
+		case O_STREAM:
+			stream = optarg;
+			break;
 		case 'h':
 			fputs(pub_usage, stdout);
 			return 0;
+		case ':':
+			cli_usage_error("pub", "option '%s' needs a value", argv[optind - 1]);
 		default:
 			cli_usage_error("pub", "unknown option '%s'", argv[optind - 1]);
 		}
@@ -80,14 +198,17 @@ int cli_pub(int argc, char **argv)
 	if (argc - optind != 2)
 		cli_usage_error("pub", "wants URL KEY");
 	const char *url = argv[optind], *key = argv[optind + 1];
-	if (is_nats(url))
-		cli_usage_error("pub",
-		                "NATS is not built into this fanout (only redis://, unix://)");
+	struct any_sink sink = {.e = engine_of("pub", url)};
+	if (stream && sink.e != ENGINE_NATS)
+		cli_usage_error("pub", "--stream is for nats:// URLs");
+	if (sink.e == ENGINE_NATS && !stream) {
+		default_stream(stream_buf, sizeof(stream_buf), key);
+		stream = stream_buf;
+	}
 
 	fo_stream_opts so;
 	fo_stream *s = NULL;
 	fo_cursor *c = NULL;
-	fo_redis_sink *sink = NULL;
 	fo_codec codec = fo_codec_bytes();
 	int rc;
 
@@ -101,8 +222,8 @@ int cli_pub(int argc, char **argv)
 		fo_stream_destroy(s);
 		return 1;
 	}
-	if ((rc = fo_redis_sink_start(&sink, c, url, key, &codec, NULL)) != FO_OK) {
-		bridge_error("pub", rc);
+	if ((rc = sink_open(&sink, c, url, key, stream, &codec)) != FO_OK) {
+		bridge_error("pub", sink.e, rc);
 		fo_cursor_close(c);
 		fo_stream_destroy(s);
 		return rc == FO_EINVAL ? CLI_EXIT_USAGE : 1;
@@ -128,26 +249,66 @@ int cli_pub(int argc, char **argv)
 	}
 	free(line);
 	fo_stream_close(s);
-	if ((rc = fo_redis_sink_stop(sink)) != FO_OK) {
-		bridge_error("pub", rc);
+	if ((rc = sink_close(&sink)) != FO_OK) {
+		bridge_error("pub", sink.e, rc);
 		status = 1;
 	}
 	fo_stream_destroy(s);
 	return status;
 }
 
+/* With --count N: read ahead no more than N entries. */
+static void bound_read_ahead(size_t *prefetch, size_t *batch, long long count)
+{
+	if (count > 0 && (unsigned long long)count < *prefetch) {
+		*prefetch = (size_t)count;
+		if (*batch > *prefetch)
+			*batch = *prefetch;
+	}
+}
+
+/* The source of either engine; @count > 0 bounds the read-ahead. */
+static int source_open(enum engine e, fo_iter **it, const char *url, const char *key,
+                       const char *group, const char *consumer, const char *stream, long long count,
+                       const fo_codec *codec)
+{
+	switch (e) {
+#ifdef FANOUT_CLI_REDIS
+	case ENGINE_REDIS: {
+		fo_redis_opts o;
+		fo_redis_opts_init(&o);
+		o.create_group = 1;
+		bound_read_ahead(&o.prefetch, &o.batch, count);
+		return fo_redis_source(it, url, key, group, consumer, codec, &o);
+	}
+#endif
+#ifdef FANOUT_CLI_NATS
+	case ENGINE_NATS: {
+		fo_nats_opts o = nats_opts(stream);
+		bound_read_ahead(&o.prefetch, &o.batch, count);
+		return fo_nats_source(it, url, key, group, codec, &o);
+	}
+#endif
+	default:
+		(void)it, (void)url, (void)key, (void)group, (void)consumer, (void)stream;
+		(void)count, (void)codec;
+		return FO_EINVAL;
+	}
+}
+
 int cli_sub(int argc, char **argv)
 {
-	enum { O_GROUP = 256, O_CONSUMER, O_COUNT };
+	enum { O_GROUP = 256, O_CONSUMER, O_COUNT, O_STREAM };
 	static const struct option longs[] = {{"group", required_argument, NULL, O_GROUP},
 	                                      {"consumer", required_argument, NULL, O_CONSUMER},
 	                                      {"count", required_argument, NULL, O_COUNT},
+	                                      {"stream", required_argument, NULL, O_STREAM},
 	                                      {"null", no_argument, NULL, '0'},
 	                                      {"help", no_argument, NULL, 'h'},
 	                                      {NULL, 0, NULL, 0}};
-	const char *group = "fanout", *consumer = NULL;
+	const char *group = "fanout", *consumer = NULL, *stream = NULL;
 	long long count = -1;
-	char delim = '\n', name[300];
+	char delim = '\n', name[300], stream_buf[256];
 	int opt;
 
 	opterr = 0;
@@ -161,6 +322,9 @@ int cli_sub(int argc, char **argv)
 			break;
 		case O_COUNT:
 			count = cli_parse_int("sub", "--count", optarg, 0, (long long)1 << 62);
+			break;
+		case O_STREAM:
+			stream = optarg;
 			break;
 		case '0':
 			delim = '\0';
@@ -177,35 +341,35 @@ int cli_sub(int argc, char **argv)
 	if (argc - optind != 2)
 		cli_usage_error("sub", "wants URL KEY");
 	const char *url = argv[optind], *key = argv[optind + 1];
-	if (is_nats(url))
-		cli_usage_error("sub",
-		                "NATS is not built into this fanout (only redis://, unix://)");
+	enum engine e = engine_of("sub", url);
 	if (!*group)
 		cli_usage_error("sub", "--group wants a name");
-	if (!consumer) {
-		char host[256] = "host";
-		gethostname(host, sizeof(host) - 1);
-		snprintf(name, sizeof(name), "fanout-%s-%ld", host, (long)getpid());
-		consumer = name;
+	if (e == ENGINE_NATS) {
+		if (consumer)
+			cli_usage_error("sub", "--consumer is for redis:// URLs (a NATS group is "
+			                       "one durable consumer)");
+		if (!stream) {
+			default_stream(stream_buf, sizeof(stream_buf), key);
+			stream = stream_buf;
+		}
+	} else {
+		if (stream)
+			cli_usage_error("sub", "--stream is for nats:// URLs");
+		if (!consumer) {
+			char host[256] = "host";
+			gethostname(host, sizeof(host) - 1);
+			snprintf(name, sizeof(name), "fanout-%s-%ld", host, (long)getpid());
+			consumer = name;
+		}
 	}
 	if (count == 0)
 		return 0;
 
-	fo_redis_opts o;
 	fo_codec codec = fo_codec_bytes();
 	fo_iter *it = NULL;
-	int rc;
-
-	fo_redis_opts_init(&o);
-	o.create_group = 1;
-	if (count > 0 &&
-	    (unsigned long long)count < o.prefetch) { /* read ahead no more than asked */
-		o.prefetch = (size_t)count;
-		if (o.batch > o.prefetch)
-			o.batch = o.prefetch;
-	}
-	if ((rc = fo_redis_source(&it, url, key, group, consumer, &codec, &o)) != FO_OK) {
-		bridge_error("sub", rc);
+	int rc = source_open(e, &it, url, key, group, consumer, stream, count, &codec);
+	if (rc != FO_OK) {
+		bridge_error("sub", e, rc);
 		return rc == FO_EINVAL ? CLI_EXIT_USAGE : 1;
 	}
 	int status = 0;
@@ -221,8 +385,8 @@ int cli_sub(int argc, char **argv)
 			break;
 	}
 	if (rc == FO_FAILED) {
-		const fo_error *e = fo_iter_error(it);
-		fprintf(stderr, "fanout sub: %s\n", e ? e->message : "failed");
+		const fo_error *fe = fo_iter_error(it);
+		fprintf(stderr, "fanout sub: %s\n", fe ? fe->message : "failed");
 		status = 1;
 	}
 	fo_iter_close(it);

@@ -18,7 +18,7 @@
 
 int cli_tee(int argc, char **argv);
 int cli_map(int argc, char **argv);
-int cli_pub(int argc, char **argv); /* cli/bridge.c, with the Redis bridge */
+int cli_pub(int argc, char **argv); /* cli/bridge.c, with the Redis or NATS bridge */
 int cli_sub(int argc, char **argv);
 
 /* Prints "fanout SUB: <message>  (see 'fanout SUB --help')" and exits 2. */

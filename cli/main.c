@@ -22,8 +22,13 @@ static const char usage[] =
     "  map [-j N] [-k] [--timeout S] [--retries R] [--halt-on-error] [--pipe]\n"
     "      [--joblog FILE] [--bar] [--shell] [-0] -- CMD [ARGS... {}]\n"
     "        run CMD once per input line, N at a time, outputs never interleaved\n"
+#if defined(FANOUT_CLI_REDIS) || defined(FANOUT_CLI_NATS)
+    "  pub [--stream S] URL KEY, sub [--group G] [--count N] URL KEY\n"
+    "        stdin lines to a Redis stream or a NATS JetStream subject and back\n"
+#else
     "  pub, sub\n"
     "        bridges to Redis/NATS (not built into this binary)\n"
+#endif
     "\n"
     "Options:\n"
     "  --version   print the fanout library version\n"
@@ -51,7 +56,7 @@ int main(int argc, char **argv)
 		return cli_tee(argc - 1, argv + 1);
 	if (!strcmp(cmd, "map"))
 		return cli_map(argc - 1, argv + 1);
-#ifdef FANOUT_CLI_REDIS
+#if defined(FANOUT_CLI_REDIS) || defined(FANOUT_CLI_NATS)
 	if (!strcmp(cmd, "pub"))
 		return cli_pub(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sub"))
@@ -59,8 +64,8 @@ int main(int argc, char **argv)
 #endif
 	if (!strcmp(cmd, "pub") || !strcmp(cmd, "sub")) {
 		fprintf(stderr,
-		        "fanout %s: not built: this fanout has no Redis bridge "
-		        "(rebuild with hiredis, libhiredis-dev, installed)\n",
+		        "fanout %s: not built: this fanout has no bridge "
+		        "(rebuild with libhiredis-dev or libnats-dev installed)\n",
 		        cmd);
 		return CLI_EXIT_USAGE;
 	}

@@ -4,12 +4,13 @@
 # FanoutTesting: one place that builds and registers every test program.
 #
 #   fanout_add_test(NAME unit_stream SOURCES test_stream.c LABELS unit TIMEOUT 60
-#                   [ARGS --seed 1 ...] [LIBRARIES extra ...])
+#                   [ARGS --seed 1 ...] [LIBRARIES extra ...] [TEST_HOOKS])
 #
 # builds executable NAME linked to fanout::fanout_static (static, so sanitizers see the
 # library's code too), the tests/common helpers and, for label `unit`, cmocka; registers it
 # with CTest with its LABELS, the sanitizer environment and TIMEOUT scaled for sanitizer
-# builds (x3 address, x5 thread).
+# builds (x3 address, x5 thread). TEST_HOOKS links fanout_static_hooks instead (the library
+# with its test-only hooks, FO_TEST_HOOKS; CMakeLists.txt) and defines FO_TEST_HOOKS.
 #
 #   fanout_register_test(NAME name TARGET target LABELS ... TIMEOUT seconds [ARGS ...])
 #
@@ -82,11 +83,17 @@ function(fanout_register_test)
 endfunction()
 
 function(fanout_add_test)
-  cmake_parse_arguments(PARSE_ARGV 0 T "" "NAME;TIMEOUT" "SOURCES;LABELS;ARGS;LIBRARIES")
+  cmake_parse_arguments(PARSE_ARGV 0 T "TEST_HOOKS" "NAME;TIMEOUT" "SOURCES;LABELS;ARGS;LIBRARIES")
   if(NOT T_NAME OR NOT T_SOURCES)
     message(FATAL_ERROR "fanout_add_test: NAME and SOURCES are required")
   endif()
   add_executable(${T_NAME} ${T_SOURCES})
+  if(T_TEST_HOOKS)
+    # First on the link line: every library symbol resolves to this complete copy, so
+    # nothing is taken from libfanout.a (which fanout_test_common brings too).
+    target_link_libraries(${T_NAME} PRIVATE fanout_static_hooks)
+    target_compile_definitions(${T_NAME} PRIVATE FO_TEST_HOOKS)
+  endif()
   target_link_libraries(${T_NAME} PRIVATE fanout_test_common fanout::fanout_static
                                           Threads::Threads ${T_LIBRARIES})
   if("unit" IN_LIST T_LABELS)

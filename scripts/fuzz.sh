@@ -7,8 +7,10 @@
 #   scripts/fuzz.sh [SECONDS]     each harness for SECONDS (default 600), growing a working
 #                                 corpus in build/fuzz/corpus/<harness> (seeded from the
 #                                 committed tests/fuzz/corpus/<harness>)
-#   scripts/fuzz.sh --smoke       the CI smoke: each harness for 4 000 executions (seed 1) or 60 s,
-#                                 whichever comes first, from the committed corpus
+#   scripts/fuzz.sh --smoke       the CI smoke: each harness from the committed corpus with a
+#                                 random seed (printed) for 100 000 executions or 60 s, whichever
+#                                 comes first (FO_FUZZ_SMOKE_RUNS, FO_FUZZ_SMOKE_SECONDS;
+#                                 FO_FUZZ_SEED=N repeats a run's mutations, on one thread)
 #   scripts/fuzz.sh --merge       minimise build/fuzz/corpus/<harness> into the committed
 #                                 corpus (then review and commit tests/fuzz/corpus)
 #   FO_FUZZ_ONLY=stream           one harness; FO_FUZZ_JOBS=2 parallel workers per harness
@@ -86,11 +88,18 @@ for h in "${harnesses[@]}"; do
 	smoke)
 		# New inputs go to a scratch directory: the committed corpus stays as it is.
 		scratch=$(mktemp -d)
-		# A fixed seed and a bounded run keep CI reproducible; longer runs with fresh
-		# seeds (scripts/fuzz.sh SECONDS) are where new bugs are hunted: the open ones
-		# they found are in tests/fuzz/open/.
-		timeout -s KILL 300 "$bin" "${common[@]}" -seed=1 -runs=${FO_FUZZ_SMOKE_RUNS:-4000} \
-			-max_total_time=60 "$scratch" "$seed" >"$log" 2>&1
+		# A fresh seed each run: every CI run explores new inputs (a fixed seed
+		# replays the same mutations each time and finds nothing new).  The seed is
+		# printed; a failure leaves its input in $art (the replay command below), and
+		# that input is what reproduces it: the flow harness runs threads, so the same
+		# seed need not give the same run.  Bounded by executions and time: the
+		# time bound is what usually ends it on 2 shared cores.
+		smoke_seed=${FO_FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+		smoke_secs=${FO_FUZZ_SMOKE_SECONDS:-60}
+		echo "fuzz.sh: $h smoke seed $smoke_seed (FO_FUZZ_SEED=$smoke_seed repeats it)"
+		timeout -s KILL $((smoke_secs + 240)) "$bin" "${common[@]}" -seed="$smoke_seed" \
+			-runs="${FO_FUZZ_SMOKE_RUNS:-100000}" -max_total_time="$smoke_secs" \
+			"$scratch" "$seed" >"$log" 2>&1
 		rc=$?
 		rm -rf "$scratch"
 		;;
@@ -113,8 +122,10 @@ for h in "${harnesses[@]}"; do
 		echo "fuzz.sh: $h FAILED (rc $rc); log $log"
 		[ -n "$crash" ] && echo "  replay: FO_FUZZ_TRACE=1 FO_FUZZ_KNOWN='$FO_FUZZ_KNOWN' $bin $art/$crash"
 	fi
-	summary+=("$(printf '%-12s %s  %s executions in %s s, %s, corpus %s inputs' "$h" \
-		"$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "${runs:-?}" "${secs:-?}" "${cov:-?}" \
+	seedinfo=$(grep -oE 'INFO: Seed: [0-9]+' "$log" | head -1 | grep -oE '[0-9]+$')
+	summary+=("$(printf '%-12s %s  %s executions in %s s, seed %s, %s, corpus %s inputs' "$h" \
+		"$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "${runs:-?}" "${secs:-?}" \
+		"${seedinfo:-?}" "${cov:-?}" \
 		"$(find "$seed" "$work" -type f ! -name '.*' 2>/dev/null | wc -l)")")
 done
 

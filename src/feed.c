@@ -17,6 +17,16 @@
  * that found the role taken wait on f->cv for gen to move, then re-read
  * their cursor.  Because every exit path of a pull clears the role and
  * broadcasts, a reader can only wait on a pull that is still running.
+ *
+ * Lifetime: the handle and every open fo_feed_iter() iterator each hold a
+ * reference (f->refs).  fo_feed_destroy() stops pulling (fails the stream,
+ * joins the thread, or sets `ended` and waits out a puller, so no pull can
+ * start or be running), closes the source and the stream handle, then drops
+ * its reference; the last reference frees the rest (mu, cv, mode, flags:
+ * all an iterator still touches).  An iterator owned by something the
+ * caller tears down later - e.g. a pipeline stage that is another feed's
+ * source - may thus be read, even on another thread, after its feed was
+ * destroyed: it reads what was pushed, then the stream's end.
  */
 #include <string.h>
 
@@ -40,6 +50,7 @@ struct fo_feeder {
 	uint64_t gen;      /* under mu: pulls finished */
 	atomic_bool stop;  /* destroy asked the thread to stop */
 	_Atomic uint64_t pulled;
+	atomic_uint refs; /* the handle (or detached thread) + open fo_feed_iter()s */
 };
 
 void fo_feed_opts_init(fo_feed_opts *o)
@@ -87,13 +98,26 @@ static int pull_one(fo_feeder *f, uint64_t deadline)
 	return rc;
 }
 
-static void feed_free(fo_feeder *f)
+static void feed_unref(fo_feeder *f)
 {
-	fo_iter_close(f->src);
-	fo_stream_destroy(f->s);
+	/* acq_rel: the last holder sees every other holder's use of f (its
+	 * unlock of mu included) before it frees f. */
+	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+		return;
 	pthread_cond_destroy(&f->cv);
 	pthread_mutex_destroy(&f->mu);
 	fo__free(f);
+}
+
+/* Nothing pulls any more: close the source and the stream handle, drop the
+ * handle's reference (open fo_feed_iter()s keep the rest). */
+static void feed_free(fo_feeder *f)
+{
+	fo_iter_close(f->src);
+	f->src = NULL;
+	fo_stream_destroy(f->s);
+	f->s = NULL;
+	feed_unref(f);
 }
 
 static void *feed_thread(void *arg)
@@ -152,6 +176,7 @@ static int create_on(fo_feeder **out, fo_cursor **c, fo_iter *src, const fo_feed
 	f->detached = detached;
 	atomic_init(&f->stop, false);
 	atomic_init(&f->pulled, 0);
+	atomic_init(&f->refs, 1);
 	if (o->mode == FO_FEED_BACKGROUND) {
 		pthread_attr_t attr;
 		if (pthread_attr_init(&attr) != 0) {
@@ -321,6 +346,15 @@ void fo_feed_destroy(fo_feeder *f)
 	end_failed(f->s, FO_ECANCELED, "feed destroyed before its source ended");
 	if (f->has_thread)
 		pthread_join(f->thread, NULL);
+	/* ON_DEMAND: no new puller (a reader that finds the role free and the
+	 * stream not ended would pull), and wait out the one running, if any:
+	 * its pull uses f->src and f->s, which feed_free() closes.  An
+	 * fo_feed_iter() read may still be in progress on another thread. */
+	pthread_mutex_lock(&f->mu);
+	f->ended = true;
+	while (f->pulling)
+		pthread_cond_wait(&f->cv, &f->mu);
+	pthread_mutex_unlock(&f->mu);
 	feed_free(f);
 }
 
@@ -351,6 +385,7 @@ static void feed_iter_close(fo_iter *it)
 {
 	struct feed_iter *fi = (struct feed_iter *)it;
 	fo_cursor_close(fi->c);
+	feed_unref(fi->f);
 	fo__iter_fini(it);
 	fo__free(fi);
 }
@@ -403,6 +438,9 @@ int fo_feed_iter(fo_iter **it, fo_feeder *f, fo_cursor *c, fo_item_copy_fn copy,
 		return FO_ENOMEM;
 	fo__iter_init(&fi->it, &feed_iter_vt, copy_free, ctx);
 	fi->it.borrows = copy == NULL;
+	/* relaxed: the caller holds the handle's reference, so refs cannot reach
+	 * 0 meanwhile; the handoff of f to a reader thread orders the rest. */
+	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
 	fi->f = f;
 	fi->c = c;
 	fi->copy = copy;

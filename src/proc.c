@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -37,6 +38,13 @@
 #define FO__ASAN 1
 #endif
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define FO__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FO__TSAN 1
+#endif
+#endif
 #ifdef FO__ASAN
 void _ZN6__asan18asan_mz_force_lockEv(void) __attribute__((weak));
 void _ZN6__asan20asan_mz_force_unlockEv(void) __attribute__((weak));
@@ -49,6 +57,30 @@ static void fork_unlock(void)
 {
 	if (_ZN6__asan18asan_mz_force_lockEv && _ZN6__asan20asan_mz_force_unlockEv)
 		_ZN6__asan20asan_mz_force_unlockEv();
+}
+#elif defined(FO__TSAN)
+/*
+ * ThreadSanitizer before LLVM 19 leaves its allocator unusable in the child
+ * of a multithreaded fork: a child forked while another thread refilled a
+ * size class waits forever in its first allocation of that class (seen:
+ * test_pmap_proc, 1 run in 6 at load 20, the child in
+ * SizeClassAllocator64::GetFromAllocator; fixed upstream by "[tsan]
+ * Lock/Unlock allocator and stacks on fork").  The child runs on the forking
+ * thread's allocator cache, so we fill that cache right before the fork with
+ * a block of every size a child allocates (frame buffers up to 64 KiB, codec
+ * items): its allocations are then served without the shared lock.
+ */
+static void fork_lock(void)
+{
+	void *warm[16];
+	size_t n = 0;
+	for (size_t size = 16; size <= ((size_t)64 << 10) && n < 16; size *= 2)
+		warm[n++] = malloc(size);
+	while (n)
+		free(warm[--n]);
+}
+static void fork_unlock(void)
+{
 }
 #else
 static void fork_lock(void)

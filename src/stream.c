@@ -20,7 +20,9 @@
 
 char fo__dead_item; /* DEAD_ITEM points here (stream_impl.h) */
 
+#ifdef FO_TEST_HOOKS
 void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
+#endif
 
 /* Items or the end were published, then fenced: wake sleeping readers and
  * signal armed watchers.  noinline: the rare branch of a push; inlined, it
@@ -377,8 +379,10 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 	}
 
 	uint64_t p = t >> 1;
+#ifdef FO_TEST_HOOKS
 	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
 		fo__claim_hook(s, p, n);
+#endif
 	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
 	struct seg *x = fo__seg_walk(h, p);
 	for (size_t i = 0; i < n; i++, p++) {

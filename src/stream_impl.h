@@ -272,13 +272,16 @@ static inline void fo__wake_space(fo_stream *s)
 void fo__stream_unref(fo_stream *s);
 void fo__stream_unref_mem(fo_stream *s);
 
-/* stream.c: tests only (tests/unit/test_reclaim.c).  If set, every push
- * that goes through the general path calls it between its claim of
- * [@first, @first + @n) and its stores, inside its read section: a stalled
- * producer on demand.  NULL in production; set and cleared while no push
- * runs. */
+/* stream.c: tests only (tests/unit/test_reclaim.c), compiled in only with
+ * FO_TEST_HOOKS (the fanout_static_hooks library the tests that ask for it
+ * link; never the installed ones).  If set, every push that goes through
+ * the general path calls it between its claim of [@first, @first + @n) and
+ * its stores, inside its read section: a stalled producer on demand.  Set
+ * and cleared while no push runs. */
+#ifdef FO_TEST_HOOKS
 extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n)
     __attribute__((visibility("hidden")));
+#endif
 
 /* segment.c: *_locked callers hold s->lock. */
 struct seg *fo__seg_new(fo_stream *s, uint64_t base);

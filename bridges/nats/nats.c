@@ -70,6 +70,10 @@ static int nats_err(struct rerr *e, natsStatus st, jsErrCode jerr, const char *w
 	const char *text = nats_GetLastError(NULL);
 	if (!text || !*text)
 		text = natsStatus_GetText(st);
+	if (text[0] == '(' && strstr(text, "): ")) /* "(jsm.c:2867): stream not found" */
+		text = strstr(text, "): ") + 3;
+	if (st == NATS_NOT_FOUND && jerr == JSStreamNotFoundErr) /* the text is "Not Found" */
+		text = "stream not found";
 	switch (st) {
 	case NATS_NO_SERVER:
 		return rerr_set(e, FO_ESYS, ECONNREFUSED, "nats: %s: %s", what, text);
@@ -150,8 +154,10 @@ struct fo_nats_sink {
 	natsMsg **batch; /* built by take(), published by the thread */
 	size_t n;
 	fo_buf buf;
-	pthread_mutex_t mu; /* below: shared with the client's ack callbacks */
-	natsMsg **resend;   /* messages whose publish failed: sent again */
+	pthread_mutex_t mu;     /* below: shared with the client's ack callbacks */
+	pthread_cond_t cv_acks; /* outstanding reached 0 */
+	size_t outstanding;     /* published, neither called back nor taken back */
+	natsMsg **resend;       /* messages whose publish failed: sent again */
 	size_t nresend, resend_cap;
 	fo_nats_sink_stats st;
 	struct rerr err;  /* the first error */
@@ -189,6 +195,8 @@ static void sink_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, vo
 	(void)js;
 	fo_nats_sink *s = closure;
 	pthread_mutex_lock(&s->mu);
+	if (--s->outstanding == 0)
+		pthread_cond_broadcast(&s->cv_acks);
 	if (pa) {
 		s->st.sent++;
 		natsMsg_Destroy(msg);
@@ -239,8 +247,8 @@ static void sink_take(void *ctx, void **items, size_t k)
  */
 static int sink_send(fo_nats_sink *s)
 {
-	uint64_t give_up = 0;
-	unsigned fails = 0;
+	struct retry r =
+	    retry_init(s->o.retry_timeout_ms, s->o.backoff_min_ms, s->o.backoff_max_ms);
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MaxWait = s->o.io_timeout_ms;
@@ -261,12 +269,17 @@ static int sink_send(fo_nats_sink *s)
 			s->st.retries += n;
 		pthread_mutex_unlock(&s->mu);
 		first = false;
+		/* counted before: a callback may run before its publish call returns */
+		pthread_mutex_lock(&s->mu);
+		s->outstanding += n;
+		pthread_mutex_unlock(&s->mu);
 		natsStatus st = NATS_OK;
 		for (size_t i = 0; i < n; i++) {
 			if (st == NATS_OK)
 				st = js_PublishMsgAsync(s->js, &todo[i], &po);
 			if (todo[i]) { /* not taken: keep it for the next round */
 				pthread_mutex_lock(&s->mu);
+				s->outstanding--;
 				sink_keep_locked(s, todo[i]);
 				pthread_mutex_unlock(&s->mu);
 			}
@@ -275,7 +288,8 @@ static int sink_send(fo_nats_sink *s)
 		if (st == NATS_OK)
 			st = js_PublishAsyncComplete(s->js, &po);
 		if (st == NATS_TIMEOUT) {
-			/* acks that did not come: take the messages back to resend */
+			/* acks that did not come: take the messages back to resend (no
+			 * callback comes for them any more) */
 			natsMsgList pending = {0};
 			if (js_PublishAsyncGetPendingList(&pending, s->js) == NATS_OK) {
 				pthread_mutex_lock(&s->mu);
@@ -283,12 +297,20 @@ static int sink_send(fo_nats_sink *s)
 					sink_keep_locked(s, pending.Msgs[i]);
 					pending.Msgs[i] = NULL;
 				}
+				s->outstanding -= (size_t)pending.Count;
 				pthread_mutex_unlock(&s->mu);
 				natsMsgList_Destroy(&pending);
 			}
 		}
+		/* A message whose ack timed out leaves the client's pending set before
+		 * its callback runs: wait for those callbacks (they are imminent). */
 		pthread_mutex_lock(&s->mu);
-		bool done = s->nresend == 0 && (st == NATS_OK || st == NATS_TIMEOUT);
+		struct timespec until = ns_ts(now_ns() + (uint64_t)s->o.io_timeout_ms * 1000000u);
+		while (s->outstanding > 0 && (st == NATS_OK || st == NATS_TIMEOUT))
+			if (pthread_cond_timedwait(&s->cv_acks, &s->mu, &until) == ETIMEDOUT)
+				break;
+		bool done =
+		    s->nresend == 0 && s->outstanding == 0 && (st == NATS_OK || st == NATS_TIMEOUT);
 		struct rerr last = s->last;
 		size_t left = s->nresend;
 		pthread_mutex_unlock(&s->mu);
@@ -302,14 +324,11 @@ static int sink_send(fo_nats_sink *s)
 		else
 			rerr_set(&e, FO_ESYS, ETIMEDOUT, "nats: %zu publishes not acknowledged",
 			         left);
-		uint64_t now = now_ns();
-		if (!give_up)
-			give_up = now + (uint64_t)s->o.retry_timeout_ms * 1000000u;
-		if (now >= give_up || (e.code != FO_ESYS && e.code != FO_FAILED)) {
+		if (retry_failed(&r) || (e.code != FO_ESYS && e.code != FO_FAILED)) {
 			sink_record(s, &e);
 			return e.code;
 		}
-		drain_sleep(&s->d, backoff_ms(s->o.backoff_min_ms, s->o.backoff_max_ms, fails++));
+		drain_sleep(&s->d, retry_backoff(&r));
 	}
 }
 
@@ -326,18 +345,12 @@ static void *sink_main(void *arg)
 		if (drain_done(&s->d, got))
 			break;
 	}
-	if (s->d.failed) {
-		const fo_error *fe = fo_cursor_error(s->d.cur);
-		struct rerr e;
-		rerr_set(&e, FO_FAILED, 0, "nats sink: the stream failed: %s",
-		         fe ? fe->message : "?");
+	struct rerr e;
+	if (drain_finish(&s->d, "nats sink", &e))
 		sink_record(s, &e);
-	}
 	pthread_mutex_lock(&s->mu);
 	s->st.failed = s->err.code != 0;
 	pthread_mutex_unlock(&s->mu);
-	fo_cursor_close(s->d.cur); /* a failed sink must not hold producers back */
-	s->d.cur = NULL;
 	return NULL;
 }
 
@@ -361,10 +374,11 @@ static void sink_free(fo_nats_sink *s)
 	free(s->subject);
 	free(s->stream);
 	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv_acks);
 	free(s);
 }
 
-/* Create opts.stream over @subject if it does not exist. */
+/* Check that opts.stream exists; with opts.create_stream, create it over @subject if not. */
 static int ensure_stream(jsCtx *js, const char *stream, const char *subject, const fo_nats_opts *o,
                          struct rerr *e)
 {
@@ -375,7 +389,7 @@ static int ensure_stream(jsCtx *js, const char *stream, const char *subject, con
 		jsStreamInfo_Destroy(si);
 		return FO_OK;
 	}
-	if (st != NATS_NOT_FOUND)
+	if (st != NATS_NOT_FOUND || !o->create_stream)
 		return nats_err(e, st, jerr, "stream info");
 	jsStreamConfig cfg;
 	jsStreamConfig_Init(&cfg);
@@ -408,6 +422,12 @@ int fo_nats_sink_start(fo_nats_sink **out, fo_cursor *c, const char *url, const 
 	}
 	s->d.stop_efd = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	if (fo__cond_init(&s->cv_acks) != FO_OK) {
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		snprintf(tl_msg, sizeof(tl_msg), "no memory");
+		return FO_ENOMEM;
+	}
 	fo_buf_init(&s->buf);
 	int rc = opts_check(&s->o, o, url);
 	if (rc == FO_OK && s->o.create_stream && (!s->o.stream || !*s->o.stream))
@@ -439,7 +459,7 @@ int fo_nats_sink_start(fo_nats_sink **out, fo_cursor *c, const char *url, const 
 	jo.PublishAsync.MaxPending = (int64_t)s->o.batch;
 	struct rerr e = {0};
 	rc = nconnect(url, &s->o, &jo, &s->nc, &s->js, &e);
-	if (rc == FO_OK && s->o.create_stream)
+	if (rc == FO_OK && s->stream)
 		rc = ensure_stream(s->js, s->stream, subject, &s->o, &e);
 	if (rc == FO_OK) {
 		rc = drain_init(&s->d, c, s->o.batch);
@@ -497,7 +517,21 @@ int fo_nats_sink_stop(fo_nats_sink *s)
 /* ------------------------------------------------------------------------ */
 /* Source                                                                    */
 
+/*
+ * The source pulls by itself: a core subscription on "<inbox>.*" and pull
+ * requests ("$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>", reply
+ * "<inbox>.<n>", one at a time), not natsSubscription_Fetch.  libnats 3.4.1's
+ * fetch counts the messages it finds already queued on the subscription
+ * against a batch it then shrinks by that count, so with more than half a
+ * batch queued (the replies to pull requests that waited in the reconnect
+ * buffer, flushed together after a server restart) it writes past its
+ * array.  Here every message that arrives is taken, whichever request it
+ * answers (the consumer's MaxAckPending bounds them), and a request ends with
+ * its batch, its own status (408 expired, 404, 409) or a timeout.
+ */
+
 #define SEEN_WINDOW 65536 /* acknowledged sequences remembered */
+#define ACK_PREFIX  "$JS.ACK."
 
 struct nsource {
 	struct bsrc b; /* first: the iterator, the ring, the mutex */
@@ -506,7 +540,11 @@ struct nsource {
 	fo_codec codec;
 	natsConnection *nc;
 	jsCtx *js;
-	natsSubscription *sub;
+	natsSubscription *sub; /* "<inbox>.*" */
+	char *inbox;
+	char *next_subj;   /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
+	uint64_t req_no;   /* the reader's: the last pull request's number */
+	uint64_t req_open; /* the reader's: that request's deadline while not over, else 0 */
 	pthread_t reader;
 	bool reader_started;
 	/* under b.mu */
@@ -530,82 +568,199 @@ static void src_remember_locked(struct nsource *s, struct rid id)
 	s->acked_n++;
 }
 
-/* Deliver the messages of one fetch.  FO_OK, FO_ECANCELED (closing) or an error in @e. */
-static int src_deliver(struct nsource *s, natsMsgList *list, struct rerr *e)
+/*
+ * The stream sequence in a message's ack subject, without natsMsg_GetMetaData's
+ * three allocations: "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.
+ * <time>.<pending>" (9 tokens) or, with a domain and an account hash, 2 tokens
+ * more before <stream> (and possibly one after).  0: not such a subject.
+ */
+static uint64_t ack_stream_seq(const char *r)
 {
-	int rc = FO_OK;
-	for (int i = 0; i < list->Count; i++) {
-		natsMsg *m = list->Msgs[i];
-		if (rc != FO_OK)
+	const char *tok[16];
+	int n = 0;
+	if (!r || strncmp(r, ACK_PREFIX, strlen(ACK_PREFIX)) != 0)
+		return 0;
+	for (const char *p = r; n < 16; p++) {
+		tok[n++] = p;
+		p = strchr(p, '.');
+		if (!p)
 			break;
-		jsMsgMetaData *meta = NULL;
-		if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
-			rc = rerr_set(e, FO_FAILED, 0, "nats source: a message without metadata");
-			break;
-		}
-		struct rid id = {meta->Sequence.Stream, 1};
-		jsMsgMetaData_Destroy(meta);
-		pthread_mutex_lock(&s->b.mu);
-		bool held = idset_has(&s->inflight, id), done = idset_has(&s->acked, id);
-		pthread_mutex_unlock(&s->b.mu);
-		if (done)
-			natsMsg_Ack(m, NULL); /* its earlier ack was lost: acknowledge again */
-		if (held || done)
-			continue; /* the list destroys it */
-		void *item = NULL;
-		int drc = s->codec.decode(s->codec.ctx, natsMsg_GetData(m),
-		                          (size_t)natsMsg_GetDataLength(m), &item);
-		if (drc != FO_OK || !item) {
-			rc = rerr_set(e, drc != FO_OK ? drc : FO_FAILED, 0,
-			              "nats source: message %" PRIu64 ": decode failed: %s", id.ms,
-			              fo_strerror(drc));
-			break;
-		}
-		pthread_mutex_lock(&s->b.mu);
-		int arc = idset_add(&s->inflight, id);
-		if (arc != FO_OK || !bsrc_push_locked(&s->b, (struct bentry){id, item, m})) {
-			if (arc == FO_OK)
-				idset_del(&s->inflight, id);
-			pthread_mutex_unlock(&s->b.mu);
-			if (s->codec.item_free)
-				s->codec.item_free(item, s->codec.ctx);
-			rc = arc == FO_OK ? FO_ECANCELED
-			                  : rerr_set(e, FO_ENOMEM, 0, "nats source: no memory");
-			break;
-		}
-		pthread_mutex_unlock(&s->b.mu);
-		list->Msgs[i] = NULL; /* the ring owns it now */
 	}
-	natsMsgList_Destroy(list);
+	int at = n == 9 ? 5 : n >= 11 ? 7 : -1;
+	if (at < 0)
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(tok[at], &end, 10);
+	return errno || *end != '.' ? 0 : (uint64_t)v;
+}
+
+/* Acknowledge a message (its reply subject is the consumer's ack subject). */
+static void src_ack(struct nsource *s, natsMsg *m)
+{
+	/* lost with a connection: redelivered after AckWait, then skipped */
+	natsConnection_PublishString(s->nc, natsMsg_GetReply(m), "+ACK");
+}
+
+/* Give a message back: redelivered at once (to any reader of the durable),
+ * not after AckWait. */
+static void src_nak(struct nsource *s, natsMsg *m)
+{
+	natsConnection_PublishString(s->nc, natsMsg_GetReply(m), "-NAK");
+}
+
+/*
+ * Deliver one message (ownership taken): into the ring, or dropped if it is
+ * held or was acknowledged already.  FO_OK, FO_ECANCELED (closing) or an
+ * error in @e.
+ */
+static int src_deliver(struct nsource *s, natsMsg *m, struct rerr *e)
+{
+	uint64_t seq = ack_stream_seq(natsMsg_GetReply(m));
+	if (!seq) {
+		natsMsg_Destroy(m);
+		return rerr_set(e, FO_FAILED, 0, "nats source: a message without metadata");
+	}
+	struct rid id = {seq, 1};
+	pthread_mutex_lock(&s->b.mu);
+	bool held = idset_has(&s->inflight, id), done = idset_has(&s->acked, id);
+	pthread_mutex_unlock(&s->b.mu);
+	if (done)
+		src_ack(s, m); /* its earlier ack was lost: acknowledge again */
+	if (held || done) {
+		natsMsg_Destroy(m);
+		return FO_OK;
+	}
+	void *item = NULL;
+	int drc = s->codec.decode(s->codec.ctx, natsMsg_GetData(m),
+	                          (size_t)natsMsg_GetDataLength(m), &item);
+	if (drc != FO_OK || !item) {
+		natsMsg_Destroy(m);
+		return rerr_set(e, drc != FO_OK ? drc : FO_FAILED, 0,
+		                "nats source: message %" PRIu64 ": decode failed: %s", id.ms,
+		                fo_strerror(drc));
+	}
+	pthread_mutex_lock(&s->b.mu);
+	int arc = idset_add(&s->inflight, id);
+	if (arc == FO_OK && bsrc_push_locked(&s->b, (struct bentry){id, item, m})) {
+		pthread_mutex_unlock(&s->b.mu);
+		return FO_OK;
+	}
+	if (arc == FO_OK)
+		idset_del(&s->inflight, id);
+	pthread_mutex_unlock(&s->b.mu);
+	if (s->codec.item_free)
+		s->codec.item_free(item, s->codec.ctx);
+	if (arc == FO_OK)
+		src_nak(s, m); /* closing */
+	natsMsg_Destroy(m);
+	return arc == FO_OK ? FO_ECANCELED : rerr_set(e, FO_ENOMEM, 0, "nats source: no memory");
+}
+
+/* A status message (no ack subject) answering pull request @reply: has the
+ * request ended?  false: keep waiting; true: ended (FO_OK) or an error in @e. */
+static bool src_status(natsMsg *m, const char *reply, int *rc, struct rerr *e)
+{
+	const char *code = NULL, *desc = NULL;
+	if (strcmp(natsMsg_GetSubject(m), reply) != 0 ||
+	    natsMsgHeader_Get(m, "Status", &code) != NATS_OK || !code)
+		return false; /* an earlier request's, or not a status: ignored */
+	natsMsgHeader_Get(m, "Description", &desc);
+	if (!desc)
+		desc = "";
+	if (!strcmp(code, "408") || !strcmp(code, "404") || !strcmp(code, "100"))
+		return strcmp(code, "100") != 0; /* expired / no messages; 100: heartbeat */
+	if (!strcmp(code, "409") && !strstr(desc, "Deleted"))
+		return true;      /* too many waiting requests, a leader change: ask again */
+	if (!strcmp(code, "503")) /* no responders: JetStream is (re)starting */
+		*rc =
+		    rerr_set(e, FO_ESYS, ECONNRESET, "nats source: pull: no responders (%s)", desc);
+	else
+		*rc = rerr_set(e, FO_FAILED, 0, "nats source: pull: %s %s", code, desc);
+	return true;
+}
+
+static int src_pull_wait(struct nsource *s, const char *reply, size_t want, uint64_t deadline,
+                         struct rerr *e);
+
+/*
+ * One pull request for @want messages, delivered as they come, until the
+ * batch is full, the request's own status ends it, or block_ms plus a grace
+ * passed without it.  FO_OK, FO_ECANCELED or an error in @e.
+ */
+static int src_pull(struct nsource *s, size_t want, struct rerr *e)
+{
+	char reply[128], body[96];
+	snprintf(reply, sizeof(reply), "%s.%" PRIu64, s->inbox, ++s->req_no);
+	/* the server expires the request a little before we stop waiting for it */
+	int n = snprintf(body, sizeof(body), "{\"batch\":%zu,\"expires\":%" PRId64 "}", want,
+	                 (int64_t)s->o.block_ms * 1000000);
+	natsStatus st = natsConnection_PublishRequest(s->nc, s->next_subj, reply, body, n);
+	if (st != NATS_OK)
+		return nats_err(e, st, 0, "pull request");
+	int grace = s->o.io_timeout_ms < 500 ? s->o.io_timeout_ms : 500;
+	uint64_t deadline = now_ns() + (uint64_t)(s->o.block_ms + grace) * 1000000u;
+	int rc = src_pull_wait(s, reply, want, deadline, e);
+	/* closing mid-request: close drains the rest, until its status or deadline */
+	s->req_open = rc == FO_ECANCELED ? deadline : 0;
 	return rc;
+}
+
+/* src_pull()'s wait for the messages of request @reply. */
+static int src_pull_wait(struct nsource *s, const char *reply, size_t want, uint64_t deadline,
+                         struct rerr *e)
+{
+	natsStatus st;
+	for (size_t got = 0; got < want;) {
+		uint64_t now = now_ns();
+		natsMsg *m = NULL;
+		if (now < deadline)
+			st = natsSubscription_NextMsg(
+			    &m, s->sub, (int64_t)((deadline - now + 999999u) / 1000000u));
+		else
+			st = NATS_TIMEOUT;
+		if (st == NATS_TIMEOUT) {
+			/* the request or its status was lost: with the server gone? */
+			if (natsConnection_Status(s->nc) == NATS_CONN_STATUS_CONNECTED)
+				return FO_OK;
+			return rerr_set(e, FO_ESYS, ECONNRESET,
+			                "nats source: disconnected from the server");
+		}
+		if (st != NATS_OK)
+			return nats_err(e, st, 0, "next message");
+		const char *r = natsMsg_GetReply(m);
+		if (r && !strncmp(r, ACK_PREFIX, strlen(ACK_PREFIX))) {
+			int rc = src_deliver(s, m, e); /* whichever request it answers */
+			if (rc != FO_OK)
+				return rc;
+			got++;
+			continue;
+		}
+		int rc = FO_OK;
+		bool ended = src_status(m, reply, &rc, e);
+		natsMsg_Destroy(m);
+		if (ended)
+			return rc;
+		pthread_mutex_lock(&s->b.mu);
+		bool stop = s->b.stop; /* close wakes us with a message */
+		pthread_mutex_unlock(&s->b.mu);
+		if (stop)
+			return FO_ECANCELED;
+	}
+	return FO_OK;
 }
 
 static void *src_reader_main(void *arg)
 {
 	struct nsource *s = arg;
-	unsigned fails = 0;
-	uint64_t give_up = 0;
+	struct retry r =
+	    retry_init(s->o.retry_timeout_ms, s->o.backoff_min_ms, s->o.backoff_max_ms);
 	for (;;) {
 		size_t room = bsrc_room(&s->b);
 		if (!room)
 			break;
-		if (room > s->o.batch)
-			room = s->o.batch;
-		natsMsgList list = {0};
-		jsErrCode jerr = 0;
-		/* A request that expires on the server when we stop waiting, so no
-		 * late delivery piles up in the subscription. */
-		jsFetchRequest req;
-		jsFetchRequest_Init(&req);
-		req.Batch = (int)room;
-		req.Expires = (int64_t)s->o.block_ms * 1000000;
-		natsStatus st = natsSubscription_FetchRequest(&list, s->sub, &req);
 		struct rerr e = {0};
-		int rc = FO_OK;
-		if (st == NATS_OK)
-			rc = src_deliver(s, &list, &e);
-		else if (st != NATS_TIMEOUT) /* NATS_TIMEOUT: nothing came within block_ms */
-			rc = nats_err(&e, st, jerr, "fetch");
+		int rc = src_pull(s, room < s->o.batch ? room : s->o.batch, &e);
 		if (rc == FO_ECANCELED)
 			break;
 		pthread_mutex_lock(&s->b.mu);
@@ -615,20 +770,15 @@ static void *src_reader_main(void *arg)
 		}
 		if (rc == FO_OK) {
 			pthread_mutex_unlock(&s->b.mu);
-			fails = 0;
-			give_up = 0;
+			retry_ok(&r);
 			continue;
 		}
-		uint64_t now = now_ns();
-		if (!give_up)
-			give_up = now + (uint64_t)s->o.retry_timeout_ms * 1000000u;
-		if (rc != FO_ESYS || now >= give_up) {
+		if (rc != FO_ESYS || retry_failed(&r)) {
 			bsrc_fail_locked(&s->b, &e);
 			pthread_mutex_unlock(&s->b.mu);
 			break;
 		}
-		bool closing = bsrc_sleep_locked(
-		    &s->b, backoff_ms(s->o.backoff_min_ms, s->o.backoff_max_ms, fails++));
+		bool closing = bsrc_sleep_locked(&s->b, retry_backoff(&r));
 		pthread_mutex_unlock(&s->b.mu);
 		if (closing)
 			break;
@@ -642,7 +792,7 @@ static void src_release_cur(struct nsource *s)
 	struct bentry *c = &s->b.cur;
 	if (!c->item)
 		return;
-	natsMsg_Ack(c->handle, NULL); /* lost with a connection: redelivered, then skipped */
+	src_ack(s, c->handle);
 	natsMsg_Destroy(c->handle);
 	if (s->codec.item_free)
 		s->codec.item_free(c->item, s->codec.ctx);
@@ -678,6 +828,8 @@ static void src_free(struct nsource *s)
 		jsCtx_Destroy(s->js);
 	if (s->nc)
 		natsConnection_Destroy(s->nc);
+	free(s->inbox);
+	free(s->next_subj);
 	free(s->inflight.slot);
 	free(s->acked.slot);
 	free(s->acked_fifo);
@@ -690,15 +842,47 @@ static void src_close(fo_iter *it)
 {
 	struct nsource *s = (struct nsource *)it;
 	src_release_cur(s);
-	if (s->nc)
-		natsConnection_FlushTimeout(s->nc, s->o.io_timeout_ms); /* the last acks */
 	pthread_mutex_lock(&s->b.mu);
 	bsrc_stop_locked(&s->b);
 	pthread_mutex_unlock(&s->b.mu);
-	if (s->nc) /* cuts a fetch in progress short */
-		natsConnection_Close(s->nc);
-	if (s->reader_started)
+	if (s->reader_started) {
+		/* a message on our inbox ends the reader's wait (it sees the stop) */
+		char wake[160];
+		snprintf(wake, sizeof(wake), "%s.wake", s->inbox);
+		if (natsConnection_PublishString(s->nc, wake, "") != NATS_OK)
+			natsConnection_Close(s->nc); /* no connection: this cuts the wait short */
 		pthread_join(s->reader, NULL);
+	}
+	/* What was read ahead and never handed out goes back to the server now. */
+	pthread_mutex_lock(&s->b.mu);
+	for (size_t i = 0; i < s->b.len; i++)
+		src_nak(s, s->b.ring[(s->b.head + i) % s->b.cap].handle);
+	pthread_mutex_unlock(&s->b.mu);
+	/* and what arrives for a request still open (until its status or deadline) */
+	char reply[128];
+	snprintf(reply, sizeof(reply), "%s.%" PRIu64, s->inbox, s->req_no);
+	for (;;) {
+		uint64_t now = now_ns();
+		int64_t wait_ms = s->req_open > now ? (int64_t)((s->req_open - now) / 1000000u) : 0;
+		natsMsg *m = NULL;
+		if (!s->sub ||
+		    natsSubscription_NextMsg(&m, s->sub, wait_ms > 0 ? wait_ms : 1) != NATS_OK)
+			break;
+		const char *r = natsMsg_GetReply(m);
+		bool over = false;
+		if (r && !strncmp(r, ACK_PREFIX, strlen(ACK_PREFIX))) {
+			src_nak(s, m);
+		} else {
+			int rc = FO_OK;
+			struct rerr e;
+			over = src_status(m, reply, &rc, &e);
+		}
+		natsMsg_Destroy(m);
+		if (over)
+			s->req_open = 0;
+	}
+	natsConnection_FlushTimeout(s->nc, s->o.io_timeout_ms); /* the last acks and naks */
+	natsConnection_Close(s->nc);
 	src_free(s);
 }
 
@@ -710,6 +894,64 @@ static const struct fo__iter_vt src_vt = {
     .arm = bsrc_arm,
 };
 
+/* Look the durable up, create it if missing; it must be a pull consumer with
+ * our filter.  Then subscribe to the inbox the pull requests name. */
+static int src_setup(struct nsource *s, const char *subject, const char *durable, struct rerr *e)
+{
+	if (s->o.create_stream && subject) {
+		int rc = ensure_stream(s->js, s->stream, subject, &s->o, e);
+		if (rc != FO_OK)
+			return rc;
+	}
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	natsStatus st = js_GetConsumerInfo(&ci, s->js, s->stream, durable, NULL, &jerr);
+	if (st == NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+		jsConsumerConfig cc;
+		jsConsumerConfig_Init(&cc);
+		cc.Durable = durable;
+		cc.AckPolicy = js_AckExplicit;
+		cc.AckWait = s->o.ack_wait_ms * 1000000;
+		cc.MaxAckPending = (int64_t)(2 * s->o.prefetch + s->o.batch);
+		cc.FilterSubject = subject;
+		jerr = 0;
+		st = js_AddConsumer(&ci, s->js, s->stream, &cc, NULL, &jerr);
+	}
+	if (st != NATS_OK)
+		return nats_err(e, st, jerr, "consumer");
+	const jsConsumerConfig *have = ci->Config;
+	int rc = FO_OK;
+	if (have->DeliverSubject && *have->DeliverSubject)
+		rc = rerr_set(e, FO_FAILED, 0, "nats source: durable '%s' is a push consumer",
+		              durable);
+	else if (subject && strcmp(subject, have->FilterSubject ? have->FilterSubject : "") != 0)
+		rc = rerr_set(e, FO_FAILED, 0, "nats source: durable '%s' filters '%s', not '%s'",
+		              durable, have->FilterSubject ? have->FilterSubject : "", subject);
+	jsConsumerInfo_Destroy(ci);
+	if (rc != FO_OK)
+		return rc;
+	natsInbox *inbox = NULL;
+	st = natsInbox_Create(&inbox);
+	if (st == NATS_OK) {
+		s->inbox = strdup(inbox);
+		natsInbox_Destroy(inbox);
+	}
+	size_t len = strlen(s->stream) + strlen(durable) + 64;
+	s->next_subj = malloc(len);
+	char *wild = s->inbox ? malloc(strlen(s->inbox) + 3) : NULL;
+	if (st != NATS_OK || !s->inbox || !s->next_subj || !wild) {
+		free(wild);
+		return rerr_set(e, FO_ENOMEM, 0, "nats source: no memory");
+	}
+	snprintf(s->next_subj, len, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", s->stream, durable);
+	sprintf(wild, "%s.*", s->inbox);
+	st = natsConnection_SubscribeSync(&s->sub, s->nc, wild);
+	free(wild);
+	if (st != NATS_OK)
+		return nats_err(e, st, 0, "subscribe");
+	return FO_OK;
+}
+
 int fo_nats_source(fo_iter **out, const char *url, const char *subject, const char *durable,
                    const fo_codec *codec, const fo_nats_opts *o)
 {
@@ -717,6 +959,8 @@ int fo_nats_source(fo_iter **out, const char *url, const char *subject, const ch
 		return fail_inval("fo_nats_source: NULL argument");
 	if (!*durable || (subject && !*subject))
 		return fail_inval("fo_nats_source: empty subject or durable name");
+	if (strpbrk(durable, ".*> \t"))
+		return fail_inval("fo_nats_source: a durable name has no '.', '*', '>' or space");
 	if (!codec->decode)
 		return fail_inval("fo_nats_source: the codec has no decode");
 	if (!o || !o->stream || !*o->stream)
@@ -750,19 +994,8 @@ int fo_nats_source(fo_iter **out, const char *url, const char *subject, const ch
 	jo.Wait = s->o.io_timeout_ms;
 	struct rerr e = {0};
 	rc = nconnect(url, &s->o, &jo, &s->nc, &s->js, &e);
-	if (rc == FO_OK) {
-		jsSubOptions so;
-		jsSubOptions_Init(&so);
-		so.Stream = s->stream;
-		so.Config.AckPolicy = js_AckExplicit;
-		so.Config.AckWait = s->o.ack_wait_ms * 1000000;
-		so.Config.MaxAckPending = (int64_t)(2 * s->o.prefetch + s->o.batch);
-		jsErrCode jerr = 0;
-		natsStatus st = js_PullSubscribe(&s->sub, s->js, subject ? subject : "", durable,
-		                                 &jo, &so, &jerr);
-		if (st != NATS_OK)
-			rc = nats_err(&e, st, jerr, "pull subscribe");
-	}
+	if (rc == FO_OK)
+		rc = src_setup(s, subject, durable, &e);
 	if (rc != FO_OK) {
 		if (s->nc)
 			natsConnection_Close(s->nc);

@@ -340,8 +340,8 @@ static int sink_top_id(redisContext *c, const char *key, struct rid *top, struct
 static int sink_send(fo_redis_sink *s)
 {
 	struct rerr e = {0};
-	uint64_t give_up = 0;
-	unsigned fails = 0;
+	struct retry rt =
+	    retry_init(s->cfg.o.retry_timeout_ms, s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms);
 	char maxlen[24];
 	snprintf(maxlen, sizeof(maxlen), "%zu", s->cfg.o.maxlen);
 	for (;;) {
@@ -409,10 +409,7 @@ static int sink_send(fo_redis_sink *s)
 			sink_record(s, &e);
 			return rc;
 		}
-		uint64_t now = now_ns();
-		if (!give_up)
-			give_up = now + (uint64_t)s->cfg.o.retry_timeout_ms * 1000000u;
-		if (now >= give_up) {
+		if (retry_failed(&rt)) {
 			sink_record(s, &e);
 			return rc;
 		}
@@ -420,8 +417,7 @@ static int sink_send(fo_redis_sink *s)
 		s->st.retries++;
 		pthread_mutex_unlock(&s->mu);
 		/* Stopping does not cut the retries short: stop() flushes. */
-		drain_sleep(&s->d,
-		            backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
+		drain_sleep(&s->d, retry_backoff(&rt));
 	}
 }
 
@@ -448,6 +444,7 @@ static void sink_take(void *ctx, void **items, size_t k)
 
 static void *sink_main(void *arg)
 {
+	sigpipe_block_thread(); /* writes on a dropped connection: EPIPE only */
 	fo_redis_sink *s = arg;
 	for (;;) {
 		size_t got = drain_fill(&s->d, s->cfg.o.batch, s->cfg.o.linger_us, sink_take, s);
@@ -459,20 +456,12 @@ static void *sink_main(void *arg)
 		if (drain_done(&s->d, got))
 			break;
 	}
-	if (s->d.failed) {
-		const fo_error *fe = fo_cursor_error(s->d.cur);
-		struct rerr e;
-		rerr_set(&e, FO_FAILED, 0, "redis sink: the stream failed: %s",
-		         fe ? fe->message : "?");
+	struct rerr e;
+	if (drain_finish(&s->d, "redis sink", &e))
 		sink_record(s, &e);
-	}
 	pthread_mutex_lock(&s->mu);
 	s->st.failed = s->err.code != 0;
 	pthread_mutex_unlock(&s->mu);
-	/* Closing the cursor here, not in stop(): a failed sink must not hold
-	 * the producers back. */
-	fo_cursor_close(s->d.cur);
-	s->d.cur = NULL;
 	return NULL;
 }
 
@@ -491,8 +480,8 @@ static void sink_free(fo_redis_sink *s)
 	free(s);
 }
 
-int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, const char *key,
-                        const fo_codec *codec, const fo_redis_opts *o)
+static int sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, const char *key,
+                      const fo_codec *codec, const fo_redis_opts *o)
 {
 	if (!out || !c || !url || !key || !codec)
 		return fail_inval("fo_redis_sink_start: NULL argument");
@@ -558,6 +547,17 @@ int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, cons
 	tl_msg[0] = '\0';
 	*out = s;
 	return FO_OK;
+}
+
+int fo_redis_sink_start(fo_redis_sink **out, fo_cursor *c, const char *url, const char *key,
+                        const fo_codec *codec, const fo_redis_opts *o)
+{
+	struct sigpipe_guard g; /* the connection's first commands run here; the thread
+	                         * inherits the blocked mask */
+	sigpipe_enter(&g);
+	int rc = sink_start(out, c, url, key, codec, o);
+	sigpipe_leave(&g);
+	return rc;
 }
 
 int fo_redis_sink_get_stats(fo_redis_sink *s, fo_redis_sink_stats *out)
@@ -798,11 +798,12 @@ static bool src_set_fd(struct rsource *s, int fd)
 
 static void *src_reader_main(void *arg)
 {
+	sigpipe_block_thread(); /* writes on a dropped connection: EPIPE only */
 	struct rsource *s = arg;
 	enum rphase ph = PH_PENDING;
 	struct rid from = {0, 0};
-	unsigned fails = 0;
-	uint64_t give_up = 0;
+	struct retry r =
+	    retry_init(s->cfg.o.retry_timeout_ms, s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms);
 	struct rerr e = {0};
 	for (;;) {
 		int rc = FO_OK;
@@ -818,8 +819,7 @@ static void *src_reader_main(void *arg)
 		if (rc == FO_ECANCELED)
 			break;
 		if (rc == FO_OK) {
-			fails = 0;
-			give_up = 0;
+			retry_ok(&r);
 			continue;
 		}
 		pthread_mutex_lock(&s->b.mu);
@@ -832,17 +832,14 @@ static void *src_reader_main(void *arg)
 			redisFree(s->rc);
 			s->rc = NULL;
 		}
-		uint64_t now = now_ns();
-		if (!give_up)
-			give_up = now + (uint64_t)s->cfg.o.retry_timeout_ms * 1000000u;
+		bool give_up = retry_failed(&r);
 		pthread_mutex_lock(&s->b.mu);
-		if (!retryable(rc) || now >= give_up) {
+		if (!retryable(rc) || give_up) {
 			bsrc_fail_locked(&s->b, &e);
 			pthread_mutex_unlock(&s->b.mu);
 			break;
 		}
-		bool closing = bsrc_sleep_locked(
-		    &s->b, backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
+		bool closing = bsrc_sleep_locked(&s->b, retry_backoff(&r));
 		pthread_mutex_unlock(&s->b.mu);
 		if (closing)
 			break;
@@ -886,11 +883,12 @@ static int src_send_acks(struct rsource *s, const struct rid *ids, size_t n, str
 
 static void *src_acker_main(void *arg)
 {
+	sigpipe_block_thread(); /* writes on a dropped connection: EPIPE only */
 	struct rsource *s = arg;
 	size_t max = s->cfg.o.batch > 1024 ? s->cfg.o.batch : 1024;
 	struct rid *batch = malloc(max * sizeof(*batch));
-	unsigned fails = 0;
-	uint64_t give_up = 0;
+	struct retry r =
+	    retry_init(s->cfg.o.retry_timeout_ms, s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms);
 	pthread_mutex_lock(&s->b.mu);
 	while (batch) {
 		while (!s->nacks && !s->b.stop)
@@ -921,22 +919,17 @@ static void *src_acker_main(void *arg)
 				memcpy(s->acked + s->nacked, batch, n * sizeof(*batch));
 				s->nacked += n;
 			} /* else (ENOMEM): they stay in inflight: skipped if seen again */
-			fails = 0;
-			give_up = 0;
+			retry_ok(&r);
 			continue;
 		}
 		/* Unacknowledged entries stay pending in Redis: they are
 		 * redelivered, never lost.  Give up after retry_timeout (or at
 		 * once when closing with the server gone). */
-		uint64_t now = now_ns();
-		if (!give_up)
-			give_up = now + (uint64_t)s->cfg.o.retry_timeout_ms * 1000000u;
-		if (!retryable(rc) || now >= give_up || s->b.stop) {
+		if (!retryable(rc) || retry_failed(&r) || s->b.stop) {
 			bsrc_fail_locked(&s->b, &e);
 			break;
 		}
-		bsrc_sleep_locked(
-		    &s->b, backoff_ms(s->cfg.o.backoff_min_ms, s->cfg.o.backoff_max_ms, fails++));
+		bsrc_sleep_locked(&s->b, retry_backoff(&r));
 	}
 	pthread_mutex_unlock(&s->b.mu);
 	free(batch);
@@ -1015,8 +1008,8 @@ static const struct fo__iter_vt src_vt = {
     .arm = bsrc_arm,
 };
 
-int fo_redis_source(fo_iter **out, const char *url, const char *key, const char *group,
-                    const char *consumer, const fo_codec *codec, const fo_redis_opts *o)
+static int source_open(fo_iter **out, const char *url, const char *key, const char *group,
+                       const char *consumer, const fo_codec *codec, const fo_redis_opts *o)
 {
 	if (!out || !url || !key || !group || !consumer || !codec)
 		return fail_inval("fo_redis_source: NULL argument");
@@ -1088,4 +1081,14 @@ int fo_redis_source(fo_iter **out, const char *url, const char *key, const char 
 	tl_msg[0] = '\0';
 	*out = &s->b.it;
 	return FO_OK;
+}
+
+int fo_redis_source(fo_iter **out, const char *url, const char *key, const char *group,
+                    const char *consumer, const fo_codec *codec, const fo_redis_opts *o)
+{
+	struct sigpipe_guard g; /* the connection's first commands run here */
+	sigpipe_enter(&g);
+	int rc = source_open(out, url, key, group, consumer, codec, o);
+	sigpipe_leave(&g);
+	return rc;
 }

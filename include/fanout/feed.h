@@ -52,13 +52,29 @@
  * Handle: the feed object is an fo_feeder (fo_feed is the one-call
  * BACKGROUND form, which needs no handle).
  *
+ * Lifetimes (who must outlive whom):
+ *   - The source belongs to the feed until fo_feed_destroy() (fo_feed():
+ *     until its thread stops).  Closing the cursors does not close it, so
+ *     whatever the source runs - e.g. a pipeline stage whose thread reads
+ *     another feed's iterator - keeps running until the destroy.
+ *   - fo_feed_next*() calls use the handle: each returns before destroy.
+ *   - Cursors and fo_feed_iter() iterators may outlive the handle.  An
+ *     iterator keeps the feed's memory until it is closed, so destroy may
+ *     come first, even while the iterator is being read on another thread
+ *     (feeds nested through stages can be destroyed in any order; outer
+ *     feeds first stops every reader of an inner feed before it goes).
+ *     After destroy, reads return what was pushed, then the stream's end:
+ *     FO_FAILED {FO_ECANCELED} if the source had not ended.
+ *   - The source's item_free context outlives every cursor (Items, above).
+ *
  * Concurrency table (X = may run at the same time):
  *
  *                       feed_next*(c1)  feed_next*(c2)  cursor calls  destroy
  *   feed_next*(c1)           -               X               X           -
  *   (c1 != c2; every cursor has one user thread at a time.  fo_feed_destroy
- *    runs once, after every fo_feed_next/fo_feed_iter read has returned;
- *    cursors stay readable with fo_cursor_*() after it.)
+ *    runs once, after every fo_feed_next*() call has returned; reads of
+ *    fo_feed_iter() iterators may run during and after it, and cursors stay
+ *    readable with fo_cursor_*() after it.)
  */
 #ifndef FANOUT_FEED_H
 #define FANOUT_FEED_H
@@ -163,7 +179,12 @@ FO_API int fo_feed_timed_next(fo_feeder *f, fo_cursor *c, void **item, int64_t t
  * fo_cursor_fd()/fo_cursor_arm() (a read is a read of @c).  In ON_DEMAND
  * mode they return FO_EINVAL: a read at the end runs the source in the
  * reader's thread, so nothing could signal the descriptor.
- * The feed must outlive the iterator.
+ * Ownership: the caller owns *@it (fo_iter_close()).  It holds a reference
+ * to @f: fo_feed_destroy() may come first, even while *@it is read on
+ * another thread; the feed's memory goes with the last of them.  Reads
+ * after the destroy return what was pushed, then FO_FAILED {FO_ECANCELED}
+ * (or the source's own end, if it came first); the source is not pulled.
+ * Threads: one reader at a time (an fo_iter); any thread.
  */
 FO_API int fo_feed_iter(fo_iter **it, fo_feeder *f, fo_cursor *c, fo_item_copy_fn copy,
                         fo_item_free_fn copy_free, void *ctx);
@@ -174,10 +195,14 @@ FO_API uint64_t fo_feed_pulled(const fo_feeder *f);
 /**
  * fo_feed_destroy() - stop pulling and drop the handle.  If the source had
  * not ended, the stream fails with FO_ECANCELED after the items already
- * pushed.  Joins the feed thread (waiting for a pull in progress to return),
- * closes the source.  Cursors stay valid (read them with fo_cursor_*()).
- * NULL: no-op.
- * Threads: once, after every fo_feed_next()/fo_feed_iter() read returned.
+ * pushed.  Joins the feed thread, or in ON_DEMAND mode waits for a pull in
+ * progress in a reader's thread, then closes the source.  Cursors stay
+ * valid (read them with fo_cursor_*()); fo_feed_iter() iterators too (they
+ * keep the feed's memory until closed).  NULL: no-op.
+ * Threads: once, after every fo_feed_next*() call on @f returned (they use
+ * the handle); fo_feed_iter() reads may be in progress.
+ * Blocking: until a pull in progress returns (a source blocked for ever
+ * blocks the destroy: it cannot be interrupted).
  */
 FO_API void fo_feed_destroy(fo_feeder *f);
 

@@ -14,16 +14,18 @@
  * after a lost or failed acknowledgement is dropped by the server's
  * duplicate window, so it is stored once.
  *
- * SOURCE: an fo_iter over a durable pull consumer.  A reader thread fetches
- * (natsSubscription_Fetch, waiting on the server: no polling) up to
- * opts.prefetch decoded messages ahead.  The iterator BORROWS: an item is
- * valid until the next read or close, and that is when it is released:
- * freed and acknowledged.  A consumer that crashes loses nothing: its
- * unacknowledged messages are redelivered (to it or to another reader of
- * the same durable) once opts.ack_wait_ms has passed.  Messages redelivered
- * while held, or after an acknowledgement lost with a connection, are
- * recognised by stream sequence and not handed out twice (the last 65536
- * acknowledged sequences are remembered).  fo_iter_fd()/fo_iter_arm() work.
+ * SOURCE: an fo_iter over a durable pull consumer.  A reader thread sends
+ * pull requests (each waits on the server up to opts.block_ms: no polling)
+ * and keeps up to opts.prefetch decoded messages ahead.  The iterator
+ * BORROWS: an item is valid until the next read or close, and that is when
+ * it is released: freed and acknowledged.  A consumer that crashes loses
+ * nothing: its unacknowledged messages are redelivered (to it or to another
+ * reader of the same durable) once opts.ack_wait_ms has passed;
+ * fo_iter_close() gives back (NAK) what was read ahead and not handed out,
+ * redelivered at once.  Messages redelivered while held, or after an
+ * acknowledgement lost with a connection, are recognised by stream sequence
+ * and not handed out twice (the last 65536 acknowledged sequences are
+ * remembered).  fo_iter_fd()/fo_iter_arm() work.
  *
  * FAULTS: the client reconnects by itself (capped exponential backoff);
  * each bridge gives up after opts.retry_timeout_ms without progress.
@@ -57,9 +59,11 @@ typedef struct fo_nats_sink fo_nats_sink;
  * @batch:              sink: messages per batch of outstanding acks; source:
  *                      messages per fetch (default 256).
  * @linger_us:          sink: how long a partial batch waits to fill (default 0).
- * @stream:             the JetStream stream name: the source reads it; with
- *                      @create_stream the sink creates it over its subject.
- * @create_stream:      create @stream (file storage) if it does not exist.
+ * @stream:             the JetStream stream name: the source reads it; a sink
+ *                      checks at start that it exists (FO_FAILED if not) or,
+ *                      with @create_stream, creates it over its subject.
+ * @create_stream:      create @stream (file storage) over the sink's subject,
+ *                      or the source's (when not NULL), if it does not exist.
  * @duplicate_window_ms: dedupe window of a created stream (default 120000).
  * @block_ms:           source: how long a fetch waits on the server (1000).
  * @prefetch:           source: decoded messages kept ready (default 1024).
@@ -109,7 +113,10 @@ typedef struct fo_nats_sink_stats {
  * Returns: FO_OK; FO_EINVAL (NULL argument, empty @subject, bad URL or
  * options, codec without encode); FO_ESYS (no server: refused, unreachable,
  * timed out; thread creation); FO_FAILED (the server refused: authorization,
- * stream creation); FO_ENOMEM.  The message: fo_nats_errmsg().
+ * opts.stream missing, stream creation); FO_ENOMEM.  The message:
+ * fo_nats_errmsg().  Without opts.stream, a subject no stream stores is
+ * found by the first publish ("no responders"), retried up to
+ * retry_timeout_ms, then reported by fo_nats_sink_stop() as FO_ESYS.
  * Ownership: on success the sink owns @c; on failure the caller keeps it.
  * Threads: any; afterwards @c is used only by the sink's thread.
  */
@@ -131,16 +138,19 @@ FO_API int fo_nats_sink_stop(fo_nats_sink *s);
 
 /**
  * fo_nats_source() - an iterator over durable pull consumer @durable of
- * stream opts.stream (required), filtered on @subject (NULL: the whole
- * stream).  The durable is created if missing.
+ * stream opts.stream (required; created over @subject if missing with
+ * opts.create_stream), filtered on @subject (NULL: the whole stream).  The
+ * durable is created if missing; an existing one must be a pull consumer
+ * with the same filter (else FO_FAILED).
  * Items: borrowed until the next read or close, then acknowledged and freed.
  * After retry_timeout_ms without a server, or a server error, the iterator
  * fails (FO_FAILED; fo_iter_error(): FO_ESYS / FO_FAILED and the message)
  * after the messages already buffered.  A decode error fails it with the
  * codec's code (the message is not acknowledged).  Never FO_END.
- * Returns: FO_OK; FO_EINVAL (NULL or empty argument, no opts.stream, bad
- * URL, codec without decode); FO_ESYS (no server); FO_FAILED (missing
- * stream, authorization, ...); FO_ENOMEM.  The message: fo_nats_errmsg().
+ * Returns: FO_OK; FO_EINVAL (NULL or empty argument, a durable name with
+ * '.', '*', '>' or a space, no opts.stream, bad URL, codec without decode);
+ * FO_ESYS (no server); FO_FAILED (missing stream, authorization, a durable
+ * of another kind or filter, ...); FO_ENOMEM.  The message: fo_nats_errmsg().
  * Threads: one reader at a time, like every iterator.
  */
 FO_API int fo_nats_source(fo_iter **it, const char *url, const char *subject, const char *durable,

@@ -42,6 +42,15 @@
  * releases their buffered items and joins every thread (a thread inside
  * a blocking user source is waited for: it cannot be interrupted).
  *
+ * Lifetimes: a stage owns its source and closes it when its output is
+ * closed (or the stage stops); until then its thread may read the source at
+ * any time.  So whatever the source reads must outlive the stage's output:
+ * a cursor, the context of an fo_iter_from_fn() callback.  (An
+ * fo_feed_iter() source keeps its feed's memory itself: feed.h.)  Whoever
+ * owns the output decides when that is: a stage that is a feed's source
+ * (fo_feed_create()) is closed by fo_feed_destroy(), not by closing the
+ * feed's cursors, so its thread runs until then.
+ *
  * Items: a stage keeps items past its source's next read, so a borrowing
  * source is refused; error items pass through.  Buffered items are released
  * with the source's destructor.  The output has the source's destructor.

@@ -18,6 +18,15 @@
 
 #include "fo_test.h"
 
+/* Skip the test unless servers.sh exported @var (e.g. "FO_REDIS_URL"). */
+#define NEED_ENV(var)                                                        \
+	do {                                                                 \
+		if (!getenv(var)) {                                          \
+			print_message(var " unset: run under servers.sh\n"); \
+			skip();                                              \
+		}                                                            \
+	} while (0)
+
 static inline void seq_free(void *item, void *ctx)
 {
 	(void)ctx;
@@ -29,6 +38,21 @@ static inline uint64_t *seq_new(uint64_t v)
 	uint64_t *p = malloc(sizeof(*p));
 	*p = v;
 	return p;
+}
+
+/* A stream of sequence items (capacity @capacity, 0: the default) with one
+ * active cursor in *@c. */
+static inline fo_stream *seq_stream(fo_cursor **c, size_t capacity)
+{
+	fo_stream_opts so;
+	fo_stream_opts_init(&so);
+	if (capacity)
+		so.capacity = capacity;
+	so.item_free = seq_free;
+	fo_stream *s;
+	assert_int_equal(fo_stream_create(&s, &so), FO_OK);
+	assert_int_equal(fo_stream_cursor(s, c, FO_ACTIVE), FO_OK);
+	return s;
 }
 
 /* ------------------------------------------------------------------------ */

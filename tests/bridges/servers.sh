@@ -70,16 +70,25 @@ redis_start() {
 }
 
 
-# nats_start DIR PORT: start nats-server -js, wait until it accepts connections (10 s).
+# nats_ready_count DIR: how many times the log says the server is ready.
+nats_ready_count() {
+	local n
+	n=$(grep -c "Server is ready" "$1/nats.log" 2>/dev/null)
+	echo "${n:-0}"
+}
+
+# nats_start DIR PORT: start nats-server -js, wait until it accepts connections (10 s). The
+# log is appended to across restarts: wait for one more "Server is ready" than it had.
 nats_start() {
-	local dir=$1 port=$2
+	local dir=$1 port=$2 before
+	before=$(nats_ready_count "$dir")
 	(
 		nats-server -js -a 127.0.0.1 -p "$port" -sd "$dir/js" -l "$dir/nats.log" \
 			</dev/null >/dev/null 2>&1 &
 		echo $! >"$dir/nats.pid"
 	)
 	for _ in $(seq 1 200); do
-		if grep -q "Server is ready" "$dir/nats.log" 2>/dev/null; then
+		if [ "$(nats_ready_count "$dir")" -gt "$before" ]; then
 			return 0
 		fi
 		if ! kill -0 "$(cat "$dir/nats.pid")" 2>/dev/null; then
@@ -102,6 +111,23 @@ stop_pid() {
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	rm -f "$pidfile"
+}
+
+# start_on_free_port NAME: start NAME-server (NAME_start) in $tmp/NAME on a free port (5
+# tries: another process may take the port first); sets port.
+start_on_free_port() {
+	local name=$1 dir="$tmp/$1"
+	command -v "$name-server" >/dev/null || die "$name-server not installed (scripts/deps.sh)"
+	mkdir -p "$dir"
+	for _ in 1 2 3 4 5; do
+		port=$(pick_port) || die "no free port"
+		if "${name}_start" "$dir" "$port"; then
+			return 0
+		fi
+		stop_pid "$dir/$name.pid" KILL
+	done
+	cat "$dir/$name.log" >&2
+	die "$name-server did not start"
 }
 
 cmd=${1:-}
@@ -130,56 +156,28 @@ run)
 	trap 'exit 130' INT TERM HUP
 	export FO_SERVERS_SH="$self"
 	if [ $want_redis = 1 ]; then
-		command -v redis-server >/dev/null || die "redis-server not installed (scripts/deps.sh)"
-		mkdir -p "$tmp/redis"
-		ok=0
-		for _ in 1 2 3 4 5; do
-			port=$(pick_port) || die "no free port"
-			if redis_start "$tmp/redis" "$port"; then
-				ok=1
-				break
-			fi
-			stop_pid "$tmp/redis/redis.pid" KILL
-		done
-		[ $ok = 1 ] || { cat "$tmp/redis/redis.log" >&2; die "redis-server did not start"; }
+		start_on_free_port redis
 		export FO_REDIS_PORT=$port FO_REDIS_DIR="$tmp/redis" FO_REDIS_URL="redis://127.0.0.1:$port"
 	fi
 	if [ $want_nats = 1 ]; then
-		command -v nats-server >/dev/null || die "nats-server not installed (scripts/deps.sh)"
-		mkdir -p "$tmp/nats"
-		ok=0
-		for _ in 1 2 3 4 5; do
-			port=$(pick_port) || die "no free port"
-			if nats_start "$tmp/nats" "$port"; then
-				ok=1
-				break
-			fi
-			stop_pid "$tmp/nats/nats.pid" KILL
-		done
-		[ $ok = 1 ] || { cat "$tmp/nats/nats.log" >&2; die "nats-server did not start"; }
+		start_on_free_port nats
 		export FO_NATS_PORT=$port FO_NATS_DIR="$tmp/nats" FO_NATS_URL="nats://127.0.0.1:$port"
 	fi
 	"$@"
 	exit $?
 	;;
-redis-restart)
-	[ -n "${FO_REDIS_DIR:-}" ] || die "redis-restart: not under 'servers.sh run redis'"
+redis-restart | nats-restart)
+	name=${cmd%-restart}
+	dirvar=FO_${name^^}_DIR portvar=FO_${name^^}_PORT
+	[ -n "${!dirvar:-}" ] || die "$cmd: not under 'servers.sh run $name'"
 	sig=KILL
 	[ "${1:-kill}" = term ] && sig=TERM
-	stop_pid "$FO_REDIS_DIR/redis.pid" "$sig"
+	stop_pid "${!dirvar}/$name.pid" "$sig"
 	sleep "${2:-0}"
-	redis_start "$FO_REDIS_DIR" "$FO_REDIS_PORT" || {
-		tail -20 "$FO_REDIS_DIR/redis.log" >&2
-		die "redis-server did not restart"
+	"${name}_start" "${!dirvar}" "${!portvar}" || {
+		tail -20 "${!dirvar}/$name.log" >&2
+		die "$name-server did not restart"
 	}
-	;;
-nats-restart)
-	[ -n "${FO_NATS_DIR:-}" ] || die "nats-restart: not under 'servers.sh run nats'"
-	sig=KILL
-	[ "${1:-kill}" = term ] && sig=TERM
-	stop_pid "$FO_NATS_DIR/nats.pid" "$sig"
-	sleep "${2:-0}"
-	nats_start "$FO_NATS_DIR" "$FO_NATS_PORT" || die "nats-server did not restart"
 	;;
 *)
 	die "usage: servers.sh run [redis] [nats] -- CMD ARGS... | redis-restart | nats-restart"

@@ -40,13 +40,7 @@ static const char *url(void)
 	return getenv("FO_REDIS_URL");
 }
 
-#define NEED_SERVER()                                                                \
-	do {                                                                         \
-		if (!url()) {                                                        \
-			print_message("FO_REDIS_URL unset: run under servers.sh\n"); \
-			skip();                                                      \
-		}                                                                    \
-	} while (0)
+#define NEED_SERVER() NEED_ENV("FO_REDIS_URL")
 
 /* A unique key per test and run. */
 static void keyname(char *buf, size_t n, const char *what)
@@ -158,14 +152,8 @@ static void flow(const char *what, uint64_t n, struct fault *f, unsigned pause_e
 	if (rc != FO_OK)
 		fail_msg("source: %s: %s", fo_status_name(rc), fo_redis_errmsg());
 
-	fo_stream_opts so;
-	fo_stream_opts_init(&so);
-	so.capacity = 4096;
-	so.item_free = seq_free;
-	fo_stream *s;
-	assert_int_equal(fo_stream_create(&s, &so), FO_OK);
 	fo_cursor *c;
-	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
+	fo_stream *s = seq_stream(&c, 4096);
 	fo_redis_sink *sink = NULL;
 	o.batch = 128;
 	rc = fo_redis_sink_start(&sink, c, url(), key, &codec, &o);
@@ -227,13 +215,8 @@ static void fill(const char *key, uint64_t n)
 {
 	fo_redis_opts o = quick_opts();
 	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
-	fo_stream_opts so;
-	fo_stream_opts_init(&so);
-	so.item_free = seq_free;
-	fo_stream *s;
-	assert_int_equal(fo_stream_create(&s, &so), FO_OK);
 	fo_cursor *c;
-	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
+	fo_stream *s = seq_stream(&c, 0);
 	fo_redis_sink *sink;
 	assert_int_equal(fo_redis_sink_start(&sink, c, url(), key, &codec, &o), FO_OK);
 	for (uint64_t i = 0; i < n; i++)
@@ -449,14 +432,9 @@ static void test_backpressure(void **state)
 	fo_redis_opts o = quick_opts();
 	o.batch = 64;
 	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
-	fo_stream_opts so;
-	fo_stream_opts_init(&so);
-	so.capacity = 1000;
-	so.item_free = seq_free;
-	fo_stream *s;
-	assert_int_equal(fo_stream_create(&s, &so), FO_OK);
+	const size_t capacity = 1000;
 	fo_cursor *c, *tapc;
-	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
+	fo_stream *s = seq_stream(&c, capacity);
 	assert_int_equal(fo_stream_cursor(s, &tapc, FO_PASSIVE), FO_OK);
 	char tapkey[160];
 	snprintf(tapkey, sizeof(tapkey), "%s:tap", key);
@@ -478,10 +456,10 @@ static void test_backpressure(void **state)
 	}
 	/* the sink holds at most one batch in hand; the stream at most its capacity */
 	fo_stream_stats st = ft_stats(s);
-	assert_true(pushed <= so.capacity + o.batch);
-	assert_true(st.retained_items <= so.capacity + (size_t)o.batch);
+	assert_true(pushed <= capacity + o.batch);
+	assert_true(st.retained_items <= capacity + (size_t)o.batch);
 	print_message("backpressure: %llu pushed while paused, %zu retained (capacity %zu)\n",
-	              (unsigned long long)pushed, st.retained_items, so.capacity);
+	              (unsigned long long)pushed, st.retained_items, capacity);
 	/* after the pause everything goes through */
 	for (uint64_t i = 0; i < 5000; i++) {
 		uint64_t *x = seq_new(pushed++);
@@ -680,13 +658,8 @@ static void test_server_gone(void **state)
 	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
 	fo_iter *it;
 	assert_int_equal(fo_redis_source(&it, u, "k", "g", "c", &codec, &o), FO_OK);
-	fo_stream_opts so;
-	fo_stream_opts_init(&so);
-	so.item_free = seq_free;
-	fo_stream *s;
-	assert_int_equal(fo_stream_create(&s, &so), FO_OK);
 	fo_cursor *c;
-	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
+	fo_stream *s = seq_stream(&c, 0);
 	fo_redis_sink *sink;
 	assert_int_equal(fo_redis_sink_start(&sink, c, u, "k2", &codec, &o), FO_OK);
 
@@ -710,8 +683,47 @@ static void test_server_gone(void **state)
 	fo_stream_destroy(s);
 }
 
+/*
+ * A write on a connection the server dropped: CLIENT KILL while the sink is
+ * idle, then a pipeline far larger than the socket's send buffer.  The first
+ * send() reaches the closed socket, whose RST arrives while hiredis is still
+ * sending: the next send() fails with EPIPE, which raises SIGPIPE.  The sink
+ * must reconnect and deliver everything, and the process must not die (it
+ * did, under TSan's timing in test_client_kill, as a silent exit 141).
+ */
+static void test_write_after_kill(void **state)
+{
+	(void)state;
+	NEED_SERVER();
+	char key[128];
+	keyname(key, sizeof(key), "epipe");
+	fo_redis_opts o = quick_opts();
+	o.batch = 16384;
+	o.linger_us = 300000; /* one pipeline of the whole round */
+	fo_codec codec = fo_codec_pod(sizeof(uint64_t));
+	fo_cursor *c;
+	fo_stream *s = seq_stream(&c, 0);
+	fo_redis_sink *sink = NULL;
+	assert_int_equal(fo_redis_sink_start(&sink, c, url(), key, &codec, &o), FO_OK);
+	const uint64_t n = 3 * 16384;
+	for (int round = 0; round < 3; round++) {
+		admin_cmd("CLIENT KILL TYPE normal SKIPME yes");
+		ft_sleep_ms(100); /* the FIN has arrived: the next pipeline meets a closed socket */
+		for (uint64_t i = 0; i < n / 3; i++)
+			assert_int_equal(fo_stream_push(s, seq_new(round * (n / 3) + i)), FO_OK);
+		ft_sleep_ms(500);
+	}
+	fo_stream_close(s);
+	assert_int_equal(fo_redis_sink_stop(sink), FO_OK);
+	fo_stream_destroy(s);
+	assert_int_equal(admin_int("XLEN %s", key), (long long)n);
+	admin_cmd("DEL %s", key);
+}
+
 int main(int argc, char **argv)
 {
+	/* line by line even into ctest's pipe: a death leaves its last test visible */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 6 && strcmp(argv[1], "--crash-consumer") == 0)
 		crash_consumer(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	const struct CMUnitTest tests[] = {
@@ -720,6 +732,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_crash_same_name),  cmocka_unit_test(test_crash_claimed),
 	    cmocka_unit_test(test_backpressure),     cmocka_unit_test(test_client_kill),
 	    cmocka_unit_test(test_server_restart),   cmocka_unit_test(test_server_gone),
+	    cmocka_unit_test(test_write_after_kill),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

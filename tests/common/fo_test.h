@@ -18,6 +18,7 @@
 #ifndef FANOUT_TEST_H
 #define FANOUT_TEST_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,6 +47,20 @@ static inline size_t ft_scale(size_t n)
 	if (!ft_sanitized())
 		return n;
 	return n / 10 ? n / 10 : 1;
+}
+
+/** How many fds this process has open (leak checks: compare before and after). */
+static inline int ft_count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the DIR's own */
 }
 
 static inline int64_t ft_now_ns(void)

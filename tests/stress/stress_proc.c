@@ -7,13 +7,13 @@
  *      EMIT: every input ends in exactly one result or one error item, at its place (ordered:
  *      in input order; unordered: each input exactly once); killed items name SIGKILL;
  *   2. the same (ordered chunk 1, unordered chunk 16) while the program runs busy threads
- *      that allocate and free all along (forks happen while other threads are inside malloc);
+ *      that allocate and free all along (forks happen while other threads are inside malloc;
+ *      not under TSan: see main());
  *   3. a pool with 4 rounds under the killer.
  * After each map: no zombie (waitpid(-1, WNOHANG) is ECHILD), no fd left open (/proc/self/fd
  * counted before and after), every parent input released once.  Exits non-zero on the first
  * violation.
  */
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,11 +105,16 @@ static atomic_bool stop_killer, stop_busy;
  * machines; CI runs as root, where a stale kill() could hit any process).  The
  * pidfd pins the process, so the check and the signal see the same one.
  */
+static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER; /* our fds against count_fds() */
+
 static bool kill_our_child(int pid)
 {
+	pthread_mutex_lock(&fd_mu);
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd < 0)
+	if (pfd < 0) {
+		pthread_mutex_unlock(&fd_mu);
 		return false;
+	}
 	char path[64], line[128];
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	long ppid = -1;
@@ -122,6 +127,7 @@ static bool kill_our_child(int pid)
 	bool ok =
 	    ppid == (long)getpid() && syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0) == 0;
 	close(pfd);
+	pthread_mutex_unlock(&fd_mu);
 	return ok;
 }
 
@@ -155,14 +161,11 @@ static void *busy(void *arg)
 
 static int count_fds(void)
 {
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	CHECK(d);
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
+	pthread_mutex_lock(&fd_mu);
+	int n = ft_count_fds();
+	pthread_mutex_unlock(&fd_mu);
+	CHECK(n >= 0);
+	return n;
 }
 
 static void no_zombie(void)
@@ -271,7 +274,21 @@ int main(void)
 	pthread_t kt, bt[2];
 	CHECK(pthread_create(&kt, NULL, killer, (void *)(uintptr_t)42) == 0);
 	fo_pmap_opts o;
-	for (int with_busy = 0; with_busy < 2; with_busy++) {
+	/*
+	 * Under ThreadSanitizer the busy phase is left out.  It exists to fork
+	 * while other threads are inside glibc's malloc; a TSan build has no glibc
+	 * malloc, it has TSan's allocator, and clang 14's runtime leaves locks of
+	 * that allocator and of its stack depot held in the child of a
+	 * multithreaded fork (fixed upstream in LLVM 19, "[tsan] Lock/Unlock
+	 * allocator and stacks on fork").  src/proc.c fills the forking thread's
+	 * cache so that a child's own allocations need none of those locks, but two
+	 * threads allocating nonstop make every other runtime lock likely to be
+	 * held at a fork.  TSan checks only the parent anyway (it switches itself
+	 * off in the child of a multithreaded fork); release and ASan run the phase.
+	 */
+	const char *san = getenv("FO_SANITIZE");
+	int phases = san && strcmp(san, "thread") == 0 ? 1 : 2;
+	for (int with_busy = 0; with_busy < phases; with_busy++) {
 		printf("%s\n", with_busy ? "with 2 busy allocating threads:" : "killer only:");
 		if (with_busy) {
 			for (int i = 0; i < 2; i++)
@@ -301,7 +318,7 @@ int main(void)
 	atomic_store(&stop_killer, true);
 	atomic_store(&stop_busy, true);
 	pthread_join(kt, NULL);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; phases == 2 && i < 2; i++)
 		pthread_join(bt[i], NULL);
 	no_zombie();
 	CHECK(count_fds() == fds);

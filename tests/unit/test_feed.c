@@ -597,6 +597,95 @@ static void test_feed_callback_errno_dropped(void **state)
 	}
 }
 
+/*
+ * Found by fuzz_flow (tests/fuzz/corpus/fuzz_flow/regress-feed-use-after-free): an
+ * fo_feed_iter() iterator read after its feed was destroyed read the freed feeder (ASan
+ * heap-use-after-free in feed_read).  There the iterator was the source of a pipeline stage that
+ * was itself another feed's source, so it was still open, and read on the stage's thread, when
+ * the inner feed was destroyed first.  The iterator now keeps the feed's memory: it reads what
+ * was pushed, then FO_FAILED {FO_ECANCELED}; the source is closed by destroy, never pulled after.
+ */
+static ft_counter copies;
+
+static void *copy_item(const void *p, void *ctx)
+{
+	(void)ctx;
+	return ft_item_new(((const ft_item *)p)->seq);
+}
+
+static void test_feed_use_after_free(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		/* Read on the destroying thread, after destroy. */
+		ft_valve v;
+		ft_valve_init(&v, 1000, 0);
+		ft_valve_open(&v, SIZE_MAX);
+		ft_counter_init(&cnt, 0);
+		fo_feed_opts o = opts((fo_feed_mode)mode, 3);
+		fo_feeder *f;
+		fo_cursor *c;
+		fo_iter *it;
+		void *x;
+		assert_int_equal(fo_feed_create(&f, &c, ft_valve_iter(&v, &cnt), &o), FO_OK);
+		assert_int_equal(fo_feed_iter(&it, f, c, NULL, NULL, NULL), FO_OK);
+		for (size_t i = 0; i < 2; i++) {
+			assert_int_equal(fo_iter_next(it, &x), FO_OK);
+			assert_int_equal(((ft_item *)x)->seq, i);
+		}
+		fo_feed_destroy(f);
+		assert_int_equal(atomic_load(&v.closes), 1); /* destroy closed the source */
+		size_t pulled = ft_valve_pulls(&v), calls = atomic_load(&v.calls);
+		assert_true(pulled >= 2 && pulled <= 6); /* ahead 3 past the cursor (BACKGROUND) */
+		int rc;
+		size_t n = 2;
+		while ((rc = fo_iter_next(it, &x)) == FO_OK)
+			assert_int_equal(((ft_item *)x)->seq, n++);
+		assert_int_equal(rc, FO_FAILED);
+		assert_int_equal(fo_iter_error(it)->code, FO_ECANCELED);
+		assert_int_equal(n, pulled); /* every item pushed, nothing pulled after destroy */
+		assert_int_equal(atomic_load(&v.calls), calls);
+		fo_iter_close(it);
+		assert_int_equal(ft_freed(&cnt), pulled);
+		ft_valve_fini(&v);
+
+		/* The fuzzer's shape: a pipeline stage's thread reads the iterator while (and
+		 * after) its feed is destroyed; the stage cannot end before that thread read the
+		 * feed's end, so it reads the feeder after destroy. */
+		ft_valve_init(&v, 1000, 0);
+		ft_valve_open(&v, SIZE_MAX);
+		ft_counter_init(&cnt, 0);
+		ft_counter_init(&copies, 0);
+		assert_int_equal(fo_feed_create(&f, &c, ft_valve_iter(&v, &cnt), &o), FO_OK);
+		/* a stage refuses a borrowing source: read copies */
+		assert_int_equal(fo_feed_iter(&it, f, c, copy_item, ft_item_free, &copies), FO_OK);
+		fo_pipeline *p;
+		fo_iter *stage;
+		assert_int_equal(fo_pipeline_create(&p, NULL), FO_OK);
+		assert_int_equal(fo_pipeline_buffer(p, &stage, it, 2), FO_OK);
+		fo_pipeline_destroy(p);
+		for (size_t i = 0; i < 3; i++) {
+			assert_int_equal(fo_iter_next(stage, &x), FO_OK);
+			assert_int_equal(((ft_item *)x)->seq, i);
+			fo_iter_release(stage, x);
+		}
+		fo_feed_destroy(f);
+		pulled = ft_valve_pulls(&v);
+		n = 3;
+		while ((rc = fo_iter_next(stage, &x)) == FO_OK) {
+			assert_int_equal(((ft_item *)x)->seq, n++);
+			fo_iter_release(stage, x);
+		}
+		assert_int_equal(rc, FO_FAILED);
+		assert_int_equal(fo_iter_error(stage)->code, FO_ECANCELED);
+		assert_int_equal(n, pulled);
+		fo_iter_close(stage);
+		assert_int_equal(ft_freed(&cnt), pulled);
+		assert_int_equal(ft_freed(&copies), pulled);
+		ft_valve_fini(&v);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +704,7 @@ int main(void)
 	    cmocka_unit_test(test_feed_detached_form_and_feed_iter),
 	    cmocka_unit_test(test_feed_invalid_arguments),
 	    cmocka_unit_test(test_feed_callback_errno_dropped),
+	    cmocka_unit_test(test_feed_use_after_free),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

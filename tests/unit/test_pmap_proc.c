@@ -8,7 +8,6 @@
  * (the round fails with the cause), pools with several rounds, paired results, progress,
  * fd/arm, and after every test: no zombie, no fd leaked.
  */
-#include <dirent.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -155,23 +154,12 @@ static void opts_proc(fo_pmap_opts *o, pctx *c)
 /* ---- leak checks -------------------------------------------------------------------------------
  */
 
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1; /* the DIR's own */
-}
-
 static int fds_before;
 
 static int setup(void **state)
 {
 	(void)state;
-	fds_before = count_fds();
+	fds_before = ft_count_fds();
 	return 0;
 }
 
@@ -183,7 +171,7 @@ static int teardown(void **state)
 	pid_t z = waitpid(-1, NULL, WNOHANG);
 	assert_int_equal(z, -1);
 	assert_int_equal(errno, ECHILD);
-	assert_int_equal(count_fds(), fds_before);
+	assert_int_equal(ft_count_fds(), fds_before);
 	return 0;
 }
 

@@ -335,7 +335,11 @@ static void test_bug6_share_group_reads_reclaim_after_producer_stops(void **stat
 /* ======================================================================================== */
 
 /* The library's test hook (src/stream_impl.h): called between a general push's claim and its
- * stores. */
+ * stores.  Only the library built with FO_TEST_HOOKS has it: the build links this test to that
+ * one because of the #ifndef below (tests/CMakeLists.txt). */
+#ifndef FO_TEST_HOOKS
+#error "test_reclaim.c needs the library's test hooks (fanout_add_test TEST_HOOKS)"
+#endif
 extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n);
 
 static _Thread_local bool stall_here; /* set on the thread to stall */

@@ -8,7 +8,6 @@
  * child; fd/arm and fo_waitfor work over process futures.  After every test: every child
  * reaped, no fd left open.
  */
-#include <dirent.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -68,23 +67,12 @@ static void opts(fo_task_opts *o)
 	o->result_ctx = o->out_codec.ctx;
 }
 
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
-
 static int fds_before;
 
 static int setup(void **state)
 {
 	(void)state;
-	fds_before = count_fds();
+	fds_before = ft_count_fds();
 	return 0;
 }
 
@@ -98,7 +86,7 @@ static int teardown(void **state)
 		siginfo_t si;
 		memset(&si, 0, sizeof(si));
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == -1 && errno == ECHILD &&
-		    count_fds() == fds_before)
+		    ft_count_fds() == fds_before)
 			break;
 		assert_true(ft_now_ns() < until);
 		ft_sleep_ms(1);
