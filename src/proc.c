@@ -376,6 +376,21 @@ int fo__tx_flush(int fd, struct fo__tx *tx)
 	return FO_OK;
 }
 
+/* Sleep (no timer) until the child's socket is readable - or writable, with
+ * bytes of @tx unsent - or the child exits.  Returns 0 (look again), 1 (it
+ * exited with nothing readable: its fds were closed before the pidfd turned
+ * readable, so whatever it sent is in our socket already) or -1 (poll failed). */
+static int child_wait(const struct fo__child *c, const struct fo__tx *tx)
+{
+	struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->pidfd, .events = POLLIN}};
+	if (tx->len)
+		p[0].events |= POLLOUT;
+	int r = poll(p, 2, -1);
+	if (r < 0 && errno != EINTR)
+		return -1;
+	return r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP));
+}
+
 int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool want_frame)
 {
 	bool dead = false, eof = false;
@@ -420,14 +435,10 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			/* The child is gone and nothing more is buffered. */
 			return FO_ECLOSED;
 		}
-		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
-		                      {.fd = c->pidfd, .events = POLLIN}};
-		if (tx->len)
-			p[0].events |= POLLOUT;
-		int r = poll(p, 2, -1);
-		if (r < 0 && errno != EINTR)
+		int r = child_wait(c, tx);
+		if (r < 0)
 			return FO_ESYS;
-		if (r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
+		if (r > 0) {
 			/* Exited: its fds were closed before the pidfd turned readable,
 			 * so everything it sent is in our socket.  One more receive
 			 * (above) finds it, then EOF or nothing. */
@@ -486,17 +497,12 @@ int fo__child_pump(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bo
 			return fo__rx_ready(rx) ? FO_OK : FO_ECLOSED;
 		if (!block)
 			return FO_OK;
-		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
-		                      {.fd = c->pidfd, .events = POLLIN}};
-		if (tx->len)
-			p[0].events |= POLLOUT;
-		int r = poll(p, 2, -1);
-		if (r < 0 && errno != EINTR)
+		int r = child_wait(c, tx);
+		if (r < 0)
 			return FO_ESYS;
-		/* Exited: its fds were closed before the pidfd turned readable, so
-		 * what it sent is in our socket; the next receive drains it, then
-		 * `dead` ends the wait (a grandchild may still hold its end open). */
-		if (r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP)))
+		/* Exited: the next receive drains what it sent, then `dead` ends
+		 * the wait (a grandchild may still hold its end open). */
+		if (r > 0)
 			dead = true;
 	}
 }
