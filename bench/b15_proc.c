@@ -17,7 +17,11 @@
  * B15c: a worker busy on a poisoned item (spinning) is SIGKILLed; measured from the kill()
  * to the reader holding the error item at that item's place (median of --runs x 5).
  *
- *   b15_proc [--items N] [--runs R] [--quick] [--impl a,b]
+ *   b15_proc [--items N] [--runs R] [--quick] [--impl a,b] [--buffer N]
+ *
+ * --buffer: per_worker_buffer of both fanout pools (default 16).  It bounds the items in
+ * flight (workers * (buffer + chunk), twice that ordered), hence how many a process
+ * worker can keep in its child's pipeline; Python's imap sends every task ahead.
  */
 #include "common.h"
 
@@ -27,13 +31,16 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define WORKERS 2
 
 static const char *opt_impl;
+static uint64_t opt_buffer = 16; /* per_worker_buffer of both fanout backends */
 static int failures;
 static bench_item *items;
 static void **ptrs;
@@ -63,7 +70,7 @@ static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, i
 	fo_pmap_opts_init(&o);
 	o.backend = procs ? FO_PROCESSES : FO_THREADS;
 	o.workers = WORKERS;
-	o.per_worker_buffer = 16;
+	o.per_worker_buffer = (size_t)opt_buffer;
 	o.chunk_size = chunk;
 	o.in_codec = fo_codec_pod(sizeof(bench_item));
 	o.out_codec = fo_codec_pod(sizeof(bench_item));
@@ -127,7 +134,7 @@ static void raw_child(int rfd, int wfd)
 	rfd = fcntl(rfd, F_DUPFD, 1000);
 	wfd = fcntl(wfd, F_DUPFD, 1001);
 	close_range(3, 999, 0);
-	bench_item buf[16];
+	bench_item buf[64];
 	for (;;) {
 		ssize_t r = read(rfd, buf, sizeof(buf));
 		if (r <= 0)
@@ -222,6 +229,187 @@ static void run_raw(bench_results *r, bool pipes, size_t chunk, uint64_t n, int 
 		failures++;
 	bench_record(r, pipes ? "raw_pipe" : "raw_socketpair", (int)chunk, WORKERS + 1, run, n,
 	             w1 - w0, c1 - c0);
+}
+
+/* ---- transports, pipelined: a window of items in flight per child ----------------------------
+ *
+ * What fanout's process pool does per child (keep WIN items in flight, one write and one read
+ * for many), by hand, over two transports, to choose the pool's: pipe_sock (the socketpair
+ * with the hand-written echo child above) and pipe_shm (a MAP_SHARED SPSC ring of 64-byte
+ * slots each way, a futex wake only when the other side sleeps).  No codec, no pool: the
+ * transports' own cost.
+ */
+
+#define WIN   64   /* items in flight per child */
+#define RSLOT 256u /* ring slots (a power of two, >= WIN) */
+
+typedef struct shm_ring {
+	_Atomic uint64_t head, tail; /* consumer's, producer's */
+	_Atomic uint32_t seq;        /* bumped by the producer after a publish */
+	_Atomic uint32_t sleeping;   /* the consumer sleeps on seq */
+	bench_item slot[RSLOT];
+} shm_ring;
+
+typedef struct shm_pair {
+	shm_ring in, out; /* parent -> child, child -> parent */
+} shm_pair;
+
+static void ring_wake(shm_ring *r)
+{
+	atomic_fetch_add(&r->seq, 1);
+	if (atomic_exchange(&r->sleeping, 0)) /* seq_cst: pairs with the sleeper's re-check */
+		syscall(SYS_futex, &r->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* Wait until @r holds something (consumer side); returns how many items are there. */
+static uint64_t ring_wait(shm_ring *r, uint64_t head)
+{
+	for (unsigned spins = 0;; spins++) {
+		uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+		if (tail != head)
+			return tail - head;
+		if (spins < 64) {
+			bench_cpu_relax();
+			continue;
+		}
+		uint32_t s = atomic_load(&r->seq);
+		atomic_store(&r->sleeping, 1); /* seq_cst: then re-check the tail */
+		if (atomic_load_explicit(&r->tail, memory_order_acquire) != head)
+			continue;
+		syscall(SYS_futex, &r->seq, FUTEX_WAIT, s, NULL, NULL, 0);
+	}
+}
+
+static void ring_put(shm_ring *r, const bench_item *it, size_t k)
+{
+	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	for (size_t i = 0; i < k; i++)
+		r->slot[(t + i) % RSLOT] = it[i];
+	atomic_store_explicit(&r->tail, t + k, memory_order_release);
+	ring_wake(r);
+}
+
+static void shm_child(shm_pair *p)
+{
+	close_range(3, ~0U, 0);
+	uint64_t head = 0;
+	for (;;) {
+		uint64_t n = ring_wait(&p->in, head);
+		for (uint64_t i = 0; i < n; i++) {
+			bench_item x = p->in.slot[(head + i) % RSLOT];
+			if (x.seq == UINT64_MAX)
+				_exit(0);
+			ring_put(&p->out, &x, 1); /* a wake only if the parent sleeps */
+		}
+		head += n;
+		atomic_store_explicit(&p->in.head, head, memory_order_release);
+	}
+}
+
+typedef struct pipe_w {
+	pthread_t th;
+	pid_t pid;
+	int fd;        /* pipe_sock */
+	shm_pair *shm; /* pipe_shm */
+	uint64_t from, to, got;
+} pipe_w;
+
+static void *pipe_sock_parent(void *arg)
+{
+	pipe_w *w = arg;
+	bench_item buf[WIN];
+	uint64_t sent = w->from, recvd = w->from;
+	size_t partial = 0;
+	while (recvd < w->to) {
+		size_t k =
+		    (size_t)(w->to - sent < (uint64_t)WIN - (sent - recvd) ? w->to - sent
+		                                                           : WIN - (sent - recvd));
+		if (k && full_write(w->fd, &items[sent], k * sizeof(bench_item)) != 0)
+			return NULL;
+		sent += k;
+		ssize_t r = read(w->fd, (char *)buf + partial, sizeof(buf) - partial);
+		if (r <= 0)
+			return NULL;
+		size_t have = partial + (size_t)r, n = have / sizeof(bench_item);
+		for (size_t j = 0; j < n; j++)
+			w->got += buf[j].seq == recvd + j;
+		recvd += n;
+		partial = have % sizeof(bench_item);
+		memmove(buf, (char *)buf + n * sizeof(bench_item), partial);
+	}
+	return NULL;
+}
+
+static void *pipe_shm_parent(void *arg)
+{
+	pipe_w *w = arg;
+	shm_pair *p = w->shm;
+	uint64_t sent = w->from, recvd = w->from, head = 0;
+	while (recvd < w->to) {
+		uint64_t room = WIN - (sent - recvd), left = w->to - sent;
+		size_t k = (size_t)(left < room ? left : room);
+		if (k) {
+			ring_put(&p->in, &items[sent], k);
+			sent += k;
+		}
+		uint64_t n = ring_wait(&p->out, head);
+		for (uint64_t j = 0; j < n; j++)
+			w->got += p->out.slot[(head + j) % RSLOT].seq == recvd + j;
+		head += n;
+		recvd += n;
+		atomic_store_explicit(&p->out.head, head, memory_order_release);
+	}
+	bench_item stop = {.seq = UINT64_MAX};
+	ring_put(&p->in, &stop, 1);
+	return NULL;
+}
+
+static void run_pipelined(bench_results *r, bool shm, uint64_t n, int run)
+{
+	pipe_w w[WORKERS];
+	for (int i = 0; i < WORKERS; i++) {
+		w[i] = (pipe_w){.from = n * (uint64_t)i / WORKERS,
+		                .to = n * (uint64_t)(i + 1) / WORKERS};
+		int sv[2] = {-1, -1};
+		if (shm) {
+			w[i].shm = mmap(NULL, sizeof(shm_pair), PROT_READ | PROT_WRITE,
+			                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+			if (w[i].shm == MAP_FAILED)
+				exit(2);
+		} else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+			exit(2);
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (shm)
+				shm_child(w[i].shm);
+			raw_child(sv[1], sv[1]);
+		}
+		w[i].pid = pid;
+		if (!shm) {
+			close(sv[1]);
+			w[i].fd = sv[0];
+		}
+	}
+	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns();
+	for (int i = 0; i < WORKERS; i++)
+		pthread_create(&w[i].th, NULL, shm ? pipe_shm_parent : pipe_sock_parent, &w[i]);
+	uint64_t got = 0;
+	for (int i = 0; i < WORKERS; i++) {
+		pthread_join(w[i].th, NULL);
+		got += w[i].got;
+	}
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	for (int i = 0; i < WORKERS; i++) {
+		if (!shm)
+			close(w[i].fd);
+		waitpid(w[i].pid, NULL, 0);
+		if (shm)
+			munmap(w[i].shm, sizeof(shm_pair));
+	}
+	if (got != n)
+		failures++;
+	bench_record(r, shm ? "pipe_shm" : "pipe_sock", 0, WORKERS + 1, run, n, w1 - w0, c1 - c0);
 }
 
 /* ---- Python -----------------------------------------------------------------------------------
@@ -367,8 +555,10 @@ int main(int argc, char **argv)
 	bench_opts o = {.items = 200000, .runs = 3};
 	const bench_flag flags[] = {
 	    {"impl", BENCH_FLAG_STR, &opt_impl, "comma-separated implementations"},
+	    {"buffer", BENCH_FLAG_U64, &opt_buffer,
+	     "per_worker_buffer of fanout's pools (16; Python's imap has no bound)"},
 	};
-	bench_parse_args(argc, argv, &o, flags, 1);
+	bench_parse_args(argc, argv, &o, flags, 2);
 	signal(SIGPIPE, SIG_IGN);
 	items = bench_items_create(o.items);
 	ptrs = malloc(o.items * sizeof(*ptrs));
@@ -392,6 +582,20 @@ int main(int argc, char **argv)
 	}
 	bench_summary(&b, "proc");
 	bench_results_fini(&b);
+
+	/* The transport, pipelined (param 0: no chunks, a window of WIN items). */
+	if (want("pipe_sock") || want("pipe_shm")) {
+		bench_results t;
+		bench_results_init(&t, "B15t", "chunk", o.cpus);
+		for (int run = 1; run <= o.runs; run++) {
+			if (want("pipe_sock"))
+				run_pipelined(&t, false, o.items, run);
+			if (want("pipe_shm"))
+				run_pipelined(&t, true, o.items, run);
+		}
+		bench_summary(&t, "pipe_shm");
+		bench_results_fini(&t);
+	}
 
 	if (want("task")) {
 		double a[200], b[200];

@@ -82,6 +82,23 @@ struct worker {
 	bool interrupted;          /* under mu: cur timed out, the backend aborts it */
 	bool exited;               /* under mu: ready to be joined */
 	struct worker *next;
+	/* Pipelined backends (ops->post): the window of items in flight.  Worker
+	 * thread only, except cur/deadline above and tgt. */
+	struct pent *ents;      /* wcap entries */
+	struct pent **efree;    /* free entries (a stack) */
+	struct fo__pw_item **q; /* posted to the backend, oldest first (&pent.it) */
+	struct pent **todo;     /* to post: new items, retries, a lost worker's */
+	struct pent **done;     /* final outcomes to publish */
+	size_t nefree, nq, ntodo, ndone;
+	struct task *tgt; /* under mu: the item the watchdog timed out (pipelined) */
+};
+
+/* One item in a pipelined worker's window. */
+struct pent {
+	struct fo__pw_item it; /* first: the backend's queue holds &it */
+	struct task *t;        /* RUN, ours until published */
+	uint64_t deadline;     /* set when it first reaches the head; FO__NO_DEADLINE before */
+	unsigned tries;        /* retries used */
 };
 
 struct fo_pool {
@@ -97,7 +114,8 @@ struct fo_pool {
 	void *octx;                     /* out_codec's destructor (processes) */
 	void **init_args;               /* copy of o.init_args, or NULL */
 	size_t cap;                     /* unordered in-flight bound: workers * (buffer + chunk) */
-	size_t W; /* task slots per round: cap (+ reorder window when ordered) */
+	size_t W;    /* task slots per round: cap (+ reorder window when ordered) */
+	size_t wcap; /* pipelined backends: items in flight per worker */
 
 	struct worker *workers;
 	size_t init_pending; /* first workers whose init has not returned */
@@ -359,6 +377,34 @@ static void set_fatal(struct fo_pool *pool, int code, int sys_errno, char *msg)
 
 static void *worker_main(void *arg);
 
+static void worker_release(struct worker *w)
+{
+	fo__free(w->batch);
+	fo__free(w->items);
+	fo__free(w->ents);
+	fo__free(w->efree);
+	fo__free(w->q);
+	fo__free(w->todo);
+	fo__free(w->done);
+	fo__free(w);
+}
+
+static int window_alloc(struct fo_pool *pool, struct worker *w)
+{
+	size_t n = pool->wcap;
+	w->ents = fo__alloc(n * sizeof(*w->ents));
+	w->efree = fo__alloc(n * sizeof(*w->efree));
+	w->q = fo__alloc(n * sizeof(*w->q));
+	w->todo = fo__alloc(n * sizeof(*w->todo));
+	w->done = fo__alloc(n * sizeof(*w->done));
+	if (!w->ents || !w->efree || !w->q || !w->todo || !w->done)
+		return FO_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		w->efree[i] = &w->ents[i];
+	w->nefree = n;
+	return FO_OK;
+}
+
 static int spawn(struct fo_pool *pool, size_t index)
 {
 	struct worker *w = fo__zalloc(sizeof(*w));
@@ -366,18 +412,14 @@ static int spawn(struct fo_pool *pool, size_t index)
 		return FO_ENOMEM;
 	w->batch = fo__alloc(pool->o.chunk_size * sizeof(*w->batch));
 	w->items = fo__zalloc(pool->o.chunk_size * sizeof(*w->items));
-	if (!w->batch || !w->items) {
-		fo__free(w->batch);
-		fo__free(w->items);
-		fo__free(w);
-		return FO_ENOMEM;
-	}
 	w->pool = pool;
 	w->index = index;
+	if (!w->batch || !w->items || (pool->ops->post && window_alloc(pool, w) != FO_OK)) {
+		worker_release(w);
+		return FO_ENOMEM;
+	}
 	if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
-		fo__free(w->batch);
-		fo__free(w->items);
-		fo__free(w);
+		worker_release(w);
 		return FO_ESYS;
 	}
 	w->next = pool->workers;
@@ -388,9 +430,7 @@ static int spawn(struct fo_pool *pool, size_t index)
 static void worker_free(struct worker *w)
 {
 	pthread_join(w->th, NULL);
-	fo__free(w->batch);
-	fo__free(w->items);
-	fo__free(w);
+	worker_release(w);
 }
 
 /* Join abandoned workers that have exited (keeps the list short). */
@@ -456,6 +496,7 @@ static void check_timeouts(struct fo_pool *pool)
 			/* The backend aborts the call (kills the child): the worker
 			 * itself publishes FO_TIMEDOUT, with the input, and goes on. */
 			w->interrupted = true;
+			w->tgt = w->cur;
 			pool->ops->interrupt(w->self);
 			continue;
 		}
@@ -767,6 +808,250 @@ static bool compute(struct fo_pool *pool, struct worker *w)
 	return true;
 }
 
+/* Wait (mu held) until a round has work for a worker: that round, or NULL
+ * when the pool stops. */
+static struct round *wait_work(struct fo_pool *pool)
+{
+	struct round *r = NULL;
+	bool spun = false;
+	while (!pool->stop && !(r = takeable(pool))) {
+		struct round *cr = pool->r;
+		if (!spun && cr && !cr->closing) {
+			/* The source is busy for a few ns, or the reader is about
+			 * to return an item: cheaper to spin than to sleep. */
+			spun = true;
+			/* relaxed: the brief wait only watches for a change; we
+			 * re-check everything under mu afterwards. */
+			_Atomic uint64_t *w2[2] = {&pool->src_turns, &cr->returned};
+			uint64_t old[2] = {atomic_load_explicit(w2[0], memory_order_relaxed),
+			                   atomic_load_explicit(w2[1], memory_order_relaxed)};
+			cr->active++; /* keeps cr while we look at it unlocked */
+			pthread_mutex_unlock(&pool->mu);
+			fo__brief_wait(w2, old, 2);
+			pthread_mutex_lock(&pool->mu);
+			round_put(pool, cr);
+			continue;
+		}
+		/* Dekker with return_one(): either the reader sees the flag and
+		 * wakes us, or we see its `returned` here. */
+		atomic_store_explicit(&pool->room_waiters, 1, memory_order_relaxed);
+		atomic_thread_fence(memory_order_seq_cst);
+		if ((r = takeable(pool)))
+			break;
+		pthread_cond_wait(&pool->cv_work, &pool->mu);
+	}
+	return pool->stop ? NULL : r;
+}
+
+/* ---- pipelined workers (ops->post: processes) ------------------------------------------------
+ *
+ * The worker keeps up to wcap items of one round in flight on its backend
+ * (design.md §13): it takes chunks while the window has room, posts them
+ * (encoded into one write), collects outcomes in post order (one read for
+ * many), and publishes them under one lock.  While any item is in its window
+ * it holds one `active` count on the round, so close waits for them.
+ */
+
+/* May @e's failed attempt be tried again? (its deadline spans every attempt) */
+static bool retry_ok(const struct fo_pool *pool, const struct pent *e)
+{
+	if (e->tries >= pool->o.retries)
+		return false;
+	return e->deadline == FO__NO_DEADLINE || fo__now_ns() < e->deadline;
+}
+
+/* @e's attempt has an outcome (no lock): try again, or make it final. */
+static void pipe_outcome(struct fo_pool *pool, struct worker *w, struct round *r, struct pent *e)
+{
+	if (e->it.status != FO_OK && retry_ok(pool, e)) {
+		e->tries++;
+		fo__free(e->it.msg);
+		e->it.msg = NULL;
+		w->todo[w->ntodo++] = e;
+		return;
+	}
+	struct task *t = e->t;
+	put_outcome(t, &e->it, settle_input(pool, r, t->in, e->it.status));
+	w->done[w->ndone++] = e;
+}
+
+/* Post every waiting item (no lock).  Returns false when the worker cannot go
+ * on (*@why: the cause; the items not posted stay RUN in the window). */
+static bool pipe_post(struct fo_pool *pool, struct worker *w, struct round *r,
+                      struct fo__pw_item *why)
+{
+	size_t n = w->ntodo;
+	w->ntodo = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct pent *e = w->todo[i];
+		for (;;) {
+			e->it = (struct fo__pw_item){.in = e->t->in};
+			int pr = pool->ops->post(w->self, &e->it);
+			if (pr == 1) {
+				w->q[w->nq++] = &e->it;
+			} else if (pr < 0) {
+				*why = e->it;
+				return false;
+			} else if (retry_ok(pool, e)) { /* the input failed to encode */
+				e->tries++;
+				fo__free(e->it.msg);
+				continue;
+			} else {
+				pipe_outcome(pool, w, r, e);
+			}
+			break;
+		}
+	}
+	return true;
+}
+
+/* Collect the outcomes the backend has (no lock; @block: wait for one). */
+static void pipe_collect(struct fo_pool *pool, struct worker *w, struct round *r, bool block)
+{
+	int lost = 0;
+	size_t n = w->nq;
+	size_t k = pool->ops->collect(w->self, w->q, n, block, &lost);
+	struct task *tgt = NULL;
+	if (lost == 1 && w->q[k - 1]->status == FO_TIMEDOUT) {
+		pthread_mutex_lock(&pool->mu);
+		tgt = w->tgt;
+		pthread_mutex_unlock(&pool->mu);
+	}
+	for (size_t i = 0; i < k; i++) {
+		struct pent *e = (struct pent *)w->q[i]; /* it is the first member */
+		if (lost == 1 && i == k - 1 && e->it.status == FO_TIMEDOUT && e->t != tgt) {
+			/* Killed at an earlier item's deadline, which had finished
+			 * meanwhile: not this item's failure; it starts again, with a
+			 * fresh deadline and no retry used. */
+			fo__free(e->it.msg);
+			e->it.msg = NULL;
+			e->deadline = FO__NO_DEADLINE;
+			w->todo[w->ntodo++] = e;
+			continue;
+		}
+		pipe_outcome(pool, w, r, e);
+	}
+	if (lost) {
+		/* Never started on the lost worker: all go to its replacement. */
+		for (size_t i = k; i < n; i++) {
+			struct pent *e = (struct pent *)w->q[i];
+			e->deadline = FO__NO_DEADLINE;
+			w->todo[w->ntodo++] = e;
+		}
+		w->nq = 0;
+	} else {
+		memmove(w->q, w->q + k, (n - k) * sizeof(*w->q));
+		w->nq = n - k;
+	}
+}
+
+/* The head of the window is the call in progress: the watchdog's (mu held). */
+static void pipe_head(struct fo_pool *pool, struct worker *w)
+{
+	struct pent *h = w->nq && pool->o.timeout_ns > 0 ? (struct pent *)w->q[0] : NULL;
+	if (h ? w->cur == h->t && w->deadline == h->deadline : !w->cur)
+		return; /* unchanged: a kill the watchdog sent still targets it */
+	w->interrupted = false;
+	w->tgt = NULL;
+	w->cur = NULL;
+	if (!h)
+		return;
+	bool fresh = h->deadline == FO__NO_DEADLINE;
+	if (fresh)
+		h->deadline = fo__deadline(pool->o.timeout_ns);
+	w->cur = h->t;
+	w->deadline = h->deadline;
+	/* A fresh deadline is later than any the watchdog sleeps for; a retried
+	 * item's older one may not be. */
+	if (pool->wd_idle || !fresh)
+		pthread_cond_signal(&pool->cv_wd);
+}
+
+/* The loop of a pipelined worker (mu held on entry and exit). */
+static void pipe_work(struct fo_pool *pool, struct worker *w)
+{
+	struct round *r = NULL;
+	bool held = false; /* one active count on r while the window is not empty */
+	size_t live = 0;   /* entries in the window */
+	for (;;) {
+		if (!r && !(r = wait_work(pool)))
+			return; /* stop */
+		while (w->nefree >= pool->o.chunk_size && takeable(pool) == r) {
+			take_batch(pool, r, w); /* counts itself active */
+			if (held)
+				round_put(pool, r);
+			held = true;
+			for (size_t i = 0; i < w->bn; i++) {
+				struct task *t = w->batch[i];
+				if (t->st != T_HELD || !worth(pool, r, t))
+					continue; /* a pass-through, or left HELD: close releases it
+					           */
+				t->st = T_RUN;
+				struct pent *e = w->efree[--w->nefree];
+				*e = (struct pent){.t = t, .deadline = FO__NO_DEADLINE};
+				w->todo[w->ntodo++] = e;
+				live++;
+			}
+			w->bn = 0;
+		}
+		if (live == 0) {
+			if (held)
+				round_put(pool, r);
+			held = false;
+			r = NULL;
+			w->r = NULL;
+			continue;
+		}
+		pthread_mutex_unlock(&pool->mu);
+
+		struct fo__pw_item why = {0};
+		bool ok = pipe_post(pool, w, r, &why);
+		if (ok && w->nq && pool->o.timeout_ns > 0) {
+			pthread_mutex_lock(&pool->mu); /* the head may have changed: watch it */
+			pipe_head(pool, w);
+			pthread_mutex_unlock(&pool->mu);
+		}
+		if (ok && w->nq)
+			pipe_collect(pool, w, r, w->ndone == 0);
+
+		pthread_mutex_lock(&pool->mu);
+		for (size_t i = 0; i < w->ndone; i++) {
+			struct task *t = w->done[i]->t;
+			if (t->status != FO_OK)
+				record_failure(pool, r, t);
+			push_ready(pool, r, t);
+			w->efree[w->nefree++] = w->done[i];
+		}
+		live -= w->ndone;
+		bool published = w->ndone > 0;
+		w->ndone = 0;
+		/* Items to post again that are not worth it any more stay RUN
+		 * (close releases them). */
+		size_t keep = 0;
+		for (size_t i = 0; i < w->ntodo; i++) {
+			if (ok && worth(pool, r, w->todo[i]->t)) {
+				w->todo[keep++] = w->todo[i];
+			} else {
+				w->efree[w->nefree++] = w->todo[i];
+				live--;
+			}
+		}
+		w->ntodo = keep;
+		pipe_head(pool, w);
+		if (!ok)
+			set_fatal(pool, why.status, why.sys_errno, why.msg);
+		if (published && notify_reader(pool, r))
+			hold_signal(pool, r);
+		if (!ok) {
+			/* A worker is replaced only with nothing in flight: the window's
+			 * other items were never posted; they stay RUN for close. */
+			round_put(pool, r);
+			w->r = NULL;
+			return;
+		}
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -791,38 +1076,9 @@ static void *worker_main(void *arg)
 	if (pool->init_pending && --pool->init_pending == 0)
 		pthread_cond_broadcast(&pool->cv_work);
 
-	for (;;) {
-		struct round *r = NULL;
-		bool spun = false;
-		while (!pool->stop && !(r = takeable(pool))) {
-			struct round *cr = pool->r;
-			if (!spun && cr && !cr->closing) {
-				/* The source is busy for a few ns, or the reader is about
-				 * to return an item: cheaper to spin than to sleep. */
-				spun = true;
-				/* relaxed: the brief wait only watches for a change; we
-				 * re-check everything under mu afterwards. */
-				_Atomic uint64_t *w2[2] = {&pool->src_turns, &cr->returned};
-				uint64_t old[2] = {
-				    atomic_load_explicit(w2[0], memory_order_relaxed),
-				    atomic_load_explicit(w2[1], memory_order_relaxed)};
-				cr->active++; /* keeps cr while we look at it unlocked */
-				pthread_mutex_unlock(&pool->mu);
-				fo__brief_wait(w2, old, 2);
-				pthread_mutex_lock(&pool->mu);
-				round_put(pool, cr);
-				continue;
-			}
-			/* Dekker with return_one(): either the reader sees the flag and
-			 * wakes us, or we see its `returned` here. */
-			atomic_store_explicit(&pool->room_waiters, 1, memory_order_relaxed);
-			atomic_thread_fence(memory_order_seq_cst);
-			if ((r = takeable(pool)))
-				break;
-			pthread_cond_wait(&pool->cv_work, &pool->mu);
-		}
-		if (pool->stop)
-			break;
+	if (pool->ops->post)
+		pipe_work(pool, w);
+	for (struct round *r; !pool->ops->post && (r = wait_work(pool));) {
 		take_batch(pool, r, w);
 		bool alive = true;
 		if (pool->o.timeout_ns == 0 && w->bn > 1)
@@ -1212,6 +1468,11 @@ int fo_pool_create(fo_pool **out, fo_pmap_fn fn, const fo_pmap_opts *o)
 	if (o->ordered && pool->o.reorder_window == 0)
 		pool->o.reorder_window = pool->cap;
 	pool->W = o->ordered ? pool->cap + pool->o.reorder_window : pool->cap;
+	/* A pipelined worker may hold its share of every slot: its items wait in
+	 * its child's socket while it takes more (at least one chunk). */
+	pool->wcap = pool->W / o->workers;
+	if (pool->wcap < o->chunk_size)
+		pool->wcap = o->chunk_size;
 	pool->refs = 1;
 	if (o->init_args) {
 		pool->init_args = fo__alloc(o->workers * sizeof(void *));

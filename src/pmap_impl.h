@@ -7,9 +7,10 @@
  * itself; src/worker_proc.c: in a child process the worker thread drives).
  *
  * Every pool worker is a thread.  It calls start() once, then run() for
- * each batch of items it took, then stop(); all three on that thread,
- * without the pool's mutex.  interrupt() is the watchdog's, under the pool's
- * mutex, concurrently with run() on the worker's thread.
+ * each batch of items it took (or post()/collect(), keeping several items in
+ * flight), then stop(); all on that thread, without the pool's mutex.
+ * interrupt() is the watchdog's, under the pool's mutex, concurrently with
+ * run()/collect() on the worker's thread.
  */
 #ifndef FO_PMAP_IMPL_H
 #define FO_PMAP_IMPL_H
@@ -36,9 +37,30 @@ struct fo__pmap_ops {
 	int (*start)(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *init_arg,
 	             void **self, struct fo__pw_item *why);
 	/* One attempt at each of it[0..n): returns how many got an outcome, in
-	 * order (>= 1), or 0 when the worker cannot go on (it[0] says why: a
-	 * replacement process whose init failed). */
+	 * order (>= 1), or 0 when the worker cannot go on (it[0] says why).
+	 * NULL for pipelined backends. */
 	size_t (*run)(void *self, struct fo__pw_item *it, size_t n);
+	/*
+	 * Pipelined backends (processes) have post/collect instead of run: several
+	 * attempts are in flight at once, and outcomes come back in post order.
+	 *
+	 * post: queue one attempt at @it->in (no I/O needed yet; the first post
+	 * after a lost worker starts a new one, init again).  Returns 1 (queued),
+	 * 0 (@it has its outcome already: the input failed to encode; nothing
+	 * queued) or -1 (the worker cannot go on: a replacement's fork or init
+	 * failed; @it says why).
+	 *
+	 * collect: @q[0..n) are the queued attempts, oldest first.  Sends what is
+	 * queued, then fills the outcomes of the oldest ones that finished and
+	 * returns how many (with @block: waits until at least one, or until the
+	 * worker is lost).  *@lost: 0; 1 when the worker was lost (died, killed
+	 * by interrupt(), corrupt frame) while computing q[ret-1], whose outcome
+	 * says so (FO_TIMEDOUT when interrupt() killed it), and q[ret..n) were
+	 * never started (post them again); 2 when it was lost with none of @q
+	 * started (all of q[ret..n) to post again).
+	 */
+	int (*post)(void *self, struct fo__pw_item *it);
+	size_t (*collect)(void *self, struct fo__pw_item **q, size_t n, bool block, int *lost);
 	/* Clean up (fini) and free @self. */
 	void (*stop)(void *self);
 	/* Abort the current run's call at its deadline; the run returns

@@ -376,6 +376,21 @@ int fo__tx_flush(int fd, struct fo__tx *tx)
 	return FO_OK;
 }
 
+/* Sleep (no timer) until the child's socket is readable - or writable, with
+ * bytes of @tx unsent - or the child exits.  Returns 0 (look again), 1 (it
+ * exited with nothing readable: its fds were closed before the pidfd turned
+ * readable, so whatever it sent is in our socket already) or -1 (poll failed). */
+static int child_wait(const struct fo__child *c, const struct fo__tx *tx)
+{
+	struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = c->pidfd, .events = POLLIN}};
+	if (tx->len)
+		p[0].events |= POLLOUT;
+	int r = poll(p, 2, -1);
+	if (r < 0 && errno != EINTR)
+		return -1;
+	return r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP));
+}
+
 int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool want_frame)
 {
 	bool dead = false, eof = false;
@@ -420,14 +435,10 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			/* The child is gone and nothing more is buffered. */
 			return FO_ECLOSED;
 		}
-		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
-		                      {.fd = c->pidfd, .events = POLLIN}};
-		if (tx->len)
-			p[0].events |= POLLOUT;
-		int r = poll(p, 2, -1);
-		if (r < 0 && errno != EINTR)
+		int r = child_wait(c, tx);
+		if (r < 0)
 			return FO_ESYS;
-		if (r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
+		if (r > 0) {
 			/* Exited: its fds were closed before the pidfd turned readable,
 			 * so everything it sent is in our socket.  One more receive
 			 * (above) finds it, then EOF or nothing. */
@@ -441,6 +452,58 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			tx->off = tx->len = 0;
 			eof = true;
 		}
+	}
+}
+
+/* Send what the socket takes now: 0, or -1 when the child closed its end
+ * (the unsent bytes are dropped: nobody will read them). */
+static int tx_send_some(int fd, struct fo__tx *tx)
+{
+	while (tx->off < tx->len) {
+		ssize_t n =
+		    send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			tx->off += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return 0;
+		} else {
+			tx->off = tx->len = 0; /* EPIPE, ECONNRESET */
+			return -1;
+		}
+	}
+	tx->off = tx->len = 0;
+	return 0;
+}
+
+int fo__child_pump(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool block)
+{
+	bool dead = false;
+	for (;;) {
+		if (!dead && tx_send_some(c->fd, tx) < 0)
+			dead = true;
+		if (block && fo__rx_ready(rx))
+			return FO_OK; /* buffered already: no receive needed */
+		ssize_t n = rx_recv(c->fd, rx, MSG_DONTWAIT);
+		if (n > 0) {
+			if (!block || fo__rx_ready(rx))
+				return FO_OK;
+			continue;
+		}
+		if (n < 0 && errno == ENOMEM)
+			return FO_ENOMEM;
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || dead)
+			return fo__rx_ready(rx) ? FO_OK : FO_ECLOSED;
+		if (!block)
+			return FO_OK;
+		int r = child_wait(c, tx);
+		if (r < 0)
+			return FO_ESYS;
+		/* Exited: the next receive drains what it sent, then `dead` ends
+		 * the wait (a grandchild may still hold its end open). */
+		if (r > 0)
+			dead = true;
 	}
 }
 

@@ -90,6 +90,16 @@ void fo__exit_describe(const struct fo__exit *e, const char *who, char *buf, siz
  */
 int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool want_frame);
 
+/*
+ * Parent side, pipelined: send what the socket takes of @tx now and receive
+ * what is there into @rx; with @block, sleep (poll on the socket and the
+ * pidfd, no timer) until @rx holds at least one complete frame.  @tx need
+ * not be sent completely on return (the next call goes on).  Returns FO_OK;
+ * FO_ECLOSED (the child is gone and no complete frame is buffered; unsent
+ * bytes are dropped); FO_ENOMEM; FO_ESYS.
+ */
+int fo__child_pump(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool block);
+
 /* Child side, blocking: send all of @tx (FO_OK or FO_ESYS); receive more bytes
  * (FO_OK, FO_END at EOF, FO_ENOMEM, FO_ESYS). */
 int fo__tx_flush(int fd, struct fo__tx *tx);

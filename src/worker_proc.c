@@ -18,10 +18,16 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include <fanout/codec.h>
 #include "pmap_impl.h"
 #include "proc.h"
+
+struct pw_shared {
+	_Atomic uint64_t started, finished; /* written by the child only */
+};
 
 struct pw {
 	const fo_pmap_opts *o;
@@ -35,6 +41,15 @@ struct pw {
 	struct fo__tx tx;
 	struct fo__rx rx;
 	fo_buf enc;
+	size_t nq;        /* attempts posted whose outcome has not been collected */
+	uint64_t nparsed; /* outcomes read from the current child */
+	/* A page shared with the child: how many ITEM frames it has started and
+	 * finished.  The child buffers its outputs until its input runs dry, so
+	 * when it dies the outcomes of items it finished may be lost with it:
+	 * these counts tell the parent which item it died on (if any), and which
+	 * finished unseen (those run again on the replacement, like the items
+	 * never started). */
+	struct pw_shared *sh;
 };
 
 /* Fill @it with a failure: @code, @sys_errno, a copy of @msg (NULL: static text). */
@@ -104,6 +119,15 @@ static void child_item(const struct pw *p, void *wstate, const unsigned char *da
 		o->item_free(out, o->item_free_ctx);
 }
 
+/* A millisecond clock that costs no system call (CLOCK_MONOTONIC_COARSE: read
+ * from the vDSO; its tick is 1-4 ms). */
+static uint64_t coarse_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* The child's whole life (its memory is a copy of the parent's at the fork). */
 static int child_main(void *arg, int fd)
 {
@@ -124,19 +148,37 @@ static int child_main(void *arg, int fd)
 		}
 	}
 	fo__tx_frame(&tx, FO__F_READY, NULL, 0);
+	uint64_t flushed = coarse_ms();
 	for (;;) {
 		uint32_t type, len;
 		const unsigned char *data;
 		int f = fo__rx_frame(&rx, &type, &data, &len);
 		if (f == 0) {
 			/* Nothing more queued: send the outputs, then sleep for input. */
-			if (fo__tx_flush(fd, &tx) != FO_OK || fo__rx_fill(fd, &rx) != FO_OK)
+			if (fo__tx_flush(fd, &tx) != FO_OK)
 				break; /* the parent is gone or closed: finish */
+			flushed = coarse_ms();
+			if (fo__rx_fill(fd, &rx) != FO_OK)
+				break;
 			continue;
 		}
 		if (f < 0 || type != FO__F_ITEM)
 			break; /* STOP (or a corrupt stream) */
+		/* relaxed (both): the parent reads them only after our death (reaped). */
+		uint64_t nth = atomic_load_explicit(&p->sh->started, memory_order_relaxed) + 1;
+		atomic_store_explicit(&p->sh->started, nth, memory_order_relaxed);
 		child_item(p, wstate, data, len, &tx, &enc);
+		atomic_store_explicit(&p->sh->finished, nth, memory_order_relaxed);
+		/* Outputs wait for the input to run dry (one write for many), but
+		 * not past a clock tick: if we die, at most ~a tick of finished work
+		 * is lost and redone (slow items, or kills faster than a batch,
+		 * would otherwise never make progress). */
+		uint64_t now = coarse_ms();
+		if (now != flushed) {
+			if (fo__tx_flush(fd, &tx) != FO_OK)
+				break;
+			flushed = now;
+		}
 	}
 	fo__tx_flush(fd, &tx);
 	if (o->fini)
@@ -189,6 +231,11 @@ static int spawn_once(struct pw *p, struct fo__pw_item *why)
 	struct fo__child ch;
 	p->tx.off = p->tx.len = 0;
 	p->rx.off = p->rx.len = 0;
+	p->nq = 0;
+	p->nparsed = 0;
+	/* relaxed: no child runs now; fork() orders them before the child's reads. */
+	atomic_store_explicit(&p->sh->started, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->sh->finished, 0, memory_order_relaxed);
 	if (fo__child_spawn(&ch, child_main, p) != FO_OK) {
 		int e = errno;
 		char buf[128];
@@ -261,8 +308,16 @@ static int pw_start(const fo_pmap_opts *o, fo_pmap_fn fn, size_t index, void *in
 	p->init_arg = init_arg;
 	p->ch = (struct fo__child){.pid = -1, .pidfd = -1, .fd = -1};
 	fo_buf_init(&p->enc);
-	int rc = spawn_child(p, why);
+	void *pg =
+	    mmap(NULL, sizeof(*p->sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int rc = FO_ESYS;
+	if (pg == MAP_FAILED)
+		set_fail(why, FO_ESYS, errno, "pmap worker: mmap failed");
+	else
+		p->sh = pg, rc = spawn_child(p, why);
 	if (rc != FO_OK) {
+		if (p->sh)
+			munmap(p->sh, sizeof(*p->sh));
 		fo__tx_fini(&p->tx);
 		fo__rx_fini(&p->rx);
 		fo_buf_fini(&p->enc);
@@ -305,64 +360,94 @@ static void take_frame(struct pw *p, struct fo__pw_item *it, uint32_t type,
 	it->out = NULL;
 }
 
-static size_t pw_run(void *self, struct fo__pw_item *it, size_t n)
+static int pw_post(void *self, struct fo__pw_item *it)
 {
 	struct pw *p = self;
-	pthread_mutex_lock(&p->mu);
-	bool have = p->ch.pid >= 0, killed = p->killed;
-	pthread_mutex_unlock(&p->mu);
-	if (have && killed) /* killed after its last item had finished */
-		child_lost(p, NULL, NULL), have = false;
-	if (!have && spawn_child(p, &it[0]) != FO_OK)
-		return 0;
-
-	/* Encode and queue every input; one that fails to encode has its outcome now. */
+	if (p->nq == 0) {
+		/* Nothing outstanding: the moment to replace a child that died or was
+		 * killed after its last outcome was read (ch is ours to read: only
+		 * this thread writes it). */
+		pthread_mutex_lock(&p->mu);
+		bool have = p->ch.pid >= 0, killed = p->killed;
+		pthread_mutex_unlock(&p->mu);
+		if (have && killed)
+			child_lost(p, NULL, NULL), have = false;
+		if (!have && spawn_child(p, it) != FO_OK)
+			return -1;
+	}
 	const fo_codec *c = &p->o->in_codec;
-	bool *sent = NULL, one = false;
-	if (n > 1 && !(sent = fo__zalloc(n))) {
-		n = 1;
+	fo_buf_reset(&p->enc);
+	fo__cb_begin();
+	int rc = c->encode(c->ctx, it->in, &p->enc);
+	if (rc != FO_OK) {
+		cb_fail(it, rc);
+		return 0;
 	}
-	for (size_t i = 0; i < n; i++) {
-		fo_buf_reset(&p->enc);
-		fo__cb_begin();
-		int rc = c->encode(c->ctx, it[i].in, &p->enc);
-		if (rc != FO_OK) {
-			cb_fail(&it[i], rc);
-		} else if ((rc = fo__tx_frame(&p->tx, FO__F_ITEM, p->enc.data, p->enc.len)) !=
-		           FO_OK) {
-			set_fail(&it[i], rc, 0, "pmap: input frame too large or no memory");
-		} else {
-			*(sent ? &sent[i] : &one) = true;
-			continue;
-		}
+	if ((rc = fo__tx_frame(&p->tx, FO__F_ITEM, p->enc.data, p->enc.len)) != FO_OK) {
+		set_fail(it, rc, 0, "pmap: input frame too large or no memory");
+		return 0;
 	}
-	size_t i = 0;
-	for (; i < n; i++) {
-		if (!*(sent ? &sent[i] : &one))
-			continue;
-		int rc = fo__child_io(&p->ch, &p->tx, &p->rx, true);
+	p->nq++;
+	return 1;
+}
+
+static size_t pw_collect(void *self, struct fo__pw_item **q, size_t n, bool block, int *lost)
+{
+	struct pw *p = self;
+	*lost = 0;
+	int rc = fo__child_pump(&p->ch, &p->tx, &p->rx, block);
+	size_t k = 0;
+	for (; k < n; k++) {
 		uint32_t type, len;
 		const unsigned char *data;
-		int f = rc == FO_OK ? fo__rx_frame(&p->rx, &type, &data, &len) : 0;
-		if (f == 1) {
-			take_frame(p, &it[i], type, data, len);
-			if (p->ch.pid < 0) { /* corrupt: the rest goes to a new child */
-				i++;
-				break;
-			}
-			continue;
+		int f = fo__rx_frame(&p->rx, &type, &data, &len);
+		if (f == 0)
+			break;
+		if (f < 0) {
+			child_corrupt(p, q[k]);
+		} else {
+			take_frame(p, q[k], type, data, len);
+			if (p->ch.pid >= 0)
+				continue;
 		}
-		if (rc == FO_OK || rc == FO_EINVAL)
-			child_corrupt(p, &it[i]);
-		else
-			child_lost(p, &it[i], "while computing the item");
-		i++;
-		break;
+		/* Corrupt: the child is killed; q[k] failed, the rest was dropped. */
+		p->nq = 0;
+		*lost = 1;
+		return k + 1;
 	}
-	/* Items after @i (if any) were not computed: the pool runs them again.  The
-	 * encode failures among the first @i are outcomes already. */
-	fo__free(sent);
-	return i;
+	p->nq -= k;
+	p->nparsed += k;
+	if (rc == FO_OK)
+		return k;
+	/* The child is gone (or the socket failed) and every complete frame has
+	 * been parsed.  It died on its started-th item (counted from 1 since its
+	 * fork); the ones between the outcomes read and that one finished but
+	 * their outputs died with it. */
+	struct fo__pw_item why = {0};
+	if (rc == FO_ECLOSED)
+		child_lost(p, &why, "while computing the item");
+	else
+		child_lost(p, NULL, NULL),
+		    set_fail(&why, rc, 0, "pmap worker: I/O with the worker failed");
+	/* relaxed: the child is reaped: its stores are all visible. */
+	uint64_t started = atomic_load_explicit(&p->sh->started, memory_order_relaxed);
+	uint64_t finished = atomic_load_explicit(&p->sh->finished, memory_order_relaxed);
+	p->nq = 0;
+	if (started == finished || started <= p->nparsed || started - p->nparsed > n - k) {
+		fo__free(why.msg); /* died between items: nobody to blame */
+		*lost = 2;
+		return k;
+	}
+	size_t b = k + (size_t)(started - p->nparsed) - 1; /* q[b]: the one it died on */
+	struct fo__pw_item *x = q[b];
+	memmove(q + k + 1, q + k, (b - k) * sizeof(*q)); /* it first, the rest after */
+	q[k] = x;
+	x->status = why.status;
+	x->sys_errno = why.sys_errno;
+	x->msg = why.msg;
+	x->out = NULL;
+	*lost = 1;
+	return k + 1;
 }
 
 static void pw_stop(void *self)
@@ -381,6 +466,7 @@ static void pw_stop(void *self)
 	fo__tx_fini(&p->tx);
 	fo__rx_fini(&p->rx);
 	fo_buf_fini(&p->enc);
+	munmap(p->sh, sizeof(*p->sh));
 	pthread_mutex_destroy(&p->mu);
 	fo__free(p);
 }
@@ -400,7 +486,8 @@ const struct fo__pmap_ops fo__pmap_procs = {
     .name = "processes",
     .copies_input = true,
     .start = pw_start,
-    .run = pw_run,
+    .post = pw_post,
+    .collect = pw_collect,
     .stop = pw_stop,
     .interrupt = pw_interrupt,
 };

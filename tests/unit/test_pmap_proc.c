@@ -399,6 +399,45 @@ static void test_pmap_proc_crash_retried_on_a_fresh_worker(void **state)
 	fo_iter_close(out);
 }
 
+/* One worker keeps many items in flight (its window): when it dies on one, only that one
+ * fails; the items it finished unseen and the ones queued behind it run again on the
+ * replacement without using a retry (retries 0 here). */
+static void test_pmap_proc_window_only_the_item_it_died_on_fails(void **state)
+{
+	(void)state;
+	pctx c;
+	pctx_init(&c);
+	c.crash_at = 7;
+	fo_pmap_opts o;
+	opts_proc(&o, &c);
+	o.workers = 1;
+	o.per_worker_buffer = 16;
+	o.on_error = FO_ERR_EMIT;
+	size_t got;
+	emit_run(&c, &o, 40, &got);
+	assert_int_equal(got, 40);
+	assert_int_equal(codes[7], FO_FAILED);
+	assert_non_null(strstr(msgs[7], "SIGKILL"));
+	for (size_t i = 0; i < 40; i++)
+		if (i != 7)
+			assert_int_equal(vals[i], 2 * (long)i);
+	assert_int_equal(atomic_load(&c.sh->attempts[7]), 1);
+	/* a timeout: only the item that overran times out */
+	pctx_init(&c);
+	c.hang_at = 3;
+	opts_proc(&o, &c);
+	o.workers = 1;
+	o.per_worker_buffer = 16;
+	o.on_error = FO_ERR_EMIT;
+	o.timeout_ns = FT_MS(300);
+	emit_run(&c, &o, 30, &got);
+	assert_int_equal(got, 30);
+	assert_int_equal(codes[3], FO_TIMEDOUT);
+	for (size_t i = 0; i < 30; i++)
+		if (i != 3)
+			assert_int_equal(vals[i], 2 * (long)i);
+}
+
 static void test_pmap_proc_timeout_kills_the_worker_item_timedout_with_input(void **state)
 {
 	(void)state;
@@ -572,6 +611,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_pmap_proc_timeout_kills_the_worker_item_timedout_with_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pmap_proc_window_only_the_item_it_died_on_fails,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_vimap_init_callback_fails_round_fails_with_the_cause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vimap_pool_reuse_round_2_on_the_same_children,
