@@ -119,15 +119,6 @@ static void child_item(const struct pw *p, void *wstate, const unsigned char *da
 		o->item_free(out, o->item_free_ctx);
 }
 
-/* A millisecond clock that costs no system call (CLOCK_MONOTONIC_COARSE: read
- * from the vDSO; its tick is 1-4 ms). */
-static uint64_t coarse_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The child's whole life (its memory is a copy of the parent's at the fork). */
 static int child_main(void *arg, int fd)
 {
@@ -148,7 +139,6 @@ static int child_main(void *arg, int fd)
 		}
 	}
 	fo__tx_frame(&tx, FO__F_READY, NULL, 0);
-	uint64_t flushed = coarse_ms();
 	for (;;) {
 		uint32_t type, len;
 		const unsigned char *data;
@@ -157,7 +147,6 @@ static int child_main(void *arg, int fd)
 			/* Nothing more queued: send the outputs, then sleep for input. */
 			if (fo__tx_flush(fd, &tx) != FO_OK)
 				break; /* the parent is gone or closed: finish */
-			flushed = coarse_ms();
 			if (fo__rx_fill(fd, &rx) != FO_OK)
 				break;
 			continue;
@@ -169,16 +158,13 @@ static int child_main(void *arg, int fd)
 		atomic_store_explicit(&p->sh->started, nth, memory_order_relaxed);
 		child_item(p, wstate, data, len, &tx, &enc);
 		atomic_store_explicit(&p->sh->finished, nth, memory_order_relaxed);
-		/* Outputs wait for the input to run dry (one write for many), but
-		 * not past a clock tick: if we die, at most ~a tick of finished work
-		 * is lost and redone (slow items, or kills faster than a batch,
-		 * would otherwise never make progress). */
-		uint64_t now = coarse_ms();
-		if (now != flushed) {
-			if (fo__tx_flush(fd, &tx) != FO_OK)
-				break;
-			flushed = now;
-		}
+		/* Each output leaves before the next item starts: the next item may
+		 * run for a long time or forever (until a timeout kills us), and
+		 * what is finished must not wait behind it (B15c hung that way when
+		 * outputs waited for the input to run dry or for a clock tick).
+		 * The parent still reads many outputs with one receive. */
+		if (fo__tx_flush(fd, &tx) != FO_OK)
+			break;
 	}
 	fo__tx_flush(fd, &tx);
 	if (o->fini)

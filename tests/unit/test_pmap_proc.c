@@ -438,6 +438,35 @@ static void test_pmap_proc_window_only_the_item_it_died_on_fails(void **state)
 			assert_int_equal(vals[i], 2 * (long)i);
 }
 
+/* An item that runs for a long time does not hold back the outputs its
+ * child finished before it: with a window of items in flight per child, items 0-4 used to
+ * wait in the child behind item 5 (B15c hung that way). */
+static void test_pmap_proc_slow_item_does_not_hold_back_finished_ones(void **state)
+{
+	(void)state;
+	pctx c;
+	pctx_init(&c);
+	c.hang_at = 5; /* sleeps 60 s */
+	fo_pmap_opts o;
+	opts_proc(&o, &c);
+	o.workers = 1;
+	o.per_worker_buffer = 16;
+	o.timeout_ns = FT_MS(15000); /* ends item 5 (and the test) after 15 s, not 60 */
+	src s;
+	fo_iter *out;
+	int64_t t0 = ft_now_ns();
+	assert_int_equal(fo_pmap(&out, longs(&s, 10), p_fn, &o), FO_OK);
+	for (long i = 0; i < 5; i++) {
+		void *item;
+		assert_int_equal(fo_iter_timed_next(out, &item, FT_MS(12000)), FO_OK);
+		assert_false(fo_iter_is_error(out));
+		assert_int_equal(*(long *)item, 2 * i);
+		fo_iter_release(out, item);
+	}
+	assert_true(ft_now_ns() - t0 < FT_MS(30000)); /* not after the 60 s item */
+	fo_iter_close(out);                           /* early close: kills the sleeping child */
+}
+
 static void test_pmap_proc_timeout_kills_the_worker_item_timedout_with_input(void **state)
 {
 	(void)state;
@@ -613,6 +642,8 @@ int main(void)
 	        test_pmap_proc_timeout_kills_the_worker_item_timedout_with_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pmap_proc_window_only_the_item_it_died_on_fails,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pmap_proc_slow_item_does_not_hold_back_finished_ones, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_vimap_init_callback_fails_round_fails_with_the_cause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vimap_pool_reuse_round_2_on_the_same_children,
