@@ -391,24 +391,35 @@ static int child_wait(const struct fo__child *c, const struct fo__tx *tx)
 	return r > 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP));
 }
 
+/* Send what the socket takes now: 0, or -1 when the child closed its end
+ * (the unsent bytes are dropped: nobody will read them). */
+static int tx_send_some(int fd, struct fo__tx *tx)
+{
+	while (tx->off < tx->len) {
+		ssize_t n =
+		    send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			tx->off += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return 0;
+		} else {
+			tx->off = tx->len = 0; /* EPIPE, ECONNRESET */
+			return -1;
+		}
+	}
+	tx->off = tx->len = 0;
+	return 0;
+}
+
 int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool want_frame)
 {
 	bool dead = false, eof = false;
 	for (;;) {
-		while (tx->off < tx->len && !dead) {
-			ssize_t n = send(c->fd, tx->data + tx->off, tx->len - tx->off,
-			                 MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (n > 0) {
-				tx->off += (size_t)n;
-			} else if (n < 0 && errno == EINTR) {
-				continue;
-			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				break;
-			} else {
-				dead = true; /* EPIPE, ECONNRESET: the child closed its end */
-			}
-		}
-		if (dead || tx->off == tx->len)
+		if (!dead && tx_send_some(c->fd, tx) < 0)
+			dead = true; /* EPIPE, ECONNRESET: the child closed its end */
+		if (dead)
 			tx->off = tx->len = 0;
 		size_t miss = rx_missing(rx);
 		if (miss == 0 && rx->len - rx->off >= FO__FRAME_HDR && tx->len == 0)
@@ -453,28 +464,6 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 			eof = true;
 		}
 	}
-}
-
-/* Send what the socket takes now: 0, or -1 when the child closed its end
- * (the unsent bytes are dropped: nobody will read them). */
-static int tx_send_some(int fd, struct fo__tx *tx)
-{
-	while (tx->off < tx->len) {
-		ssize_t n =
-		    send(fd, tx->data + tx->off, tx->len - tx->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			tx->off += (size_t)n;
-		} else if (n < 0 && errno == EINTR) {
-			continue;
-		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			return 0;
-		} else {
-			tx->off = tx->len = 0; /* EPIPE, ECONNRESET */
-			return -1;
-		}
-	}
-	tx->off = tx->len = 0;
-	return 0;
 }
 
 int fo__child_pump(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool block)
