@@ -518,18 +518,23 @@ static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 	 * Fast path: the group position lies in the segment this member pins.
 	 * The pin keeps it from being freed, so no read section is needed, and
 	 * the hint is left alone (it only ever lags, which costs memory, never
-	 * safety; the slow path moves it).  A stale position fails the CAS.
+	 * safety; the slow path moves it).  A stale position fails the CAS, and
+	 * the retry stays here while the group is still in this segment.  An
+	 * empty slot at the position answers at once (design.md §5): a waiting
+	 * member polls here, never in the read section.
 	 */
 	struct seg *px = c->seg;
 	if (px) {
 		/* acquire: pairs with the winning member's acq_rel CAS. */
 		uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
-		if (px->base <= p && p - px->base < SEG_SLOTS) {
+		while (px->base <= p && p - px->base < SEG_SLOTS) {
 			size_t k = member_run(px, p, items, max);
-			/* acq_rel: exactly one member wins positions p..p+k-1. */
-			if (k && atomic_compare_exchange_strong_explicit(&g->pos, &p, p + k,
-			                                                 memory_order_acq_rel,
-			                                                 memory_order_relaxed)) {
+			if (!k)
+				return at_end_or_empty(c, p);
+			/* acq_rel: exactly one member wins positions p..p+k-1;
+			 * acquire on failure: as the load above. */
+			if (atomic_compare_exchange_weak_explicit(
+			        &g->pos, &p, p + k, memory_order_acq_rel, memory_order_acquire)) {
 				*n = k;
 				reader_moved(s, p, p + k);
 				return FO_OK;
