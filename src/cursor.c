@@ -639,34 +639,39 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	}
 }
 
+#define TAKE_UNDECIDED (-1) /* member_one_fast(): the general path decides (no FO_ code) */
+
 /*
  * One item for a share-group member whose group position lies in the
- * segment it pins and is ready: take_member()'s fast path for a single item
- * (design.md §5), small enough to need no frame, so the per-item read calls
- * pay neither take()'s nor next_wait()'s register saves.  false: not taken,
- * nothing done (nothing ready, a lost CAS, another segment, a finished
- * cursor): the general path decides.
+ * segment it pins: take_member()'s fast path for a single item (design.md
+ * §5), small enough to need no frame, so the per-item read calls pay
+ * neither take()'s nor next_wait()'s register saves.  FO_OK (taken), the
+ * answer for a NULL slot at the position (FO_EMPTY or the end, as in
+ * take_member()), or TAKE_UNDECIDED with nothing done (another segment, a
+ * lost CAS, not a member, a finished cursor): the general path decides.
  */
-static inline __attribute__((always_inline)) bool member_one_fast(fo_cursor *c, void **item)
+static inline __attribute__((always_inline)) int member_one_fast(fo_cursor *c, void **item)
 {
 	struct seg *px = c->seg;
 	if (c->kind != K_MEMBER || !px || c->done)
-		return false;
+		return TAKE_UNDECIDED;
 	struct group *g = c->g;
 	/* acquire: pairs with the winning member's acq_rel CAS. */
 	uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
 	if (p < px->base || p - px->base >= SEG_SLOTS)
-		return false;
+		return TAKE_UNDECIDED;
 	/* acquire: pairs with the producer's release store of the slot. */
 	void *it = atomic_load_explicit(&px->slot[p & SEG_MASK], memory_order_acquire);
+	if (!it)
+		return at_end_or_empty(c, p);
 	/* acq_rel: exactly one member wins position p; relaxed on failure:
 	 * nothing is read, take_member() starts over. */
-	if (!it || !atomic_compare_exchange_strong_explicit(
-	               &g->pos, &p, p + 1, memory_order_acq_rel, memory_order_relaxed))
-		return false;
+	if (!atomic_compare_exchange_strong_explicit(&g->pos, &p, p + 1, memory_order_acq_rel,
+	                                             memory_order_relaxed))
+		return TAKE_UNDECIDED;
 	*item = it;
 	reader_moved(c->s, p, p + 1);
-	return true;
+	return FO_OK;
 }
 
 int fo_cursor_next(fo_cursor *c, void **item)
@@ -674,8 +679,9 @@ int fo_cursor_next(fo_cursor *c, void **item)
 	size_t n;
 	if (!c || !item)
 		return FO_EINVAL;
-	if (member_one_fast(c, item))
-		return FO_OK;
+	int rc = member_one_fast(c, item);
+	if (rc != TAKE_UNDECIDED && rc != FO_EMPTY)
+		return rc;
 	return next_wait(c, item, 1, &n, FO__NO_DEADLINE);
 }
 
@@ -684,8 +690,9 @@ int fo_cursor_try_next(fo_cursor *c, void **item)
 	size_t n;
 	if (!c || !item)
 		return FO_EINVAL;
-	if (member_one_fast(c, item))
-		return FO_OK;
+	int rc = member_one_fast(c, item);
+	if (rc != TAKE_UNDECIDED)
+		return rc;
 	return take(c, item, 1, &n);
 }
 
