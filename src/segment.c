@@ -27,6 +27,11 @@
  * (fo__reclaim_push; design.md §6). */
 #define RECLAIM_MISSES 8
 
+#ifdef FO_TEST_HOOKS
+void (*fo__frontier_hook)(fo_stream *s);     /* stream_impl.h */
+void (*fo__reclaim_wait_hook)(fo_stream *s); /* stream_impl.h */
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Segments                                                                  */
 
@@ -230,6 +235,10 @@ void fo__reclaim_locked(fo_stream *s)
 		if (keep < f)
 			f = keep;
 	}
+#ifdef FO_TEST_HOOKS
+	if (fo__unlikely(fo__frontier_hook != NULL)) /* tests: a pass stopped past its frontier */
+		fo__frontier_hook(s);
+#endif
 	if (s->limbo)
 		limbo_scan_locked(s);
 	struct seg *x = atomic_load_explicit(
@@ -349,6 +358,10 @@ void fo__reclaim_push(fo_stream *s)
 		fo__reclaim_try(s);
 		return;
 	}
+#ifdef FO_TEST_HOOKS
+	if (fo__unlikely(fo__reclaim_wait_hook != NULL)) /* tests: this request waits */
+		fo__reclaim_wait_hook(s);
+#endif
 	pthread_mutex_lock(&s->lock);
 	atomic_store_explicit(&s->reclaim_pending, 0, memory_order_relaxed); /* we hold the lock */
 	fo__reclaim_locked(s);

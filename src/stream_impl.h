@@ -303,6 +303,19 @@ extern void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n)
     __attribute__((visibility("hidden")));
 #endif
 
+/* segment.c: tests only (tests/unit/test_reclaim.c), with FO_TEST_HOOKS as
+ * above.  fo__frontier_hook, if set, is called by every reclamation pass
+ * (holding s->lock) once it has read its frontier and before it unlinks
+ * anything: where a pass that read the misses' count after its frontier
+ * could erase misses counted meanwhile (design.md §6).
+ * fo__reclaim_wait_hook, if set, is called by a producer's request that is
+ * about to wait for the registry lock (RECLAIM_MISSES uncovered misses),
+ * right before it does.  Set and cleared while no push or pass runs. */
+#ifdef FO_TEST_HOOKS
+extern void (*fo__frontier_hook)(fo_stream *s) __attribute__((visibility("hidden")));
+extern void (*fo__reclaim_wait_hook)(fo_stream *s) __attribute__((visibility("hidden")));
+#endif
+
 /* segment.c: *_locked callers hold s->lock. */
 struct seg *fo__seg_new(fo_stream *s, uint64_t base);
 void fo__seg_release(fo_stream *s, struct seg *x, bool deferred);

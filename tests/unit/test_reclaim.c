@@ -10,6 +10,9 @@
  *   bug 5  one producer stalled between its claim and its store kept every later segment.
  *   bug 6  a share-group-only stream kept its segments after the producer stopped.
  *   bug 7  a cursor created on a failed stream reads FO_FAILED (the header said FO_END).
+ *   miss   a reclamation pass reset the producers' miss count after reading its frontier,
+ *          erasing misses whose claims lay above it (bug 1's bound failed intermittently
+ *          under load); forced here with the library's reclamation hooks.
  *
  * Memory is measured with fo_stream_get_stats() (live segments).  Worker threads record the
  * maximum they saw; the main thread asserts.
@@ -592,6 +595,173 @@ static void test_bug5_blocking_destructor_in_push_holds_no_memory(void **state)
 	ft_counter_fini(&blocking_cnt);
 }
 
+/* ======================================================================================== */
+/* The reclaim miss: a pass forgot misses counted after it read its frontier                */
+/* ======================================================================================== */
+
+/* The library's reclamation hooks (src/stream_impl.h, FO_TEST_HOOKS as above). */
+extern void (*fo__frontier_hook)(fo_stream *s);
+extern void (*fo__reclaim_wait_hook)(fo_stream *s);
+
+static _Thread_local bool park_pass, park_free; /* set on the reclaimer thread */
+static _Thread_local bool watch_wait;           /* set on the producing (test) thread */
+static sem_t in_pass, pass_go, in_free, free_go;
+static ft_counter miss_cnt;
+static size_t phase_b_groups; /* groups the test thread pushed in phase B so far */
+static size_t groups_at_wait; /* phase_b_groups when its request was about to wait */
+static size_t live_at_wait;   /* live segments then */
+static bool waited;           /* the wait hook ran (on the test thread) */
+static bool in_phase_a;       /* the pass is stopped at its frontier */
+
+static void sem_take(sem_t *sem)
+{
+	while (sem_wait(sem) != 0)
+		;
+}
+
+/* The reclaimer's pass, past its frontier (where the old code reset the count): stop. */
+static void frontier_park(fo_stream *s)
+{
+	(void)s;
+	if (!park_pass)
+		return;
+	park_pass = false;
+	park_free = true; /* and again at its first destructor, past the old reset */
+	sem_post(&in_pass);
+	sem_take(&pass_go);
+}
+
+static void free_park(void *item, void *ctx)
+{
+	if (park_free) {
+		park_free = false;
+		sem_post(&in_free);
+		sem_take(&free_go);
+	}
+	ft_count_free(item, ctx);
+}
+
+/* The test thread's request is about to wait for the lock the stopped pass holds: note how far
+ * it got, then let the pass finish (else this thread would wait for it forever). */
+static void wait_seen(fo_stream *s)
+{
+	if (!watch_wait)
+		return;
+	watch_wait = false;
+	groups_at_wait = phase_b_groups;
+	live_at_wait = live_segments(s);
+	waited = true;
+	if (in_phase_a) /* too early (a failure): past both stops */
+		sem_post(&pass_go);
+	sem_post(&free_go);
+}
+
+static void *miss_reclaimer(void *arg)
+{
+	fo_stream *s = arg;
+	park_pass = true;
+	/* One segment from a group start: its request runs the pass the hook stops. */
+	return (void *)(intptr_t)fo_stream_push_many(s, tokens(), SEG);
+}
+
+/* Push @groups reclamation groups (RECLAIM_GAP segments from a group start, so one request
+ * each), counting them in *@done as they complete. */
+static void push_groups(fo_stream *s, size_t groups, size_t *done)
+{
+	for (size_t g = 0; g < groups && !waited; g++) {
+		for (unsigned k = 0; k < RECLAIM_GAP; k++)
+			assert_int_equal(fo_stream_push_many(s, tokens(), SEG), FO_OK);
+		if (done)
+			++*done;
+	}
+}
+
+/*
+ * The interleaving behind the intermittent bug-1 failures (fixed in src/segment.c: a pass
+ * takes off only the misses it read before its frontier, at its end; design.md §6), forced:
+ *
+ *   1. a reclaimer's pass reads its frontier and stops (fo__frontier_hook), holding the lock;
+ *   2. phase A: the test thread pushes RECLAIM_MISSES groups; each request finds the lock
+ *      taken: RECLAIM_MISSES misses, whose claims lie above the stopped pass's frontier;
+ *   3. the pass goes on and stops again in its first destructor (past where the old code
+ *      reset the count to 0);
+ *   4. phase B: the test thread pushes on.  Its next request must wait for the lock: the
+ *      misses of phase A are not covered by any finished pass.  The old code had erased them,
+ *      so RECLAIM_MISSES more groups went by before a request waited: 2 x RECLAIM_MISSES
+ *      groups above the frontier of a pass still running (90 live segments, bound 70).
+ *
+ * fo__reclaim_wait_hook tells the test where the request waited and lets the pass finish.
+ */
+static void test_miss_after_frontier_holds_until_pass_ends(void **state)
+{
+	(void)state;
+	phase_b_groups = groups_at_wait = live_at_wait = 0;
+	waited = false;
+	ft_counter_init(&miss_cnt, 0);
+	fo_stream_opts o = ft_opts(&miss_cnt);
+	o.item_free = free_park;
+	o.passive_window = WINDOW;
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	fo_cursor *tap; /* items live (destroyed by passes) and the window's frontier moves */
+	assert_int_equal(fo_stream_cursor(s, &tap, FO_PASSIVE), FO_OK);
+	/* Past the window plus two groups, ending on a group start: the reclaimer's pass has
+	 * segments to destroy. */
+	push_groups(s, WINDOW / SEG / RECLAIM_GAP + 2, NULL);
+	size_t pushed = (WINDOW / SEG + 2 * RECLAIM_GAP) * SEG;
+
+	assert_int_equal(sem_init(&in_pass, 0, 0), 0);
+	assert_int_equal(sem_init(&pass_go, 0, 0), 0);
+	assert_int_equal(sem_init(&in_free, 0, 0), 0);
+	assert_int_equal(sem_init(&free_go, 0, 0), 0);
+	fo__frontier_hook = frontier_park;
+	fo__reclaim_wait_hook = wait_seen;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, miss_reclaimer, s), 0);
+	sem_take(&in_pass);
+	pushed += SEG;
+
+	watch_wait = true;
+	in_phase_a = true;
+	push_groups(s, RECLAIM_MISSES, NULL); /* phase A: misses, none waits */
+	in_phase_a = false;
+	pushed += RECLAIM_MISSES * RECLAIM_GAP * SEG;
+	const bool waited_in_a = waited;
+	if (!waited_in_a)
+		sem_post(&pass_go);
+	sem_take(&in_free);
+
+	/* Phase B: a request waits at the latest after RECLAIM_MISSES more (the old code). */
+	push_groups(s, RECLAIM_MISSES + 1, &phase_b_groups);
+	pushed += phase_b_groups * RECLAIM_GAP * SEG;
+	if (!waited) /* no request waited: the pass is still stopped */
+		sem_post(&free_go);
+	void *rc;
+	assert_int_equal(pthread_join(th, &rc), 0);
+	fo__frontier_hook = NULL;
+	fo__reclaim_wait_hook = NULL;
+	watch_wait = false;
+	assert_int_equal((int)(intptr_t)rc, FO_OK);
+
+	const size_t bound = seg_bound(M_TAPS, 1);
+	print_message("reclaim miss: phase B pushed %zu groups before a request waited (0 "
+	              "expected), %zu live segments then (bound %zu)\n",
+	              groups_at_wait, live_at_wait, bound);
+	assert_false(waited_in_a);
+	assert_true(waited);
+	assert_int_equal(groups_at_wait, 0);
+	assert_true(live_at_wait <= bound);
+
+	fo_cursor_close(tap);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&miss_cnt), pushed);
+	sem_destroy(&in_pass);
+	sem_destroy(&pass_go);
+	sem_destroy(&in_free);
+	sem_destroy(&free_go);
+	ft_counter_fini(&miss_cnt);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < MAX_BATCH; i++)
@@ -607,6 +777,7 @@ int main(void)
 	    cmocka_unit_test(test_bug5_stalled_producer_loses_nothing_for_active_before),
 	    cmocka_unit_test(test_bug5_blocking_destructor_in_push_holds_no_memory),
 	    cmocka_unit_test(test_bug6_share_group_reads_reclaim_after_producer_stops),
+	    cmocka_unit_test(test_miss_after_frontier_holds_until_pass_ends),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
