@@ -13,16 +13,17 @@
  *   errors  a source failing at every position k (feed both modes, join fail-fast, gate, map):
  *           exactly k items, then the error, every destructor once.
  *
- * Sizes shrink 10x when FO_SANITIZE is set.  A watchdog turns a hang into a failure.
+ * Sizes shrink 10x when FO_SANITIZE is set.  A watchdog (ft_watchdog.h) turns a hang into a
+ * failure that names the phase and describes every thread.
  */
 #include <inttypes.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include "ft_flow.h"
+#include "ft_watchdog.h"
 
 static atomic_int failures;
-static atomic_ulong progress;
+static ft_watchdog wd; /* a stall aborts with every thread described */
 
 #define CHECK(cond, ...)                                                                \
 	do {                                                                            \
@@ -33,27 +34,6 @@ static atomic_ulong progress;
 			atomic_fetch_add(&failures, 1);                                 \
 		}                                                                       \
 	} while (0)
-
-static void tick(void)
-{
-	atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
-}
-
-static void *watchdog(void *arg)
-{
-	(void)arg;
-	unsigned long last = (unsigned long)-1;
-	for (;;) {
-		ft_sleep_ms(ft_sanitized() ? 60000 : 20000);
-		unsigned long now = atomic_load(&progress);
-		if (now == last) {
-			fprintf(stderr, "FAIL: stalled (no progress for the watchdog period)\n");
-			_exit(3);
-		}
-		last = now;
-	}
-	return NULL;
-}
 
 /* ---- join: 8 cursor sources x 4 producers + 8 thread sources --------------------------------- */
 
@@ -78,7 +58,7 @@ static void *prod_main(void *arg)
 			CHECK(rc == FO_OK, "push %s", fo_status_name(rc));
 			free(t);
 		}
-		tick();
+		ft_watchdog_tick(&wd);
 	}
 	return NULL;
 }
@@ -166,7 +146,7 @@ static void stress_join(size_t per_prod)
 		}
 		fo_iter_release(it, x);
 		total++;
-		tick();
+		ft_watchdog_tick(&wd);
 	}
 	pthread_join(clt, NULL);
 	CHECK(rc == FO_END, "join ended with %s", fo_status_name(rc));
@@ -205,7 +185,7 @@ static void *release_main(void *arg)
 		int64_t n = (int64_t)(i % 3) + 1;
 		if (fo_gate_release(r->g, n) == FO_OK)
 			r->released += n;
-		tick();
+		ft_watchdog_tick(&wd);
 		if (i % 128 == 0)
 			sched_yield();
 	}
@@ -239,7 +219,7 @@ static void stress_gate(size_t rounds)
 			CHECK(((ft_item *)x)->seq == got, "gate order");
 			fo_iter_release(it, x);
 			got++;
-			tick();
+			ft_watchdog_tick(&wd);
 			continue;
 		}
 		if (rc == FO_TIMEDOUT && !closed) {
@@ -311,7 +291,7 @@ static void *freader_main(void *arg)
 		}
 		last = s;
 		r->got++;
-		tick();
+		ft_watchdog_tick(&wd);
 		if (r->slow && r->got % 64 == 0)
 			ft_sleep_ms(1);
 	}
@@ -431,7 +411,7 @@ static void errors_everywhere(size_t n)
 			      "kind %d k %zu: freed %zu pulled %zu", kind, k, ft_freed(&cnt),
 			      ft_valve_pulls(&v));
 			ft_valve_fini(&v);
-			tick();
+			ft_watchdog_tick(&wd);
 		}
 	}
 	printf("errors: a failure at every position 0..%zu for feed x2, join, gate\n", n);
@@ -440,13 +420,15 @@ static void errors_everywhere(size_t n)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	pthread_t wd;
-	pthread_create(&wd, NULL, watchdog, NULL);
-	pthread_detach(wd);
+	ft_watchdog_start(&wd, ft_sanitized() ? 60 : 20);
 	size_t scale = ft_sanitized() ? 10 : 1;
+	ft_watchdog_doing(&wd, "join");
 	stress_join(4000 / scale);
+	ft_watchdog_doing(&wd, "gate");
 	stress_gate(10000 / scale);
+	ft_watchdog_doing(&wd, "feed");
 	stress_feed(40000 / scale);
+	ft_watchdog_doing(&wd, "errors");
 	errors_everywhere(ft_sanitized() ? 20 : 64);
 	int f = atomic_load(&failures);
 	printf("stress_flow: %s (%d failures)\n", f ? "FAIL" : "PASS", f);
