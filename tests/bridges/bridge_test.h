@@ -2,7 +2,8 @@
 /* Copyright (c) 2026 The fanout authors */
 /*
  * bridge_test.h - helpers of the bridge tests (header only): 8-byte sequence
- * items, a producer thread, an in-order reader, refused and mute ports.
+ * items, a producer thread, a fault thread (e.g. server restarts), an
+ * in-order reader, refused and mute ports.
  */
 #ifndef FANOUT_BRIDGE_TEST_H
 #define FANOUT_BRIDGE_TEST_H
@@ -10,6 +11,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -79,6 +81,55 @@ static inline void *producer_main(void *arg)
 	}
 	fo_stream_close(p->s);
 	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Faults while items flow. */
+
+/* Crash @engine's server ("redis", "nats": SIGKILL) and start it again 0.3 s
+ * later on the same port and data directory: servers.sh <engine>-restart,
+ * which servers.sh run exported as FO_SERVERS_SH.  A failed restart is
+ * reported; the flow under test then fails on its own. */
+static inline void server_restart(const char *engine)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "bash '%s' %s-restart kill 0.3", getenv("FO_SERVERS_SH"),
+	         engine);
+	int rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "%s restart failed: %d\n", engine, rc);
+}
+
+/* A thread that runs @fn @times times, @every_ms before each. */
+struct fault {
+	void (*fn)(void);
+	int times;
+	unsigned every_ms;
+	pthread_t t;
+};
+
+static inline void *fault_main(void *arg)
+{
+	struct fault *f = arg;
+	for (int i = 0; i < f->times; i++) {
+		ft_sleep_ms(f->every_ms);
+		f->fn();
+	}
+	return NULL;
+}
+
+/* Start @f's thread; NULL: no fault. */
+static inline void fault_start(struct fault *f)
+{
+	if (f)
+		assert_int_equal(pthread_create(&f->t, NULL, fault_main, f), 0);
+}
+
+/* Wait for @f's thread to finish its faults; NULL: nothing. */
+static inline void fault_join(struct fault *f)
+{
+	if (f)
+		pthread_join(f->t, NULL);
 }
 
 /* Read @n sequence numbers from @it: every one once, in order.  Returns the

@@ -107,15 +107,9 @@ static void fill(const struct names *n, uint64_t count)
 	fo_stream_destroy(s);
 }
 
-static void *restart_main(void *arg)
+static void restart_nats(void)
 {
-	(void)arg;
-	ft_sleep_ms(300);
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "bash '%s' nats-restart kill 0.3", getenv("FO_SERVERS_SH"));
-	if (system(cmd) != 0)
-		fprintf(stderr, "nats restart failed\n");
-	return NULL;
+	server_restart("nats");
 }
 
 /* Read @count sequence numbers: each exactly once, in any order (a restart
@@ -146,16 +140,14 @@ static void flow(const char *what, uint64_t count, bool restart)
 	fo_iter *it = start_source(&n, "d1", restart ? 2000 : 30000);
 	struct producer p = {.s = s, .n = count, .pause_every = restart ? 64 : 0};
 	assert_int_equal(pthread_create(&p.t, NULL, producer_main, &p), 0);
-	pthread_t rt;
-	if (restart)
-		assert_int_equal(pthread_create(&rt, NULL, restart_main, NULL), 0);
+	struct fault f = {.fn = restart_nats, .times = 1, .every_ms = 300};
+	fault_start(restart ? &f : NULL);
 	if (restart)
 		read_each_once(it, count);
 	else
 		read_in_order(it, count);
 	pthread_join(p.t, NULL);
-	if (restart)
-		pthread_join(rt, NULL);
+	fault_join(restart ? &f : NULL);
 	fo_nats_sink_stats st;
 	assert_int_equal(fo_nats_sink_get_stats(sink, &st), FO_OK);
 	int rc = fo_nats_sink_stop(sink);

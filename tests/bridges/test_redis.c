@@ -88,15 +88,6 @@ static long long admin_int(const char *fmt, ...)
 	return v;
 }
 
-static void restart_server(void)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "bash '%s' redis-restart kill 0.3", getenv("FO_SERVERS_SH"));
-	int rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "restart failed: %d\n", rc);
-}
-
 static fo_redis_opts quick_opts(void)
 {
 	fo_redis_opts o;
@@ -108,30 +99,19 @@ static fo_redis_opts quick_opts(void)
 	return o;
 }
 
-/* A fault thread: restarts the server or kills the clients while items flow. */
-struct fault {
-	int kind; /* 0: restart, 1: CLIENT KILL */
-	int times;
-	unsigned every_ms;
-	pthread_t t;
-};
-
-static void *fault_main(void *arg)
+/* Faults for a fault thread (bridge_test.h). */
+static void restart_redis(void)
 {
-	struct fault *f = arg;
-	for (int i = 0; i < f->times; i++) {
-		ft_sleep_ms(f->every_ms);
-		if (f->kind == 0) {
-			restart_server();
-		} else {
-			redisContext *c = admin();
-			redisReply *r = redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes");
-			if (r)
-				freeReplyObject(r);
-			redisFree(c);
-		}
-	}
-	return NULL;
+	server_restart("redis");
+}
+
+static void kill_clients(void)
+{
+	redisContext *c = admin();
+	redisReply *r = redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes");
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
 }
 
 /*
@@ -162,14 +142,12 @@ static void flow(const char *what, uint64_t n, struct fault *f, unsigned pause_e
 
 	struct producer p = {.s = s, .n = n, .pause_every = pause_every};
 	assert_int_equal(pthread_create(&p.t, NULL, producer_main, &p), 0);
-	if (f)
-		assert_int_equal(pthread_create(&f->t, NULL, fault_main, f), 0);
+	fault_start(f);
 
 	read_in_order(it, n);
 
 	pthread_join(p.t, NULL);
-	if (f)
-		pthread_join(f->t, NULL);
+	fault_join(f);
 	rc = fo_redis_sink_stop(sink);
 	if (rc != FO_OK)
 		fail_msg("sink stop: %s: %s", fo_status_name(rc), fo_redis_errmsg());
@@ -195,7 +173,7 @@ static void test_server_restart(void **state)
 {
 	(void)state;
 	NEED_SERVER();
-	struct fault f = {.kind = 0, .times = 2, .every_ms = 400};
+	struct fault f = {.fn = restart_redis, .times = 2, .every_ms = 400};
 	flow("restart", ft_scale(40000), &f, 64);
 }
 
@@ -203,7 +181,7 @@ static void test_client_kill(void **state)
 {
 	(void)state;
 	NEED_SERVER();
-	struct fault f = {.kind = 1, .times = 6, .every_ms = 100};
+	struct fault f = {.fn = kill_clients, .times = 6, .every_ms = 100};
 	flow("kill", ft_scale(40000), &f, 64);
 }
 
