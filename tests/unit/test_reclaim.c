@@ -346,6 +346,26 @@ static void test_bug6_share_group_reads_reclaim_after_producer_stops(void **stat
 #endif
 extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n);
 
+/* sem_wait() until it succeeds (EINTR). */
+static void sem_take(sem_t *sem)
+{
+	while (sem_wait(sem) != 0)
+		;
+}
+
+/* A stream of token items destroyed by @item_free (which counts them in @cnt, initialised here)
+ * with the taps' window. */
+static fo_stream *window_stream(ft_counter *cnt, void (*item_free)(void *, void *))
+{
+	ft_counter_init(cnt, 0);
+	fo_stream_opts o = ft_opts(cnt);
+	o.item_free = item_free;
+	o.passive_window = WINDOW;
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	return s;
+}
+
 static _Thread_local bool stall_here; /* set on the thread to stall */
 static sem_t stalled, resume;
 static atomic_uint_least64_t stalled_at;
@@ -359,8 +379,7 @@ static void stall_hook(fo_stream *s, uint64_t first, size_t n)
 	stall_here = false;
 	atomic_store(&stalled_at, first);
 	sem_post(&stalled);
-	while (sem_wait(&resume) != 0)
-		;
+	sem_take(&resume);
 }
 
 typedef struct staller {
@@ -430,8 +449,7 @@ static void run_stalled(enum stall_reader r)
 	for (int i = 0; i < 3; i++)
 		st.items[i] = ft_item_new(seq + i);
 	assert_int_equal(pthread_create(&st.th, NULL, staller_main, &st), 0);
-	while (sem_wait(&stalled) != 0)
-		;
+	sem_take(&stalled);
 	assert_int_equal(atomic_load(&stalled_at), seq);
 	seq += 3;
 	if (r == SR_ACTIVE_AFTER)
@@ -535,8 +553,7 @@ static void blocking_free(void *item, void *ctx)
 	int one = 1;
 	if (atomic_compare_exchange_strong(&block_next_free, &one, 0)) {
 		sem_post(&in_free);
-		while (sem_wait(&free_go) != 0)
-			;
+		sem_take(&free_go);
 	}
 	ft_count_free(item, ctx);
 }
@@ -550,19 +567,13 @@ static void *blocked_pusher(void *arg)
 static void test_bug5_blocking_destructor_in_push_holds_no_memory(void **state)
 {
 	(void)state;
-	ft_counter_init(&blocking_cnt, 0);
-	fo_stream_opts o = ft_opts(&blocking_cnt);
-	o.item_free = blocking_free;
-	o.passive_window = WINDOW;
-	fo_stream *s = NULL;
-	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	fo_stream *s = window_stream(&blocking_cnt, blocking_free);
 	assert_int_equal(sem_init(&in_free, 0, 0), 0);
 	assert_int_equal(sem_init(&free_go, 0, 0), 0);
 	atomic_store(&block_next_free, 1);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, blocked_pusher, s), 0);
-	while (sem_wait(&in_free) != 0)
-		;
+	sem_take(&in_free);
 	fo_cursor *tap;
 	assert_int_equal(fo_stream_cursor(s, &tap, FO_PASSIVE), FO_OK);
 	const size_t n = ft_scale(10000000) / SEG * SEG, bound = seg_bound(M_TAPS, 1);
@@ -605,19 +616,13 @@ extern void (*fo__reclaim_wait_hook)(fo_stream *s);
 
 static _Thread_local bool park_pass, park_free; /* set on the reclaimer thread */
 static _Thread_local bool watch_wait;           /* set on the producing (test) thread */
-static sem_t in_pass, pass_go, in_free, free_go;
+static sem_t at_frontier, frontier_go, at_free, free_resume;
 static ft_counter miss_cnt;
 static size_t phase_b_groups; /* groups the test thread pushed in phase B so far */
 static size_t groups_at_wait; /* phase_b_groups when its request was about to wait */
 static size_t live_at_wait;   /* live segments then */
 static bool waited;           /* the wait hook ran (on the test thread) */
 static bool in_phase_a;       /* the pass is stopped at its frontier */
-
-static void sem_take(sem_t *sem)
-{
-	while (sem_wait(sem) != 0)
-		;
-}
 
 /* The reclaimer's pass, past its frontier (where the old code reset the count): stop. */
 static void frontier_park(fo_stream *s)
@@ -627,16 +632,16 @@ static void frontier_park(fo_stream *s)
 		return;
 	park_pass = false;
 	park_free = true; /* and again at its first destructor, past the old reset */
-	sem_post(&in_pass);
-	sem_take(&pass_go);
+	sem_post(&at_frontier);
+	sem_take(&frontier_go);
 }
 
 static void free_park(void *item, void *ctx)
 {
 	if (park_free) {
 		park_free = false;
-		sem_post(&in_free);
-		sem_take(&free_go);
+		sem_post(&at_free);
+		sem_take(&free_resume);
 	}
 	ft_count_free(item, ctx);
 }
@@ -652,8 +657,8 @@ static void wait_seen(fo_stream *s)
 	live_at_wait = live_segments(s);
 	waited = true;
 	if (in_phase_a) /* too early (a failure): past both stops */
-		sem_post(&pass_go);
-	sem_post(&free_go);
+		sem_post(&frontier_go);
+	sem_post(&free_resume);
 }
 
 static void *miss_reclaimer(void *arg)
@@ -697,12 +702,7 @@ static void test_miss_after_frontier_holds_until_pass_ends(void **state)
 	(void)state;
 	phase_b_groups = groups_at_wait = live_at_wait = 0;
 	waited = false;
-	ft_counter_init(&miss_cnt, 0);
-	fo_stream_opts o = ft_opts(&miss_cnt);
-	o.item_free = free_park;
-	o.passive_window = WINDOW;
-	fo_stream *s = NULL;
-	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	fo_stream *s = window_stream(&miss_cnt, free_park);
 	fo_cursor *tap; /* items live (destroyed by passes) and the window's frontier moves */
 	assert_int_equal(fo_stream_cursor(s, &tap, FO_PASSIVE), FO_OK);
 	/* Past the window plus two groups, ending on a group start: the reclaimer's pass has
@@ -710,15 +710,15 @@ static void test_miss_after_frontier_holds_until_pass_ends(void **state)
 	push_groups(s, WINDOW / SEG / RECLAIM_GAP + 2, NULL);
 	size_t pushed = (WINDOW / SEG + 2 * RECLAIM_GAP) * SEG;
 
-	assert_int_equal(sem_init(&in_pass, 0, 0), 0);
-	assert_int_equal(sem_init(&pass_go, 0, 0), 0);
-	assert_int_equal(sem_init(&in_free, 0, 0), 0);
-	assert_int_equal(sem_init(&free_go, 0, 0), 0);
+	assert_int_equal(sem_init(&at_frontier, 0, 0), 0);
+	assert_int_equal(sem_init(&frontier_go, 0, 0), 0);
+	assert_int_equal(sem_init(&at_free, 0, 0), 0);
+	assert_int_equal(sem_init(&free_resume, 0, 0), 0);
 	fo__frontier_hook = frontier_park;
 	fo__reclaim_wait_hook = wait_seen;
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, miss_reclaimer, s), 0);
-	sem_take(&in_pass);
+	sem_take(&at_frontier);
 	pushed += SEG;
 
 	watch_wait = true;
@@ -728,14 +728,14 @@ static void test_miss_after_frontier_holds_until_pass_ends(void **state)
 	pushed += RECLAIM_MISSES * RECLAIM_GAP * SEG;
 	const bool waited_in_a = waited;
 	if (!waited_in_a)
-		sem_post(&pass_go);
-	sem_take(&in_free);
+		sem_post(&frontier_go);
+	sem_take(&at_free);
 
 	/* Phase B: a request waits at the latest after RECLAIM_MISSES more (the old code). */
 	push_groups(s, RECLAIM_MISSES + 1, &phase_b_groups);
 	pushed += phase_b_groups * RECLAIM_GAP * SEG;
 	if (!waited) /* no request waited: the pass is still stopped */
-		sem_post(&free_go);
+		sem_post(&free_resume);
 	void *rc;
 	assert_int_equal(pthread_join(th, &rc), 0);
 	fo__frontier_hook = NULL;
@@ -755,10 +755,10 @@ static void test_miss_after_frontier_holds_until_pass_ends(void **state)
 	fo_cursor_close(tap);
 	fo_stream_destroy(s);
 	assert_int_equal(ft_freed(&miss_cnt), pushed);
-	sem_destroy(&in_pass);
-	sem_destroy(&pass_go);
-	sem_destroy(&in_free);
-	sem_destroy(&free_go);
+	sem_destroy(&at_frontier);
+	sem_destroy(&frontier_go);
+	sem_destroy(&at_free);
+	sem_destroy(&free_resume);
 	ft_counter_fini(&miss_cnt);
 }
 
