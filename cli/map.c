@@ -327,7 +327,9 @@ static void run_once(struct map *m, char **av, const struct job *j, struct resul
 		goto spawn_failed;
 	/* relaxed: read only by the signal handler, which tolerates a stale value. */
 	atomic_store_explicit(slot, pid, memory_order_relaxed);
-	pidfd = pidfd_of(pid);
+	/* Without --timeout the job's end is the end of its output: waitpid() below. */
+	if (deadline)
+		pidfd = pidfd_of(pid);
 	if (inp[1] >= 0)
 		fcntl(inp[1], F_SETFL, O_NONBLOCK);
 	char *send = NULL;
