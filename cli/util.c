@@ -147,7 +147,18 @@ bool cli_buf_add(cli_buf *b, const void *p, size_t n)
 	return true;
 }
 
-#if defined(__linux__) && defined(SYS_clone3) && !defined(FANOUT_CLI_POSIX_SPAWN)
+/* ThreadSanitizer's runtime cannot follow a child that shares our memory on its own
+ * stack (its CHECKs fail in the child): those builds keep posix_spawn. */
+#if defined(__SANITIZE_THREAD__)
+#define CLI_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CLI_TSAN 1
+#endif
+#endif
+
+#if defined(__linux__) && defined(SYS_clone3) && !defined(FANOUT_CLI_POSIX_SPAWN) && \
+    !defined(CLI_TSAN)
 /*
  * Jobs start the way posix_spawn() starts them (a child sharing our memory,
  * we wait until it has exec'd), minus three costs that glibc's posix_spawnp
