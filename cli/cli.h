@@ -39,6 +39,9 @@ void cli_std_fds(void);
 /* Write all of @iov (updated in place); retries EINTR and short writes.
  * Returns 0, or an errno value (EPIPE when the reader is gone). */
 int cli_writev_all(int fd, struct iovec *iov, int cnt);
+/* Step *@iov past @n written bytes (the partly written entry is updated in place).
+ * Returns the entries left of @cnt. */
+int cli_iov_advance(struct iovec **iov, int cnt, size_t n);
 int cli_write_all(int fd, const void *buf, size_t len);
 
 /* A growable byte buffer. */

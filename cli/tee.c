@@ -149,15 +149,7 @@ static int tap_writev(struct consumer *k, struct iovec *iov, int cnt)
 				return errno;
 			continue; /* a tap that exited: POLLERR, then EPIPE from writev */
 		}
-		while (cnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
+		cnt = cli_iov_advance(&iov, cnt, (size_t)n);
 	}
 	return 0;
 }

@@ -90,6 +90,22 @@ void cli_std_fds(void)
 	}
 }
 
+int cli_iov_advance(struct iovec **iov, int cnt, size_t n)
+{
+	struct iovec *v = *iov;
+	while (cnt > 0 && n >= v->iov_len) {
+		n -= v->iov_len;
+		v++;
+		cnt--;
+	}
+	if (cnt > 0) {
+		v->iov_base = (char *)v->iov_base + n;
+		v->iov_len -= n;
+	}
+	*iov = v;
+	return cnt;
+}
+
 int cli_writev_all(int fd, struct iovec *iov, int cnt)
 {
 	while (cnt > 0) {
@@ -99,15 +115,7 @@ int cli_writev_all(int fd, struct iovec *iov, int cnt)
 				continue;
 			return errno;
 		}
-		while (cnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
+		cnt = cli_iov_advance(&iov, cnt, (size_t)n);
 	}
 	return 0;
 }
