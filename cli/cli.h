@@ -39,6 +39,9 @@ void cli_std_fds(void);
 /* Write all of @iov (updated in place); retries EINTR and short writes.
  * Returns 0, or an errno value (EPIPE when the reader is gone). */
 int cli_writev_all(int fd, struct iovec *iov, int cnt);
+/* Step *@iov past @n written bytes (the partly written entry is updated in place).
+ * Returns the entries left of @cnt. */
+int cli_iov_advance(struct iovec **iov, int cnt, size_t n);
 int cli_write_all(int fd, const void *buf, size_t len);
 
 /* A growable byte buffer. */
@@ -51,10 +54,16 @@ bool cli_buf_reserve(cli_buf *b, size_t more);
 bool cli_buf_add(cli_buf *b, const void *p, size_t n);
 
 /**
- * cli_spawn() - posix_spawnp(@argv) with @in/@out/@err as descriptors 0/1/2
- * (-1: inherit), in a new process group when @pgroup, with every signal
- * back to its default disposition (fanout ignores SIGPIPE) and an empty mask.
- * Returns 0 and sets *@pid, or the errno value of posix_spawnp.
+ * cli_spawn() - start @argv as posix_spawnp() would (PATH search, no shell), with
+ * @in/@out/@err as descriptors 0/1/2 (-1: inherit), in a new process group when
+ * @pgroup, with every caught signal and SIGPIPE (fanout ignores it) back to its
+ * default disposition and an empty mask.  On Linux a CLONE_VM|CLONE_VFORK child on
+ * a buffer of the caller's stack, the command's path looked up once (util.c says
+ * why); posix_spawnp() elsewhere and under ThreadSanitizer.  Handlers installed
+ * after the first call are not reset in the child before its exec.
+ * Returns 0 and sets *@pid, or the errno value of the exec (ENOENT: not found;
+ * EACCES: not executable) or of clone().  Threads: any; blocks until the child
+ * has exec'd.
  */
 int cli_spawn(pid_t *pid, char *const argv[], int in, int out, int err, bool pgroup);
 

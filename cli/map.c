@@ -4,10 +4,11 @@
  * cli/map.c - `fanout map`: one job per input line, N at a time, on fo_pmap().
  *
  * The source is a callback iterator over stdin's lines (pmap's workers pull
- * it one at a time).  Each pmap worker runs its job itself: posix_spawn()
+ * it one at a time).  Each pmap worker runs its job itself: cli_spawn()
  * into a new process group, stdout and stderr collected through pipes into
- * buffers, the job's end seen on a pidfd, all in one poll() loop whose
- * timeout is the job's deadline (--timeout kills the whole group).  Retries
+ * buffers, all in one poll() loop; with --timeout the job's end is also seen
+ * on a pidfd and the poll timeout is the job's deadline (the whole group is
+ * killed), without it the job ends with its output (then waitpid).  Retries
  * run inside the callback, so the callback always succeeds and returns a
  * result (the last attempt's output and status).  The main thread reads the
  * pmap output (in input order with -k, else in completion order) and writes
@@ -42,8 +43,8 @@ static const char map_usage[] =
     "\n"
     "Run CMD once per line of stdin, N jobs at a time.  Every {} in CMD and ARGS is\n"
     "replaced by the line; with no {} the line is appended as the last argument.\n"
-    "Jobs start with posix_spawn (no shell: the line is one argument, spaces and\n"
-    "quotes included) in their own process group.  Each job's stdout, then its\n"
+    "Jobs start without a shell (the line is one argument, spaces and quotes\n"
+    "included) in their own process group.  Each job's stdout, then its\n"
     "stderr, is written whole when it ends: outputs never interleave.\n"
     "\n"
     "  -j, --jobs N       jobs at a time (default: the number of CPUs)\n"
@@ -327,7 +328,9 @@ static void run_once(struct map *m, char **av, const struct job *j, struct resul
 		goto spawn_failed;
 	/* relaxed: read only by the signal handler, which tolerates a stale value. */
 	atomic_store_explicit(slot, pid, memory_order_relaxed);
-	pidfd = pidfd_of(pid);
+	/* Without --timeout the job's end is the end of its output: waitpid() below. */
+	if (deadline)
+		pidfd = pidfd_of(pid);
 	if (inp[1] >= 0)
 		fcntl(inp[1], F_SETFL, O_NONBLOCK);
 	char *send = NULL;
