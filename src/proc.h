@@ -33,12 +33,14 @@
 #define FO__MSG_MAX   4096u      /* bytes of an error message kept */
 
 enum fo__frame_type {
-	FO__F_ITEM = 1, /* parent -> child: an encoded input */
-	FO__F_STOP,     /* parent -> child: run fini and exit */
-	FO__F_READY,    /* child -> parent: init succeeded */
-	FO__F_OK,       /* child -> parent: an encoded output */
-	FO__F_ERR,      /* child -> parent: i32 code, i32 errno, message bytes */
-	FO__F_MAXTYPE = FO__F_ERR,
+	FO__F_ITEM = 1,  /* parent -> child: an encoded input that ends its unit */
+	FO__F_STOP,      /* parent -> child: run fini and exit */
+	FO__F_READY,     /* child -> parent: init succeeded */
+	FO__F_OK,        /* child -> parent: an encoded output */
+	FO__F_ERR,       /* child -> parent: i32 code, i32 errno, message bytes */
+	FO__F_ITEM_MORE, /* parent -> child: an encoded input, and more of its unit
+	                  * (chunk) follows: its output may wait for the unit's end */
+	FO__F_MAXTYPE = FO__F_ITEM_MORE,
 };
 
 /* Bytes to send (off: sent so far). */

@@ -27,6 +27,7 @@ typedef struct shared {
 	atomic_int inits, finis;
 	atomic_int attempts[4096];
 	atomic_int init_calls_by_idx[8];
+	atomic_int hangs_done; /* hang_at items that finished sleeping */
 } shared;
 
 typedef struct pctx {
@@ -36,7 +37,8 @@ typedef struct pctx {
 	unsigned crash_first; /* ... only on its first crash_first attempts */
 	long fail_at;         /* this input fails with fo_fail(FO_USER(3)) */
 	long esys_at;         /* this input fails with FO_ESYS, errno ENOENT */
-	long hang_at;         /* this input sleeps for 60 s */
+	long hang_at;         /* this input sleeps for hang_ms (0: 60 s) */
+	int hang_ms;
 	bool init_fails, init_crashes;
 	long add; /* what init adds (from its init arg) */
 } pctx;
@@ -132,8 +134,10 @@ static int p_fn(void *ctx, void *wstate, void *in, void **out)
 		errno = ENOENT;
 		return FO_ESYS;
 	}
-	if (*v == c->hang_at)
-		ft_sleep_ms(60000);
+	if (*v == c->hang_at) {
+		ft_sleep_ms(c->hang_ms ? c->hang_ms : 60000);
+		atomic_fetch_add(&c->sh->hangs_done, 1);
+	}
 	long add = wstate ? *(const long *)wstate : 0;
 	*v = *v * 2 + add; /* the decoded copy becomes the output */
 	*out = v;
@@ -467,6 +471,86 @@ static void test_pmap_proc_slow_item_does_not_hold_back_finished_ones(void **sta
 	fo_iter_close(out);                           /* early close: kills the sleeping child */
 }
 
+/* A chunk is one unit of work: its outputs come back together (as the thread
+ * backend publishes a chunk at once), but a chunk that runs long does not
+ * hold back the chunk finished before it (item 7, in the second chunk,
+ * sleeps 5 s). */
+static void test_pmap_proc_slow_chunk_does_not_hold_back_the_chunk_before(void **state)
+{
+	(void)state;
+	pctx c;
+	pctx_init(&c);
+	c.hang_at = 7;
+	c.hang_ms = 5000; /* close waits for it: no timeout here */
+	fo_pmap_opts o;
+	opts_proc(&o, &c);
+	o.workers = 1;
+	o.chunk_size = 5;
+	o.per_worker_buffer = 16;
+	src s;
+	fo_iter *out;
+	assert_int_equal(fo_pmap(&out, longs(&s, 15), p_fn, &o), FO_OK);
+	for (long i = 0; i < 5; i++) {
+		void *item;
+		assert_int_equal(fo_iter_timed_next(out, &item, FT_MS(20000)), FO_OK);
+		assert_false(fo_iter_is_error(out));
+		assert_int_equal(*(long *)item, 2 * i);
+		fo_iter_release(out, item);
+	}
+	assert_int_equal(atomic_load(&c.sh->hangs_done), 0); /* before the slow item's end */
+	fo_iter_close(out);                                  /* waits for the slow item */
+}
+
+/* The pod codec for longs, except that 4 fails to encode (in the parent). */
+static fo_codec pod_long;
+
+static int enc_but_4(void *ctx, const void *item, fo_buf *out)
+{
+	if (*(const long *)item == 4)
+		return fo_fail(FO_USER(4), "cannot encode 4");
+	return pod_long.encode(ctx, item, out);
+}
+
+/* When the last item of a chunk fails to encode, the chunk still ends with
+ * the item before it: items 0-3 are not held back behind the next chunk
+ * (item 5 sleeps 5 s). */
+static void test_pmap_proc_chunk_whose_last_item_fails_to_encode_still_ends(void **state)
+{
+	(void)state;
+	pctx c;
+	pctx_init(&c);
+	c.hang_at = 5;
+	c.hang_ms = 5000; /* close waits for it: no timeout here */
+	fo_pmap_opts o;
+	opts_proc(&o, &c);
+	pod_long = o.in_codec;
+	o.in_codec.encode = enc_but_4;
+	o.on_error = FO_ERR_EMIT;
+	o.workers = 1;
+	o.chunk_size = 5;
+	o.per_worker_buffer = 16;
+	src s;
+	fo_iter *out;
+	assert_int_equal(fo_pmap(&out, longs(&s, 15), p_fn, &o), FO_OK);
+	for (long i = 0; i < 5; i++) {
+		void *item;
+		assert_int_equal(fo_iter_timed_next(out, &item, FT_MS(20000)), FO_OK);
+		if (i == 4) {
+			assert_true(fo_iter_is_error(out));
+			fo_error_item *e = item;
+			assert_int_equal(e->err.code, FO_USER(4));
+			assert_string_equal(e->err.message, "cannot encode 4");
+			fo_error_item_free(e);
+			continue;
+		}
+		assert_false(fo_iter_is_error(out));
+		assert_int_equal(*(long *)item, 2 * i);
+		fo_iter_release(out, item);
+	}
+	assert_int_equal(atomic_load(&c.sh->hangs_done), 0); /* before the slow item's end */
+	fo_iter_close(out);                                  /* waits for the slow item */
+}
+
 static void test_pmap_proc_timeout_kills_the_worker_item_timedout_with_input(void **state)
 {
 	(void)state;
@@ -644,6 +728,10 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_pmap_proc_slow_item_does_not_hold_back_finished_ones, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pmap_proc_slow_chunk_does_not_hold_back_the_chunk_before, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pmap_proc_chunk_whose_last_item_fails_to_encode_still_ends, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_vimap_init_callback_fails_round_fails_with_the_cause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vimap_pool_reuse_round_2_on_the_same_children,
