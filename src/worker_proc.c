@@ -27,6 +27,7 @@
 
 struct pw_shared {
 	_Atomic uint64_t started, finished; /* written by the child only */
+	struct fo__shm rings;               /* the frames, both ways (proc.h) */
 };
 
 struct pw {
@@ -130,6 +131,7 @@ static int child_main(void *arg, int fd)
 	const fo_pmap_opts *o = p->o;
 	struct fo__tx tx = {0};
 	struct fo__rx rx = {0};
+	struct fo__cend e = {.fd = fd, .shm = &p->sh->rings};
 	fo_buf enc;
 	fo_buf_init(&enc);
 	void *wstate = NULL;
@@ -138,7 +140,7 @@ static int child_main(void *arg, int fd)
 		int rc = o->init(o->ctx, p->init_arg, &wstate);
 		if (rc != FO_OK) {
 			child_fail(&tx, rc, NULL);
-			fo__tx_flush(fd, &tx);
+			fo__cend_flush(&e, &tx);
 			return 0;
 		}
 	}
@@ -149,9 +151,9 @@ static int child_main(void *arg, int fd)
 		int f = fo__rx_frame(&rx, &type, &data, &len);
 		if (f == 0) {
 			/* Nothing more queued: send the outputs, then sleep for input. */
-			if (fo__tx_flush(fd, &tx) != FO_OK)
+			if (fo__cend_flush(&e, &tx) != FO_OK)
 				break; /* the parent is gone or closed: finish */
-			if (fo__rx_fill(fd, &rx) != FO_OK)
+			if (fo__cend_fill(&e, &rx) != FO_OK)
 				break;
 			continue;
 		}
@@ -169,10 +171,10 @@ static int child_main(void *arg, int fd)
 		 * outputs waited for the input to run dry or for a clock tick).
 		 * A chunk's outputs go as one send, as the thread backend
 		 * publishes a chunk at once. */
-		if (type == FO__F_ITEM && fo__tx_flush(fd, &tx) != FO_OK)
+		if (type == FO__F_ITEM && fo__cend_flush(&e, &tx) != FO_OK)
 			break;
 	}
-	fo__tx_flush(fd, &tx);
+	fo__cend_flush(&e, &tx);
 	if (o->fini)
 		o->fini(o->ctx, wstate);
 	return 0;
@@ -228,6 +230,7 @@ static int spawn_once(struct pw *p, struct fo__pw_item *why)
 	/* relaxed: no child runs now; fork() orders them before the child's reads. */
 	atomic_store_explicit(&p->sh->started, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->sh->finished, 0, memory_order_relaxed);
+	fo__shm_reset(&p->sh->rings);
 	if (fo__child_spawn(&ch, child_main, p) != FO_OK) {
 		int e = errno;
 		char buf[128];
@@ -236,6 +239,7 @@ static int spawn_once(struct pw *p, struct fo__pw_item *why)
 		set_fail(why, FO_ESYS, e, buf);
 		return FO_ESYS;
 	}
+	ch.shm = &p->sh->rings; /* the frames go through the rings */
 	pthread_mutex_lock(&p->mu);
 	p->ch = ch;
 	p->killed = false;
