@@ -300,10 +300,11 @@ static size_t rx_missing(const struct fo__rx *rx)
 	size_t avail = rx->len - rx->off;
 	if (avail < FO__FRAME_HDR)
 		return FO__FRAME_HDR - avail;
-	uint32_t plen;
-	memcpy(&plen, rx->data + rx->off, sizeof(plen));
-	if (plen > FO__FRAME_MAX)
-		return 0; /* corrupt: fo__rx_frame() reports it */
+	uint32_t hdr[2];
+	memcpy(hdr, rx->data + rx->off, sizeof(hdr));
+	uint32_t plen = hdr[0];
+	if (plen > FO__FRAME_MAX || hdr[1] == 0 || hdr[1] > FO__F_MAXTYPE)
+		return 0; /* corrupt: fo__rx_frame() reports it (without waiting for a payload) */
 	return avail - FO__FRAME_HDR >= plen ? 0 : plen - (avail - FO__FRAME_HDR);
 }
 

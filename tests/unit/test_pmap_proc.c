@@ -551,6 +551,70 @@ static void test_pmap_proc_chunk_whose_last_item_fails_to_encode_still_ends(void
 	fo_iter_close(out);                                  /* waits for the slow item */
 }
 
+/* fn for byte strings: reverses them in place (the decoded copy is the output). */
+static int rev_fn(void *ctx, void *wstate, void *in, void **out)
+{
+	(void)ctx;
+	(void)wstate;
+	fo_bytes *b = in;
+	for (size_t i = 0, j = b->len; i + 1 < j; i++, j--) {
+		unsigned char t = b->data[i];
+		b->data[i] = b->data[j - 1];
+		b->data[j - 1] = t;
+	}
+	*out = b;
+	return FO_OK;
+}
+
+/* Items larger than the shared rings (64 KiB each way) cross in pieces, in
+ * both directions at once (several in flight per child), byte for byte. */
+static void test_pmap_proc_items_larger_than_the_rings_cross_intact(void **state)
+{
+	(void)state;
+	enum { N = 12 };
+	size_t sizes[N];
+	fo_bytes *in[N];
+	for (size_t i = 0; i < N; i++) {
+		sizes[i] = (i % 3 == 0) ? 1 + i : (size_t)(150000 + 7919 * i); /* small and large */
+		unsigned char *d = malloc(sizes[i]);
+		assert_non_null(d);
+		for (size_t k = 0; k < sizes[i]; k++)
+			d[k] = (unsigned char)(k * 31 + i);
+		assert_int_equal(fo_bytes_new(&in[i], d, sizes[i]), FO_OK);
+		free(d);
+	}
+	fo_pmap_opts o;
+	fo_pmap_opts_init(&o);
+	o.backend = FO_PROCESSES;
+	o.workers = 2;
+	o.chunk_size = 2;
+	o.in_codec = fo_codec_bytes();
+	o.out_codec = fo_codec_bytes();
+	o.item_free = o.out_codec.item_free;
+	o.item_free_ctx = o.out_codec.ctx;
+	fo_iter *src, *out;
+	assert_int_equal(fo_iter_from_array(&src, (void *const *)in, N), FO_OK);
+	assert_int_equal(fo_pmap(&out, src, rev_fn, &o), FO_OK);
+	void *item;
+	size_t n = 0;
+	int rc;
+	while ((rc = fo_iter_next(out, &item)) == FO_OK) {
+		assert_true(n < N);
+		assert_false(fo_iter_is_error(out));
+		fo_bytes *b = item;
+		assert_int_equal(b->len, sizes[n]);
+		for (size_t k = 0; k < b->len; k++)
+			assert_int_equal(b->data[b->len - 1 - k], (unsigned char)(k * 31 + n));
+		fo_iter_release(out, item);
+		n++;
+	}
+	assert_int_equal(rc, FO_END);
+	assert_int_equal(n, N);
+	fo_iter_close(out);
+	for (size_t i = 0; i < N; i++)
+		fo_bytes_free(in[i]);
+}
+
 static void test_pmap_proc_timeout_kills_the_worker_item_timedout_with_input(void **state)
 {
 	(void)state;
@@ -732,6 +796,8 @@ int main(void)
 	        test_pmap_proc_slow_chunk_does_not_hold_back_the_chunk_before, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_pmap_proc_chunk_whose_last_item_fails_to_encode_still_ends, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pmap_proc_items_larger_than_the_rings_cross_intact,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_vimap_init_callback_fails_round_fails_with_the_cause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vimap_pool_reuse_round_2_on_the_same_children,
