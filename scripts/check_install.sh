@@ -10,7 +10,8 @@
 #   CMake find_package            fanout::fanout and fanout::fanout_static
 # pkg-config sees ONLY the installed fanout.pc (PKG_CONFIG_LIBDIR=<prefix>/lib/pkgconfig):
 # no ck.pc, no liburcu*.pc, as on a machine without libck-dev or liburcu-dev. The CMake
-# consumer is configured the same way. Also checks that fanout.pc's flags carry nothing
+# consumer is configured the same way. As root, the pkg-config builds are repeated in a private
+# mount namespace where every file of libck-dev and libck0 is hidden (a machine without them). Also checks that fanout.pc's flags carry nothing
 # but the include directory and the libraries actually linked.
 #
 #   bash scripts/check_install.sh [BUILD_DIR]   # BUILD_DIR: an existing build to install
@@ -221,6 +222,27 @@ if cmake -S "$prefix/share/fanout/examples" -B "$work/examples" -DCMAKE_PREFIX_P
 else
 	tail -30 "$work/examples.log"
 	fail "share/fanout/examples: configure/build"
+fi
+
+# As on a machine without libck-dev: in a private mount namespace (root only), every file of
+# Debian's libck-dev and libck0 is hidden under an empty bind mount, then hello.c is built from
+# the prefix with pkg-config, shared and static, and run.
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1 && dpkg -L libck-dev >/dev/null 2>&1; then
+	if out=$(unshare -m bash -c '
+		set -e
+		for f in $(dpkg -L libck-dev libck0 2>/dev/null); do
+			if [ -f "$f" ]; then mount --bind /dev/null "$f"; fi
+		done
+		if [ -s /usr/include/ck_ring.h ]; then echo "ck headers still visible"; exit 1; fi
+		"$1" -std=c11 -Wall -Wextra -Werror -o "$2/hello_nock" "$3" $4 $5 -Wl,-rpath,"$6"
+		"$1" -std=c11 -Wall -Wextra -Werror -o "$2/hello_nock_static" "$3" $4 "$6/libfanout.a" \
+			$(sed "s/-lfanout//" <<<"$7")
+		"$2/hello_nock" && "$2/hello_nock_static"' _ "$cc" "$work" "$hello" "$cflags" "$libs" \
+		"$prefix/$libdir" "$slibs" 2>&1) && grep -q "$expect" <<<"$out"; then
+		ok "without libck-dev (its files hidden): pkg-config builds, shared and static, run"
+	else
+		fail "without libck-dev: $out"
+	fi
 fi
 
 if [ "$failed" -ne 0 ]; then

@@ -30,7 +30,7 @@
  *       cursor with FO_EINVAL).  A puller whose pull
  *       times out (try/timed) gives the role up and a waiting reader takes
  *       it; a pull that ends or fails ends the stream for everyone.  No
- *       reader ever waits on a puller that has gone (aiter_forker hangs).
+ *       reader ever waits on a puller that has gone.
  *
  * Either way a source error reaches every cursor after every item pulled
  * before it, as FO_FAILED with the source's code and message (sticky:

@@ -29,10 +29,10 @@
  * limit 0 it never asks and ends when it has drained.  A cancelled future
  * counts as in flight until its thread returns.
  *
- * Backends: FO_THREADS runs fn on a new thread.  FO_PROCESSES (inparallel's
- * @task) forks once per call, on the calling thread: the child sees the
- * caller's memory as it was at the call (arg need not outlive anything, the
- * child's writes stay in the child), runs fn, sends its value through
+ * Backends: FO_THREADS runs fn on a new thread.  FO_PROCESSES forks once per
+ * call, on the calling thread: the child sees the caller's memory as it was
+ * at the call (arg need not outlive anything, the child's writes stay in
+ * the child), runs fn, sends its value through
  * opts.out_codec (required: FO_EINVAL without; a NULL value arrives as
  * NULL) or its failure (the code, errno for FO_ESYS, the fo_fail()
  * message) and leaves with _exit() - it never returns into the caller's
