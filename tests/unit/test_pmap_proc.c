@@ -471,34 +471,48 @@ static void test_pmap_proc_slow_item_does_not_hold_back_finished_ones(void **sta
 	fo_iter_close(out);                           /* early close: kills the sleeping child */
 }
 
+/* Map 0..14 on one worker in chunks of 5 while item @hang_at sleeps 5 s (no
+ * timeout: close waits for it), with @o's other options: items 0-4 must
+ * come before the slow item ends (item @enc_fail: the encode error). */
+static void first_chunk_before_slow_item(pctx *c, fo_pmap_opts *o, long hang_at, long enc_fail)
+{
+	c->hang_at = hang_at;
+	c->hang_ms = 5000;
+	o->workers = 1;
+	o->chunk_size = 5;
+	o->per_worker_buffer = 16;
+	src s;
+	fo_iter *out;
+	assert_int_equal(fo_pmap(&out, longs(&s, 15), p_fn, o), FO_OK);
+	for (long i = 0; i < 5; i++) {
+		void *item;
+		assert_int_equal(fo_iter_timed_next(out, &item, FT_MS(20000)), FO_OK);
+		assert_int_equal(fo_iter_is_error(out), i == enc_fail);
+		if (i == enc_fail) {
+			fo_error_item *e = item;
+			assert_int_equal(e->err.code, FO_USER(4));
+			assert_string_equal(e->err.message, "cannot encode 4");
+			fo_error_item_free(e);
+			continue;
+		}
+		assert_int_equal(*(long *)item, 2 * i);
+		fo_iter_release(out, item);
+	}
+	assert_int_equal(atomic_load(&c->sh->hangs_done), 0); /* before the slow item's end */
+	fo_iter_close(out);                                   /* waits for the slow item */
+}
+
 /* A chunk is one unit of work: its outputs come back together (as the thread
  * backend publishes a chunk at once), but a chunk that runs long does not
- * hold back the chunk finished before it (item 7, in the second chunk,
- * sleeps 5 s). */
+ * hold back the chunk finished before it (item 7 is in the second chunk). */
 static void test_pmap_proc_slow_chunk_does_not_hold_back_the_chunk_before(void **state)
 {
 	(void)state;
 	pctx c;
 	pctx_init(&c);
-	c.hang_at = 7;
-	c.hang_ms = 5000; /* close waits for it: no timeout here */
 	fo_pmap_opts o;
 	opts_proc(&o, &c);
-	o.workers = 1;
-	o.chunk_size = 5;
-	o.per_worker_buffer = 16;
-	src s;
-	fo_iter *out;
-	assert_int_equal(fo_pmap(&out, longs(&s, 15), p_fn, &o), FO_OK);
-	for (long i = 0; i < 5; i++) {
-		void *item;
-		assert_int_equal(fo_iter_timed_next(out, &item, FT_MS(20000)), FO_OK);
-		assert_false(fo_iter_is_error(out));
-		assert_int_equal(*(long *)item, 2 * i);
-		fo_iter_release(out, item);
-	}
-	assert_int_equal(atomic_load(&c.sh->hangs_done), 0); /* before the slow item's end */
-	fo_iter_close(out);                                  /* waits for the slow item */
+	first_chunk_before_slow_item(&c, &o, 7, -1);
 }
 
 /* The pod codec for longs, except that 4 fails to encode (in the parent). */
@@ -513,42 +527,18 @@ static int enc_but_4(void *ctx, const void *item, fo_buf *out)
 
 /* When the last item of a chunk fails to encode, the chunk still ends with
  * the item before it: items 0-3 are not held back behind the next chunk
- * (item 5 sleeps 5 s). */
+ * (item 5, first of the next chunk, is the slow one). */
 static void test_pmap_proc_chunk_whose_last_item_fails_to_encode_still_ends(void **state)
 {
 	(void)state;
 	pctx c;
 	pctx_init(&c);
-	c.hang_at = 5;
-	c.hang_ms = 5000; /* close waits for it: no timeout here */
 	fo_pmap_opts o;
 	opts_proc(&o, &c);
 	pod_long = o.in_codec;
 	o.in_codec.encode = enc_but_4;
 	o.on_error = FO_ERR_EMIT;
-	o.workers = 1;
-	o.chunk_size = 5;
-	o.per_worker_buffer = 16;
-	src s;
-	fo_iter *out;
-	assert_int_equal(fo_pmap(&out, longs(&s, 15), p_fn, &o), FO_OK);
-	for (long i = 0; i < 5; i++) {
-		void *item;
-		assert_int_equal(fo_iter_timed_next(out, &item, FT_MS(20000)), FO_OK);
-		if (i == 4) {
-			assert_true(fo_iter_is_error(out));
-			fo_error_item *e = item;
-			assert_int_equal(e->err.code, FO_USER(4));
-			assert_string_equal(e->err.message, "cannot encode 4");
-			fo_error_item_free(e);
-			continue;
-		}
-		assert_false(fo_iter_is_error(out));
-		assert_int_equal(*(long *)item, 2 * i);
-		fo_iter_release(out, item);
-	}
-	assert_int_equal(atomic_load(&c.sh->hangs_done), 0); /* before the slow item's end */
-	fo_iter_close(out);                                  /* waits for the slow item */
+	first_chunk_before_slow_item(&c, &o, 5, 4);
 }
 
 /* fn for byte strings: reverses them in place (the decoded copy is the output). */
