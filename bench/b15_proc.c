@@ -17,7 +17,7 @@
  * B15c: a worker busy on a poisoned item (spinning) is SIGKILLed; measured from the kill()
  * to the reader holding the error item at that item's place (median of --runs x 5).
  *
- *   b15_proc [--items N] [--runs R] [--quick] [--impl a,b] [--buffer N]
+ *   b15_proc [--items N] [--runs R] [--quick] [--impl a,b] [--buffer N] [--chunk 1|16]
  *
  * --buffer: per_worker_buffer of both fanout pools (default 16).  It bounds the items in
  * flight (workers * (buffer + chunk), twice that ordered), hence how many a process
@@ -41,6 +41,7 @@
 
 static const char *opt_impl;
 static uint64_t opt_buffer = 16; /* per_worker_buffer of both fanout backends */
+static uint64_t opt_chunk;       /* 0: chunk 1 and 16; else only this chunk size */
 static int failures;
 static bench_item *items;
 static void **ptrs;
@@ -557,8 +558,9 @@ int main(int argc, char **argv)
 	    {"impl", BENCH_FLAG_STR, &opt_impl, "comma-separated implementations"},
 	    {"buffer", BENCH_FLAG_U64, &opt_buffer,
 	     "per_worker_buffer of fanout's pools (16; Python's imap has no bound)"},
+	    {"chunk", BENCH_FLAG_U64, &opt_chunk, "only this chunk size (default: 1 and 16)"},
 	};
-	bench_parse_args(argc, argv, &o, flags, 2);
+	bench_parse_args(argc, argv, &o, flags, sizeof(flags) / sizeof(flags[0]));
 	signal(SIGPIPE, SIG_IGN);
 	items = bench_items_create(o.items);
 	ptrs = malloc(o.items * sizeof(*ptrs));
@@ -568,6 +570,8 @@ int main(int argc, char **argv)
 	bench_results_init(&b, "B15", "chunk", o.cpus);
 	for (int run = 1; run <= o.runs; run++) {
 		for (size_t chunk = 1; chunk <= 16; chunk *= 16) {
+			if (opt_chunk && chunk != opt_chunk)
+				continue;
 			if (want("proc"))
 				run_fanout(&b, true, chunk, o.items, run);
 			if (want("threads"))

@@ -99,6 +99,7 @@ struct pent {
 	struct task *t;        /* RUN, ours until published */
 	uint64_t deadline;     /* set when it first reaches the head; FO__NO_DEADLINE before */
 	unsigned tries;        /* retries used */
+	bool more;             /* the next in todo is the next item of its chunk */
 };
 
 struct fo_pool {
@@ -865,6 +866,7 @@ static void pipe_outcome(struct fo_pool *pool, struct worker *w, struct round *r
 {
 	if (e->it.status != FO_OK && retry_ok(pool, e)) {
 		e->tries++;
+		e->more = false; /* a unit of its own now */
 		fo__free(e->it.msg);
 		e->it.msg = NULL;
 		w->todo[w->ntodo++] = e;
@@ -886,7 +888,9 @@ static bool pipe_post(struct fo_pool *pool, struct worker *w, struct round *r,
 		struct pent *e = w->todo[i];
 		for (;;) {
 			e->it = (struct fo__pw_item){.in = e->t->in};
-			int pr = pool->ops->post(w->self, &e->it);
+			/* The last posted item ends a unit: nothing of its chunk follows
+			 * it yet, and its outcome must not wait for the next post. */
+			int pr = pool->ops->post(w->self, &e->it, e->more && i + 1 < n);
 			if (pr == 1) {
 				w->q[w->nq++] = &e->it;
 			} else if (pr < 0) {
@@ -981,6 +985,7 @@ static void pipe_work(struct fo_pool *pool, struct worker *w)
 			if (held)
 				round_put(pool, r);
 			held = true;
+			struct pent *prev = NULL; /* the chunk's previous entry */
 			for (size_t i = 0; i < w->bn; i++) {
 				struct task *t = w->batch[i];
 				if (t->st != T_HELD || !worth(pool, r, t))
@@ -989,6 +994,12 @@ static void pipe_work(struct fo_pool *pool, struct worker *w)
 				t->st = T_RUN;
 				struct pent *e = w->efree[--w->nefree];
 				*e = (struct pent){.t = t, .deadline = FO__NO_DEADLINE};
+				/* A chunk is one unit (its outcomes come back together,
+				 * as compute_chunk publishes them); with timeouts each
+				 * item is one, as with threads. */
+				if (prev && pool->o.timeout_ns == 0)
+					prev->more = true;
+				prev = e;
 				w->todo[w->ntodo++] = e;
 				live++;
 			}
@@ -1032,6 +1043,8 @@ static void pipe_work(struct fo_pool *pool, struct worker *w)
 			if (ok && worth(pool, r, w->todo[i]->t)) {
 				w->todo[keep++] = w->todo[i];
 			} else {
+				if (keep) /* the chunk's next item is not the one after */
+					w->todo[keep - 1]->more = false;
 				w->efree[w->nefree++] = w->todo[i];
 				live--;
 			}

@@ -45,7 +45,10 @@ struct fo__pmap_ops {
 	 * attempts are in flight at once, and outcomes come back in post order.
 	 *
 	 * post: queue one attempt at @it->in (no I/O needed yet; the first post
-	 * after a lost worker starts a new one, init again).  Returns 1 (queued),
+	 * after a lost worker starts a new one, init again).  @more: the next
+	 * post is the next item of the same unit of work (a chunk), so this
+	 * outcome may come back together with that unit's last one; false: it
+	 * comes back before the worker starts the next posted item.  Returns 1 (queued),
 	 * 0 (@it has its outcome already: the input failed to encode; nothing
 	 * queued) or -1 (the worker cannot go on: a replacement's fork or init
 	 * failed; @it says why).
@@ -59,7 +62,7 @@ struct fo__pmap_ops {
 	 * never started (post them again); 2 when it was lost with none of @q
 	 * started (all of q[ret..n) to post again).
 	 */
-	int (*post)(void *self, struct fo__pw_item *it);
+	int (*post)(void *self, struct fo__pw_item *it, bool more);
 	size_t (*collect)(void *self, struct fo__pw_item **q, size_t n, bool block, int *lost);
 	/* Clean up (fini) and free @self. */
 	void (*stop)(void *self);

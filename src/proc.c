@@ -110,8 +110,7 @@ static int child_fds(int keep)
 
 int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int fd), void *arg)
 {
-	c->pid = -1;
-	c->pidfd = c->fd = -1;
+	*c = (struct fo__child){.pid = -1, .pidfd = -1, .fd = -1};
 	int sv[2];
 	/* CLOEXEC: a child exec'd by another thread of the program never inherits it. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
@@ -301,10 +300,11 @@ static size_t rx_missing(const struct fo__rx *rx)
 	size_t avail = rx->len - rx->off;
 	if (avail < FO__FRAME_HDR)
 		return FO__FRAME_HDR - avail;
-	uint32_t plen;
-	memcpy(&plen, rx->data + rx->off, sizeof(plen));
-	if (plen > FO__FRAME_MAX)
-		return 0; /* corrupt: fo__rx_frame() reports it */
+	uint32_t hdr[2];
+	memcpy(hdr, rx->data + rx->off, sizeof(hdr));
+	uint32_t plen = hdr[0];
+	if (plen > FO__FRAME_MAX || hdr[1] == 0 || hdr[1] > FO__F_MAXTYPE)
+		return 0; /* corrupt: fo__rx_frame() reports it (without waiting for a payload) */
 	return avail - FO__FRAME_HDR >= plen ? 0 : plen - (avail - FO__FRAME_HDR);
 }
 
@@ -413,8 +413,243 @@ static int tx_send_some(int fd, struct fo__tx *tx)
 	return 0;
 }
 
+/* ---- rings (design.md §13, "Rings") ---------------------------------------------------------- */
+
+void fo__shm_reset(struct fo__shm *s)
+{
+	/* relaxed (all): no child uses @s now; fork() orders them before its reads. */
+	atomic_store_explicit(&s->down.head, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->down.tail, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->up.head, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->up.tail, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->psleep, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->csleep, 0, memory_order_relaxed);
+}
+
+static void ring_in(unsigned char *ring, uint64_t pos, const unsigned char *src, size_t n)
+{
+	size_t at = (size_t)(pos & (FO__RING_BYTES - 1)), first = FO__RING_BYTES - at;
+	if (first > n)
+		first = n;
+	memcpy(ring + at, src, first);
+	memcpy(ring, src + first, n - first);
+}
+
+static void ring_out(unsigned char *dst, const unsigned char *ring, uint64_t pos, size_t n)
+{
+	size_t at = (size_t)(pos & (FO__RING_BYTES - 1)), first = FO__RING_BYTES - at;
+	if (first > n)
+		first = n;
+	memcpy(dst, ring + at, first);
+	memcpy(dst + first, ring, n - first);
+}
+
+/* We just moved an index: ring the other side's doorbell if it sleeps (or is
+ * about to).  Dekker with the sleeper (ring_sleep, cend_wait): it stores its
+ * flag, fences, then re-reads our index; we store the index, fence, then read
+ * its flag - at least one of us sees the other.  One byte per sleep: the
+ * exchange lets only one waker send it. */
+static void doorbell(_Atomic uint32_t *sleeping, int fd)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* our index store before the flag load */
+	/* relaxed: the fence above orders the load; the exchange only elects one waker. */
+	if (atomic_load_explicit(sleeping, memory_order_relaxed) &&
+	    atomic_exchange_explicit(sleeping, 0, memory_order_relaxed))
+		(void)send(fd, "", 1,
+		           MSG_DONTWAIT | MSG_NOSIGNAL); /* full or gone: it wakes anyway */
+}
+
+/* Parent: move what can move now (tx into the down ring, the up ring into
+ * rx).  FO_OK; FO_EINVAL (an index of the child's out of bounds: corrupt);
+ * FO_ENOMEM. */
+static int ring_xfer(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
+{
+	struct fo__shm *s = c->shm;
+	bool moved = false;
+	if (tx->off < tx->len) {
+		/* acquire: the child's reads of the bytes it freed are done. */
+		uint64_t used =
+		    c->down_tail - atomic_load_explicit(&s->down.head, memory_order_acquire);
+		if (used > FO__RING_BYTES)
+			return FO_EINVAL;
+		size_t n = FO__RING_BYTES - (size_t)used;
+		if (n > tx->len - tx->off)
+			n = tx->len - tx->off;
+		if (n) {
+			ring_in(s->down_data, c->down_tail, tx->data + tx->off, n);
+			c->down_tail += n;
+			tx->off += n;
+			if (tx->off == tx->len)
+				tx->off = tx->len = 0;
+			/* release: the bytes before the index that shows them. */
+			atomic_store_explicit(&s->down.tail, c->down_tail, memory_order_release);
+			moved = true;
+		}
+	}
+	/* acquire: the child's bytes before its index. */
+	uint64_t tail = atomic_load_explicit(&s->up.tail, memory_order_acquire);
+	uint64_t avail = tail - c->up_head;
+	if (avail > FO__RING_BYTES)
+		return FO_EINVAL;
+	if (avail) {
+		/* Copied once, then parsed from rx: the child cannot change what we check. */
+		if (make_room(&rx->data, &rx->off, &rx->len, &rx->cap, (size_t)avail) != FO_OK)
+			return FO_ENOMEM;
+		ring_out(rx->data + rx->len, s->up_data, c->up_head, (size_t)avail);
+		rx->len += (size_t)avail;
+		c->up_head = tail;
+		/* release: our reads of those bytes before the child reuses them. */
+		atomic_store_explicit(&s->up.head, c->up_head, memory_order_release);
+		moved = true;
+	}
+	if (moved)
+		doorbell(&s->csleep, c->fd);
+	return FO_OK;
+}
+
+/* Parent: sleep until the child moved an index we wait on, rang, closed its
+ * end or exited (*@dead).  Returns 0, or -1 when poll failed. */
+static int ring_sleep(struct fo__child *c, const struct fo__tx *tx, bool *dead)
+{
+	struct fo__shm *s = c->shm;
+	/* relaxed + fence: Dekker with doorbell() (see there). */
+	atomic_store_explicit(&s->psleep, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed: only "did it move"; ring_xfer() reads them again with acquire. */
+	bool go =
+	    atomic_load_explicit(&s->up.tail, memory_order_relaxed) != c->up_head ||
+	    (tx->len && c->down_tail - atomic_load_explicit(&s->down.head, memory_order_relaxed) <
+	                    FO__RING_BYTES);
+	int rc = 0;
+	if (!go) {
+		struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+		                      {.fd = c->pidfd, .events = POLLIN}};
+		int r = poll(p, 2, -1);
+		if (r < 0 && errno != EINTR) {
+			rc = -1;
+		} else if (r > 0) {
+			if (p[0].revents) { /* doorbell bytes, or EOF */
+				char b[64];
+				ssize_t n = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
+				if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+				               errno != EINTR))
+					*dead = true;
+			}
+			if (p[1].revents & POLLIN)
+				*dead = true; /* its bytes, written before it exited, are in the
+				                 rings */
+		}
+	}
+	/* relaxed: a late doorbell after this only costs a spurious wake-up. */
+	atomic_store_explicit(&s->psleep, 0, memory_order_relaxed);
+	return rc;
+}
+
+enum ring_want { W_PASS, W_FRAME, W_FRAME_SENT, W_SENT };
+
+/* Parent over the rings: fo__child_pump (W_PASS, W_FRAME) and fo__child_io
+ * (W_FRAME_SENT, W_SENT). */
+static int ring_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, enum ring_want want)
+{
+	bool dead = false;
+	for (;;) {
+		int rc = ring_xfer(c, tx, rx);
+		if (rc != FO_OK)
+			return rc;
+		bool ready = fo__rx_ready(rx), sent = tx->len == 0;
+		if (want == W_PASS || (want == W_FRAME && ready) ||
+		    (want == W_FRAME_SENT && ready && sent) || (want == W_SENT && sent))
+			return FO_OK;
+		if (dead) {
+			tx->off = tx->len = 0; /* nobody will read them */
+			return ready && want != W_SENT ? FO_OK : FO_ECLOSED;
+		}
+		if (ring_sleep(c, tx, &dead) < 0)
+			return FO_ESYS;
+	}
+}
+
+/* Child: sleep until the parent moved the index we wait on (@data: the down
+ * ring's tail, else the up ring's head), or rang.  FO_OK, FO_END (the parent
+ * closed its end). */
+static int cend_wait(struct fo__cend *e, bool data)
+{
+	struct fo__shm *s = e->shm;
+	/* relaxed + fence: Dekker with doorbell() (see there). */
+	atomic_store_explicit(&s->csleep, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed: only "did it move"; the caller reads it again with acquire. */
+	bool go = data ? atomic_load_explicit(&s->down.tail, memory_order_relaxed) != e->down_head
+	               : e->up_tail - atomic_load_explicit(&s->up.head, memory_order_relaxed) <
+	                     FO__RING_BYTES;
+	int rc = FO_OK;
+	if (!go) {
+		char b[64];
+		ssize_t n;
+		do
+			n = recv(e->fd, b, sizeof(b), 0);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			rc = FO_END;
+	}
+	/* relaxed: a late doorbell after this only costs a spurious wake-up. */
+	atomic_store_explicit(&s->csleep, 0, memory_order_relaxed);
+	return rc;
+}
+
+int fo__cend_flush(struct fo__cend *e, struct fo__tx *tx)
+{
+	struct fo__shm *s = e->shm;
+	while (tx->off < tx->len) {
+		/* acquire: the parent's reads of the bytes it freed are done. */
+		uint64_t used =
+		    e->up_tail - atomic_load_explicit(&s->up.head, memory_order_acquire);
+		size_t n = FO__RING_BYTES - (size_t)used;
+		if (n == 0) {
+			if (cend_wait(e, false) != FO_OK)
+				return FO_ESYS;
+			continue;
+		}
+		if (n > tx->len - tx->off)
+			n = tx->len - tx->off;
+		ring_in(s->up_data, e->up_tail, tx->data + tx->off, n);
+		e->up_tail += n;
+		tx->off += n;
+		/* release: the bytes before the index that shows them. */
+		atomic_store_explicit(&s->up.tail, e->up_tail, memory_order_release);
+		doorbell(&s->psleep, e->fd);
+	}
+	tx->off = tx->len = 0;
+	return FO_OK;
+}
+
+int fo__cend_fill(struct fo__cend *e, struct fo__rx *rx)
+{
+	struct fo__shm *s = e->shm;
+	for (;;) {
+		/* acquire: the parent's bytes before its index. */
+		uint64_t tail = atomic_load_explicit(&s->down.tail, memory_order_acquire);
+		size_t avail = (size_t)(tail - e->down_head);
+		if (avail) {
+			if (make_room(&rx->data, &rx->off, &rx->len, &rx->cap, avail) != FO_OK)
+				return FO_ENOMEM;
+			ring_out(rx->data + rx->len, s->down_data, e->down_head, avail);
+			rx->len += avail;
+			e->down_head = tail;
+			/* release: our reads of those bytes before the parent reuses them. */
+			atomic_store_explicit(&s->down.head, tail, memory_order_release);
+			doorbell(&s->psleep, e->fd); /* it may wait for room */
+			return FO_OK;
+		}
+		if (cend_wait(e, true) != FO_OK)
+			return FO_END;
+	}
+}
+
 int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool want_frame)
 {
+	if (c->shm)
+		return ring_io(c, tx, rx, want_frame ? W_FRAME_SENT : W_SENT);
 	bool dead = false, eof = false;
 	for (;;) {
 		if (!dead && tx_send_some(c->fd, tx) < 0)
@@ -468,6 +703,8 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
 
 int fo__child_pump(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool block)
 {
+	if (c->shm)
+		return ring_io(c, tx, rx, block ? W_FRAME : W_PASS);
 	bool dead = false;
 	for (;;) {
 		if (!dead && tx_send_some(c->fd, tx) < 0)

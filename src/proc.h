@@ -33,12 +33,14 @@
 #define FO__MSG_MAX   4096u      /* bytes of an error message kept */
 
 enum fo__frame_type {
-	FO__F_ITEM = 1, /* parent -> child: an encoded input */
-	FO__F_STOP,     /* parent -> child: run fini and exit */
-	FO__F_READY,    /* child -> parent: init succeeded */
-	FO__F_OK,       /* child -> parent: an encoded output */
-	FO__F_ERR,      /* child -> parent: i32 code, i32 errno, message bytes */
-	FO__F_MAXTYPE = FO__F_ERR,
+	FO__F_ITEM = 1,  /* parent -> child: an encoded input that ends its unit */
+	FO__F_STOP,      /* parent -> child: run fini and exit */
+	FO__F_READY,     /* child -> parent: init succeeded */
+	FO__F_OK,        /* child -> parent: an encoded output */
+	FO__F_ERR,       /* child -> parent: i32 code, i32 errno, message bytes */
+	FO__F_ITEM_MORE, /* parent -> child: an encoded input, and more of its unit
+	                  * (chunk) follows: its output may wait for the unit's end */
+	FO__F_MAXTYPE = FO__F_ITEM_MORE,
 };
 
 /* Bytes to send (off: sent so far). */
@@ -53,11 +55,53 @@ struct fo__rx {
 	size_t off, len, cap;
 };
 
+/*
+ * Shared-memory rings (design.md §13, "Rings"): an optional byte stream each
+ * way in a MAP_SHARED mapping made before the fork.  The frames are the
+ * socket's, byte for byte; the socketpair then carries only doorbell bytes
+ * (one when the other side said it sleeps) and EOF.  Each index is written
+ * by one side only; the parent keeps its own copies and checks the child's
+ * (a crashed or hostile child can write anything there).
+ */
+#define FO__RING_BYTES (64u << 10) /* per direction; a power of two */
+
+struct fo__ring {
+	FO_ALIGNED _Atomic uint64_t head; /* bytes taken, by the consumer */
+	FO_ALIGNED _Atomic uint64_t tail; /* bytes published, by the producer */
+};
+
+struct fo__shm {
+	struct fo__ring down, up;           /* parent -> child, child -> parent */
+	FO_ALIGNED _Atomic uint32_t psleep; /* the parent sleeps (or is about to) */
+	FO_ALIGNED _Atomic uint32_t csleep; /* the child sleeps (or is about to) */
+	FO_ALIGNED unsigned char down_data[FO__RING_BYTES];
+	unsigned char up_data[FO__RING_BYTES];
+};
+
 struct fo__child {
 	pid_t pid;
 	int pidfd; /* readable once the child exited; -1 when none */
 	int fd;    /* the parent's end of the socketpair (non-blocking); -1 when none */
+	/* With rings (set by the caller after the spawn; NULL: frames go through
+	 * the socket): the parent's own copies of its indices. */
+	struct fo__shm *shm;
+	uint64_t down_tail, up_head;
 };
+
+/* The child's end of the rings: its socket (fd) and its own indices. */
+struct fo__cend {
+	int fd;
+	struct fo__shm *shm;
+	uint64_t down_head, up_tail;
+};
+
+/* Zero @s's indices and flags (before the fork of the child that uses it). */
+void fo__shm_reset(struct fo__shm *s);
+/* Child side, blocking, over the rings: send all of @tx (FO_OK, or FO_ESYS
+ * when the parent is gone); receive more bytes (FO_OK, FO_END when the
+ * parent closed its end, FO_ENOMEM). */
+int fo__cend_flush(struct fo__cend *e, struct fo__tx *tx);
+int fo__cend_fill(struct fo__cend *e, struct fo__rx *rx);
 
 /* The end of a child, from waitid(). */
 struct fo__exit {
@@ -85,8 +129,9 @@ void fo__exit_describe(const struct fo__exit *e, const char *who, char *buf, siz
  * complete frame (or, with @want_frame false, until @tx is sent).  Returns
  * FO_OK; FO_ECLOSED (the child is gone - exited, or closed its end - and no
  * complete frame is buffered; unsent bytes are dropped); FO_EINVAL (a
- * corrupt frame header); FO_ENOMEM; FO_ESYS.  Never polls on a timer: it
- * sleeps in poll() on the socket and the pidfd.
+ * corrupt frame header, or with rings a ring index out of bounds); FO_ENOMEM;
+ * FO_ESYS.  Never polls on a timer: it sleeps in poll() on the socket and
+ * the pidfd.  With @c->shm, the bytes go through the rings.
  */
 int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool want_frame);
 
@@ -96,7 +141,8 @@ int fo__child_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool
  * pidfd, no timer) until @rx holds at least one complete frame.  @tx need
  * not be sent completely on return (the next call goes on).  Returns FO_OK;
  * FO_ECLOSED (the child is gone and no complete frame is buffered; unsent
- * bytes are dropped); FO_ENOMEM; FO_ESYS.
+ * bytes are dropped); FO_EINVAL (with rings: a ring index out of bounds);
+ * FO_ENOMEM; FO_ESYS.  With @c->shm, the bytes go through the rings.
  */
 int fo__child_pump(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, bool block);
 

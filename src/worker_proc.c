@@ -27,6 +27,7 @@
 
 struct pw_shared {
 	_Atomic uint64_t started, finished; /* written by the child only */
+	struct fo__shm rings;               /* the frames, both ways (proc.h) */
 };
 
 struct pw {
@@ -41,10 +42,14 @@ struct pw {
 	struct fo__tx tx;
 	struct fo__rx rx;
 	fo_buf enc;
-	size_t nq;        /* attempts posted whose outcome has not been collected */
+	size_t nq; /* attempts posted whose outcome has not been collected */
+	/* The last frame appended to tx is an ITEM_MORE that starts more_tail
+	 * bytes before tx.len (0: it is not): if the unit's next item fails to
+	 * encode, that frame ends the unit instead (see end_unit()). */
+	size_t more_tail;
 	uint64_t nparsed; /* outcomes read from the current child */
 	/* A page shared with the child: how many ITEM frames it has started and
-	 * finished.  The child buffers its outputs until its input runs dry, so
+	 * finished.  The child sends a unit's outputs together, at its end, so
 	 * when it dies the outcomes of items it finished may be lost with it:
 	 * these counts tell the parent which item it died on (if any), and which
 	 * finished unseen (those run again on the replacement, like the items
@@ -126,6 +131,7 @@ static int child_main(void *arg, int fd)
 	const fo_pmap_opts *o = p->o;
 	struct fo__tx tx = {0};
 	struct fo__rx rx = {0};
+	struct fo__cend e = {.fd = fd, .shm = &p->sh->rings};
 	fo_buf enc;
 	fo_buf_init(&enc);
 	void *wstate = NULL;
@@ -134,7 +140,7 @@ static int child_main(void *arg, int fd)
 		int rc = o->init(o->ctx, p->init_arg, &wstate);
 		if (rc != FO_OK) {
 			child_fail(&tx, rc, NULL);
-			fo__tx_flush(fd, &tx);
+			fo__cend_flush(&e, &tx);
 			return 0;
 		}
 	}
@@ -145,28 +151,30 @@ static int child_main(void *arg, int fd)
 		int f = fo__rx_frame(&rx, &type, &data, &len);
 		if (f == 0) {
 			/* Nothing more queued: send the outputs, then sleep for input. */
-			if (fo__tx_flush(fd, &tx) != FO_OK)
+			if (fo__cend_flush(&e, &tx) != FO_OK)
 				break; /* the parent is gone or closed: finish */
-			if (fo__rx_fill(fd, &rx) != FO_OK)
+			if (fo__cend_fill(&e, &rx) != FO_OK)
 				break;
 			continue;
 		}
-		if (f < 0 || type != FO__F_ITEM)
+		if (f < 0 || (type != FO__F_ITEM && type != FO__F_ITEM_MORE))
 			break; /* STOP (or a corrupt stream) */
 		/* relaxed (both): the parent reads them only after our death (reaped). */
 		uint64_t nth = atomic_load_explicit(&p->sh->started, memory_order_relaxed) + 1;
 		atomic_store_explicit(&p->sh->started, nth, memory_order_relaxed);
 		child_item(p, wstate, data, len, &tx, &enc);
 		atomic_store_explicit(&p->sh->finished, nth, memory_order_relaxed);
-		/* Each output leaves before the next item starts: the next item may
-		 * run for a long time or forever (until a timeout kills us), and
-		 * what is finished must not wait behind it (B15c hung that way when
+		/* The outputs of a unit (an item, or a chunk: ITEM_MORE until its
+		 * last item) leave before the next unit starts: the next may run
+		 * for a long time or forever (until a timeout kills us), and what
+		 * is finished must not wait behind it (B15c hung that way when
 		 * outputs waited for the input to run dry or for a clock tick).
-		 * The parent still reads many outputs with one receive. */
-		if (fo__tx_flush(fd, &tx) != FO_OK)
+		 * A chunk's outputs go as one send, as the thread backend
+		 * publishes a chunk at once. */
+		if (type == FO__F_ITEM && fo__cend_flush(&e, &tx) != FO_OK)
 			break;
 	}
-	fo__tx_flush(fd, &tx);
+	fo__cend_flush(&e, &tx);
 	if (o->fini)
 		o->fini(o->ctx, wstate);
 	return 0;
@@ -222,6 +230,7 @@ static int spawn_once(struct pw *p, struct fo__pw_item *why)
 	/* relaxed: no child runs now; fork() orders them before the child's reads. */
 	atomic_store_explicit(&p->sh->started, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->sh->finished, 0, memory_order_relaxed);
+	fo__shm_reset(&p->sh->rings);
 	if (fo__child_spawn(&ch, child_main, p) != FO_OK) {
 		int e = errno;
 		char buf[128];
@@ -230,6 +239,7 @@ static int spawn_once(struct pw *p, struct fo__pw_item *why)
 		set_fail(why, FO_ESYS, e, buf);
 		return FO_ESYS;
 	}
+	ch.shm = &p->sh->rings; /* the frames go through the rings */
 	pthread_mutex_lock(&p->mu);
 	p->ch = ch;
 	p->killed = false;
@@ -346,7 +356,20 @@ static void take_frame(struct pw *p, struct fo__pw_item *it, uint32_t type,
 	it->out = NULL;
 }
 
-static int pw_post(void *self, struct fo__pw_item *it)
+/* The unit's last item was not posted (it failed to encode): the item posted
+ * before it, as ITEM_MORE, ends the unit instead.  That frame is still
+ * unsent: posts append, and only collect (after every post of the unit)
+ * sends. */
+static void end_unit(struct pw *p)
+{
+	if (p->more_tail && p->tx.len - p->tx.off >= p->more_tail) {
+		uint32_t type = FO__F_ITEM;
+		memcpy(p->tx.data + p->tx.len - p->more_tail + 4, &type, sizeof(type));
+	}
+	p->more_tail = 0;
+}
+
+static int pw_post(void *self, struct fo__pw_item *it, bool more)
 {
 	struct pw *p = self;
 	if (p->nq == 0) {
@@ -367,12 +390,18 @@ static int pw_post(void *self, struct fo__pw_item *it)
 	int rc = c->encode(c->ctx, it->in, &p->enc);
 	if (rc != FO_OK) {
 		cb_fail(it, rc);
+		if (!more)
+			end_unit(p);
 		return 0;
 	}
-	if ((rc = fo__tx_frame(&p->tx, FO__F_ITEM, p->enc.data, p->enc.len)) != FO_OK) {
+	if ((rc = fo__tx_frame(&p->tx, more ? FO__F_ITEM_MORE : FO__F_ITEM, p->enc.data,
+	                       p->enc.len)) != FO_OK) {
 		set_fail(it, rc, 0, "pmap: input frame too large or no memory");
+		if (!more)
+			end_unit(p);
 		return 0;
 	}
+	p->more_tail = more ? FO__FRAME_HDR + p->enc.len : 0;
 	p->nq++;
 	return 1;
 }

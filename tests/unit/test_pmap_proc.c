@@ -27,6 +27,7 @@ typedef struct shared {
 	atomic_int inits, finis;
 	atomic_int attempts[4096];
 	atomic_int init_calls_by_idx[8];
+	atomic_int hangs_done; /* hang_at items that finished sleeping */
 } shared;
 
 typedef struct pctx {
@@ -36,7 +37,8 @@ typedef struct pctx {
 	unsigned crash_first; /* ... only on its first crash_first attempts */
 	long fail_at;         /* this input fails with fo_fail(FO_USER(3)) */
 	long esys_at;         /* this input fails with FO_ESYS, errno ENOENT */
-	long hang_at;         /* this input sleeps for 60 s */
+	long hang_at;         /* this input sleeps for hang_ms (0: 60 s) */
+	int hang_ms;
 	bool init_fails, init_crashes;
 	long add; /* what init adds (from its init arg) */
 } pctx;
@@ -132,8 +134,10 @@ static int p_fn(void *ctx, void *wstate, void *in, void **out)
 		errno = ENOENT;
 		return FO_ESYS;
 	}
-	if (*v == c->hang_at)
-		ft_sleep_ms(60000);
+	if (*v == c->hang_at) {
+		ft_sleep_ms(c->hang_ms ? c->hang_ms : 60000);
+		atomic_fetch_add(&c->sh->hangs_done, 1);
+	}
 	long add = wstate ? *(const long *)wstate : 0;
 	*v = *v * 2 + add; /* the decoded copy becomes the output */
 	*out = v;
@@ -467,6 +471,140 @@ static void test_pmap_proc_slow_item_does_not_hold_back_finished_ones(void **sta
 	fo_iter_close(out);                           /* early close: kills the sleeping child */
 }
 
+/* Map 0..14 on one worker in chunks of 5 while item @hang_at sleeps 5 s (no
+ * timeout: close waits for it), with @o's other options: items 0-4 must
+ * come before the slow item ends (item @enc_fail: the encode error). */
+static void first_chunk_before_slow_item(pctx *c, fo_pmap_opts *o, long hang_at, long enc_fail)
+{
+	c->hang_at = hang_at;
+	c->hang_ms = 5000;
+	o->workers = 1;
+	o->chunk_size = 5;
+	o->per_worker_buffer = 16;
+	src s;
+	fo_iter *out;
+	assert_int_equal(fo_pmap(&out, longs(&s, 15), p_fn, o), FO_OK);
+	for (long i = 0; i < 5; i++) {
+		void *item;
+		assert_int_equal(fo_iter_timed_next(out, &item, FT_MS(20000)), FO_OK);
+		assert_int_equal(fo_iter_is_error(out), i == enc_fail);
+		if (i == enc_fail) {
+			fo_error_item *e = item;
+			assert_int_equal(e->err.code, FO_USER(4));
+			assert_string_equal(e->err.message, "cannot encode 4");
+			fo_error_item_free(e);
+			continue;
+		}
+		assert_int_equal(*(long *)item, 2 * i);
+		fo_iter_release(out, item);
+	}
+	assert_int_equal(atomic_load(&c->sh->hangs_done), 0); /* before the slow item's end */
+	fo_iter_close(out);                                   /* waits for the slow item */
+}
+
+/* A chunk is one unit of work: its outputs come back together (as the thread
+ * backend publishes a chunk at once), but a chunk that runs long does not
+ * hold back the chunk finished before it (item 7 is in the second chunk). */
+static void test_pmap_proc_slow_chunk_does_not_hold_back_the_chunk_before(void **state)
+{
+	(void)state;
+	pctx c;
+	pctx_init(&c);
+	fo_pmap_opts o;
+	opts_proc(&o, &c);
+	first_chunk_before_slow_item(&c, &o, 7, -1);
+}
+
+/* The pod codec for longs, except that 4 fails to encode (in the parent). */
+static fo_codec pod_long;
+
+static int enc_but_4(void *ctx, const void *item, fo_buf *out)
+{
+	if (*(const long *)item == 4)
+		return fo_fail(FO_USER(4), "cannot encode 4");
+	return pod_long.encode(ctx, item, out);
+}
+
+/* When the last item of a chunk fails to encode, the chunk still ends with
+ * the item before it: items 0-3 are not held back behind the next chunk
+ * (item 5, first of the next chunk, is the slow one). */
+static void test_pmap_proc_chunk_whose_last_item_fails_to_encode_still_ends(void **state)
+{
+	(void)state;
+	pctx c;
+	pctx_init(&c);
+	fo_pmap_opts o;
+	opts_proc(&o, &c);
+	pod_long = o.in_codec;
+	o.in_codec.encode = enc_but_4;
+	o.on_error = FO_ERR_EMIT;
+	first_chunk_before_slow_item(&c, &o, 5, 4);
+}
+
+/* fn for byte strings: reverses them in place (the decoded copy is the output). */
+static int rev_fn(void *ctx, void *wstate, void *in, void **out)
+{
+	(void)ctx;
+	(void)wstate;
+	fo_bytes *b = in;
+	for (size_t i = 0, j = b->len; i + 1 < j; i++, j--) {
+		unsigned char t = b->data[i];
+		b->data[i] = b->data[j - 1];
+		b->data[j - 1] = t;
+	}
+	*out = b;
+	return FO_OK;
+}
+
+/* Items larger than the shared rings (64 KiB each way) cross in pieces, in
+ * both directions at once (several in flight per child), byte for byte. */
+static void test_pmap_proc_items_larger_than_the_rings_cross_intact(void **state)
+{
+	(void)state;
+	enum { N = 12 };
+	size_t sizes[N];
+	fo_bytes *in[N];
+	for (size_t i = 0; i < N; i++) {
+		sizes[i] = (i % 3 == 0) ? 1 + i : (size_t)(150000 + 7919 * i); /* small and large */
+		unsigned char *d = malloc(sizes[i]);
+		assert_non_null(d);
+		for (size_t k = 0; k < sizes[i]; k++)
+			d[k] = (unsigned char)(k * 31 + i);
+		assert_int_equal(fo_bytes_new(&in[i], d, sizes[i]), FO_OK);
+		free(d);
+	}
+	fo_pmap_opts o;
+	fo_pmap_opts_init(&o);
+	o.backend = FO_PROCESSES;
+	o.workers = 2;
+	o.chunk_size = 2;
+	o.in_codec = fo_codec_bytes();
+	o.out_codec = fo_codec_bytes();
+	o.item_free = o.out_codec.item_free;
+	o.item_free_ctx = o.out_codec.ctx;
+	fo_iter *src, *out;
+	assert_int_equal(fo_iter_from_array(&src, (void *const *)in, N), FO_OK);
+	assert_int_equal(fo_pmap(&out, src, rev_fn, &o), FO_OK);
+	void *item;
+	size_t n = 0;
+	int rc;
+	while ((rc = fo_iter_next(out, &item)) == FO_OK) {
+		assert_true(n < N);
+		assert_false(fo_iter_is_error(out));
+		fo_bytes *b = item;
+		assert_int_equal(b->len, sizes[n]);
+		for (size_t k = 0; k < b->len; k++)
+			assert_int_equal(b->data[b->len - 1 - k], (unsigned char)(k * 31 + n));
+		fo_iter_release(out, item);
+		n++;
+	}
+	assert_int_equal(rc, FO_END);
+	assert_int_equal(n, N);
+	fo_iter_close(out);
+	for (size_t i = 0; i < N; i++)
+		fo_bytes_free(in[i]);
+}
+
 static void test_pmap_proc_timeout_kills_the_worker_item_timedout_with_input(void **state)
 {
 	(void)state;
@@ -644,6 +782,12 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_pmap_proc_slow_item_does_not_hold_back_finished_ones, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pmap_proc_slow_chunk_does_not_hold_back_the_chunk_before, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_pmap_proc_chunk_whose_last_item_fails_to_encode_still_ends, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pmap_proc_items_larger_than_the_rings_cross_intact,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_vimap_init_callback_fails_round_fails_with_the_cause, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vimap_pool_reuse_round_2_on_the_same_children,
