@@ -31,9 +31,13 @@
  * (the ratio row compares spsc_c11 with spsc_ck: ns per item of the hand-off alone).
  *
  * Measured: wall time from the first read to the last (items/s) and the process's CPU time
- * per item.  Exit status 1 if any result is missing, wrong or out of order.
+ * per item; each pipeline run also prints a RUSAGE line (user and system ns per item,
+ * voluntary and involuntary context switches per item, load average), where its extra CPU
+ * over the sequential run goes.  Exit status 1 if any result is missing, wrong or out of
+ * order.
  *
- *   b14_pmap [--items N] [--runs R] [--quick] [--impl a,b]   (default: all)
+ *   b14_pmap [--items N] [--runs R] [--quick] [--impl a,b] [--rounds 144|450]
+ *   (default: all; --rounds runs the pipeline pair at that work per map only)
  */
 #include "common.h"
 
@@ -51,6 +55,7 @@
 
 static uint64_t *res;
 static const char *opt_impl;
+static uint64_t opt_rounds; /* --rounds: run the pipeline pair at this size only */
 
 static bool want(const char *impl)
 {
@@ -253,6 +258,12 @@ static int stage_fn(void *ctx, void *in, void **out)
 	return FO_OK;
 }
 
+static uint64_t tv_ns(const struct timeval *b, const struct timeval *a)
+{
+	return (uint64_t)(b->tv_sec - a->tv_sec) * 1000000000u +
+	       (uint64_t)((int64_t)b->tv_usec - a->tv_usec) * 1000u;
+}
+
 static void run_pipeline(bench_results *r, uint64_t n, int run)
 {
 	src s = {0, n};
@@ -268,6 +279,8 @@ static void run_pipeline(bench_results *r, uint64_t n, int run)
 	}
 	fo_pipeline_destroy(p);
 	memset(res, 0, n * sizeof(*res));
+	struct rusage u0, u1;
+	getrusage(RUSAGE_SELF, &u0);
 	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns(), got = 0;
 	void *x;
 	while (fo_iter_next(it, &x) == FO_OK) {
@@ -278,8 +291,16 @@ static void run_pipeline(bench_results *r, uint64_t n, int run)
 		got++;
 	}
 	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	getrusage(RUSAGE_SELF, &u1);
 	fo_iter_close(it);
 	bench_record(r, "pipeline", stage_rounds, 4, run, n, w1 - w0, c1 - c0);
+	/* Where the pipeline's CPU goes: user / system time and switches per item. */
+	printf("RUSAGE scenario=B14 impl=pipeline rounds=%d user_ns_per_item=%.1f "
+	       "sys_ns_per_item=%.1f vcsw_per_item=%.4f ivcsw_per_item=%.4f load1=%.2f\n",
+	       stage_rounds, (double)tv_ns(&u1.ru_utime, &u0.ru_utime) / (double)n,
+	       (double)tv_ns(&u1.ru_stime, &u0.ru_stime) / (double)n,
+	       (double)(u1.ru_nvcsw - u0.ru_nvcsw) / (double)n,
+	       (double)(u1.ru_nivcsw - u0.ru_nivcsw) / (double)n, bench_load1());
 	check("pipeline", n, got, 3);
 }
 
@@ -395,8 +416,10 @@ int main(int argc, char **argv)
 	bench_opts o = {.items = 1000000, .runs = 5};
 	const bench_flag flags[] = {
 	    {"impl", BENCH_FLAG_STR, &opt_impl, "comma-separated implementations"},
+	    {"rounds", BENCH_FLAG_U64, &opt_rounds,
+	     "the pipeline pair at this work per map only (144 or 450)"},
 	};
-	bench_parse_args(argc, argv, &o, flags, 1);
+	bench_parse_args(argc, argv, &o, flags, 2);
 	res = calloc(o.items, sizeof(*res));
 	if (!res)
 		return 2;
@@ -417,6 +440,8 @@ int main(int argc, char **argv)
 			run_pool(&pm, o.items, run);
 		for (int w = 0; w < 2; w++) {
 			stage_rounds = w ? STAGE_1US_ROUNDS : ROUNDS;
+			if (opt_rounds && opt_rounds != (uint64_t)stage_rounds)
+				continue;
 			uint64_t n = w ? o.items / 8 : o.items / 2;
 			if (want("pipeline"))
 				run_pipeline(&pl, n, run);
