@@ -294,7 +294,8 @@ static void run_pipeline(bench_results *r, uint64_t n, int run)
 	getrusage(RUSAGE_SELF, &u1);
 	fo_iter_close(it);
 	bench_record(r, "pipeline", stage_rounds, 4, run, n, w1 - w0, c1 - c0);
-	/* Where the pipeline's CPU goes: user / system time and switches per item. */
+	/* Where the pipeline's CPU goes: user / system time and switches per item (the
+	 * kernel splits user from system by tick samples: approximate; the sum is exact). */
 	printf("RUSAGE scenario=B14 impl=pipeline rounds=%d user_ns_per_item=%.1f "
 	       "sys_ns_per_item=%.1f vcsw_per_item=%.4f ivcsw_per_item=%.4f load1=%.2f\n",
 	       stage_rounds, (double)tv_ns(&u1.ru_utime, &u0.ru_utime) / (double)n,
