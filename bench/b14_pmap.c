@@ -17,6 +17,11 @@
  *   pipeline         3 stages: source -> buffer(64) -> map h1 -> buffer(64) -> map h2 ->
  *                    buffer(64) -> map h3 -> reader (fo_pipeline, a thread per stage)
  *   sequential       the same three maps back to back in one thread
+ *   pipeline_spin    the same 3 stages and threads over raw 64-slot rings (spsc_c11's) whose
+ *                    sides spin, yielding every 64 pauses, and never sleep: what the machine
+ *                    allows a hand-off that costs nothing but cache-line transfers and
+ *                    yields (a ceiling for B14's pipeline row, not a peer to beat: it burns
+ *                    CPU while it waits, which a library may not)
  *
  * The pipeline pair runs at two amounts of work per map (the "rounds" column): ROUNDS
  * (~0.3 us) and STAGE_1US_ROUNDS (~1 us, the size issue 10's target is stated for), each
@@ -31,9 +36,13 @@
  * (the ratio row compares spsc_c11 with spsc_ck: ns per item of the hand-off alone).
  *
  * Measured: wall time from the first read to the last (items/s) and the process's CPU time
- * per item.  Exit status 1 if any result is missing, wrong or out of order.
+ * per item; each pipeline run also prints a RUSAGE line (user and system ns per item,
+ * voluntary and involuntary context switches per item, load average), where its extra CPU
+ * over the sequential run goes.  Exit status 1 if any result is missing, wrong or out of
+ * order.
  *
- *   b14_pmap [--items N] [--runs R] [--quick] [--impl a,b]   (default: all)
+ *   b14_pmap [--items N] [--runs R] [--quick] [--impl a,b] [--rounds 144|450]
+ *   (default: all; --rounds runs the pipeline pair at that work per map only)
  */
 #include "common.h"
 
@@ -51,6 +60,7 @@
 
 static uint64_t *res;
 static const char *opt_impl;
+static uint64_t opt_rounds; /* --rounds: run the pipeline pair at this size only */
 
 static bool want(const char *impl)
 {
@@ -253,6 +263,12 @@ static int stage_fn(void *ctx, void *in, void **out)
 	return FO_OK;
 }
 
+static uint64_t tv_ns(const struct timeval *b, const struct timeval *a)
+{
+	return (uint64_t)(b->tv_sec - a->tv_sec) * 1000000000u +
+	       (uint64_t)((int64_t)b->tv_usec - a->tv_usec) * 1000u;
+}
+
 static void run_pipeline(bench_results *r, uint64_t n, int run)
 {
 	src s = {0, n};
@@ -268,6 +284,8 @@ static void run_pipeline(bench_results *r, uint64_t n, int run)
 	}
 	fo_pipeline_destroy(p);
 	memset(res, 0, n * sizeof(*res));
+	struct rusage u0, u1;
+	getrusage(RUSAGE_SELF, &u0);
 	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns(), got = 0;
 	void *x;
 	while (fo_iter_next(it, &x) == FO_OK) {
@@ -278,8 +296,17 @@ static void run_pipeline(bench_results *r, uint64_t n, int run)
 		got++;
 	}
 	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	getrusage(RUSAGE_SELF, &u1);
 	fo_iter_close(it);
 	bench_record(r, "pipeline", stage_rounds, 4, run, n, w1 - w0, c1 - c0);
+	/* Where the pipeline's CPU goes: user / system time and switches per item (the
+	 * kernel splits user from system by tick samples: approximate; the sum is exact). */
+	printf("RUSAGE scenario=B14 impl=pipeline rounds=%d user_ns_per_item=%.1f "
+	       "sys_ns_per_item=%.1f vcsw_per_item=%.4f ivcsw_per_item=%.4f load1=%.2f\n",
+	       stage_rounds, (double)tv_ns(&u1.ru_utime, &u0.ru_utime) / (double)n,
+	       (double)tv_ns(&u1.ru_stime, &u0.ru_stime) / (double)n,
+	       (double)(u1.ru_nvcsw - u0.ru_nvcsw) / (double)n,
+	       (double)(u1.ru_nivcsw - u0.ru_nivcsw) / (double)n, bench_load1());
 	check("pipeline", n, got, 3);
 }
 
@@ -326,6 +353,35 @@ static inline void spsc_relax(unsigned *spins)
 		__builtin_ia32_pause();
 }
 
+/* Queue item number @i (the producer's count): wait for room, then publish. */
+static inline void ring_put(c11_ring *c, uint64_t i, void *x, unsigned *spins)
+{
+	while (i - c->head_seen >= RING) {
+		/* acquire: the consumer is done with the slots below head */
+		c->head_seen = atomic_load_explicit(&c->head, memory_order_acquire);
+		if (i - c->head_seen >= RING)
+			spsc_relax(spins);
+	}
+	c->slot[i % RING] = x;
+	/* release: the slot before the tail that shows it */
+	atomic_store_explicit(&c->tail, i + 1, memory_order_release);
+}
+
+/* Take item number @i (the consumer's count): wait for it, then free its slot. */
+static inline void *ring_get(c11_ring *c, uint64_t i, unsigned *spins)
+{
+	while (i == c->tail_seen) {
+		/* acquire: the slots below tail are written */
+		c->tail_seen = atomic_load_explicit(&c->tail, memory_order_acquire);
+		if (i == c->tail_seen)
+			spsc_relax(spins);
+	}
+	void *x = c->slot[i % RING];
+	/* release: done with the slot before the producer may refill it */
+	atomic_store_explicit(&c->head, i + 1, memory_order_release);
+	return x;
+}
+
 static void *spsc_producer(void *arg)
 {
 	unsigned spins = 0;
@@ -336,14 +392,7 @@ static void *spsc_producer(void *arg)
 				spsc_relax(&spins);
 			continue;
 		}
-		c11_ring *c = r->c;
-		while (i - c->head_seen >= RING) {
-			c->head_seen = atomic_load_explicit(&c->head, memory_order_acquire);
-			if (i - c->head_seen >= RING)
-				spsc_relax(&spins);
-		}
-		c->slot[i % RING] = tok(i);
-		atomic_store_explicit(&c->tail, i + 1, memory_order_release);
+		ring_put(r->c, i, tok(i), &spins);
 	}
 	return NULL;
 }
@@ -369,13 +418,7 @@ static void run_spsc(bench_results *r, bool ck, uint64_t n, int run)
 			while (!ck_ring_dequeue_spsc(&k, kb, &x))
 				spsc_relax(&spins);
 		} else {
-			while (i == c->tail_seen) {
-				c->tail_seen = atomic_load_explicit(&c->tail, memory_order_acquire);
-				if (i == c->tail_seen)
-					spsc_relax(&spins);
-			}
-			x = c->slot[i % RING];
-			atomic_store_explicit(&c->head, i + 1, memory_order_release);
+			x = ring_get(c, i, &spins);
 		}
 		bad += seq(x) != i;
 	}
@@ -390,13 +433,72 @@ static void run_spsc(bench_results *r, bool ck, uint64_t n, int run)
 	free(c);
 }
 
+/* ---- the same 3-stage pipeline over raw rings that spin: the machine's ceiling ------------ */
+
+/* Thread k of pipeline_spin: k = 0 queues the tokens (the source stage); k = 1, 2 take
+ * from in, run map k and queue to out.  The reader (main) runs map 3. */
+typedef struct spin_stage {
+	c11_ring *in, *out;
+	uint64_t k, n;
+	pthread_t th;
+} spin_stage;
+
+static void *spin_stage_main(void *arg)
+{
+	spin_stage *t = arg;
+	unsigned spins = 0;
+	for (uint64_t i = 0; i < t->n; i++) {
+		void *x = t->k ? ring_get(t->in, i, &spins) : tok(i), *o = x;
+		if (t->k)
+			stage_fn((void *)(uintptr_t)t->k, x, &o);
+		ring_put(t->out, i, o, &spins);
+	}
+	return NULL;
+}
+
+static void run_pipeline_spin(bench_results *r, uint64_t n, int run)
+{
+	c11_ring *q[3];
+	spin_stage t[3];
+	for (int k = 0; k < 3; k++) {
+		q[k] = aligned_alloc(64, sizeof(*q[k]));
+		memset(q[k], 0, sizeof(*q[k]));
+	}
+	memset(res, 0, n * sizeof(*res));
+	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns(), got = 0;
+	for (int k = 0; k < 3; k++) {
+		t[k] =
+		    (spin_stage){.in = k ? q[k - 1] : NULL, .out = q[k], .k = (uint64_t)k, .n = n};
+		pthread_create(&t[k].th, NULL, spin_stage_main, &t[k]);
+	}
+	unsigned spins = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		void *x = ring_get(q[2], i, &spins), *o;
+		stage_fn((void *)(uintptr_t)3, x, &o);
+		if (seq(o) != got) {
+			fprintf(stderr, "pipeline_spin: %" PRIu64 " at %" PRIu64 "\n", seq(o), got);
+			failures++;
+		}
+		got++;
+	}
+	for (int k = 0; k < 3; k++)
+		pthread_join(t[k].th, NULL);
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	bench_record(r, "pipeline_spin", stage_rounds, 4, run, n, w1 - w0, c1 - c0);
+	check("pipeline_spin", n, got, 3);
+	for (int k = 0; k < 3; k++)
+		free(q[k]);
+}
+
 int main(int argc, char **argv)
 {
 	bench_opts o = {.items = 1000000, .runs = 5};
 	const bench_flag flags[] = {
 	    {"impl", BENCH_FLAG_STR, &opt_impl, "comma-separated implementations"},
+	    {"rounds", BENCH_FLAG_U64, &opt_rounds,
+	     "the pipeline pair at this work per map only (144 or 450)"},
 	};
-	bench_parse_args(argc, argv, &o, flags, 1);
+	bench_parse_args(argc, argv, &o, flags, 2);
 	res = calloc(o.items, sizeof(*res));
 	if (!res)
 		return 2;
@@ -417,11 +519,15 @@ int main(int argc, char **argv)
 			run_pool(&pm, o.items, run);
 		for (int w = 0; w < 2; w++) {
 			stage_rounds = w ? STAGE_1US_ROUNDS : ROUNDS;
+			if (opt_rounds && opt_rounds != (uint64_t)stage_rounds)
+				continue;
 			uint64_t n = w ? o.items / 8 : o.items / 2;
 			if (want("pipeline"))
 				run_pipeline(&pl, n, run);
 			if (want("sequential"))
 				run_sequential(&pl, n, run);
+			if (want("pipeline_spin"))
+				run_pipeline_spin(&pl, n, run);
 		}
 		if (want("spsc_c11"))
 			run_spsc(&rg, false, o.items * 4, run);

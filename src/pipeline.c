@@ -68,7 +68,8 @@
  * for room announces room_at, for at most ROOM_WAIT_NS, then one slot.  So
  * items are delayed by at most ITEMS_WAIT_NS beyond their arrival, and a
  * reader that stops reading finds exactly n items buffered within
- * ROOM_WAIT_NS.
+ * ROOM_WAIT_NS (10 ms: a shorter timeout costs a clock-event reprogram per
+ * sleep, and a reader that keeps reading wakes the thread long before).
 
  * Sleeping is a futex on a generation word behind a "need" word (the waitq
  * of src/stream_impl.h and src/readiness.c, with one sleeper per word):
@@ -119,11 +120,15 @@
 #include <fanout/pipeline.h>
 #include "iter_impl.h"
 
-#define SPIN_ROUNDS    4      /* brief spin: 1+2+4+8 pauses between checks (~0.4 us) */
-#define YIELDS         16     /* then sched_yield()s while they run another thread */
-#define YIELD_ALONE_NS 3000   /* a yield back sooner ran nobody (alone: ~0.4-1.5 us) */
-#define ITEMS_WAIT_NS  50000  /* the reader waits for a batch of items: at most this */
-#define ROOM_WAIT_NS   100000 /* the thread waits for a batch of room: at most this */
+#define SPIN_ROUNDS    4     /* brief spin: 1+2+4+8 pauses between checks (~0.4 us) */
+#define YIELDS         16    /* then sched_yield()s while they run another thread */
+#define YIELD_ALONE_NS 3000  /* a yield back sooner ran nobody (alone: ~0.4-1.5 us) */
+#define ITEMS_WAIT_NS  50000 /* the reader waits for a batch of items: at most this */
+/* The thread waits for a batch of room at most this long, then for one slot.  Past
+ * the next scheduler tick (4 ms at HZ=250): a sooner timeout is the CPU's earliest
+ * timer, so arming and cancelling it reprograms the clock event on every sleep
+ * (~10 us of CPU per sleep on the 2-vCPU VM, against ~1 us past the tick). */
+#define ROOM_WAIT_NS 10000000
 
 #define QUIT_STOP 1u /* the output was closed */
 #define QUIT_HALT 2u /* halt_upstream: the stage reading it failed or closed */

@@ -11,7 +11,7 @@
  * read from `out` (never n + 1, as with queue-based preloaders).  The
  * hand-off takes no lock; while the reader reads, the thread refills in
  * batches (it waits for half the buffer to be free), and when the reader
- * pauses the buffer is topped up to exactly n within about 0.1 ms.  A
+ * pauses the buffer is topped up to exactly n within about 10 ms.  A
  * reader that finds the buffer empty waits for half of it too, for about
  * 50 us at most (longer only while other threads hold its CPU), then takes
  * what is there or the next item.  Order is kept.  Chain stages by giving
