@@ -10,9 +10,10 @@
  *   bug 5  one producer stalled between its claim and its store kept every later segment.
  *   bug 6  a share-group-only stream kept its segments after the producer stopped.
  *   bug 7  a cursor created on a failed stream reads FO_FAILED (the header said FO_END).
- *   miss   a reclamation pass reset the producers' miss count after reading its frontier,
- *          erasing misses whose claims lay above it (bug 1's bound failed intermittently
- *          under load); forced here with the library's reclamation hooks.
+ *   miss   a reclamation pass reset the producers' miss count after reading its frontier
+ *          (erasing misses whose claims lay above it) or at its start (while it still had
+ *          their segments to destroy): bug 1's bound failed intermittently under load;
+ *          both forced here with the library's reclamation hooks.
  *
  * Memory is measured with fo_stream_get_stats() (live segments).  Worker threads record the
  * maximum they saw; the main thread asserts.
@@ -614,8 +615,10 @@ static void test_bug5_blocking_destructor_in_push_holds_no_memory(void **state)
 extern void (*fo__frontier_hook)(fo_stream *s);
 extern void (*fo__reclaim_wait_hook)(fo_stream *s);
 
-static _Thread_local bool park_pass, park_free; /* set on the reclaimer thread */
-static _Thread_local bool watch_wait;           /* set on the producing (test) thread */
+static unsigned free_stop_pass; /* the reclaimer's pass that stops at its first destructor */
+static _Thread_local bool hook_passes, park_free; /* set on the reclaimer thread */
+static _Thread_local unsigned pass_no;            /* its passes so far */
+static _Thread_local bool watch_wait;             /* set on the producing (test) thread */
 static sem_t at_frontier, frontier_go, at_free, free_resume;
 static ft_counter miss_cnt;
 static size_t phase_b_groups; /* groups the test thread pushed in phase B so far */
@@ -624,16 +627,21 @@ static size_t live_at_wait;   /* live segments then */
 static bool waited;           /* the wait hook ran (on the test thread) */
 static bool in_phase_a;       /* the pass is stopped at its frontier */
 
-/* The reclaimer's pass, past its frontier (where the old code reset the count): stop. */
+/* The reclaimer's first pass stops past its frontier (where the first broken version reset the
+ * count); pass free_stop_pass will stop again at its first destructor. */
 static void frontier_park(fo_stream *s)
 {
 	(void)s;
-	if (!park_pass)
+	if (!hook_passes)
 		return;
-	park_pass = false;
-	park_free = true; /* and again at its first destructor, past the old reset */
-	sem_post(&at_frontier);
-	sem_take(&frontier_go);
+	if (++pass_no == free_stop_pass) {
+		park_free = true;
+		hook_passes = false;
+	}
+	if (pass_no == 1) {
+		sem_post(&at_frontier);
+		sem_take(&frontier_go);
+	}
 }
 
 static void free_park(void *item, void *ctx)
@@ -664,8 +672,10 @@ static void wait_seen(fo_stream *s)
 static void *miss_reclaimer(void *arg)
 {
 	fo_stream *s = arg;
-	park_pass = true;
-	/* One segment from a group start: its request runs the pass the hook stops. */
+	pass_no = 0;
+	hook_passes = true;
+	/* One segment from a group start: its request runs the pass the hook stops (and, once it
+	 * unlocks, another one: the test thread's misses asked for it). */
 	return (void *)(intptr_t)fo_stream_push_many(s, tokens(), SEG);
 }
 
@@ -682,26 +692,28 @@ static void push_groups(fo_stream *s, size_t groups, size_t *done)
 }
 
 /*
- * The interleaving behind the intermittent bug-1 failures (fixed in src/segment.c: a pass
+ * The interleavings behind the intermittent bug-1 failures (fixed in src/segment.c: a pass
  * takes off only the misses it read before its frontier, at its end; design.md §6), forced:
  *
  *   1. a reclaimer's pass reads its frontier and stops (fo__frontier_hook), holding the lock;
  *   2. phase A: the test thread pushes RECLAIM_MISSES groups; each request finds the lock
  *      taken: RECLAIM_MISSES misses, whose claims lie above the stopped pass's frontier;
- *   3. the pass goes on and stops again in its first destructor (past where the old code
- *      reset the count to 0);
- *   4. phase B: the test thread pushes on.  Its next request must wait for the lock: the
- *      misses of phase A are not covered by any finished pass.  The old code had erased them,
+ *   3. the reclaimer goes on and stops at the first destructor of pass @free_pass: 1, the
+ *      same pass (past where the first broken version reset the count to 0); 2, the pass it
+ *      runs next for those misses, which covers them but has not destroyed them yet (the
+ *      second broken version reset the count at a pass's start);
+ *   4. phase B: the test thread pushes on.  Its next request must wait for the lock: no
+ *      finished pass covers the misses of phase A.  Either broken version had erased them,
  *      so RECLAIM_MISSES more groups went by before a request waited: 2 x RECLAIM_MISSES
- *      groups above the frontier of a pass still running (90 live segments, bound 70).
+ *      groups not destroyed while a pass still ran (e.g. 90 live segments, bound 70).
  *
  * fo__reclaim_wait_hook tells the test where the request waited and lets the pass finish.
  */
-static void test_miss_after_frontier_holds_until_pass_ends(void **state)
+static void run_miss(unsigned free_pass)
 {
-	(void)state;
 	phase_b_groups = groups_at_wait = live_at_wait = 0;
 	waited = false;
+	free_stop_pass = free_pass;
 	fo_stream *s = window_stream(&miss_cnt, free_park);
 	fo_cursor *tap; /* items live (destroyed by passes) and the window's frontier moves */
 	assert_int_equal(fo_stream_cursor(s, &tap, FO_PASSIVE), FO_OK);
@@ -744,9 +756,9 @@ static void test_miss_after_frontier_holds_until_pass_ends(void **state)
 	assert_int_equal((int)(intptr_t)rc, FO_OK);
 
 	const size_t bound = seg_bound(M_TAPS, 1);
-	print_message("reclaim miss: phase B pushed %zu groups before a request waited (0 "
-	              "expected), %zu live segments then (bound %zu)\n",
-	              groups_at_wait, live_at_wait, bound);
+	print_message("reclaim miss, stop in pass %u: phase B pushed %zu groups before a request "
+	              "waited (0 expected), %zu live segments then (bound %zu)\n",
+	              free_pass, groups_at_wait, live_at_wait, bound);
 	assert_false(waited_in_a);
 	assert_true(waited);
 	assert_int_equal(groups_at_wait, 0);
@@ -760,6 +772,18 @@ static void test_miss_after_frontier_holds_until_pass_ends(void **state)
 	sem_destroy(&at_free);
 	sem_destroy(&free_resume);
 	ft_counter_fini(&miss_cnt);
+}
+
+static void test_miss_after_frontier_holds_until_pass_ends(void **state)
+{
+	(void)state;
+	run_miss(1);
+}
+
+static void test_misses_a_pass_covers_hold_until_it_ends(void **state)
+{
+	(void)state;
+	run_miss(2);
 }
 
 int main(void)
@@ -778,6 +802,7 @@ int main(void)
 	    cmocka_unit_test(test_bug5_blocking_destructor_in_push_holds_no_memory),
 	    cmocka_unit_test(test_bug6_share_group_reads_reclaim_after_producer_stops),
 	    cmocka_unit_test(test_miss_after_frontier_holds_until_pass_ends),
+	    cmocka_unit_test(test_misses_a_pass_covers_hold_until_it_ends),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
