@@ -131,6 +131,15 @@ run "BROKEN_NO_STALE (count, then segment)" fail safety -DBROKEN_NO_STALE
 run "BROKEN_DEREF (segment base before claim)" fail safety -DBROKEN_DEREF
 run "BROKEN_HELP_NO_RS (helper, no read section)" fail safety -DBROKEN_HELP_NO_RS
 
+pml=stage.pml
+echo "== stage.pml: a pipeline stage's sleeps, thresholds and the thread's wakes (must verify)"
+run "ring 4, 5 items, half-ring thresholds" pass safety
+run "ring 4, thresholds 3 and 3" pass safety -DIWANT=3 -DRWANT=3
+run "ring 3, 6 items" pass safety -DCAP=3 -DN=6
+echo "== stage.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_NO_FLUSH (block without waking)" fail safety -DBROKEN_NO_FLUSH
+run "BROKEN_NO_BLOCKED (reader ignores blocked)" fail safety -DBROKEN_NO_BLOCKED
+
 pml=reclaim.pml
 small="-DSEG=1 -DPUSHES0=1" # every position its own segment: each batch crosses one
 echo "== reclaim.pml: segment reclamation as implemented (must verify)"

@@ -63,13 +63,25 @@
  * takes what is there, or sleeps until one item comes.  The sleeps have
  * thresholds, like a pipe's or a socket's low-water mark, so a context
  * switch buys a batch: the reader asleep for the batch announces items_at
- * (the tail it waits for) and is woken when the tail reaches it or at the
- * end, for at most ITEMS_WAIT_NS, then at the first item; the thread asleep
- * for room announces room_at, for at most ROOM_WAIT_NS, then one slot.  So
- * items are delayed by at most ITEMS_WAIT_NS beyond their arrival, and a
- * reader that stops reading finds exactly n items buffered within
- * ROOM_WAIT_NS (10 ms: a shorter timeout costs a clock-event reprogram per
- * sleep, and a reader that keeps reading wakes the thread long before).
+ * (the tail it waits for) and is woken when the tail reaches it, at the
+ * end, when the thread queues an item after the reader has waited
+ * ITEMS_WAIT_NS, or when the thread is about to block (below); its own
+ * timeout, ITEMS_SLEEP_NS, is only a safety net.  The thread asleep for
+ * room announces room_at, for at most ROOM_WAIT_NS, then one slot.  So
+ * items are delayed by about ITEMS_WAIT_NS beyond their arrival at most
+ * (ITEMS_SLEEP_NS behind a callback source that blocks in spite of a try),
+ * and a reader that stops reading finds exactly n items buffered within
+ * ROOM_WAIT_NS.  Both timeouts lie past the scheduler tick: a shorter one
+ * costs a clock-event reprogram per sleep, and the wakes come long before.
+ *
+ * About to block.  The thread pulls its source with deadline 0 first; only
+ * if that finds nothing does it store blocked = 1 (seq_cst), fence, peek at
+ * need_items and wake a reader with items pending, then pull blocking and
+ * clear blocked (relaxed).  Likewise before closing its source at the end.
+ * The reader, after announcing need_items and its fence, loads blocked
+ * (seq_cst) and, if set, takes what is there instead of sleeping for the
+ * batch.  Dekker: one of the two loads sees the other's store.  (Spin
+ * model: docs/models/stage.pml.)
 
  * Sleeping is a futex on a generation word behind a "need" word (the waitq
  * of src/stream_impl.h and src/readiness.c, with one sleeper per word):
@@ -124,6 +136,10 @@
 #define YIELDS         16    /* then sched_yield()s while they run another thread */
 #define YIELD_ALONE_NS 3000  /* a yield back sooner ran nobody (alone: ~0.4-1.5 us) */
 #define ITEMS_WAIT_NS  50000 /* the reader waits for a batch of items: at most this */
+/* The reader's own timeout for a batch: a safety net past the next scheduler tick (see
+ * ROOM_WAIT_NS).  The ITEMS_WAIT_NS bound is kept by the thread: it wakes a reader that has
+ * waited that long when it queues an item, and before a pull that would block. */
+#define ITEMS_SLEEP_NS 10000000
 /* The thread waits for a batch of room at most this long, then for one slot.  Past
  * the next scheduler tick (4 ms at HZ=250): a sooner timeout is the CPU's earliest
  * timer, so arming and cancelling it reprograms the clock event on every sleep
@@ -185,6 +201,7 @@ struct stage {
 	_Atomic size_t tail FO_ALIGNED; /* items ever queued (n_in) */
 	size_t head_seen;               /* a past value of head */
 	size_t wpos;                    /* tail % n */
+	_Atomic uint32_t blocked;       /* 1: in (or entering) a pull that may block */
 
 	/* The reader's line. */
 	_Atomic size_t head FO_ALIGNED; /* items ever read (n_out) */
@@ -194,7 +211,8 @@ struct stage {
 	/* The reader asleep for items (written around sleeps only). */
 	_Atomic uint32_t need_items FO_ALIGNED;
 	_Atomic uint32_t items_gen;
-	_Atomic size_t items_at; /* wake it once tail reaches this (or at the end) */
+	_Atomic size_t items_at;      /* wake it once tail reaches this (or at the end) */
+	_Atomic uint64_t items_since; /* when it began to wait (fo__now_ns) */
 
 	/* The thread asleep for room (written around sleeps only). */
 	_Atomic uint32_t need_room FO_ALIGNED;
@@ -362,16 +380,27 @@ static void wait_room(struct stage *s, size_t tail)
 	atomic_store_explicit(&s->need_room, 0, memory_order_relaxed); /* awake: ours to clear */
 }
 
-/* The reader sleeps for items: wake it if @tail reached its threshold (or
- * @end: the end always wakes it). */
-static void wake_items(struct stage *s, size_t tail, bool end)
+enum wake_why { WAKE_ITEM, WAKE_BLOCK, WAKE_END };
+
+/* The reader sleeps for items: wake it if @tail reached its threshold or it
+ * has waited ITEMS_WAIT_NS (WAKE_ITEM), if items are pending (WAKE_BLOCK: the
+ * thread is about to block), or always (WAKE_END). */
+static void wake_items(struct stage *s, size_t tail, enum wake_why why)
 {
-	/* acquire: items_at was stored before the announcement. */
+	/* acquire: items_at and items_since were stored before the announcement. */
 	if (!atomic_load_explicit(&s->need_items, memory_order_acquire))
 		return;
 	size_t at = atomic_load_explicit(&s->items_at, memory_order_relaxed); /* see above */
-	if (!end && (ptrdiff_t)(tail - at) < 0)
-		return; /* not the batch it waits for yet */
+	if (why == WAKE_ITEM && (ptrdiff_t)(tail - at) < 0) {
+		/* relaxed: published with items_at */
+		uint64_t since = atomic_load_explicit(&s->items_since, memory_order_relaxed);
+		if (fo__now_ns() - since < ITEMS_WAIT_NS)
+			return; /* not the batch it waits for yet, nor late */
+	}
+	/* relaxed head: the reader sleeps, so it moves no more; an old value
+	 * only costs a spurious wake. */
+	if (why == WAKE_BLOCK && atomic_load_explicit(&s->head, memory_order_relaxed) == tail)
+		return; /* nothing pending: the next item or the end will wake it */
 	/* seq_cst: the clear before the bump. */
 	if (atomic_exchange_explicit(&s->need_items, 0, memory_order_seq_cst)) {
 		/* seq_cst: after the clear, so a sleeper's ticket is stale. */
@@ -388,10 +417,38 @@ static inline void publish(struct stage *s, size_t tail, bool end)
 	atomic_thread_fence(memory_order_seq_cst);
 	/* relaxed peek: the fence orders it; wake_items decides. */
 	if (fo__unlikely(atomic_load_explicit(&s->need_items, memory_order_relaxed)))
-		wake_items(s, tail, end);
+		wake_items(s, tail, end ? WAKE_END : WAKE_ITEM);
 	/* relaxed peek: the fence orders it; fo__waker_signal decides. */
 	if (fo__unlikely(atomic_load_explicit(&s->wk.armed, memory_order_relaxed)))
 		fo__waker_signal(&s->wk);
+}
+
+/* The thread may block next (an empty source, closing it): announce it and
+ * wake a reader asleep with items pending.  Dekker with wait_items: either
+ * the peek sees the reader's announcement, or its re-check sees blocked. */
+static void about_to_block(struct stage *s, size_t tail)
+{
+	/* seq_cst: the announcement (cleared, relaxed, when the pull returns). */
+	atomic_store_explicit(&s->blocked, 1, memory_order_seq_cst);
+	/* blocked before the peek at need_items. */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed peek: the fence orders it; wake_items decides. */
+	if (atomic_load_explicit(&s->need_items, memory_order_relaxed))
+		wake_items(s, tail, WAKE_BLOCK);
+}
+
+/* The next item of the source: a try first; only if that finds nothing,
+ * about_to_block() and the blocking pull. */
+static int pull(struct stage *s, size_t tail, void **item, bool *is_err)
+{
+	int rc = fo__iter_pull(s->src, item, 0, is_err);
+	if (rc != FO_EMPTY && rc != FO_TIMEDOUT)
+		return rc;
+	about_to_block(s, tail);
+	rc = fo__iter_pull(s->src, item, FO__NO_DEADLINE, is_err);
+	/* relaxed: a stale 1 only makes the reader take a partial batch. */
+	atomic_store_explicit(&s->blocked, 0, memory_order_relaxed);
+	return rc;
 }
 
 static void *stage_main(void *arg)
@@ -411,7 +468,7 @@ static void *stage_main(void *arg)
 		}
 		void *item;
 		bool is_err;
-		int rc = fo__iter_pull(s->src, &item, FO__NO_DEADLINE, &is_err);
+		int rc = pull(s, tail, &item, &is_err);
 		if (rc == FO_END) {
 			end = FO_END;
 			break;
@@ -441,7 +498,9 @@ static void *stage_main(void *arg)
 			report(s, &pr);
 		}
 	}
-	/* Join everything upstream before the end becomes visible. */
+	/* Join everything upstream before the end becomes visible (closing may
+	 * block: the reader gets what is there first). */
+	about_to_block(s, tail);
 	fo_iter_close(s->src);
 	s->src = NULL;
 	/* release: every item and the error before the end. */
@@ -517,24 +576,30 @@ static int wait_items(struct stage *s, size_t head, uint64_t deadline)
 		if ((r = poll_items(s, head, want)))
 			return r;
 	}
-	/* Sleep for the batch (woken when it is there, or at the end), for at
-	 * most ITEMS_WAIT_NS in all; then for one item. */
+	/* Sleep for the batch: woken when it is there, at the end, when the
+	 * thread is about to block, or by the thread's next item once we have
+	 * waited ITEMS_WAIT_NS; ITEMS_SLEEP_NS at most, then for one item. */
+	uint64_t since = t0 ? t0 : fo__now_ns();
 	uint64_t until = deadline;
-	if (want > 1) {
-		uint64_t b = (t0 ? t0 : fo__now_ns()) + ITEMS_WAIT_NS;
-		if (b < until)
-			until = b;
-	}
+	if (want > 1 && since + ITEMS_SLEEP_NS < until)
+		until = since + ITEMS_SLEEP_NS;
 	for (;;) {
 		/* seq_cst: the ticket before the announcement. */
 		uint32_t g = atomic_load_explicit(&s->items_gen, memory_order_seq_cst);
 		/* relaxed: published by the store of need_items. */
 		atomic_store_explicit(&s->items_at, head + want, memory_order_relaxed);
+		atomic_store_explicit(&s->items_since, since, memory_order_relaxed); /* the same */
 		/* seq_cst: the announcement, after the ticket and items_at. */
 		atomic_store_explicit(&s->need_items, 1, memory_order_seq_cst);
-		/* The announcement before the re-check (Dekker with publish). */
+		/* The announcement before the re-check (Dekker with publish and
+		 * about_to_block). */
 		atomic_thread_fence(memory_order_seq_cst);
 		if ((r = poll_items(s, head, want)))
+			break;
+		/* seq_cst: after the announcement.  The thread blocks: no batch comes
+		 * soon, take what is there. */
+		if (want > 1 && atomic_load_explicit(&s->blocked, memory_order_seq_cst) &&
+		    (r = poll_items(s, head, 1)))
 			break;
 		int w = fo__futex_wait(&s->items_gen, g, until);
 		if ((r = poll_items(s, head, 1)))

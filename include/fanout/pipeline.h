@@ -14,7 +14,12 @@
  * pauses the buffer is topped up to exactly n within about 10 ms.  A
  * reader that finds the buffer empty waits for half of it too, for about
  * 50 us at most (longer only while other threads hold its CPU), then takes
- * what is there or the next item.  Order is kept.  Chain stages by giving
+ * what is there or the next item; when the thread finds its source empty
+ * (a try read of it), the reader gets what is buffered at once.  (A
+ * callback source that blocks in spite of a try read can hold a partial
+ * batch for up to 10 ms.)  The thread pulls @src with a try read first,
+ * then, only when that finds nothing, with a blocking read.  Order is
+ * kept.  Chain stages by giving
  * one stage's output (or an adapter over it) as the next stage's source;
  * all stages made from one fo_pipeline form a group, numbered in creation
  * order (0, 1, ...).
