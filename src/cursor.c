@@ -509,38 +509,53 @@ static inline size_t member_run(struct seg *x, uint64_t p, void **items, size_t 
 	return k;
 }
 
+#define TAKE_UNDECIDED (-1) /* member_pinned(): the read-section path decides (no FO_ code) */
+
+/*
+ * A member's fast path: the group position lies in the segment this member
+ * pins.  The pin keeps it from being freed, so no read section is needed, and
+ * the hint is left alone (it only ever lags, which costs memory, never
+ * safety; the slow path moves it).  A stale position fails the CAS, and the
+ * retry stays here while the group is still in this segment.  An empty slot
+ * at the position answers at once (design.md §5): a waiting member polls
+ * here, never in the read section.  FO_OK (*@n taken), that answer, or
+ * TAKE_UNDECIDED with nothing taken (no pin, another segment).  Inlined into
+ * take_member() and, for one item, into the per-item read calls, which then
+ * need no frame.
+ */
+static inline __attribute__((always_inline)) int member_pinned(fo_cursor *c, void **items,
+                                                               size_t max, size_t *n)
+{
+	struct seg *px = c->seg;
+	if (!px)
+		return TAKE_UNDECIDED;
+	struct group *g = c->g;
+	/* acquire: pairs with the winning member's acq_rel CAS. */
+	uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
+	while (px->base <= p && p - px->base < SEG_SLOTS) {
+		size_t k = member_run(px, p, items, max);
+		if (!k)
+			return at_end_or_empty(c, p);
+		/* acq_rel: exactly one member wins positions p..p+k-1;
+		 * acquire on failure: as the load above. */
+		if (atomic_compare_exchange_weak_explicit(&g->pos, &p, p + k, memory_order_acq_rel,
+		                                          memory_order_acquire)) {
+			*n = k;
+			reader_moved(c->s, p, p + k);
+			return FO_OK;
+		}
+	}
+	return TAKE_UNDECIDED;
+}
+
 static int take_member(fo_cursor *c, void **items, size_t max, size_t *n)
 {
 	fo_stream *s = c->s;
 	struct group *g = c->g;
 	*n = 0;
-	/*
-	 * Fast path: the group position lies in the segment this member pins.
-	 * The pin keeps it from being freed, so no read section is needed, and
-	 * the hint is left alone (it only ever lags, which costs memory, never
-	 * safety; the slow path moves it).  A stale position fails the CAS, and
-	 * the retry stays here while the group is still in this segment.  An
-	 * empty slot at the position answers at once (design.md §5): a waiting
-	 * member polls here, never in the read section.
-	 */
-	struct seg *px = c->seg;
-	if (px) {
-		/* acquire: pairs with the winning member's acq_rel CAS. */
-		uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
-		while (px->base <= p && p - px->base < SEG_SLOTS) {
-			size_t k = member_run(px, p, items, max);
-			if (!k)
-				return at_end_or_empty(c, p);
-			/* acq_rel: exactly one member wins positions p..p+k-1;
-			 * acquire on failure: as the load above. */
-			if (atomic_compare_exchange_weak_explicit(
-			        &g->pos, &p, p + k, memory_order_acq_rel, memory_order_acquire)) {
-				*n = k;
-				reader_moved(s, p, p + k);
-				return FO_OK;
-			}
-		}
-	}
+	int rc = member_pinned(c, items, max, n);
+	if (rc != TAKE_UNDECIDED)
+		return rc;
 	fo__rcu_lock();
 	for (;;) {
 		/* acquire: pairs with the members' CASes on pos and hint. */
@@ -639,39 +654,14 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	}
 }
 
-#define TAKE_UNDECIDED (-1) /* member_one_fast(): the general path decides (no FO_ code) */
-
-/*
- * One item for a share-group member whose group position lies in the
- * segment it pins: take_member()'s fast path for a single item (design.md
- * §5), small enough to need no frame, so the per-item read calls pay
- * neither take()'s nor next_wait()'s register saves.  FO_OK (taken), the
- * answer for a NULL slot at the position (FO_EMPTY or the end, as in
- * take_member()), or TAKE_UNDECIDED with nothing done (another segment, a
- * lost CAS, not a member, a finished cursor): the general path decides.
- */
+/* One item for a share-group member, on member_pinned()'s fast path; any
+ * other cursor, or a finished one, gets TAKE_UNDECIDED: the general path. */
 static inline __attribute__((always_inline)) int member_one_fast(fo_cursor *c, void **item)
 {
-	struct seg *px = c->seg;
-	if (c->kind != K_MEMBER || !px || c->done)
+	size_t n;
+	if (c->kind != K_MEMBER || c->done)
 		return TAKE_UNDECIDED;
-	struct group *g = c->g;
-	/* acquire: pairs with the winning member's acq_rel CAS. */
-	uint64_t p = atomic_load_explicit(&g->pos, memory_order_acquire);
-	if (p < px->base || p - px->base >= SEG_SLOTS)
-		return TAKE_UNDECIDED;
-	/* acquire: pairs with the producer's release store of the slot. */
-	void *it = atomic_load_explicit(&px->slot[p & SEG_MASK], memory_order_acquire);
-	if (!it)
-		return at_end_or_empty(c, p);
-	/* acq_rel: exactly one member wins position p; relaxed on failure:
-	 * nothing is read, take_member() starts over. */
-	if (!atomic_compare_exchange_strong_explicit(&g->pos, &p, p + 1, memory_order_acq_rel,
-	                                             memory_order_relaxed))
-		return TAKE_UNDECIDED;
-	*item = it;
-	reader_moved(c->s, p, p + 1);
-	return FO_OK;
+	return member_pinned(c, item, 1, &n);
 }
 
 int fo_cursor_next(fo_cursor *c, void **item)
