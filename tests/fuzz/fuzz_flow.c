@@ -40,11 +40,15 @@
  * siblings are still due at each of the (at most 4) inner nodes on the
  * stack: MAX_LEAVES bounds the rest (found by fuzz_flow as a UBSan
  * out-of-bounds index: corpus regress-harness-leaf-count). */
-#define LEAF_LIMIT 9
-#define MAX_LEAVES (LEAF_LIMIT + 4 * 2)
-#define MAX_CHAIN  512
-#define MAX_CH     MAX_LEAVES
-#define MAGIC      0xf10e17e5u
+#define LEAF_LIMIT  9
+#define MAX_LEAVES  (LEAF_LIMIT + 4 * 2)
+#define LEAF_VALUES 40 /* a leaf yields 0..LEAF_VALUES values */
+/* A flatten concatenates its children's chains, so one chain may hold every
+ * leaf's values (found by fuzz_flow as a UBSan out-of-bounds index at 512:
+ * corpus regress-harness-chain-capacity). */
+#define MAX_CHAIN (MAX_LEAVES * LEAF_VALUES)
+#define MAX_CH    MAX_LEAVES
+#define MAGIC     0xf10e17e5u
 
 typedef struct val {
 	uint32_t magic;
@@ -205,7 +209,7 @@ static fo_iter *build_leaf(fz_in *in, mres *r)
 		abort();
 	FZ_CHECK(nleaves < MAX_LEAVES && nchains < MAX_LEAVES + MAX_NODES, "harness bounds");
 	l->id = nleaves++;
-	l->n = fz_pick(in, 41);
+	l->n = fz_pick(in, LEAF_VALUES + 1);
 	l->next = 0;
 	unsigned e = fz_pick(in, 4);
 	l->end_code = e < 2 ? FO_END : e == 2 ? FO_ESYS : -200 - (int)fz_pick(in, 20);
