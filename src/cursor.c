@@ -17,10 +17,13 @@
 
 #include "stream_impl.h"
 
-#define SPIN_ROUNDS    16 /* brief spin before sleeping: 1+2+..+64 pauses, ~1-10 us */
-#define SPIN_MAX_SHIFT 6
-#define YIELD_LIMIT    4  /* then a few sched_yield()s, then sleep */
-#define SPARE_CURSORS  64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
+/* Brief spin before yielding: 1+2+..+32 = 63 pauses, ~2.5 us where a pause
+ * is ~40 ns (the 2-vCPU EPYC VM; ~0.2-3 us elsewhere), about a futex
+ * hand-off's cost (design.md §7).  It was 16 rounds capped at 64 pauses, 703
+ * pauses, ~28 us there: 38% of B2n's CPU at 8 cursors went to pause. */
+#define SPIN_ROUNDS   6
+#define YIELD_LIMIT   4  /* then a few sched_yield()s, then sleep */
+#define SPARE_CURSORS 64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
 
 /* ------------------------------------------------------------------------ */
 /* Pins (the other half is the reclaimer's DEAD mark, segment.c)             */
@@ -628,9 +631,14 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	if (rc != FO_EMPTY || deadline == 0)
 		return rc;
 	/* Spin with exponential backoff: a reader that re-polled at once would
-	 * sit on the line the producer is writing and bounce it every item. */
+	 * sit on the line the producer is writing and bounce it every item.
+	 * Not while a producer sleeps for room: it cannot push until the
+	 * slowest consumers read, and they may need this CPU (design.md §7). */
 	for (unsigned spin = 0; spin < SPIN_ROUNDS; spin++) {
-		for (unsigned k = 1u << (spin < SPIN_MAX_SHIFT ? spin : SPIN_MAX_SHIFT); k; k--)
+		/* relaxed: a hint to stop spinning; the sleep below re-checks. */
+		if (atomic_load_explicit(&s->space.need, memory_order_relaxed))
+			break;
+		for (unsigned k = 1u << spin; k; k--)
 			fo__cpu_relax();
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
