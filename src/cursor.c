@@ -373,6 +373,23 @@ static int at_end_or_empty(fo_cursor *c, uint64_t pos)
 	return c->done;
 }
 
+/* A fast path (active_one_fast, member_pinned) could not decide: the general
+ * path does (not an FO_ code). */
+#define TAKE_UNDECIDED (-1)
+
+/* An active cursor read [c->pos, @pos): publish it (design.md §5) and move. */
+static inline __attribute__((always_inline)) void active_publish(fo_cursor *c, uint64_t pos)
+{
+	uint64_t from = c->pos;
+	/* release (both): our reads of items before from happen before their
+	 * free.  The batch [from, pos) stays valid until the next read:
+	 * segments are unlinked only when they end strictly below hold. */
+	atomic_store_explicit(&c->hold, from, memory_order_release);
+	atomic_store_explicit(&c->pub, pos, memory_order_release);
+	c->pos = pos;
+	reader_moved(c->s, from, pos);
+}
+
 /* Active cursor: up to @max items, no waiting.  Hot path. */
 static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 {
@@ -397,16 +414,31 @@ static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 		return at_end_or_empty(c, pos);
 	bool crossed = x != c->seg;
 	c->seg = x;
-	/* release (both): our reads of items before c->pos happen before their
-	 * free.  The batch [c->pos, pos) stays valid until the next read:
-	 * segments are unlinked only when they end strictly below hold. */
-	atomic_store_explicit(&c->hold, c->pos, memory_order_release);
-	atomic_store_explicit(&c->pub, pos, memory_order_release);
-	uint64_t from = c->pos;
-	c->pos = pos;
-	reader_moved(s, from, pos);
+	active_publish(c, pos);
 	if (crossed)
 		fo__reclaim_try(s);
+	return FO_OK;
+}
+
+/*
+ * One item for an active cursor whose position lies inside its segment:
+ * take_active() for one item, without its loop and its frame (inlined into
+ * the per-item read calls, design.md §5).  FO_OK, FO_EMPTY or the end, or
+ * TAKE_UNDECIDED with nothing taken when the position is where the segment
+ * ends (the general path steps to the next one and reclaims).
+ */
+static inline __attribute__((always_inline)) int active_one_fast(fo_cursor *c, void **item)
+{
+	struct seg *x = c->seg;
+	uint64_t pos = c->pos;
+	if (pos - x->base >= SEG_SLOTS)
+		return TAKE_UNDECIDED;
+	/* acquire: pairs with the producer's release store. */
+	void *it = atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire);
+	if (!it)
+		return at_end_or_empty(c, pos);
+	*item = it; /* never DEAD_ITEM (take_active) */
+	active_publish(c, pos + 1);
 	return FO_OK;
 }
 
@@ -511,8 +543,6 @@ static inline size_t member_run(struct seg *x, uint64_t p, void **items, size_t 
 	}
 	return k;
 }
-
-#define TAKE_UNDECIDED (-1) /* member_pinned(): the read-section path decides (no FO_ code) */
 
 /*
  * A member's fast path: the group position lies in the segment this member
@@ -662,14 +692,20 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	}
 }
 
-/* One item for a share-group member, on member_pinned()'s fast path; any
- * other cursor, or a finished one, gets TAKE_UNDECIDED: the general path. */
-static inline __attribute__((always_inline)) int member_one_fast(fo_cursor *c, void **item)
+/* One item on a fast path: an active cursor inside its segment
+ * (active_one_fast), a share-group member on member_pinned()'s; a passive
+ * cursor, a finished one, or a fast path that cannot decide gets
+ * TAKE_UNDECIDED: the general path. */
+static inline __attribute__((always_inline)) int one_fast(fo_cursor *c, void **item)
 {
 	size_t n;
-	if (c->kind != K_MEMBER || c->done)
+	if (c->done)
 		return TAKE_UNDECIDED;
-	return member_pinned(c, item, 1, &n);
+	if (c->kind == K_ACTIVE)
+		return active_one_fast(c, item);
+	if (c->kind == K_MEMBER)
+		return member_pinned(c, item, 1, &n);
+	return TAKE_UNDECIDED;
 }
 
 int fo_cursor_next(fo_cursor *c, void **item)
@@ -677,7 +713,7 @@ int fo_cursor_next(fo_cursor *c, void **item)
 	size_t n;
 	if (!c || !item)
 		return FO_EINVAL;
-	int rc = member_one_fast(c, item);
+	int rc = one_fast(c, item);
 	if (rc != TAKE_UNDECIDED && rc != FO_EMPTY)
 		return rc;
 	return next_wait(c, item, 1, &n, FO__NO_DEADLINE);
@@ -688,7 +724,7 @@ int fo_cursor_try_next(fo_cursor *c, void **item)
 	size_t n;
 	if (!c || !item)
 		return FO_EINVAL;
-	int rc = member_one_fast(c, item);
+	int rc = one_fast(c, item);
 	if (rc != TAKE_UNDECIDED)
 		return rc;
 	return take(c, item, 1, &n);
@@ -699,8 +735,11 @@ int fo_cursor_timed_next(fo_cursor *c, void **item, int64_t timeout_ns)
 	size_t n;
 	if (!c || !item)
 		return FO_EINVAL;
+	int rc = one_fast(c, item);
+	if (rc != TAKE_UNDECIDED && rc != FO_EMPTY)
+		return rc;
 	/* status.h's convention: 0 = try, negative = no limit (fo__deadline) */
-	int rc = next_wait(c, item, 1, &n, timeout_ns ? fo__deadline(timeout_ns) : 0);
+	rc = next_wait(c, item, 1, &n, timeout_ns ? fo__deadline(timeout_ns) : 0);
 	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
 }
 
