@@ -33,6 +33,7 @@
 #include <stdatomic.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -62,8 +63,29 @@ static int ident(void *ctx, void *wstate, void *in, void **out)
 	return FO_OK;
 }
 
+/* Context switches (voluntary + involuntary) and CPU time of this process and of its reaped
+ * children: the pool's children are reaped at close, so a run's difference covers every
+ * party (reader, workers or proxies, children).  Less sensitive to the machine's load than
+ * items/s: what each item costs, not how much CPU the run got. */
+static void usage_now(uint64_t *cs, uint64_t *cpu_ns, uint64_t *child_ns)
+{
+	struct rusage s, c;
+	getrusage(RUSAGE_SELF, &s);
+	getrusage(RUSAGE_CHILDREN, &c);
+	*cs = (uint64_t)(s.ru_nvcsw + s.ru_nivcsw + c.ru_nvcsw + c.ru_nivcsw);
+	*cpu_ns = 0;
+	const struct timeval tv[4] = {s.ru_utime, s.ru_stime, c.ru_utime, c.ru_stime};
+	for (int i = 0; i < 4; i++)
+		*cpu_ns += (uint64_t)tv[i].tv_sec * 1000000000u + (uint64_t)tv[i].tv_usec * 1000u;
+	*child_ns = 0;
+	for (int i = 2; i < 4; i++)
+		*child_ns += (uint64_t)tv[i].tv_sec * 1000000000u + (uint64_t)tv[i].tv_usec * 1000u;
+}
+
 static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, int run)
 {
+	uint64_t cs0, u0, k0, cs1, u1, k1;
+	usage_now(&cs0, &u0, &k0);
 	fo_iter *in, *out;
 	if (fo_iter_from_array(&in, ptrs, n) != FO_OK)
 		exit(2);
@@ -95,10 +117,16 @@ static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, i
 	}
 	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
 	fo_iter_close(out);
+	usage_now(&cs1, &u1, &k1);
 	if (got != n)
 		failures++;
 	bench_record(r, procs ? "proc" : "threads", (int)chunk, WORKERS + 1, run, n - 1, w1 - w0,
 	             c1 - c0);
+	/* Whole run (fork, init and close included): a diagnostic beside the RESULT line. */
+	printf("# B15 %s chunk %zu run %d: %.3f context switches/item, %.0f ns CPU/item "
+	       "(every thread and child; children %.0f), load %.2f\n",
+	       procs ? "proc" : "threads", chunk, run, (double)(cs1 - cs0) / (double)n,
+	       (double)(u1 - u0) / (double)n, (double)(k1 - k0) / (double)n, bench_load1());
 }
 
 /* ---- hand-written fork pools ------------------------------------------------------------------
