@@ -674,8 +674,12 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 			return rc;
 	}
 	/* More threads than cores: let the producer run before paying for a
-	 * sleep and a wake-up. */
+	 * sleep and a wake-up.  Not if it sleeps for room: nothing comes
+	 * until the slowest consumers have read (design.md §7). */
 	for (int y = 0; y < YIELD_LIMIT; y++) {
+		/* relaxed: a hint, as in the spin above. */
+		if (atomic_load_explicit(&s->space.need, memory_order_relaxed))
+			break;
 		sched_yield();
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
