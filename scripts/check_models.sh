@@ -3,7 +3,7 @@
 # Copyright (c) 2026 The fanout authors
 #
 # Model-check the spin models in docs/models/ (see docs/models/README.md):
-#   1. every configuration of arm.pml, share.pml, push.pml and reclaim.pml must verify with 0 errors
+#   1. every configuration of arm.pml, share.pml, push.pml, fenced.pml and reclaim.pml must verify with 0 errors
 #      (safety: assertions and invalid end states = a reader asleep forever; liveness for
 #      arm.pml: the ltl claim no_lost_wakeup with weak fairness), and room.pml (a producer
 #      waiting for room) with 0 errors;
@@ -130,6 +130,15 @@ echo "== push.pml: deliberately broken variants (must FAIL)"
 run "BROKEN_NO_STALE (count, then segment)" fail safety -DBROKEN_NO_STALE
 run "BROKEN_DEREF (segment base before claim)" fail safety -DBROKEN_DEREF
 run "BROKEN_HELP_NO_RS (helper, no read section)" fail safety -DBROKEN_HELP_NO_RS
+
+pml=fenced.pml
+echo "== fenced.pml: the single producer's claim without a locked instruction (must verify)"
+run "3 pushes, close, a cursor from the start" pass safety
+run "3 pushes, close, the first cursor created" pass safety -DLATE
+echo "== fenced.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_CLOSE_NO_MB (close, no membarrier)" fail safety -DBROKEN_CLOSE_NO_MB
+run "BROKEN_FIRST_NO_MB (first cursor, no mb)" fail safety -DLATE -DBROKEN_FIRST_NO_MB
+run "BROKEN_CLOSING_OK (store despite CLOSING)" fail safety -DBROKEN_CLOSING_OK
 
 pml=stage.pml
 echo "== stage.pml: a pipeline stage's sleeps, thresholds and the thread's wakes (must verify)"

@@ -166,9 +166,15 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 		fo__free(g);
 		return FO_ENOMEM;
 	}
-	/* seq_cst pair with push: ncursors++ then read tail, so every later
-	 * claim sees a cursor, and every earlier claim is before our start. */
-	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_seq_cst);
+	/* The first cursor clears GATE_EMPTY, then reads tail: every claim
+	 * whose push saw EMPTY lies before our start (design.md §4, §5).
+	 * relaxed: ncursors changes only under the lock we hold. */
+	if (atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_relaxed) == 0) {
+		/* seq_cst: the pair of the producer's claim, then gate load. */
+		atomic_fetch_and_explicit(&s->gate, ~GATE_EMPTY, memory_order_seq_cst);
+		if (s->fenced) /* its claim is a plain store: the other half */
+			fo__fence_heavy();
+	}
 	/* Hint first, then tail (as producers do): the hint only ever points
 	 * at a segment where a position was already claimed, so its base is
 	 * <= pos.  Read the other way round, producers could move the hint
@@ -303,6 +309,10 @@ void fo_cursor_close(fo_cursor *c)
 	}
 	/* Under the lock, so no cursor creation sees the count in between. */
 	bool none = atomic_fetch_sub_explicit(&s->ncursors, 1, memory_order_relaxed) == 1;
+	/* relaxed: a push that misses it stores a real item, which the sweep
+	 * below or the segment's release destroys (design.md §4). */
+	if (none)
+		atomic_fetch_or_explicit(&s->gate, GATE_EMPTY, memory_order_relaxed);
 	fo__reclaim_locked(s);
 	if (none)
 		fo__sweep_locked(s);
@@ -386,7 +396,7 @@ static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 		void *it = atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire);
 		if (!it)
 			break;
-		items[k++] = it; /* never DEAD_ITEM: that needs ncursors == 0 (design.md §5) */
+		items[k++] = it; /* never DEAD_ITEM: that needs GATE_EMPTY (design.md §5) */
 		pos++;
 	}
 	*n = k;
