@@ -5,9 +5,11 @@
  *
  * A future's state lives under its mutex; its memory is shared by the handle
  * and the thread (refs: the last one frees it).  Completion: the thread
- * locks f->mu, records the outcome, broadcasts, and - if the future is in a
- * waitfor - appends it to the set's done FIFO under w->mu and signals the
- * set (lock order f->mu -> w->mu everywhere).  fo_waitfor_destroy() clears
+ * locks f->mu, records the outcome, and - if the future is in a waitfor -
+ * appends it to the set's done FIFO under w->mu and signals the set (lock
+ * order f->mu -> w->mu everywhere), unlocks, then broadcasts f->cv (its
+ * reference keeps f alive).  Process tasks: docs/design.md §13, "Process
+ * tasks" (the spawn hand-off is a futex word).  fo_waitfor_destroy() clears
  * f->wf under f->mu, so no thread touches a set after it is gone.
  *
  * Readiness (fd/arm) uses fo__waker (iter_impl.h): arm prepares and
