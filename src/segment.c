@@ -82,33 +82,64 @@ static void retire_done(fo__rcu_node *node)
 	fo__stream_unref_mem(s); /* the batch's reference */
 }
 
-/* Queue an unlinked, destroyed segment for reuse after a grace period
- * (producers and lapped passives may still walk its header). */
-static void seg_retire(fo_stream *s, struct seg *x)
+/* Hand the retired chain to call_rcu: one grace period, one wake of
+ * liburcu's worker for all of it.  Caller holds pool_lock's data: none. */
+static void retire_batch(fo_stream *s, struct seg *batch)
+{
+	/* The batch holds a reference: the stream outlives the callback.
+	 * relaxed: a user handle, held by our caller, keeps refs > 0. */
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	batch->rcu.arg = s;
+	fo__rcu_call(&batch->rcu, retire_done);
+}
+
+/* Take the retired chain if it holds at least @min segments (else NULL). */
+static struct seg *retired_take(fo_stream *s, unsigned min)
 {
 	struct seg *batch = NULL;
-	atomic_fetch_add_explicit(&s->cached_segments, 1, memory_order_relaxed); /* stats only */
 	pthread_mutex_lock(&s->pool_lock);
-	x->rnext = s->retired;
-	s->retired = x;
-	if (++s->nretired == RETIRE_BATCH) {
+	if (s->nretired && s->nretired >= min) {
 		batch = s->retired;
 		s->retired = NULL;
 		s->nretired = 0;
 	}
 	pthread_mutex_unlock(&s->pool_lock);
-	if (batch) {
-		/* The batch holds a reference: the stream outlives the callback.
-		 * relaxed: a user handle, held by our caller, keeps refs > 0. */
-		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-		batch->rcu.arg = s;
-		fo__rcu_call(&batch->rcu, retire_done);
+	return batch;
+}
+
+/* Queue an unlinked, destroyed segment for reuse after a grace period
+ * (producers and lapped passives may still walk its header).  @flush:
+ * hand a full batch to call_rcu now; a reclamation pass passes false and
+ * hands over everything it unlinked once, at its end (retire_flush()), so
+ * a pass over thousands of segments (closing a cursor far behind) waits
+ * for one grace period instead of one per RETIRE_BATCH, and liburcu's
+ * worker does not free segments concurrently with the pass's destructors
+ * (B6b: 2 x free() alone -> see design.md §6, "Closing far behind"). */
+static void seg_retire(fo_stream *s, struct seg *x, bool flush)
+{
+	atomic_fetch_add_explicit(&s->cached_segments, 1, memory_order_relaxed); /* stats only */
+	pthread_mutex_lock(&s->pool_lock);
+	x->rnext = s->retired;
+	s->retired = x;
+	bool full = ++s->nretired >= RETIRE_BATCH;
+	pthread_mutex_unlock(&s->pool_lock);
+	if (full && flush) {
+		struct seg *batch = retired_take(s, RETIRE_BATCH);
+		if (batch)
+			retire_batch(s, batch);
 	}
 }
 
-/* Destroy the items of a segment no cursor can reach, then retire its
- * memory (@deferred) or free it at once (teardown: nobody else left). */
-void fo__seg_release(fo_stream *s, struct seg *x, bool deferred)
+/* End of a reclamation pass: retire what it queued, if a batch is full. */
+static void retire_flush(fo_stream *s)
+{
+	struct seg *batch = retired_take(s, RETIRE_BATCH);
+	if (batch)
+		retire_batch(s, batch);
+}
+
+/* Destroy the items of a segment no cursor can reach (stats too). */
+static void seg_destroy(fo_stream *s, struct seg *x, bool deferred)
 {
 	uint64_t n = 0;
 	if (deferred && !s->item_free) {
@@ -129,8 +160,15 @@ void fo__seg_release(fo_stream *s, struct seg *x, bool deferred)
 counted:
 	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 	atomic_fetch_sub_explicit(&s->live_segments, 1, memory_order_relaxed);
+}
+
+/* Destroy the items of a segment no cursor can reach, then retire its
+ * memory (@deferred) or free it at once (teardown: nobody else left). */
+void fo__seg_release(fo_stream *s, struct seg *x, bool deferred)
+{
+	seg_destroy(s, x, deferred);
 	if (deferred)
-		seg_retire(s, x);
+		seg_retire(s, x, true);
 	else
 		fo__free(x);
 }
@@ -178,8 +216,10 @@ static bool seg_fully_written(const fo_stream *s, const struct seg *x)
  * whoever drops the last of {link, pins} destroys and retires it. */
 static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old)
 {
-	if ((old >> 1) == 0)
-		fo__seg_release(s, x, true);
+	if ((old >> 1) == 0) {
+		seg_destroy(s, x, true);
+		seg_retire(s, x, false); /* the pass ends with retire_flush() */
+	}
 }
 
 /* Release the limbo segments whose last claimed slot has been stored since
@@ -270,6 +310,7 @@ void fo__reclaim_locked(fo_stream *s)
 	 * this frontier.  relaxed: a heuristic count; only lock holders
 	 * subtract, so it cannot wrap. */
 	atomic_fetch_sub_explicit(&s->reclaim_misses, m0, memory_order_relaxed);
+	retire_flush(s);
 }
 
 /*

@@ -786,6 +786,65 @@ static void test_misses_a_pass_covers_hold_until_it_ends(void **state)
 	run_miss(2);
 }
 
+/* Closing a cursor far behind destroys everything below the next consumer before
+ * fo_cursor_close returns (B6b's path: one reclamation pass over thousands of segments,
+ * retired to call_rcu once at its end), each item exactly once; with @keep, a second cursor
+ * at the tail stays open, so the pass (not the last-cursor sweep) does the work. */
+static void close_far_behind(bool keep)
+{
+	enum { N = 64 * SEG + 17 };
+	ft_counter cnt;
+	ft_counter_init(&cnt, N);
+	fo_stream_opts o = ft_heap_opts(&cnt);
+	o.single_producer = true;
+	fo_stream *s = NULL;
+	fo_cursor *slow = NULL, *fast = NULL;
+	void *it;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	assert_int_equal(fo_stream_cursor(s, &slow, FO_ACTIVE), FO_OK);
+	if (keep)
+		assert_int_equal(fo_stream_cursor(s, &fast, FO_ACTIVE), FO_OK);
+	for (uint64_t i = 0; i < N; i++) {
+		assert_int_equal(fo_stream_push(s, ft_item_new(i)), FO_OK);
+		if (keep) {
+			assert_int_equal(fo_cursor_try_next(fast, &it), FO_OK);
+			assert_true(ft_item_ok(it) && ((ft_item *)it)->seq == i);
+		}
+	}
+	fo_stream_stats st;
+	fo_stream_get_stats(s, &st);
+	assert_int_equal(st.retained_items, N);
+	fo_cursor_close(slow);
+	fo_stream_get_stats(s, &st);
+	/* keep: the tail segment (the fast cursor's hold) and, by the frontier's strict
+	 * comparison, the one before it stay (design.md §6). */
+	size_t left = keep ? SEG + N % SEG : 0;
+	assert_int_equal(st.retained_items, left);
+	assert_int_equal(ft_freed(&cnt), N - left);
+	assert_true(st.live_segments <= 3);
+	for (size_t i = 0; i < N - left; i++)
+		assert_int_equal(ft_mark(&cnt, i), 1);
+	fo_cursor_close(fast);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&cnt), N);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(ft_mark(&cnt, i), 1);
+	assert_int_equal(atomic_load(&cnt.out_of_range), 0);
+	ft_counter_fini(&cnt);
+}
+
+static void test_close_far_behind_last_cursor_frees_all(void **state)
+{
+	(void)state;
+	close_far_behind(false);
+}
+
+static void test_close_far_behind_frees_below_the_next(void **state)
+{
+	(void)state;
+	close_far_behind(true);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < MAX_BATCH; i++)
@@ -803,6 +862,8 @@ int main(void)
 	    cmocka_unit_test(test_bug6_share_group_reads_reclaim_after_producer_stops),
 	    cmocka_unit_test(test_miss_after_frontier_holds_until_pass_ends),
 	    cmocka_unit_test(test_misses_a_pass_covers_hold_until_it_ends),
+	    cmocka_unit_test(test_close_far_behind_last_cursor_frees_all),
+	    cmocka_unit_test(test_close_far_behind_frees_below_the_next),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
