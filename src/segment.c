@@ -239,6 +239,60 @@ static void limbo_scan_locked(fo_stream *s)
 	}
 }
 
+/*
+ * Unlink fully written segment @x while passive cursors exist and every pin
+ * is a passive's (design.md §6, "A stalled passive cursor";
+ * docs/models/trim.pml).  DEAD and our own pin in one RMW: no pin succeeds
+ * after it, and no passive's last unpin releases @x while we trim it.  If
+ * passives pin @x, destroy its items outside every passive's [plo, phi)
+ * (what one may still read, or returned last), leaving DEAD_ITEM; then drop
+ * our pin: whoever drops the last one destroys the rest and retires @x.
+ * Caller holds s->lock (the passive list).
+ */
+static void seg_unlink_trim(fo_stream *s, struct seg *x)
+{
+	/* seq_cst: before our loads of plo/phi, against each passive's seq_cst
+	 * stores of them before its DEAD check (store-load both ways). */
+	uint64_t old =
+	    atomic_fetch_add_explicit(&x->state, SEG_DEAD | SEG_PIN, memory_order_seq_cst);
+	if (old >> 1) {
+		uint64_t keep[SEG_SLOTS / 64] = {0}, n = 0;
+		for (fo_cursor *c = s->passives; c; c = c->pnext) {
+			/* seq_cst: see the fetch_add above; plo before phi, the
+			 * reverse of the passive's stores, so a new plo comes with
+			 * phi = UINT64_MAX. */
+			uint64_t lo = atomic_load_explicit(&c->plo, memory_order_seq_cst);
+			uint64_t hi = atomic_load_explicit(&c->phi, memory_order_seq_cst);
+			if (lo < x->base)
+				lo = x->base;
+			if (hi > x->base + SEG_SLOTS)
+				hi = x->base + SEG_SLOTS;
+			for (uint64_t q = lo; q < hi; q++)
+				keep[(q - x->base) / 64] |= 1ull << ((q - x->base) % 64);
+		}
+		for (unsigned i = 0; i < SEG_SLOTS; i++) {
+			if (keep[i / 64] & (1ull << (i % 64)))
+				continue;
+			/* acquire: the item's contents before its destructor. */
+			void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+			if (!it || it == DEAD_ITEM)
+				continue;
+			/* relaxed: no passive reads it (above); the release pass
+			 * after the last unpin is ordered by the pin's acq_rel. */
+			atomic_store_explicit(&x->slot[i], DEAD_ITEM, memory_order_relaxed);
+			atomic_fetch_add_explicit(&x->ndead, 1,
+			                          memory_order_relaxed); /* stats only */
+			if (s->item_free)
+				s->item_free(it, s->item_free_ctx);
+			n++;
+		}
+		atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
+	}
+	/* acq_rel: our trim before whoever releases; exactly one side frees. */
+	uint64_t now = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
+	seg_put_dead(s, x, now - SEG_PIN);
+}
+
 /* Unlink every segment below the frontier: strictly below while cursors
  * exist (an active cursor may stand at a segment's very end and still need
  * its next pointer).  A segment with a claimed slot whose producer has not
@@ -258,11 +312,17 @@ void fo__reclaim_locked(fo_stream *s)
 	uint64_t f = hint->base;
 	bool none = atomic_load_explicit(&s->ncursors, memory_order_relaxed) ==
 	            0; /* changed only under the lock we hold */
+	/* Trim the items of pinned segments we unlink only when every pin is a
+	 * passive's: a member's pin also keeps the batch it returned, which
+	 * it does not publish.  (Members pin only while their group is
+	 * registered, under the lock we hold.) */
+	bool trim = s->passives != NULL;
 	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
 		uint64_t p;
-		if (c->hint) /* a group: its hint segment and later stay */
+		if (c->hint) { /* a group: its hint segment and later stay */
+			trim = false;
 			p = atomic_load_explicit(c->hint, memory_order_acquire)->base;
-		else /* acquire: the cursor is done with everything below */
+		} else /* acquire: the cursor is done with everything below */
 			p = atomic_load_explicit(c->hold, memory_order_acquire);
 		if (p < f)
 			f = p;
@@ -288,7 +348,9 @@ void fo__reclaim_locked(fo_stream *s)
 		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
 		/* release: a lapped passive that loads oldest sees a linked one. */
 		atomic_store_explicit(&s->oldest, n, memory_order_release);
-		if (seg_fully_written(s, x)) {
+		if (seg_fully_written(s, x) && trim) {
+			seg_unlink_trim(s, x);
+		} else if (seg_fully_written(s, x)) {
 			/* acq_rel: pairs with pins/unpins; exactly one side frees. */
 			seg_put_dead(
 			    s, x,
