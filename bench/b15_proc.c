@@ -10,6 +10,10 @@
  *   raw_socketpair  a hand-written fork pool: 2 children, one socketpair each, a parent thread
  *                   per child writing k 64-byte frames and reading k back (k = chunk)
  *   raw_pipe        the same over two pipes per child (the transport alternative)
+ *   reader_rings    no pool, no proxy threads: one thread moves chunks through the pod codec and
+ *                   a MAP_SHARED ring per child (at most 64 items in flight each, as fanout's
+ *                   window at --buffer 16), children decode/encode: the floor of a process pool
+ *                   whose reader moves the frames itself (design.md §13)
  *   python_imap     multiprocessing.Pool(2).imap(ident, 64-byte bytes, chunksize=k), run by
  *                   bench/b15_python.py (wall time of the imap loop only; fewer items at
  *                   chunk 1: it is slow)
@@ -33,6 +37,7 @@
 #include <stdatomic.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -62,8 +67,41 @@ static int ident(void *ctx, void *wstate, void *in, void **out)
 	return FO_OK;
 }
 
+/* Context switches (voluntary + involuntary) and CPU time of this process and of its reaped
+ * children: the pool's children are reaped at close, so a run's difference covers every
+ * party (reader, workers or proxies, children).  Less sensitive to the machine's load than
+ * items/s: what each item costs, not how much CPU the run got. */
+static void usage_now(uint64_t *cs, uint64_t *cpu_ns, uint64_t *child_ns)
+{
+	struct rusage s, c;
+	getrusage(RUSAGE_SELF, &s);
+	getrusage(RUSAGE_CHILDREN, &c);
+	*cs = (uint64_t)(s.ru_nvcsw + s.ru_nivcsw + c.ru_nvcsw + c.ru_nivcsw);
+	*cpu_ns = 0;
+	const struct timeval tv[4] = {s.ru_utime, s.ru_stime, c.ru_utime, c.ru_stime};
+	for (int i = 0; i < 4; i++)
+		*cpu_ns += (uint64_t)tv[i].tv_sec * 1000000000u + (uint64_t)tv[i].tv_usec * 1000u;
+	*child_ns = 0;
+	for (int i = 2; i < 4; i++)
+		*child_ns += (uint64_t)tv[i].tv_sec * 1000000000u + (uint64_t)tv[i].tv_usec * 1000u;
+}
+
+/* The diagnostic line for one run: usage_now() before (@cs0, @u0, @k0) and now. */
+static void usage_print(const char *impl, size_t chunk, int run, uint64_t n, uint64_t cs0,
+                        uint64_t u0, uint64_t k0)
+{
+	uint64_t cs1, u1, k1;
+	usage_now(&cs1, &u1, &k1);
+	printf("# B15 %s chunk %zu run %d: %.3f context switches/item, %.0f ns CPU/item "
+	       "(every thread and child; children %.0f), load %.2f\n",
+	       impl, chunk, run, (double)(cs1 - cs0) / (double)n, (double)(u1 - u0) / (double)n,
+	       (double)(k1 - k0) / (double)n, bench_load1());
+}
+
 static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, int run)
 {
+	uint64_t cs0, u0, k0;
+	usage_now(&cs0, &u0, &k0);
 	fo_iter *in, *out;
 	if (fo_iter_from_array(&in, ptrs, n) != FO_OK)
 		exit(2);
@@ -99,6 +137,8 @@ static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, i
 		failures++;
 	bench_record(r, procs ? "proc" : "threads", (int)chunk, WORKERS + 1, run, n - 1, w1 - w0,
 	             c1 - c0);
+	/* Whole run (fork, init and close included): a diagnostic beside the RESULT line. */
+	usage_print(procs ? "proc" : "threads", chunk, run, n, cs0, u0, k0);
 }
 
 /* ---- hand-written fork pools ------------------------------------------------------------------
@@ -413,6 +453,121 @@ static void run_pipelined(bench_results *r, bool shm, uint64_t n, int run)
 	bench_record(r, shm ? "pipe_shm" : "pipe_sock", 0, WORKERS + 1, run, n, w1 - w0, c1 - c0);
 }
 
+/* ---- reader_rings: the pool's possible floor with no proxy threads ---------------------------
+ *
+ * design.md §13 ("Where the chunk-16 time goes"): what a process pool could reach if the reader
+ * itself moved the frames (3 parties: the reader and 2 children, no proxy threads).  By hand,
+ * in chunks of k: one thread posts chunk j to child j % 2 (encoded with the pod codec into that
+ * child's MAP_SHARED ring, at most WIN items in flight per child), and takes the outputs back
+ * in order (decoded: one allocation each, then freed as a reader releases them); each child
+ * decodes, calls the identity, encodes, frees, and publishes a chunk's outputs at once.  No
+ * pool (no slots, no mutex, no source pull): the thread backend pays for those and this does
+ * not, so it is an upper bound, to compare with threads in the same run.
+ */
+
+static void codec_child(shm_pair *p, size_t chunk)
+{
+	close_range(3, ~0U, 0);
+	fo_codec c = fo_codec_pod(sizeof(bench_item));
+	fo_buf enc;
+	fo_buf_init(&enc);
+	bench_item outb[WIN];
+	uint64_t head = 0;
+	size_t k = 0;
+	for (;;) {
+		uint64_t n = ring_wait(&p->in, head);
+		for (uint64_t i = 0; i < n; i++) {
+			const bench_item *x = &p->in.slot[(head + i) % RSLOT];
+			if (x->seq == UINT64_MAX)
+				_exit(0);
+			void *in = NULL;
+			if (c.decode(c.ctx, x, sizeof(*x), &in) != FO_OK)
+				_exit(1);
+			fo_buf_reset(&enc);
+			if (c.encode(c.ctx, in, &enc) != FO_OK) /* the identity's output */
+				_exit(1);
+			memcpy(&outb[k++], enc.data, sizeof(bench_item));
+			c.item_free(in, c.ctx);
+			if (k == chunk) { /* a unit: its outputs leave together */
+				ring_put(&p->out, outb, k);
+				k = 0;
+			}
+		}
+		head += n;
+		atomic_store_explicit(&p->in.head, head, memory_order_release);
+	}
+}
+
+static void run_reader_rings(bench_results *r, size_t chunk, uint64_t n, int run)
+{
+	uint64_t cs0, u0, k0;
+	usage_now(&cs0, &u0, &k0);
+	shm_pair *p[WORKERS];
+	pid_t pid[WORKERS];
+	for (int i = 0; i < WORKERS; i++) {
+		p[i] = mmap(NULL, sizeof(shm_pair), PROT_READ | PROT_WRITE,
+		            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (p[i] == MAP_FAILED)
+			exit(2);
+		if ((pid[i] = fork()) == 0)
+			codec_child(p[i], chunk);
+	}
+	fo_codec c = fo_codec_pod(sizeof(bench_item));
+	fo_buf enc;
+	fo_buf_init(&enc);
+	uint64_t nch = (n + chunk - 1) / chunk, sent = 0, outc = 0, got = 0;
+	uint64_t inflight[WORKERS] = {0}, head[WORKERS] = {0};
+	bench_item buf[16];
+	uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns();
+	while (outc < nch) {
+		/* Post in chunk order while the next chunk's child has room. */
+		while (sent < nch && inflight[sent % WORKERS] + chunk <= WIN) {
+			uint64_t from = sent * chunk, to = from + chunk < n ? from + chunk : n;
+			for (uint64_t i = from; i < to; i++) {
+				fo_buf_reset(&enc);
+				if (c.encode(c.ctx, ptrs[i], &enc) != FO_OK)
+					exit(2);
+				memcpy(&buf[i - from], enc.data, sizeof(bench_item));
+			}
+			ring_put(&p[sent % WORKERS]->in, buf, (size_t)(to - from));
+			inflight[sent % WORKERS] += chunk;
+			sent++;
+		}
+		/* Take the next chunk's outputs, in order. */
+		int w = (int)(outc % WORKERS);
+		uint64_t from = outc * chunk, to = from + chunk < n ? from + chunk : n;
+		for (uint64_t i = from; i < to;) {
+			uint64_t m = ring_wait(&p[w]->out, head[w]);
+			if (m > to - i)
+				m = to - i;
+			for (uint64_t j = 0; j < m; j++, i++) {
+				void *out = NULL;
+				if (c.decode(c.ctx, &p[w]->out.slot[(head[w] + j) % RSLOT],
+				             sizeof(bench_item), &out) != FO_OK)
+					exit(2);
+				got += ((bench_item *)out)->seq == i;
+				c.item_free(out, c.ctx);
+			}
+			head[w] += m;
+			atomic_store_explicit(&p[w]->out.head, head[w], memory_order_release);
+		}
+		inflight[w] -= chunk;
+		outc++;
+	}
+	uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
+	bench_item stop = {.seq = UINT64_MAX};
+	for (int i = 0; i < WORKERS; i++) {
+		ring_put(&p[i]->in, &stop, 1);
+		waitpid(pid[i], NULL, 0);
+		munmap(p[i], sizeof(shm_pair));
+	}
+	fo_buf_fini(&enc);
+	if (got != n)
+		failures++;
+	bench_record(r, "reader_rings", (int)chunk, WORKERS + 1, run, n, w1 - w0, c1 - c0);
+	usage_print("reader_rings", chunk, run, n, cs0, u0, k0);
+}
+
 /* ---- Python -----------------------------------------------------------------------------------
  */
 
@@ -580,6 +735,8 @@ int main(int argc, char **argv)
 				run_raw(&b, false, chunk, o.items, run);
 			if (want("raw_pipe"))
 				run_raw(&b, true, chunk, o.items, run);
+			if (want("reader_rings"))
+				run_reader_rings(&b, chunk, o.items, run);
 			if (want("python_imap"))
 				run_python(&b, chunk, chunk == 1 ? o.items / 10 : o.items / 2, run);
 		}
