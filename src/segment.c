@@ -239,6 +239,32 @@ static void limbo_scan_locked(fo_stream *s)
 	}
 }
 
+/* Destroy the written items of @x whose slot is not set in the bitmap @keep
+ * (NULL: none kept), leaving DEAD_ITEM behind.  Nobody reads those slots
+ * any more (the last-cursor sweep: no cursor left; a trim: design.md §6) and
+ * producers only store into NULL slots, so the DEAD_ITEM store races with
+ * nothing; whoever destroys the rest later is ordered after us by the lock
+ * or by the pin's acq_rel.  Returns the number destroyed. */
+static uint64_t kill_items(fo_stream *s, struct seg *x, const uint64_t *keep)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < SEG_SLOTS; i++) {
+		if (keep && (keep[i / 64] & (1ull << (i % 64))))
+			continue;
+		/* acquire: the item's contents before its destructor. */
+		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+		if (!it || it == DEAD_ITEM)
+			continue;
+		atomic_store_explicit(&x->slot[i], DEAD_ITEM,
+		                      memory_order_relaxed); /* nobody reads it (above) */
+		atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
+		if (s->item_free)
+			s->item_free(it, s->item_free_ctx);
+		n++;
+	}
+	return n;
+}
+
 /*
  * Unlink fully written segment @x while passive cursors exist and every pin
  * is a passive's (design.md §6, "A stalled passive cursor";
@@ -256,7 +282,7 @@ static void seg_unlink_trim(fo_stream *s, struct seg *x)
 	uint64_t old =
 	    atomic_fetch_add_explicit(&x->state, SEG_DEAD | SEG_PIN, memory_order_seq_cst);
 	if (old >> 1) {
-		uint64_t keep[SEG_SLOTS / 64] = {0}, n = 0;
+		uint64_t keep[SEG_SLOTS / 64] = {0};
 		for (fo_cursor *c = s->passives; c; c = c->pnext) {
 			/* seq_cst: see the fetch_add above; plo before phi, the
 			 * reverse of the passive's stores, so a new plo comes with
@@ -270,23 +296,8 @@ static void seg_unlink_trim(fo_stream *s, struct seg *x)
 			for (uint64_t q = lo; q < hi; q++)
 				keep[(q - x->base) / 64] |= 1ull << ((q - x->base) % 64);
 		}
-		for (unsigned i = 0; i < SEG_SLOTS; i++) {
-			if (keep[i / 64] & (1ull << (i % 64)))
-				continue;
-			/* acquire: the item's contents before its destructor. */
-			void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
-			if (!it || it == DEAD_ITEM)
-				continue;
-			/* relaxed: no passive reads it (above); the release pass
-			 * after the last unpin is ordered by the pin's acq_rel. */
-			atomic_store_explicit(&x->slot[i], DEAD_ITEM, memory_order_relaxed);
-			atomic_fetch_add_explicit(&x->ndead, 1,
-			                          memory_order_relaxed); /* stats only */
-			if (s->item_free)
-				s->item_free(it, s->item_free_ctx);
-			n++;
-		}
-		atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
+		/* stats only */
+		atomic_fetch_add_explicit(&s->freed, kill_items(s, x, keep), memory_order_relaxed);
 	}
 	/* acq_rel: our trim before whoever releases; exactly one side frees. */
 	uint64_t now = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
@@ -384,20 +395,7 @@ void fo__reclaim_locked(fo_stream *s)
  */
 static uint64_t sweep_seg(fo_stream *s, struct seg *x)
 {
-	uint64_t n = 0;
-	for (unsigned i = 0; i < SEG_SLOTS; i++) {
-		/* acquire: the item's contents before its destructor. */
-		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
-		if (!it || it == DEAD_ITEM)
-			continue;
-		atomic_store_explicit(&x->slot[i], DEAD_ITEM,
-		                      memory_order_relaxed); /* nobody can read a swept slot */
-		atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
-		if (s->item_free)
-			s->item_free(it, s->item_free_ctx);
-		n++;
-	}
-	return n;
+	return kill_items(s, x, NULL);
 }
 
 void fo__sweep_locked(fo_stream *s)
