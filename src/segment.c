@@ -65,25 +65,29 @@ static void retire_done(fo__rcu_node *node)
 	struct seg *x = (struct seg *)((char *)node - offsetof(struct seg, rcu));
 	fo_stream *s = node->arg;
 	pthread_mutex_lock(&s->pool_lock);
-	while (x) {
+	while (x && s->npool < POOL_MAX) {
 		struct seg *n = x->rnext;
-		if (s->npool < POOL_MAX) {
-			x->rnext = s->pool;
-			s->pool = x;
-			s->npool++;
-		} else {
-			atomic_fetch_sub_explicit(&s->cached_segments, 1,
-			                          memory_order_relaxed); /* stats only */
-			fo__free(x);
-		}
+		x->rnext = s->pool;
+		s->pool = x;
+		s->npool++;
 		x = n;
 	}
 	pthread_mutex_unlock(&s->pool_lock);
+	/* The rest outside the lock: a pass that closed a cursor far behind
+	 * retires thousands at once, and producers take pool_lock for every
+	 * new segment. */
+	while (x) {
+		struct seg *n = x->rnext;
+		atomic_fetch_sub_explicit(&s->cached_segments, 1,
+		                          memory_order_relaxed); /* stats only */
+		fo__free(x);
+		x = n;
+	}
 	fo__stream_unref_mem(s); /* the batch's reference */
 }
 
 /* Hand the retired chain to call_rcu: one grace period, one wake of
- * liburcu's worker for all of it.  Caller holds pool_lock's data: none. */
+ * liburcu's worker for all of it. */
 static void retire_batch(fo_stream *s, struct seg *batch)
 {
 	/* The batch holds a reference: the stream outlives the callback.
