@@ -152,12 +152,17 @@ static void seg_destroy(fo_stream *s, struct seg *x, bool deferred)
 		n = SEG_SLOTS - atomic_load_explicit(&x->ndead, memory_order_relaxed);
 		goto counted;
 	}
+	/* All the slots first, then the destructors: the slot lines' misses
+	 * overlap instead of each waiting behind a destructor's own miss on
+	 * its cold item (closing far behind: 1.76 -> 1.55 x a free() loop,
+	 * design.md §6). */
+	void *v[SEG_SLOTS];
+	for (unsigned i = 0; i < SEG_SLOTS; i++) /* acquire: the item's contents */
+		v[i] = atomic_load_explicit(&x->slot[i], memory_order_acquire);
 	for (unsigned i = 0; i < SEG_SLOTS; i++) {
-		/* acquire: the item's contents were written before its slot. */
-		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
-		if (it && it != DEAD_ITEM) {
+		if (v[i] && v[i] != DEAD_ITEM) {
 			if (s->item_free)
-				s->item_free(it, s->item_free_ctx);
+				s->item_free(v[i], s->item_free_ctx);
 			n++;
 		}
 	}
