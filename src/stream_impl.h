@@ -123,6 +123,14 @@ struct fo_cursor {
 	_Atomic uint64_t pub FO_ALIGNED;
 	_Atomic uint64_t hold;
 	struct consumer cons;
+	/* Passive only: [plo, phi) holds the positions this cursor may read in
+	 * the call it is making (phi = UINT64_MAX meanwhile) or returned in its
+	 * last call.  Written by its user thread, read by the reclaimer, which
+	 * destroys a DEAD pinned segment's items outside every passive's range
+	 * (design.md §6, "A stalled passive cursor").  pnext/pprev: the
+	 * stream's passive list, under s->lock. */
+	_Atomic uint64_t plo, phi;
+	fo_cursor *pnext, *pprev;
 
 	/* Line 2: event-loop readiness (design.md §7).  armed: written by the
 	 * user thread (arm) and by the producer that signals (CAS 1 -> 0).
@@ -188,6 +196,7 @@ struct fo_stream {
 	_Atomic int ncursors;  /* open cursors of every kind */
 	_Atomic uint32_t gate; /* GATE_EMPTY | GATE_CLOSING: loaded by every push */
 	_Atomic int npassive;  /* open passive cursors */
+	fo_cursor *passives;   /* their list (pnext/pprev), under lock */
 	fo_error err;          /* written before end is published */
 
 	/* Readers going to sleep for data (see struct waitq). */
