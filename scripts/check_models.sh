@@ -3,7 +3,7 @@
 # Copyright (c) 2026 The fanout authors
 #
 # Model-check the spin models in docs/models/ (see docs/models/README.md):
-#   1. every configuration of arm.pml, share.pml, push.pml and reclaim.pml must verify with 0 errors
+#   1. every configuration of arm.pml, share.pml, push.pml, fenced.pml, reclaim.pml and trim.pml must verify with 0 errors
 #      (safety: assertions and invalid end states = a reader asleep forever; liveness for
 #      arm.pml: the ltl claim no_lost_wakeup with weak fairness), and room.pml (a producer
 #      waiting for room) with 0 errors;
@@ -134,6 +134,15 @@ run "BROKEN_NO_STALE (count, then segment)" fail safety -DBROKEN_NO_STALE
 run "BROKEN_DEREF (segment base before claim)" fail safety -DBROKEN_DEREF
 run "BROKEN_HELP_NO_RS (helper, no read section)" fail safety -DBROKEN_HELP_NO_RS
 
+pml=fenced.pml
+echo "== fenced.pml: the single producer's claim without a locked instruction (must verify)"
+run "3 pushes, close, a cursor from the start" pass safety
+run "3 pushes, close, the first cursor created" pass safety -DLATE
+echo "== fenced.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_CLOSE_NO_MB (close, no membarrier)" fail safety -DBROKEN_CLOSE_NO_MB
+run "BROKEN_FIRST_NO_MB (first cursor, no mb)" fail safety -DLATE -DBROKEN_FIRST_NO_MB
+run "BROKEN_CLOSING_OK (store despite CLOSING)" fail safety -DBROKEN_CLOSING_OK
+
 pml=stage.pml
 echo "== stage.pml: a pipeline stage's sleeps, thresholds and the thread's wakes (must verify)"
 run "ring 4, 5 items, half-ring thresholds" pass safety
@@ -159,6 +168,15 @@ run "BROKEN_STOP (stop at unwritten: bug 5)" fail safety -DPUSHES0=2 -DBROKEN_ST
 run "BROKEN_PIN_ANYWAY (pin ignores DEAD)" fail safety -DSEG=1 -DPUSHES0=2 -DW=1 -DPASSIVE -DBROKEN_PIN_ANYWAY
 run "BROKEN_HOLD_END (hold after the batch)" fail safety $small -DACTIVE -DBROKEN_HOLD_END
 run "BROKEN_NO_SLACK (F not strict)" fail safety $small -DLATE -DBROKEN_NO_SLACK
+
+pml=trim.pml
+echo "== trim.pml: trimming a lapped passive's segment (must verify)"
+run "1 passive, 3 slots, 2 calls" pass safety
+run "2 passives, 3 slots, 2 calls" pass safety -DNP=2
+run "1 passive, 4 slots, 3 calls" pass safety -DS=4 -DCALLS=3
+echo "== trim.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_TRIM_ORDER (DEAD check, then publish)" fail safety -DBROKEN_TRIM_ORDER
+run "BROKEN_TRIM_NOPIN (trim without own pin)" fail safety -DBROKEN_TRIM_NOPIN
 
 if [ "$failed" -ne 0 ]; then
 	echo "check_models.sh: FAILED"

@@ -133,6 +133,15 @@ static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *
 	} else if (c->kind == K_PASSIVE) {
 		atomic_fetch_add_explicit(&s->npassive, 1,
 		                          memory_order_relaxed); /* under s->lock */
+		/* It returned nothing yet.  relaxed: the reclaimer reads them
+		 * under the lock we hold. */
+		atomic_store_explicit(&c->plo, pos, memory_order_relaxed);
+		atomic_store_explicit(&c->phi, pos, memory_order_relaxed);
+		c->pprev = NULL;
+		c->pnext = s->passives;
+		if (s->passives)
+			s->passives->pprev = c;
+		s->passives = c;
 		if (held)
 			seg_pin_again(x);
 		else if (!seg_pin(x)) /* otherwise callers pass a linked segment */
@@ -169,9 +178,15 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 		fo__free(g);
 		return FO_ENOMEM;
 	}
-	/* seq_cst pair with push: ncursors++ then read tail, so every later
-	 * claim sees a cursor, and every earlier claim is before our start. */
-	atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_seq_cst);
+	/* The first cursor clears GATE_EMPTY, then reads tail: every claim
+	 * whose push saw EMPTY lies before our start (design.md §4, §5).
+	 * relaxed: ncursors changes only under the lock we hold. */
+	if (atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_relaxed) == 0) {
+		/* seq_cst: the pair of the producer's claim, then gate load. */
+		atomic_fetch_and_explicit(&s->gate, ~GATE_EMPTY, memory_order_seq_cst);
+		if (s->fenced) /* its claim is a plain store: the other half */
+			fo__fence_heavy();
+	}
 	/* Hint first, then tail (as producers do): the hint only ever points
 	 * at a segment where a position was already claimed, so its base is
 	 * <= pos.  Read the other way round, producers could move the hint
@@ -300,12 +315,22 @@ void fo_cursor_close(fo_cursor *c)
 	} else if (c->kind == K_PASSIVE) {
 		atomic_fetch_sub_explicit(&s->npassive, 1,
 		                          memory_order_relaxed); /* under s->lock */
+		if (c->pprev)
+			c->pprev->pnext = c->pnext;
+		else
+			s->passives = c->pnext;
+		if (c->pnext)
+			c->pnext->pprev = c->pprev;
 	} else if (c->g && --c->g->members == 0) {
 		cons_del(&c->g->cons);
 		fo__free(c->g);
 	}
 	/* Under the lock, so no cursor creation sees the count in between. */
 	bool none = atomic_fetch_sub_explicit(&s->ncursors, 1, memory_order_relaxed) == 1;
+	/* relaxed: a push that misses it stores a real item, which the sweep
+	 * below or the segment's release destroys (design.md §4). */
+	if (none)
+		atomic_fetch_or_explicit(&s->gate, GATE_EMPTY, memory_order_relaxed);
 	fo__reclaim_locked(s);
 	if (none)
 		fo__sweep_locked(s);
@@ -406,7 +431,7 @@ static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 		void *it = atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire);
 		if (!it)
 			break;
-		items[k++] = it; /* never DEAD_ITEM: that needs ncursors == 0 (design.md §5) */
+		items[k++] = it; /* never DEAD_ITEM: that needs GATE_EMPTY (design.md §5) */
 		pos++;
 	}
 	*n = k;
@@ -465,20 +490,42 @@ static int passive_lapped(fo_cursor *c)
 	return skipped ? FO_LAGGED : FO_OK;
 }
 
+/* End of a passive read call: publish the batch it returned, [pos - k,
+ * pos), which must outlive this call (design.md §6).  plo first: any mix of
+ * old and new values read by a reclaimer still covers the batch. */
+static inline void passive_publish(fo_cursor *c, size_t k)
+{
+	/* release: orders nothing the reclaimer needs (it only keeps more
+	 * with an older value); the seq_cst pair is at the call's start. */
+	atomic_store_explicit(&c->plo, c->pos - k, memory_order_release);
+	atomic_store_explicit(&c->phi, c->pos, memory_order_release);
+}
+
 static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 {
 	fo_stream *s = c->s;
 	size_t k = 0;
 	*n = 0;
+	/* The items of our last call may go from here on; the slots this call
+	 * may read, from pos on, may not.  phi first, so a reclaimer that reads
+	 * the new plo reads phi = UINT64_MAX.  seq_cst: both stores come before
+	 * the DEAD check below in the total order, against the reclaimer's DEAD
+	 * mark (seq_cst RMW) and its loads of plo/phi: either we see DEAD, or it
+	 * sees [pos, UINT64_MAX) and keeps what we read (docs/models/trim.pml). */
+	atomic_store_explicit(&c->phi, UINT64_MAX, memory_order_seq_cst);
+	atomic_store_explicit(&c->plo, c->pos, memory_order_seq_cst);
 	while (k < max) {
 		struct seg *x = c->seg;
-		/* acquire: a DEAD mark means the frontier passed us. */
-		if (atomic_load_explicit(&x->state, memory_order_acquire) & SEG_DEAD) {
+		/* seq_cst: a DEAD mark means the frontier passed us (and, the
+		 * first time, the pairing described above). */
+		if (atomic_load_explicit(&x->state, memory_order_seq_cst) & SEG_DEAD) {
 			if (k)
 				break; /* report the lap on the next call */
 			int rc = passive_lapped(c);
-			if (rc != FO_OK)
+			if (rc != FO_OK) {
+				passive_publish(c, 0);
 				return rc;
+			}
 			continue;
 		}
 		if (c->pos - x->base >= SEG_SLOTS) {
@@ -496,8 +543,10 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 				if (k)
 					break;
 				int rc = passive_lapped(c);
-				if (rc != FO_OK)
+				if (rc != FO_OK) {
+					passive_publish(c, 0);
 					return rc;
+				}
 				continue;
 			}
 			if (!nx)
@@ -506,8 +555,10 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 				if (k)
 					break;
 				int rc = passive_lapped(c);
-				if (rc != FO_OK)
+				if (rc != FO_OK) {
+					passive_publish(c, 0);
 					return rc;
+				}
 				continue;
 			}
 			if (k) { /* items[] may point into x: keep it until next call */
@@ -523,6 +574,7 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 		items[k++] = it;
 		c->pos++;
 	}
+	passive_publish(c, k);
 	*n = k;
 	return k ? FO_OK : at_end_or_empty(c, c->pos);
 }

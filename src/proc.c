@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,9 +109,33 @@ static int child_fds(int keep)
 	return keep;
 }
 
+/*
+ * Lazy binding: the first call of a libc function through the PLT resolves
+ * it (a symbol search through libc's tables, then a write to the GOT).  A
+ * function that only children call is never resolved in the parent, so every
+ * child resolves it again after its fork: a search and a copy-on-write fault
+ * of the GOT page, per function, per spawn (six functions, ~11 page faults of
+ * a task child's ~55, measured with perf).  So the parent resolves them once:
+ * each call below fails harmlessly (errno restored), and the child's own exit
+ * goes through a pointer, which is bound when the program is loaded.
+ */
+static void (*volatile const child_exit)(int) = _exit;
+static pthread_once_t child_calls_once = PTHREAD_ONCE_INIT;
+static void bind_child_calls(void)
+{
+	int saved = errno, sig = 0;
+	(void)prctl(PR_GET_PDEATHSIG, &sig); /* reads only */
+	(void)getppid();
+	(void)dup2(-1, -1);                    /* EBADF */
+	(void)close_range(1, 0, 0);            /* first > last: EINVAL */
+	(void)send(-1, NULL, 0, MSG_NOSIGNAL); /* EBADF */
+	errno = saved;
+}
+
 int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int fd), void *arg)
 {
 	*c = (struct fo__child){.pid = -1, .pidfd = -1, .fd = -1};
+	pthread_once(&child_calls_once, bind_child_calls);
 	int sv[2];
 	/* CLOEXEC: a child exec'd by another thread of the program never inherits it. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
@@ -131,11 +156,12 @@ int fo__child_spawn(struct fo__child *c, int (*main)(void *arg, int fd), void *a
 		 * lives as long as we do), and check that it did not die already. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
-			_exit(127);
+			child_exit(127);
 		int fd = child_fds(sv[1]);
 		if (fd < 0)
-			_exit(127);
-		_exit(main(arg, fd) & 0xff); /* never returns into the caller's code */
+			child_exit(127);
+		child_exit(main(arg, fd) & 0xff); /* never returns into the caller's code */
+		_exit(127);                       /* unreachable: tells the compiler so */
 	}
 	close(sv[1]);
 	int pidfd = pidfd_open(pid, 0); /* close-on-exec by definition */

@@ -65,50 +65,85 @@ static void retire_done(fo__rcu_node *node)
 	struct seg *x = (struct seg *)((char *)node - offsetof(struct seg, rcu));
 	fo_stream *s = node->arg;
 	pthread_mutex_lock(&s->pool_lock);
-	while (x) {
+	while (x && s->npool < POOL_MAX) {
 		struct seg *n = x->rnext;
-		if (s->npool < POOL_MAX) {
-			x->rnext = s->pool;
-			s->pool = x;
-			s->npool++;
-		} else {
-			atomic_fetch_sub_explicit(&s->cached_segments, 1,
-			                          memory_order_relaxed); /* stats only */
-			fo__free(x);
-		}
+		x->rnext = s->pool;
+		s->pool = x;
+		s->npool++;
 		x = n;
 	}
 	pthread_mutex_unlock(&s->pool_lock);
+	/* The rest outside the lock: a pass that closed a cursor far behind
+	 * retires thousands at once, and producers take pool_lock for every
+	 * new segment. */
+	while (x) {
+		struct seg *n = x->rnext;
+		atomic_fetch_sub_explicit(&s->cached_segments, 1,
+		                          memory_order_relaxed); /* stats only */
+		fo__free(x);
+		x = n;
+	}
 	fo__stream_unref_mem(s); /* the batch's reference */
 }
 
-/* Queue an unlinked, destroyed segment for reuse after a grace period
- * (producers and lapped passives may still walk its header). */
-static void seg_retire(fo_stream *s, struct seg *x)
+/* Hand the retired chain to call_rcu: one grace period, one wake of
+ * liburcu's worker for all of it. */
+static void retire_batch(fo_stream *s, struct seg *batch)
+{
+	/* The batch holds a reference: the stream outlives the callback.
+	 * relaxed: a user handle, held by our caller, keeps refs > 0. */
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	batch->rcu.arg = s;
+	fo__rcu_call(&batch->rcu, retire_done);
+}
+
+/* Take the retired chain if it holds at least @min segments (else NULL). */
+static struct seg *retired_take(fo_stream *s, unsigned min)
 {
 	struct seg *batch = NULL;
-	atomic_fetch_add_explicit(&s->cached_segments, 1, memory_order_relaxed); /* stats only */
 	pthread_mutex_lock(&s->pool_lock);
-	x->rnext = s->retired;
-	s->retired = x;
-	if (++s->nretired == RETIRE_BATCH) {
+	if (s->nretired && s->nretired >= min) {
 		batch = s->retired;
 		s->retired = NULL;
 		s->nretired = 0;
 	}
 	pthread_mutex_unlock(&s->pool_lock);
-	if (batch) {
-		/* The batch holds a reference: the stream outlives the callback.
-		 * relaxed: a user handle, held by our caller, keeps refs > 0. */
-		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-		batch->rcu.arg = s;
-		fo__rcu_call(&batch->rcu, retire_done);
+	return batch;
+}
+
+/* Queue an unlinked, destroyed segment for reuse after a grace period
+ * (producers and lapped passives may still walk its header).  @flush:
+ * hand a full batch to call_rcu now; a reclamation pass passes false and
+ * hands over everything it unlinked once, at its end (retire_flush()), so
+ * a pass over thousands of segments (closing a cursor far behind) waits
+ * for one grace period instead of one per RETIRE_BATCH, and liburcu's
+ * worker does not free segments concurrently with the pass's destructors
+ * (B6b: 2 x free() alone -> see design.md §6, "Closing far behind"). */
+static void seg_retire(fo_stream *s, struct seg *x, bool flush)
+{
+	atomic_fetch_add_explicit(&s->cached_segments, 1, memory_order_relaxed); /* stats only */
+	pthread_mutex_lock(&s->pool_lock);
+	x->rnext = s->retired;
+	s->retired = x;
+	bool full = ++s->nretired >= RETIRE_BATCH;
+	pthread_mutex_unlock(&s->pool_lock);
+	if (full && flush) {
+		struct seg *batch = retired_take(s, RETIRE_BATCH);
+		if (batch)
+			retire_batch(s, batch);
 	}
 }
 
-/* Destroy the items of a segment no cursor can reach, then retire its
- * memory (@deferred) or free it at once (teardown: nobody else left). */
-void fo__seg_release(fo_stream *s, struct seg *x, bool deferred)
+/* End of a reclamation pass: retire what it queued, if a batch is full. */
+static void retire_flush(fo_stream *s)
+{
+	struct seg *batch = retired_take(s, RETIRE_BATCH);
+	if (batch)
+		retire_batch(s, batch);
+}
+
+/* Destroy the items of a segment no cursor can reach (stats too). */
+static void seg_destroy(fo_stream *s, struct seg *x, bool deferred)
 {
 	uint64_t n = 0;
 	if (deferred && !s->item_free) {
@@ -117,20 +152,32 @@ void fo__seg_release(fo_stream *s, struct seg *x, bool deferred)
 		n = SEG_SLOTS - atomic_load_explicit(&x->ndead, memory_order_relaxed);
 		goto counted;
 	}
+	/* All the slots first, then the destructors: the slot lines' misses
+	 * overlap instead of each waiting behind a destructor's own miss on
+	 * its cold item (closing far behind: 1.76 -> 1.55 x a free() loop,
+	 * design.md §6). */
+	void *v[SEG_SLOTS];
+	for (unsigned i = 0; i < SEG_SLOTS; i++) /* acquire: the item's contents */
+		v[i] = atomic_load_explicit(&x->slot[i], memory_order_acquire);
 	for (unsigned i = 0; i < SEG_SLOTS; i++) {
-		/* acquire: the item's contents were written before its slot. */
-		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
-		if (it && it != DEAD_ITEM) {
+		if (v[i] && v[i] != DEAD_ITEM) {
 			if (s->item_free)
-				s->item_free(it, s->item_free_ctx);
+				s->item_free(v[i], s->item_free_ctx);
 			n++;
 		}
 	}
 counted:
 	atomic_fetch_add_explicit(&s->freed, n, memory_order_relaxed); /* stats only */
 	atomic_fetch_sub_explicit(&s->live_segments, 1, memory_order_relaxed);
+}
+
+/* Destroy the items of a segment no cursor can reach, then retire its
+ * memory (@deferred) or free it at once (teardown: nobody else left). */
+void fo__seg_release(fo_stream *s, struct seg *x, bool deferred)
+{
+	seg_destroy(s, x, deferred);
 	if (deferred)
-		seg_retire(s, x);
+		seg_retire(s, x, true);
 	else
 		fo__free(x);
 }
@@ -178,8 +225,10 @@ static bool seg_fully_written(const fo_stream *s, const struct seg *x)
  * whoever drops the last of {link, pins} destroys and retires it. */
 static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old)
 {
-	if ((old >> 1) == 0)
-		fo__seg_release(s, x, true);
+	if ((old >> 1) == 0) {
+		seg_destroy(s, x, true);
+		seg_retire(s, x, false); /* the pass ends with retire_flush() */
+	}
 }
 
 /* Release the limbo segments whose last claimed slot has been stored since
@@ -197,6 +246,71 @@ static void limbo_scan_locked(fo_stream *s)
 		uint64_t old = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
 		seg_put_dead(s, x, old - SEG_PIN);
 	}
+}
+
+/* Destroy the written items of @x whose slot is not set in the bitmap @keep
+ * (NULL: none kept), leaving DEAD_ITEM behind.  Nobody reads those slots
+ * any more (the last-cursor sweep: no cursor left; a trim: design.md §6) and
+ * producers only store into NULL slots, so the DEAD_ITEM store races with
+ * nothing; whoever destroys the rest later is ordered after us by the lock
+ * or by the pin's acq_rel.  Returns the number destroyed. */
+static uint64_t kill_items(fo_stream *s, struct seg *x, const uint64_t *keep)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < SEG_SLOTS; i++) {
+		if (keep && (keep[i / 64] & (1ull << (i % 64))))
+			continue;
+		/* acquire: the item's contents before its destructor. */
+		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
+		if (!it || it == DEAD_ITEM)
+			continue;
+		atomic_store_explicit(&x->slot[i], DEAD_ITEM,
+		                      memory_order_relaxed); /* nobody reads it (above) */
+		atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
+		if (s->item_free)
+			s->item_free(it, s->item_free_ctx);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Unlink fully written segment @x while passive cursors exist and every pin
+ * is a passive's (design.md §6, "A stalled passive cursor";
+ * docs/models/trim.pml).  DEAD and our own pin in one RMW: no pin succeeds
+ * after it, and no passive's last unpin releases @x while we trim it.  If
+ * passives pin @x, destroy its items outside every passive's [plo, phi)
+ * (what one may still read, or returned last), leaving DEAD_ITEM; then drop
+ * our pin: whoever drops the last one destroys the rest and retires @x.
+ * Caller holds s->lock (the passive list).
+ */
+static void seg_unlink_trim(fo_stream *s, struct seg *x)
+{
+	/* seq_cst: before our loads of plo/phi, against each passive's seq_cst
+	 * stores of them before its DEAD check (store-load both ways). */
+	uint64_t old =
+	    atomic_fetch_add_explicit(&x->state, SEG_DEAD | SEG_PIN, memory_order_seq_cst);
+	if (old >> 1) {
+		uint64_t keep[SEG_SLOTS / 64] = {0};
+		for (fo_cursor *c = s->passives; c; c = c->pnext) {
+			/* seq_cst: see the fetch_add above; plo before phi, the
+			 * reverse of the passive's stores, so a new plo comes with
+			 * phi = UINT64_MAX. */
+			uint64_t lo = atomic_load_explicit(&c->plo, memory_order_seq_cst);
+			uint64_t hi = atomic_load_explicit(&c->phi, memory_order_seq_cst);
+			if (lo < x->base)
+				lo = x->base;
+			if (hi > x->base + SEG_SLOTS)
+				hi = x->base + SEG_SLOTS;
+			for (uint64_t q = lo; q < hi; q++)
+				keep[(q - x->base) / 64] |= 1ull << ((q - x->base) % 64);
+		}
+		/* stats only */
+		atomic_fetch_add_explicit(&s->freed, kill_items(s, x, keep), memory_order_relaxed);
+	}
+	/* acq_rel: our trim before whoever releases; exactly one side frees. */
+	uint64_t now = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
+	seg_put_dead(s, x, now - SEG_PIN);
 }
 
 /* Unlink every segment below the frontier: strictly below while cursors
@@ -218,11 +332,17 @@ void fo__reclaim_locked(fo_stream *s)
 	uint64_t f = hint->base;
 	bool none = atomic_load_explicit(&s->ncursors, memory_order_relaxed) ==
 	            0; /* changed only under the lock we hold */
+	/* Trim the items of pinned segments we unlink only when every pin is a
+	 * passive's: a member's pin also keeps the batch it returned, which
+	 * it does not publish.  (Members pin only while their group is
+	 * registered, under the lock we hold.) */
+	bool trim = s->passives != NULL;
 	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
 		uint64_t p;
-		if (c->hint) /* a group: its hint segment and later stay */
+		if (c->hint) { /* a group: its hint segment and later stay */
+			trim = false;
 			p = atomic_load_explicit(c->hint, memory_order_acquire)->base;
-		else /* acquire: the cursor is done with everything below */
+		} else /* acquire: the cursor is done with everything below */
 			p = atomic_load_explicit(c->hold, memory_order_acquire);
 		if (p < f)
 			f = p;
@@ -248,7 +368,9 @@ void fo__reclaim_locked(fo_stream *s)
 		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
 		/* release: a lapped passive that loads oldest sees a linked one. */
 		atomic_store_explicit(&s->oldest, n, memory_order_release);
-		if (seg_fully_written(s, x)) {
+		if (seg_fully_written(s, x) && trim) {
+			seg_unlink_trim(s, x);
+		} else if (seg_fully_written(s, x)) {
 			/* acq_rel: pairs with pins/unpins; exactly one side frees. */
 			seg_put_dead(
 			    s, x,
@@ -270,6 +392,7 @@ void fo__reclaim_locked(fo_stream *s)
 	 * this frontier.  relaxed: a heuristic count; only lock holders
 	 * subtract, so it cannot wrap. */
 	atomic_fetch_sub_explicit(&s->reclaim_misses, m0, memory_order_relaxed);
+	retire_flush(s);
 }
 
 /*
@@ -281,20 +404,7 @@ void fo__reclaim_locked(fo_stream *s)
  */
 static uint64_t sweep_seg(fo_stream *s, struct seg *x)
 {
-	uint64_t n = 0;
-	for (unsigned i = 0; i < SEG_SLOTS; i++) {
-		/* acquire: the item's contents before its destructor. */
-		void *it = atomic_load_explicit(&x->slot[i], memory_order_acquire);
-		if (!it || it == DEAD_ITEM)
-			continue;
-		atomic_store_explicit(&x->slot[i], DEAD_ITEM,
-		                      memory_order_relaxed); /* nobody can read a swept slot */
-		atomic_fetch_add_explicit(&x->ndead, 1, memory_order_relaxed); /* stats only */
-		if (s->item_free)
-			s->item_free(it, s->item_free_ctx);
-		n++;
-	}
-	return n;
+	return kill_items(s, x, NULL);
 }
 
 void fo__sweep_locked(fo_stream *s)

@@ -77,7 +77,11 @@ int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
 	s->item_free = o->item_free;
 	s->item_free_ctx = o->item_free_ctx;
 	s->single_producer = o->single_producer;
-	atomic_init(&s->tail, 0);
+	/* Fenced only with membarrier for the rare sides (never under TSan:
+	 * fo__have_membarrier stays 0), chosen for the stream's whole life. */
+	s->fenced = o->single_producer && fo__have_membarrier;
+	atomic_init(&s->tail, s->fenced ? TAIL_FENCED : 0);
+	atomic_init(&s->gate, GATE_EMPTY);
 	atomic_init(&s->tail_seg, first);
 	atomic_init(&s->oldest, first);
 	atomic_init(&s->end, NO_END);
@@ -210,7 +214,7 @@ static bool room_or_closed(fo_stream *s, size_t k)
 {
 	uint64_t t = atomic_load_explicit(
 	    &s->tail, memory_order_relaxed); /* a peek: has_room re-checks under the lock */
-	return (t & TAIL_CLOSED) || has_room(s, TAIL_POS(t), k);
+	return fo__tail_closed(s, t) || has_room(s, TAIL_POS(t), k);
 }
 
 /*
@@ -381,7 +385,7 @@ static __attribute__((noinline)) int claim_slow(fo_stream *s, uint64_t *t, size_
 	struct seg *f = fo__seg_walk(h, p);
 	struct seg *l = fo__seg_walk(f, p + n - 1);
 	uint64_t nt = *t + n * TAIL_ONE + (l != h ? TAIL_STALE : 0);
-	/* seq_cst: orders the claim before the ncursors check (push_batch). */
+	/* seq_cst: orders the claim before the gate check (push_batch). */
 	if (!atomic_compare_exchange_strong_explicit(&s->tail, t, nt, memory_order_seq_cst,
 	                                             memory_order_acquire))
 		return 0; /* acquire: the reloaded word, as the load in push_batch */
@@ -420,63 +424,48 @@ static __attribute__((noinline)) void drop_unread(fo_stream *s, void *const *ite
 }
 
 /*
- * Claim @n positions and store @items there.  @deadline: 0 = never wait,
- * FO__NO_DEADLINE = wait forever.  No read section but a crossing claim's
- * (claim_slow): every segment written holds an unwritten slot of ours until
- * our store, so none is freed under us (design.md §4, §6).
+ * The claim after @t cannot go ahead now: the stream is closed or (bounded)
+ * has no room for @n more items.  Wait for room as @deadline allows (0 =
+ * never wait, FO__NO_DEADLINE = forever) and reload *@t.  FO_OK: check
+ * again from *@t; anything else is the push's result.  noinline: the rare
+ * branch of every push.
  */
-static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *const *items,
-                                                            size_t n, uint64_t deadline)
+static __attribute__((noinline)) int claim_blocked(fo_stream *s, uint64_t *t, size_t n,
+                                                   uint64_t deadline)
 {
-	struct seg *x;
-	/* acquire: a clean word's tail_seg (design.md §4), and the closed bit
-	 * with its end. */
-	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
-	for (;;) {
-		if (t & TAIL_CLOSED)
+	if (*t & TAIL_CLOSED)
+		return FO_ECLOSED;
+	if (deadline == 0)
+		return FO_FULL;
+	int rc = wait_room(s, n, deadline);
+	/* acquire: a clean word's tail_seg (design.md §4), the closed bit with its end. */
+	*t = atomic_load_explicit(&s->tail, memory_order_acquire);
+	if (rc == FO_TIMEDOUT) {
+		if (*t & TAIL_CLOSED)
 			return FO_ECLOSED;
-		if (s->capacity && !has_room(s, TAIL_POS(t), n)) {
-			if (deadline == 0)
-				return FO_FULL;
-			int rc = wait_room(s, n, deadline);
-			t = atomic_load_explicit(&s->tail, memory_order_acquire); /* as above */
-			if (rc == FO_TIMEDOUT) {
-				if (t & TAIL_CLOSED)
-					return FO_ECLOSED;
-				if (!has_room(s, TAIL_POS(t), n))
-					return FO_TIMEDOUT;
-			}
-			continue;
-		}
-		if (!(t & TAIL_STALE) && claim_in_tail_seg(TAIL_POS(t), n)) {
-			/* acquire, after t: the segment holding TAIL_POS(t) - 1 if
-			 * the claim below succeeds (design.md §4).  Not dereferenced
-			 * before it. */
-			x = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
-			/* seq_cst: orders the claim before the ncursors check below,
-			 * against cursor creation (ncursors++ then tail load);
-			 * acquire on failure: the reloaded word, as above. */
-			if (atomic_compare_exchange_weak_explicit(&s->tail, &t, t + n * TAIL_ONE,
-			                                          memory_order_seq_cst,
-			                                          memory_order_acquire))
-				break;
-			continue;
-		}
-		producer_enter(s);
-		int rc = claim_slow(s, &t, n, &x);
-		producer_leave(s);
-		if (rc == 1)
-			break;
-		if (rc != 0)
-			return rc;
+		if (!has_room(s, TAIL_POS(*t), n))
+			return FO_TIMEDOUT;
 	}
+	return FO_OK;
+}
 
-	uint64_t p = TAIL_POS(t), end = p + n;
-#ifdef FO_TEST_HOOKS
-	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
-		fo__claim_hook(s, p, n);
-#endif
-	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
+/* Is the claim after @t blocked (closed, or no room for @n)? */
+static inline bool claim_is_blocked(fo_stream *s, uint64_t t, size_t n)
+{
+	return (t & TAIL_CLOSED) || (s->capacity && !has_room(s, TAIL_POS(t), n));
+}
+
+/*
+ * After a claim of [@p, @p + @n) (design.md §4, steps 4-6): store @items,
+ * or DEAD_ITEM if @nobody (the gate said no cursor), from segment @x (which
+ * holds @p) on; wake sleepers; destroy the dead items; reclaim if the claim
+ * holds a group start.  Every segment written holds an unwritten slot of
+ * ours until our store, so none is freed under us (§6).
+ */
+static inline __attribute__((always_inline)) void
+store_claimed(fo_stream *s, struct seg *x, uint64_t p, void *const *items, size_t n, bool nobody)
+{
+	uint64_t first = p, end = p + n;
 	for (; p < end; p++) {
 		/* x holds p.  Load the next segment before the store to x's last
 		 * slot: once every slot of x is stored, x may be freed. */
@@ -497,23 +486,210 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 		drop_unread(s, items, n);
 	/* Producers reclaim every PRODUCER_RECLAIM_EVERY segments (readers do
 	 * at each crossing): a quarter of the cost per item, at most 3 more
-	 * segments retained.  The producer whose claim [end - n, end) holds the
+	 * segments retained.  The producer whose claim [first, end) holds the
 	 * first position of such a group reclaims, however far its batch
-	 * reaches (design.md §4, step 8).  Single items in the tail segment
+	 * reaches (design.md §4, step 6).  Single items in the tail segment
 	 * never hold one: their fast path needs no check. */
-	if (fo__unlikely(reclaim_due(end - n, end)))
+	if (fo__unlikely(reclaim_due(first, end)))
 		fo__reclaim_push(s);
+}
+
+/*
+ * Claim @n positions and store @items there (the default, CAS claim; and a
+ * single producer without membarrier).  @deadline: 0 = never wait,
+ * FO__NO_DEADLINE = wait forever.  No read section but a crossing claim's
+ * (claim_slow), design.md §4, §6.
+ */
+static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *const *items,
+                                                            size_t n, uint64_t deadline)
+{
+	struct seg *x;
+	/* acquire: a clean word's tail_seg (design.md §4), and the closed bit
+	 * with its end. */
+	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+	for (;;) {
+		if (fo__unlikely(claim_is_blocked(s, t, n))) {
+			int rc = claim_blocked(s, &t, n, deadline);
+			if (rc != FO_OK)
+				return rc;
+			continue;
+		}
+		if (!(t & TAIL_STALE) && claim_in_tail_seg(TAIL_POS(t), n)) {
+			/* acquire, after t: the segment holding TAIL_POS(t) - 1 if
+			 * the claim below succeeds (design.md §4).  Not dereferenced
+			 * before it. */
+			x = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
+			/* seq_cst: orders the claim before the gate check below,
+			 * against cursor creation (gate then tail load);
+			 * acquire on failure: the reloaded word, as above. */
+			if (atomic_compare_exchange_weak_explicit(&s->tail, &t, t + n * TAIL_ONE,
+			                                          memory_order_seq_cst,
+			                                          memory_order_acquire))
+				break;
+			continue;
+		}
+		producer_enter(s);
+		int rc = claim_slow(s, &t, n, &x);
+		producer_leave(s);
+		if (rc == 1)
+			break;
+		if (rc != 0)
+			return rc;
+	}
+
+	uint64_t p = TAIL_POS(t);
+#ifdef FO_TEST_HOOKS
+	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
+		fo__claim_hook(s, p, n);
+#endif
+	/* seq_cst: after the claim, against the first cursor's creation (§5).
+	 * Only GATE_EMPTY is ever set in a stream that is not fenced. */
+	bool nobody = atomic_load_explicit(&s->gate, memory_order_seq_cst) != 0;
+	store_claimed(s, x, p, items, n, nobody);
+	return FO_OK;
+}
+
+/*
+ * A fenced claim [TAIL_POS(@t), + @n) found GATE_CLOSING: decide against
+ * the end that close published under s->lock (design.md §4, "the fenced
+ * claim").  FO_OK: close counted the claim, store it.  FO_ECLOSED: the
+ * claim lies at the end; the tail word goes back to @t with CLOSED.
+ */
+static __attribute__((noinline)) int fenced_closing(fo_stream *s, uint64_t t, size_t n)
+{
+	/* Close set CLOSING holding the lock and publishes the end before it
+	 * lets go: once we hold it, the end is there. */
+	pthread_mutex_lock(&s->lock);
+	uint64_t e = atomic_load_explicit(
+	    &s->end, memory_order_relaxed); /* written under the lock we hold */
+	int rc = FO_OK;
+	if (TAIL_POS(t) + n > e) {
+		FO_ASSERT(TAIL_POS(t) == e); /* one store per claim; doomed claims are put back */
+		/* relaxed: under the lock; close's CAS is over and no other push runs. */
+		atomic_store_explicit(&s->tail, t | TAIL_CLOSED, memory_order_relaxed);
+		rc = FO_ECLOSED;
+	}
+	fo__stream_unlock(s);
+	return rc;
+}
+
+/*
+ * The fenced claim (design.md §4): a single producer with membarrier for
+ * the rare sides.  The claim is a plain store; a compiler barrier orders it
+ * before the gate load, and the first cursor's creation and close pay a
+ * membarrier between their gate write and their tail load.  Same contract
+ * as push_batch().
+ */
+static inline __attribute__((always_inline)) int push_fenced(fo_stream *s, void *const *items,
+                                                             size_t n, uint64_t deadline)
+{
+	/* relaxed: only this thread changes the count.  A CLOSED bit that
+	 * close sets meanwhile is caught by the gate after the claim. */
+	uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	while (fo__unlikely(claim_is_blocked(s, t, n))) {
+		int rc = claim_blocked(s, &t, n, deadline);
+		if (rc != FO_OK)
+			return rc;
+	}
+	uint64_t p = TAIL_POS(t);
+	/* relaxed: only this thread moves tail_seg. */
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
+	struct seg *x = h, *l = h;
+	if (fo__unlikely(!claim_in_tail_seg(p, n))) {
+		/* A crossing, without a read section (as any single producer:
+		 * the reclaimer never unlinks tail_seg or what follows it).
+		 * Allocate before claiming: ENOMEM leaves nothing behind. */
+		if (p + n - 1 - h->base >= SEG_SLOTS) {
+			int rc = seg_ensure(s, h, p + n - 1);
+			if (rc != FO_OK)
+				return rc;
+		}
+		x = fo__seg_walk(h, p);
+		l = fo__seg_walk(x, p + n - 1);
+	}
+	/* relaxed: the claim.  The compiler barrier keeps it before the gate
+	 * load; the rare sides' membarrier does the rest (design.md §4). */
+	atomic_store_explicit(&s->tail, t + n * TAIL_ONE, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst); /* the claim before the gate load */
+	/* relaxed: the other half is the rare side's membarrier. */
+	uint32_t g = atomic_load_explicit(&s->gate, memory_order_relaxed);
+	if (fo__unlikely(g & GATE_CLOSING)) {
+		int rc = fenced_closing(s, t, n);
+		if (rc != FO_OK)
+			return rc;
+	}
+	/* release: after the count (cursor creation loads the hint, then the
+	 * count) and after the gate check (a doomed claim leaves it alone). */
+	if (l != h)
+		atomic_store_explicit(&s->tail_seg, l, memory_order_release);
+#ifdef FO_TEST_HOOKS
+	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
+		fo__claim_hook(s, p, n);
+#endif
+	store_claimed(s, x, p, items, n, g & GATE_EMPTY);
+	return FO_OK;
+}
+
+/* A fenced single-item claim at @p in @h (the tail word was @t) found the
+ * gate set: no cursor (store DEAD_ITEM), or closing (fenced_closing()).
+ * noinline: the rare branch of push_one_fenced(). */
+static __attribute__((noinline)) int fenced_gate(fo_stream *s, struct seg *h, uint64_t t,
+                                                 void *item, uint32_t g)
+{
+	if (g & GATE_CLOSING) {
+		int rc = fenced_closing(s, t, 1);
+		if (rc != FO_OK)
+			return rc;
+	}
+	store_claimed(s, h, TAIL_POS(t), &item, 1, g & GATE_EMPTY);
+	return FO_OK;
+}
+
+#define PUSH_NOT_TAKEN 1 /* push_one_fast(): nothing done, push_one() decides */
+
+/*
+ * push_fenced() for one item in the tail segment with the cached room, the
+ * tail word @t (FENCED, not CLOSED) already loaded: a plain store claims,
+ * a compiler barrier, the gate load (design.md §4, the fenced claim).
+ * PUSH_NOT_TAKEN: nothing done; else the push's result.
+ */
+static inline __attribute__((always_inline)) int push_one_fenced(fo_stream *s, void *item,
+                                                                 uint64_t t)
+{
+	uint64_t p = TAIL_POS(t);
+	if ((p & SEG_MASK) == 0 ||
+	    /* relaxed: a lower bound kept by has_room(); stale means "no room". */
+	    (s->capacity &&
+	     p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) > s->capacity))
+		return PUSH_NOT_TAKEN;
+	/* relaxed: only this thread moves tail_seg; it holds p - 1. */
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
+	/* relaxed: the claim, as in push_fenced(). */
+	atomic_store_explicit(&s->tail, t + TAIL_ONE, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst); /* the claim before the gate load */
+	/* relaxed: the other half is the rare side's membarrier. */
+	uint32_t g = atomic_load_explicit(&s->gate, memory_order_relaxed);
+	if (fo__unlikely(g))
+		return fenced_gate(s, h, t, item, g);
+	/* release: the item's contents before its pointer.  Our last access to h. */
+	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
+	/* the slot store before the sleeper check: a fenced stream exists only
+	 * with membarrier, so fo__fence_light() is this compiler barrier. */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
+		wake_data(s);
 	return FO_OK;
 }
 
 /*
  * One item in the tail segment and the cached room: push_batch()'s steps
- * for n = 1 (tail then tail_seg, seq_cst claim then ncursors, release
+ * for n = 1 (tail then tail_seg, seq_cst claim then the gate, release
  * store, light fence then the need peek) without its loop and its frame.
  * The same for one producer and several: no read section (design.md §4).
- * false: not taken, nothing done; push_batch() decides.
+ * A fenced stream's push takes push_one_fenced() at the first test.
+ * PUSH_NOT_TAKEN: nothing done, push_one() decides; else the push's result.
  */
-static inline __attribute__((always_inline)) bool push_one_fast(fo_stream *s, void *item)
+static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, void *item)
 {
 	/* acquire: a clean word's tail_seg (design.md §4). */
 	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
@@ -521,22 +697,29 @@ static inline __attribute__((always_inline)) bool push_one_fast(fo_stream *s, vo
 	uint64_t p;
 	for (;;) {
 		p = TAIL_POS(t);
-		if ((t & (TAIL_CLOSED | TAIL_STALE)) || (p & SEG_MASK) == 0 ||
+		/* FENCED: the same test, at no cost for the default claim. */
+		if (fo__unlikely(t & (TAIL_CLOSED | TAIL_STALE | TAIL_FENCED))) {
+			if ((t & (TAIL_CLOSED | TAIL_STALE | TAIL_FENCED)) == TAIL_FENCED)
+				return push_one_fenced(s, item, t);
+			return PUSH_NOT_TAKEN;
+		}
+		if ((p & SEG_MASK) == 0 ||
 		    /* relaxed: a lower bound kept by has_room(); stale means "no room". */
 		    (s->capacity &&
 		     p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) >
 		         s->capacity))
-			return false;
+			return PUSH_NOT_TAKEN;
 		/* acquire, after t: holds p - 1 if the claim succeeds; not
 		 * dereferenced before it. */
 		h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
-		/* seq_cst: the claim before the ncursors check (see push_batch);
+		/* seq_cst: the claim before the gate check (see push_batch);
 		 * acquire on failure: the reloaded word, as above. */
 		if (atomic_compare_exchange_weak_explicit(
 		        &s->tail, &t, t + TAIL_ONE, memory_order_seq_cst, memory_order_acquire))
 			break;
 	}
-	bool nobody = atomic_load_explicit(&s->ncursors, memory_order_seq_cst) == 0;
+	/* seq_cst: after the claim, as in push_batch (only GATE_EMPTY here). */
+	bool nobody = atomic_load_explicit(&s->gate, memory_order_seq_cst) != 0;
 	/* release: the item's contents before its pointer.  Our last access to h. */
 	atomic_store_explicit(&h->slot[p & SEG_MASK], fo__unlikely(nobody) ? mark_dead(h) : item,
 	                      memory_order_release);
@@ -545,21 +728,25 @@ static inline __attribute__((always_inline)) bool push_one_fast(fo_stream *s, vo
 		wake_data(s);
 	if (fo__unlikely(nobody))
 		drop_unread(s, &item, 1);
-	return true;
+	return FO_OK;
 }
 
-/* The general single-item push, out of line so that the fast path's caller
- * needs no frame (push_batch keeps many values live). */
+/* The general single-item push, and every push of a fenced stream, out of
+ * line so that the fast path's caller needs no frame (push_batch keeps many
+ * values live). */
 static __attribute__((noinline)) int push_one(fo_stream *s, void *item, uint64_t deadline)
 {
+	if (s->fenced)
+		return push_fenced(s, &item, 1, deadline);
 	return push_batch(s, &item, 1, deadline);
 }
 
 /* One item, any producer: the fast path when it applies. */
 static inline int push_item(fo_stream *s, void *item, uint64_t deadline)
 {
-	if (push_one_fast(s, item))
-		return FO_OK;
+	int rc = push_one_fast(s, item);
+	if (fo__likely(rc != PUSH_NOT_TAKEN))
+		return rc;
 	return push_one(s, item, deadline);
 }
 
@@ -593,6 +780,8 @@ int fo_stream_push_many(fo_stream *s, void *const *items, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (!items[i])
 			return FO_EINVAL;
+	if (s->fenced)
+		return push_fenced(s, items, n, FO__NO_DEADLINE);
 	return push_batch(s, items, n, FO__NO_DEADLINE);
 }
 
@@ -604,7 +793,7 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 	for (;;) {
 		uint64_t t = atomic_load_explicit(
 		    &s->tail, memory_order_acquire); /* acquire: the closed bit with its end */
-		if (t & TAIL_CLOSED)
+		if (fo__tail_closed(s, t))
 			return FO_ECLOSED;
 		if (!s->capacity || has_room(s, TAIL_POS(t), n))
 			return FO_OK;
@@ -614,7 +803,7 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 			t = atomic_load_explicit(
 			    &s->tail,
 			    memory_order_acquire); /* acquire: the closed bit with its end */
-			if (t & TAIL_CLOSED)
+			if (fo__tail_closed(s, t))
 				return FO_ECLOSED;
 			return has_room(s, TAIL_POS(t), n) ? FO_OK : FO_TIMEDOUT;
 		}
@@ -627,8 +816,8 @@ int fo_stream_wait_room(fo_stream *s, size_t n, int64_t timeout_ns)
 static int stream_end(fo_stream *s, int code, int sys_errno, const char *message)
 {
 	pthread_mutex_lock(&s->lock);
-	if (atomic_load_explicit(&s->tail, memory_order_relaxed) &
-	    TAIL_CLOSED) { /* changed only under the lock we hold */
+	if (atomic_load_explicit(&s->end, memory_order_relaxed) !=
+	    NO_END) { /* published only under the lock we hold */
 		fo__stream_unlock(s);
 		return code ? FO_ECLOSED : FO_OK;
 	}
@@ -645,10 +834,29 @@ static int stream_end(fo_stream *s, int code, int sys_errno, const char *message
 		}
 		s->err = (fo_error){code, sys_errno, m};
 	}
-	/* seq_cst RMW: after this no claim succeeds; old gives the end. */
-	uint64_t old = atomic_fetch_or_explicit(&s->tail, TAIL_CLOSED, memory_order_seq_cst);
+	uint64_t end;
+	if (s->fenced) {
+		/* design.md §4, the fenced claim.  seq_cst: CLOSING before the
+		 * membarrier; every push whose gate load misses it stored its
+		 * claim before the membarrier's barrier on the producer. */
+		atomic_fetch_or_explicit(&s->gate, GATE_CLOSING, memory_order_seq_cst);
+		fo__fence_heavy();
+		/* seq_cst: after the membarrier, so every claim whose push
+		 * missed CLOSING is in it. */
+		uint64_t v = atomic_load_explicit(&s->tail, memory_order_seq_cst);
+		end = TAIL_POS(v);
+		/* seq_cst, as every tail RMW.  Fails only if a doomed claim
+		 * (one that saw CLOSING) landed since: its push puts CLOSED back. */
+		atomic_compare_exchange_strong_explicit(&s->tail, &v, v | TAIL_CLOSED,
+		                                        memory_order_seq_cst, memory_order_relaxed);
+	} else {
+		/* seq_cst RMW: after this no claim succeeds; old gives the end. */
+		uint64_t old =
+		    atomic_fetch_or_explicit(&s->tail, TAIL_CLOSED, memory_order_seq_cst);
+		end = TAIL_POS(old);
+	}
 	/* release: the error is visible to whoever sees the end. */
-	atomic_store_explicit(&s->end, TAIL_POS(old), memory_order_release);
+	atomic_store_explicit(&s->end, end, memory_order_release);
 	fo__stream_unlock(s);
 	fo__fence_light();
 	wake_data(s);
@@ -682,8 +890,9 @@ bool fo_stream_is_closed(const fo_stream *s)
 {
 	if (!s)
 		return true;
-	return atomic_load_explicit(&((fo_stream *)s)->tail, memory_order_acquire) &
-	       TAIL_CLOSED; /* acquire: the closed bit with its end */
+	fo_stream *m = (fo_stream *)s;
+	/* acquire: the closed bit with its end. */
+	return fo__tail_closed(m, atomic_load_explicit(&m->tail, memory_order_acquire));
 }
 
 int fo_stream_get_stats(fo_stream *s, fo_stream_stats *out)

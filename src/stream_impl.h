@@ -55,10 +55,11 @@
 #define SEG_SLOTS (1u << SEG_SHIFT)
 #define SEG_MASK  ((uint64_t)SEG_SLOTS - 1)
 
-/* s->tail = (claimed << TAIL_SHIFT) | STALE | CLOSED (design.md §4). */
+/* s->tail = (claimed << TAIL_SHIFT) | FENCED | STALE | CLOSED (design.md §4). */
 #define TAIL_CLOSED 1u /* bit 0: closed or failed, no claim succeeds */
 #define TAIL_STALE  2u /* bit 1: a claim entered a later segment; tail_seg not moved yet */
-#define TAIL_SHIFT  2
+#define TAIL_FENCED 4u /* bit 2: fenced single producer (plain claim), set at creation */
+#define TAIL_SHIFT  3
 #define TAIL_ONE    ((uint64_t)1 << TAIL_SHIFT)
 #define TAIL_POS(t) ((uint64_t)(t) >> TAIL_SHIFT) /* claimed positions */
 #define NO_END      UINT64_MAX
@@ -122,6 +123,14 @@ struct fo_cursor {
 	_Atomic uint64_t pub FO_ALIGNED;
 	_Atomic uint64_t hold;
 	struct consumer cons;
+	/* Passive only: [plo, phi) holds the positions this cursor may read in
+	 * the call it is making (phi = UINT64_MAX meanwhile) or returned in its
+	 * last call.  Written by its user thread, read by the reclaimer, which
+	 * destroys a DEAD pinned segment's items outside every passive's range
+	 * (design.md §6, "A stalled passive cursor").  pnext/pprev: the
+	 * stream's passive list, under s->lock. */
+	_Atomic uint64_t plo, phi;
+	fo_cursor *pnext, *pprev;
 
 	/* Line 2: event-loop readiness (design.md §7).  armed: written by the
 	 * user thread (arm) and by the producer that signals (CAS 1 -> 0).
@@ -181,11 +190,14 @@ struct fo_stream {
 	size_t window;
 	void (*item_free)(void *item, void *ctx);
 	void *item_free_ctx;
-	bool single_producer; /* pushes skip the read section (design.md §4) */
-	_Atomic uint64_t end; /* NO_END until close/fail published it */
-	_Atomic int ncursors; /* open cursors of every kind */
-	_Atomic int npassive; /* open passive cursors */
-	fo_error err;         /* written before end is published */
+	bool single_producer;  /* pushes skip the read section (design.md §4) */
+	bool fenced;           /* single producer claiming by plain store (design.md §4) */
+	_Atomic uint64_t end;  /* NO_END until close/fail published it */
+	_Atomic int ncursors;  /* open cursors of every kind */
+	_Atomic uint32_t gate; /* GATE_EMPTY | GATE_CLOSING: loaded by every push */
+	_Atomic int npassive;  /* open passive cursors */
+	fo_cursor *passives;   /* their list (pnext/pprev), under lock */
+	fo_error err;          /* written before end is published */
 
 	/* Readers going to sleep for data (see struct waitq). */
 	struct waitq data FO_ALIGNED;
@@ -217,6 +229,21 @@ struct fo_stream {
 	unsigned npool, nretired;
 	_Atomic size_t cached_segments; /* stats: pool + retired + in grace period */
 };
+
+/* s->gate, the word a push loads after its claim (design.md §4, "the
+ * fenced claim"): clear in the common case. */
+#define GATE_EMPTY   1u /* no cursor open: items pushed now are destroyed at once */
+#define GATE_CLOSING 2u /* a fenced stream's close has begun */
+
+/* Closed or failed?  @t: a load of s->tail.  In a fenced stream a doomed
+ * claim may hide CLOSED for a moment (design.md §4), so threads other than
+ * the producer look at the end too. */
+static inline bool fo__tail_closed(fo_stream *s, uint64_t t)
+{
+	return (t & TAIL_CLOSED) ||
+	       ((t & TAIL_FENCED) && /* acquire: the end's error, as readers do */
+	        atomic_load_explicit(&s->end, memory_order_acquire) != NO_END);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Per-item helpers shared between the files                                */

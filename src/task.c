@@ -5,9 +5,11 @@
  *
  * A future's state lives under its mutex; its memory is shared by the handle
  * and the thread (refs: the last one frees it).  Completion: the thread
- * locks f->mu, records the outcome, broadcasts, and - if the future is in a
- * waitfor - appends it to the set's done FIFO under w->mu and signals the
- * set (lock order f->mu -> w->mu everywhere).  fo_waitfor_destroy() clears
+ * locks f->mu, records the outcome, and - if the future is in a waitfor -
+ * appends it to the set's done FIFO under w->mu and signals the set (lock
+ * order f->mu -> w->mu everywhere), unlocks, then broadcasts f->cv (its
+ * reference keeps f alive).  Process tasks: docs/design.md §13, "Process
+ * tasks" (the spawn hand-off is a futex word).  fo_waitfor_destroy() clears
  * f->wf under f->mu, so no thread touches a set after it is gone.
  *
  * Readiness (fd/arm) uses fo__waker (iter_impl.h): arm prepares and
@@ -39,7 +41,10 @@ struct fo_future {
 	char *err_msg; /* owned text behind err.message, or NULL */
 	/* processes: the child (ch.pidfd under mu: cancel kills through it) */
 	bool proc;
-	int spawned, spawn_errno; /* under mu: 0 forking, 1 forked, -1 fork failed */
+	/* The spawn hand-off (futex word, no mutex): 0 forking, 1 forked, 2 fork
+	 * failed; spawn_errno is written before it, read after it. */
+	_Atomic uint32_t spawned;
+	int spawn_errno;
 	struct fo__child ch;
 	fo_codec codec;
 	fo_waitfor *wf;
@@ -107,7 +112,6 @@ static void resolve(fo_future *f, int rc, void *v, const fo_error *e, char *msg)
 		f->err = *e;
 		f->err_msg = msg;
 	}
-	pthread_cond_broadcast(&f->cv);
 	if (f->wf) {
 		fo_waitfor *w = f->wf;
 		pthread_mutex_lock(&w->mu);
@@ -116,6 +120,9 @@ static void resolve(fo_future *f, int rc, void *v, const fo_error *e, char *msg)
 		fo__waker_signal(&w->wk); /* under f->mu: the set cannot go away */
 	}
 	pthread_mutex_unlock(&f->mu);
+	/* After unlocking: a waiter woken here finds mu free (no second sleep on
+	 * it); our reference keeps f and its cv alive until unref() below. */
+	pthread_cond_broadcast(&f->cv);
 	fo__waker_signal(&f->wk);
 	if (discard && f->rfree)
 		f->rfree(discard, f->rctx);
@@ -180,12 +187,13 @@ static void *proc_main(void *arg)
 	 * signal follows this thread, which lives until the child is reaped,
 	 * not the caller's thread, which may exit at any time. */
 	int rc = fo__child_spawn(&f->ch, task_child, f);
-	int err = errno;
-	pthread_mutex_lock(&f->mu);
-	f->spawned = rc == FO_OK ? 1 : -1;
-	f->spawn_errno = err;
-	pthread_cond_broadcast(&f->cv);
-	pthread_mutex_unlock(&f->mu);
+	f->spawn_errno = errno;
+	/* release: spawn_errno and ch before the caller's acquire load (cancel,
+	 * which reads ch, runs only after fo_task_spawn() returned).  The wake
+	 * touches f after the caller may have returned: on failure it joins us
+	 * before freeing f, on success our reference holds f until resolve(). */
+	atomic_store_explicit(&f->spawned, rc == FO_OK ? 1u : 2u, memory_order_release);
+	fo__futex_wake_all(&f->spawned);
 	if (rc != FO_OK)
 		return NULL; /* the caller joins us and frees f */
 	struct fo__tx tx = {0};
@@ -280,11 +288,12 @@ int fo_task_spawn(fo_future **out, fo_task_fn fn, void *arg, const fo_task_opts 
 	int r = pthread_create(&th, &attr, f->proc ? proc_main : task_main, f);
 	pthread_attr_destroy(&attr);
 	if (r == 0 && f->proc) {
-		pthread_mutex_lock(&f->mu);
-		while (f->spawned == 0) /* the supervisor forks: memory as at the call */
-			pthread_cond_wait(&f->cv, &f->mu);
-		pthread_mutex_unlock(&f->mu);
-		if (f->spawned < 0) {
+		/* acquire: pairs with the supervisor's release (spawn_errno, ch).  It
+		 * forks while we wait here: the child sees memory as at the call. */
+		uint32_t st;
+		while ((st = atomic_load_explicit(&f->spawned, memory_order_acquire)) == 0)
+			fo__futex_wait(&f->spawned, 0, FO__NO_DEADLINE);
+		if (st == 2) {
 			pthread_join(th, NULL);
 			r = f->spawn_errno;
 		} else {

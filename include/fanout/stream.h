@@ -84,8 +84,13 @@ enum { FO_ACTIVE = 0, FO_PASSIVE = 1u << 0, FO_SHARED = 1u << 1 };
  * @single_producer: the caller promises that pushes never run concurrently
  *                  (one producer thread, or pushes serialised by the caller).
  *                  Pushes then skip their RCU read section (measured
- *                  cost: B3 in README.md).  Breaking the promise is undefined.
- *                  Default false.  close/fail/cursor calls stay free-threaded.
+ *                  cost: B3 in README.md) and, where membarrier() is
+ *                  available (Linux >= 4.14, not under TSan), claim without
+ *                  a locked instruction; the stream's first cursor (the one
+ *                  created while none is open) and its close/fail then cost
+ *                  one membarrier each, about 1 us.  Breaking the promise
+ *                  is undefined.  Default false.  close/fail/cursor calls
+ *                  stay free-threaded.
  */
 typedef struct fo_stream_opts {
 	size_t capacity;

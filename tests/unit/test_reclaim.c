@@ -786,6 +786,153 @@ static void test_misses_a_pass_covers_hold_until_it_ends(void **state)
 	run_miss(2);
 }
 
+/* Closing a cursor far behind destroys everything below the next consumer before
+ * fo_cursor_close returns (B6b's path: one reclamation pass over thousands of segments,
+ * retired to call_rcu once at its end), each item exactly once; with @keep, a second cursor
+ * at the tail stays open, so the pass (not the last-cursor sweep) does the work. */
+static void close_far_behind(bool keep)
+{
+	enum { N = 64 * SEG + 17 };
+	ft_counter cnt;
+	ft_counter_init(&cnt, N);
+	fo_stream_opts o = ft_heap_opts(&cnt);
+	o.single_producer = true;
+	fo_stream *s = NULL;
+	fo_cursor *slow = NULL, *fast = NULL;
+	void *it;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	assert_int_equal(fo_stream_cursor(s, &slow, FO_ACTIVE), FO_OK);
+	if (keep)
+		assert_int_equal(fo_stream_cursor(s, &fast, FO_ACTIVE), FO_OK);
+	for (uint64_t i = 0; i < N; i++) {
+		assert_int_equal(fo_stream_push(s, ft_item_new(i)), FO_OK);
+		if (keep) {
+			assert_int_equal(fo_cursor_try_next(fast, &it), FO_OK);
+			assert_true(ft_item_ok(it) && ((ft_item *)it)->seq == i);
+		}
+	}
+	fo_stream_stats st;
+	fo_stream_get_stats(s, &st);
+	assert_int_equal(st.retained_items, N);
+	fo_cursor_close(slow);
+	fo_stream_get_stats(s, &st);
+	/* keep: the tail segment (the fast cursor's hold) and, by the frontier's strict
+	 * comparison, the one before it stay (design.md §6). */
+	size_t left = keep ? SEG + N % SEG : 0;
+	assert_int_equal(st.retained_items, left);
+	assert_int_equal(ft_freed(&cnt), N - left);
+	assert_true(st.live_segments <= 3);
+	for (size_t i = 0; i < N - left; i++)
+		assert_int_equal(ft_mark(&cnt, i), 1);
+	fo_cursor_close(fast);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&cnt), N);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(ft_mark(&cnt, i), 1);
+	assert_int_equal(atomic_load(&cnt.out_of_range), 0);
+	ft_counter_fini(&cnt);
+}
+
+static void test_close_far_behind_last_cursor_frees_all(void **state)
+{
+	(void)state;
+	close_far_behind(false);
+}
+
+static void test_close_far_behind_frees_below_the_next(void **state)
+{
+	(void)state;
+	close_far_behind(true);
+}
+
+/* A passive cursor that read one batch and then stands still while the producer laps it many
+ * times: its segment's other items are destroyed when the segment is unlinked (it pins the
+ * segment's memory and its last batch only), the batch stays valid until its next read, which
+ * returns FO_LAGGED with the exact count skipped, then it reads on in order (design.md §6, "A
+ * stalled passive cursor"; @active: with an active cursor reading along, else taps only). */
+static void stalled_passive(bool active)
+{
+	enum { B = 5, START = 3, N = 80 * SEG };
+	ft_counter cnt;
+	ft_counter_init(&cnt, N);
+	fo_stream_opts o = ft_heap_opts(&cnt);
+	o.single_producer = true;
+	o.passive_window = WINDOW;
+	fo_stream *s = NULL;
+	fo_cursor *tap = NULL, *act = NULL;
+	void *batch[B], *it;
+	size_t k = 0;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	assert_int_equal(fo_stream_cursor(s, &tap, FO_PASSIVE), FO_OK);
+	if (active)
+		assert_int_equal(fo_stream_cursor(s, &act, FO_ACTIVE), FO_OK);
+	uint64_t i = 0;
+	for (; i < SEG; i++)
+		assert_int_equal(fo_stream_push(s, ft_item_new(i)), FO_OK);
+	for (unsigned j = 0; j < START; j++) /* the tap stands inside its segment */
+		assert_int_equal(fo_cursor_next_many(tap, batch, 1, &k), FO_OK);
+	assert_int_equal(fo_cursor_next_many(tap, batch, B, &k), FO_OK);
+	assert_int_equal(k, B);
+	size_t max_retained = 0;
+	for (; i < N; i++) {
+		assert_int_equal(fo_stream_push(s, ft_item_new(i)), FO_OK);
+		if (active) {
+			assert_int_equal(fo_cursor_try_next(act, &it), FO_OK);
+			assert_int_equal(((ft_item *)it)->seq, i - SEG);
+		}
+		if (i % SEG == 0) {
+			fo_stream_stats st;
+			fo_stream_get_stats(s, &st);
+			if (st.retained_items > max_retained)
+				max_retained = st.retained_items;
+		}
+	}
+	/* The window (rounded to segments, + 1 of slack), the producers' reclamation gap, the
+	 * active cursor's backlog of one segment, and the tap's batch: not its segment. */
+	assert_true(max_retained <= WINDOW + (2 + RECLAIM_GAP + 1) * SEG + B);
+	for (unsigned j = 0; j < SEG; j++) {
+		if (j >= START && j < START + B) { /* the batch: still ours */
+			assert_int_equal(ft_mark(&cnt, j), 0);
+			assert_true(ft_item_ok(batch[j - START]));
+			assert_int_equal(((ft_item *)batch[j - START])->seq, j);
+		} else { /* the rest of the tap's segment: destroyed once, while it stood */
+			assert_int_equal(ft_mark(&cnt, j), 1);
+		}
+	}
+	/* Its next read reports the lap: it skipped from its position to the oldest item. */
+	size_t lagged_before = fo_cursor_lagged(tap);
+	assert_int_equal(fo_cursor_next_many(tap, batch, B, &k), FO_LAGGED);
+	uint64_t skipped = fo_cursor_lagged(tap) - lagged_before;
+	assert_true(skipped >= N - WINDOW - (2 + RECLAIM_GAP + 1) * SEG - (START + B));
+	for (unsigned j = START; j < START + B; j++) /* the batch went with the lap */
+		assert_int_equal(ft_mark(&cnt, j), 1);
+	/* It resumes, in order, at the first position it had not skipped. */
+	uint64_t next = START + B + skipped;
+	assert_int_equal(fo_cursor_next_many(tap, batch, B, &k), FO_OK);
+	assert_true(k >= 1);
+	for (size_t j = 0; j < k; j++)
+		assert_int_equal(((ft_item *)batch[j])->seq, next + j);
+	fo_cursor_close(tap);
+	fo_cursor_close(act);
+	fo_stream_destroy(s);
+	assert_int_equal(ft_freed(&cnt), N);
+	for (size_t j = 0; j < N; j++)
+		assert_int_equal(ft_mark(&cnt, j), 1);
+	ft_counter_fini(&cnt);
+}
+
+static void test_stalled_passive_keeps_only_its_batch(void **state)
+{
+	(void)state;
+	stalled_passive(false);
+}
+
+static void test_stalled_passive_keeps_only_its_batch_with_active(void **state)
+{
+	(void)state;
+	stalled_passive(true);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < MAX_BATCH; i++)
@@ -803,6 +950,10 @@ int main(void)
 	    cmocka_unit_test(test_bug6_share_group_reads_reclaim_after_producer_stops),
 	    cmocka_unit_test(test_miss_after_frontier_holds_until_pass_ends),
 	    cmocka_unit_test(test_misses_a_pass_covers_hold_until_it_ends),
+	    cmocka_unit_test(test_close_far_behind_last_cursor_frees_all),
+	    cmocka_unit_test(test_close_far_behind_frees_below_the_next),
+	    cmocka_unit_test(test_stalled_passive_keeps_only_its_batch),
+	    cmocka_unit_test(test_stalled_passive_keeps_only_its_batch_with_active),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
