@@ -28,11 +28,21 @@ __attribute__((constructor)) static void membarrier_probe(void)
 
 void fo__fence_heavy(void)
 {
-	if (fo__have_membarrier &&
+	if (!fo__have_membarrier) {
+		/* Without membarrier the light side is a full fence too. */
+		atomic_thread_fence(memory_order_seq_cst);
+		return;
+	}
+	if (fo__likely(syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0))
+		return;
+	/* Registration is process-wide and survives fork(), so this is not
+	 * expected; register again once.  A plain fence here would not do: the
+	 * light sides (and a fenced stream's claim) are compiler barriers only,
+	 * so a silent fallback would lose wake-ups or items (design.md §4, §7). */
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
 	    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
 		return;
-	/* Without membarrier the light side is a full fence too. */
-	atomic_thread_fence(memory_order_seq_cst);
+	fo__panic(__FILE__, __LINE__, "membarrier(PRIVATE_EXPEDITED) failed after registration");
 }
 
 uint64_t fo__now_ns(void)
