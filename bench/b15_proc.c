@@ -13,7 +13,8 @@
  *   reader_rings    no pool, no proxy threads: one thread moves chunks through the pod codec and
  *                   a MAP_SHARED ring per child (at most 64 items in flight each, as fanout's
  *                   window at --buffer 16), children decode/encode: the floor of a process pool
- *                   whose reader moves the frames itself (design.md §13)
+ *                   whose reader moves the frames itself (design.md §13); run only when
+ *                   named in --impl
  *   python_imap     multiprocessing.Pool(2).imap(ident, 64-byte bytes, chunksize=k), run by
  *                   bench/b15_python.py (wall time of the imap loop only; fewer items at
  *                   chunk 1: it is slow)
@@ -735,7 +736,9 @@ int main(int argc, char **argv)
 				run_raw(&b, false, chunk, o.items, run);
 			if (want("raw_pipe"))
 				run_raw(&b, true, chunk, o.items, run);
-			if (want("reader_rings"))
+			/* Only when named: its hand-written ring lost a wake-up once
+			 * (a --quick run hung in ring_wait, 2026-12-07; not found yet). */
+			if (opt_impl && want("reader_rings"))
 				run_reader_rings(&b, chunk, o.items, run);
 			if (want("python_imap"))
 				run_python(&b, chunk, chunk == 1 ? o.items / 10 : o.items / 2, run);
