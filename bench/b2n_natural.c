@@ -57,7 +57,13 @@ static size_t nat_pop(pq_cons *c, bench_item **out, size_t max)
 	return 0;
 }
 
-enum { I_FANOUT, I_CKCOPY, I_BEST, NIMPL };
+/* I_D*: diagnostics that take one factor of the gap between fanout and
+ * fanout_best at a time; they run only when named in --impl and are never
+ * targets (bench/report.sh does not read them).  diag_sp: single producer;
+ * diag_batch: batch reads of 64; diag_sp_batch: both (fanout_best at the
+ * natural capacities); diag_bigcap: capacity 65536. */
+enum { I_FANOUT, I_CKCOPY, I_BEST, I_DSP, I_DBATCH, I_DSPBATCH, I_DBIGCAP, NIMPL };
+#define NMAIN I_DSP /* the implementations a run has by default */
 
 static const pq_impl nat_impls[NIMPL] = {
     [I_FANOUT] = {"fanout", true, true, true, pq_fanout_mp_setup, pq_fanout_teardown, pq_nop_cons,
@@ -66,7 +72,27 @@ static const pq_impl nat_impls[NIMPL] = {
                   pq_nop_cons, pq_nop_cons, pq_ckcopy_produce, pq_flag_close, pq_ckcopy_pop},
     [I_BEST] = {"fanout_best", true, true, true, pq_fanout_setup, pq_fanout_teardown, pq_nop_cons,
                 pq_nop_cons, pq_fanout_produce, pq_fanout_close, pq_fanout_pop},
+    [I_DSP] = {"diag_sp", true, true, true, pq_fanout_setup, pq_fanout_teardown, pq_nop_cons,
+               pq_nop_cons, pq_fanout_produce, pq_fanout_close, nat_pop},
+    [I_DBATCH] = {"diag_batch", true, true, true, pq_fanout_mp_setup, pq_fanout_teardown,
+                  pq_nop_cons, pq_nop_cons, pq_fanout_produce, pq_fanout_close, pq_fanout_pop},
+    [I_DSPBATCH] = {"diag_sp_batch", true, true, true, pq_fanout_setup, pq_fanout_teardown,
+                    pq_nop_cons, pq_nop_cons, pq_fanout_produce, pq_fanout_close, pq_fanout_pop},
+    [I_DBIGCAP] = {"diag_bigcap", true, true, true, pq_fanout_mp_setup, pq_fanout_teardown,
+                   pq_nop_cons, pq_nop_cons, pq_fanout_produce, pq_fanout_close, nat_pop},
 };
+
+/* Does @im run at fanout_best's capacity (the "best" case)? */
+static bool at_best_cap(int im)
+{
+	return im == I_BEST || im == I_DBIGCAP;
+}
+
+/* Does @im read in batches? */
+static bool batch_reads(int im)
+{
+	return im == I_BEST || im == I_DBATCH || im == I_DSPBATCH;
+}
 
 /* One cell of a run: an implementation at a capacity (index into caps[], or
  * NCAPS for the best configuration's 65536) and a cursor count. */
@@ -115,7 +141,7 @@ static void summary(void)
 			int k = ks[ki];
 			double f = stat_of(ci == NCAPS ? I_BEST : I_FANOUT, ci, k, 0, NULL, NULL);
 			for (int im = 0; im < NIMPL; im++) {
-				if ((ci == NCAPS) != (im == I_BEST))
+				if ((ci == NCAPS) != at_best_cap(im))
 					continue;
 				double lo, hi;
 				double ips = stat_of(im, ci, k, 0, NULL, NULL);
@@ -134,6 +160,11 @@ static void summary(void)
 					       ok ? "met" : "MISSED");
 					printf("  (cpu %s)", fcpu < cpu ? "below" : "NOT below");
 					ok ? met++ : missed++;
+				} else if (im >= NMAIN) {
+					double b = stat_of(I_BEST, NCAPS, k, 0, NULL, NULL);
+					if (b > 0)
+						printf(" %10.2fx %7s %8s  (vs fanout_best)",
+						       ips / b, "-", "diag");
 				} else if (im == I_FANOUT) {
 					double b = stat_of(I_BEST, NCAPS, k, 0, NULL, NULL);
 					if (b > 0) {
@@ -171,7 +202,7 @@ int main(int argc, char **argv)
 	if (pool > o.items)
 		pool = o.items > BEST_CAPACITY + PQ_BATCH ? o.items : pool;
 	bench_item **items = pq_items_create(1, pool);
-	samples = calloc((size_t)o.runs * (NCAPS * 2 + 1) * NKS, sizeof(*samples));
+	samples = calloc((size_t)o.runs * (NCAPS * 5 + 2) * NKS, sizeof(*samples));
 	if (!samples)
 		return 2;
 	printf("B2n: 1 producer -> K cursors, natural configuration, %" PRIu64
@@ -182,13 +213,21 @@ int main(int argc, char **argv)
 	 * each capacity, then fanout_best. */
 	struct cell {
 		int impl, cap;
-	} cells[NCAPS * 2 + 1];
+	} cells[NCAPS * 5 + 2];
 	int nc = 0;
 	for (int ci = 0; ci < NCAPS; ci++) {
 		cells[nc++] = (struct cell){I_FANOUT, ci};
 		cells[nc++] = (struct cell){I_CKCOPY, ci};
 	}
 	cells[nc++] = (struct cell){I_BEST, NCAPS};
+	for (int im = NMAIN; im < NIMPL; im++) /* diagnostics: only when named in --impl */
+		if (only && bench_in_list(only, nat_impls[im].name)) {
+			if (at_best_cap(im))
+				cells[nc++] = (struct cell){im, NCAPS};
+			else
+				for (int ci = 0; ci < NCAPS; ci++)
+					cells[nc++] = (struct cell){im, ci};
+		}
 
 	bool ok = true;
 	for (int run = 1; run <= o.runs; run++) {
@@ -203,7 +242,7 @@ int main(int argc, char **argv)
 					continue;
 				size_t cap = cl->cap == NCAPS ? BEST_CAPACITY : caps[cl->cap];
 				pq_extra x = {.write = true,
-				              .pop_max = cl->impl == I_BEST ? PQ_BATCH : 1};
+				              .pop_max = batch_reads(cl->impl) ? PQ_BATCH : 1};
 				pq_result r = pq_measure_ex(im, PQ_FANOUT, 1, k, cap, items, pool,
 				                            o.items, 0, false, &x);
 				if (!r.ok) {

@@ -125,6 +125,7 @@ static void attach_locked(fo_stream *s, fo_cursor *c, uint64_t pos, struct seg *
 	c->seg = x;
 	atomic_fetch_add_explicit(&s->handles, 1, memory_order_relaxed); /* caller has one */
 	if (c->kind == K_ACTIVE) {
+		c->lim = x->base + SEG_SLOTS;
 		/* relaxed: under s->lock, which producers' rescans and the
 		 * reclaimer take before reading them. */
 		atomic_store_explicit(&c->pub, pos, memory_order_relaxed);
@@ -248,6 +249,7 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 			cons_add(s, &g->cons);
 			cons_del(&c->cons);
 			c->kind = K_MEMBER;
+			c->lim = 0; /* no active fast path any more */
 			c->g = g;
 			c->seg = NULL;
 			g->members = 1;
@@ -395,6 +397,7 @@ static int at_end_or_empty(fo_cursor *c, uint64_t pos)
 	if (pos < end)
 		return FO_EMPTY;
 	c->done = c->s->err.code ? FO_FAILED : FO_END;
+	c->lim = 0; /* sticky: the fast path never reads again */
 	return c->done;
 }
 
@@ -402,10 +405,12 @@ static int at_end_or_empty(fo_cursor *c, uint64_t pos)
  * path does (not an FO_ code). */
 #define TAKE_UNDECIDED (-1)
 
-/* An active cursor read [c->pos, @pos): publish it (design.md §5) and move. */
-static inline __attribute__((always_inline)) void active_publish(fo_cursor *c, uint64_t pos)
+/* An active cursor read [@from, @pos) (@from: c->pos, passed so that the
+ * caller's store of the items needs no reload): publish it (design.md §5)
+ * and move. */
+static inline __attribute__((always_inline)) void active_publish(fo_cursor *c, uint64_t from,
+                                                                 uint64_t pos)
 {
-	uint64_t from = c->pos;
 	/* release (both): our reads of items before from happen before their
 	 * free.  The batch [from, pos) stays valid until the next read:
 	 * segments are unlinked only when they end strictly below hold. */
@@ -439,31 +444,33 @@ static int take_active(fo_cursor *c, void **items, size_t max, size_t *n)
 		return at_end_or_empty(c, pos);
 	bool crossed = x != c->seg;
 	c->seg = x;
-	active_publish(c, pos);
+	c->lim = x->base + SEG_SLOTS;
+	active_publish(c, c->pos, pos);
 	if (crossed)
 		fo__reclaim_try(s);
 	return FO_OK;
 }
 
 /*
- * One item for an active cursor whose position lies inside its segment:
- * take_active() for one item, without its loop and its frame (inlined into
- * the per-item read calls, design.md §5).  FO_OK, FO_EMPTY or the end, or
- * TAKE_UNDECIDED with nothing taken when the position is where the segment
- * ends (the general path steps to the next one and reclaims).
+ * One item for an active cursor whose position lies inside its segment and
+ * whose slot is stored: take_active() for one item, without its loop and
+ * its frame (inlined into the per-item read calls, design.md §5).  One
+ * compare against c->lim stands for "active, not done, position inside
+ * c->seg".  FO_OK, or TAKE_UNDECIDED with nothing taken (another kind, a
+ * finished cursor, the end of the segment, an empty slot): the general
+ * path decides, steps to the next segment and reclaims.
  */
 static inline __attribute__((always_inline)) int active_one_fast(fo_cursor *c, void **item)
 {
-	struct seg *x = c->seg;
 	uint64_t pos = c->pos;
-	if (pos - x->base >= SEG_SLOTS)
+	if (fo__unlikely(pos >= c->lim))
 		return TAKE_UNDECIDED;
 	/* acquire: pairs with the producer's release store. */
-	void *it = atomic_load_explicit(&x->slot[pos & SEG_MASK], memory_order_acquire);
-	if (!it)
-		return at_end_or_empty(c, pos);
+	void *it = atomic_load_explicit(&c->seg->slot[pos & SEG_MASK], memory_order_acquire);
+	if (fo__unlikely(!it))
+		return TAKE_UNDECIDED;
 	*item = it; /* never DEAD_ITEM (take_active) */
-	active_publish(c, pos + 1);
+	active_publish(c, pos, pos + 1);
 	return FO_OK;
 }
 
@@ -748,54 +755,61 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	}
 }
 
-/* One item on a fast path: an active cursor inside its segment
- * (active_one_fast), a share-group member on member_pinned()'s; a passive
- * cursor, a finished one, or a fast path that cannot decide gets
- * TAKE_UNDECIDED: the general path. */
-static inline __attribute__((always_inline)) int one_fast(fo_cursor *c, void **item)
+/* One item on the general path, waiting up to @deadline (0: never).
+ * noinline: reached by tail calls, so the per-item read calls' fast paths
+ * need no frame. */
+static __attribute__((noinline)) int next_slow(fo_cursor *c, void **item, uint64_t deadline)
 {
 	size_t n;
-	if (c->done)
-		return TAKE_UNDECIDED;
-	if (c->kind == K_ACTIVE)
-		return active_one_fast(c, item);
+	return next_wait(c, item, 1, &n, deadline);
+}
+
+/* One item for a share-group member: its fast path (member_pinned, §5),
+ * else next_slow().  Out of line for the same reason as next_slow(). */
+static __attribute__((noinline)) int member_next(fo_cursor *c, void **item, uint64_t deadline)
+{
+	size_t n;
+	int rc = c->done ? TAKE_UNDECIDED : member_pinned(c, item, 1, &n);
+	if (rc != TAKE_UNDECIDED && (rc != FO_EMPTY || deadline == 0))
+		return rc;
+	return next_slow(c, item, deadline);
+}
+
+/* One item after the active fast path (active_one_fast) took nothing. */
+static inline __attribute__((always_inline)) int next_other(fo_cursor *c, void **item,
+                                                            uint64_t deadline)
+{
 	if (c->kind == K_MEMBER)
-		return member_pinned(c, item, 1, &n);
-	return TAKE_UNDECIDED;
+		return member_next(c, item, deadline);
+	return next_slow(c, item, deadline);
 }
 
 int fo_cursor_next(fo_cursor *c, void **item)
 {
-	size_t n;
 	if (!c || !item)
 		return FO_EINVAL;
-	int rc = one_fast(c, item);
-	if (rc != TAKE_UNDECIDED && rc != FO_EMPTY)
-		return rc;
-	return next_wait(c, item, 1, &n, FO__NO_DEADLINE);
+	if (fo__likely(active_one_fast(c, item) == FO_OK))
+		return FO_OK;
+	return next_other(c, item, FO__NO_DEADLINE);
 }
 
 int fo_cursor_try_next(fo_cursor *c, void **item)
 {
-	size_t n;
 	if (!c || !item)
 		return FO_EINVAL;
-	int rc = one_fast(c, item);
-	if (rc != TAKE_UNDECIDED)
-		return rc;
-	return take(c, item, 1, &n);
+	if (fo__likely(active_one_fast(c, item) == FO_OK))
+		return FO_OK;
+	return next_other(c, item, 0);
 }
 
 int fo_cursor_timed_next(fo_cursor *c, void **item, int64_t timeout_ns)
 {
-	size_t n;
 	if (!c || !item)
 		return FO_EINVAL;
-	int rc = one_fast(c, item);
-	if (rc != TAKE_UNDECIDED && rc != FO_EMPTY)
-		return rc;
+	if (fo__likely(active_one_fast(c, item) == FO_OK))
+		return FO_OK;
 	/* status.h's convention: 0 = try, negative = no limit (fo__deadline) */
-	rc = next_wait(c, item, 1, &n, timeout_ns ? fo__deadline(timeout_ns) : 0);
+	int rc = next_other(c, item, timeout_ns ? fo__deadline(timeout_ns) : 0);
 	return rc == FO_EMPTY ? FO_TIMEDOUT : rc;
 }
 

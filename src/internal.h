@@ -122,7 +122,8 @@ bool fo__brief_wait(_Atomic uint64_t *const *words, const uint64_t *old, size_t 
  * otherwise (and under TSan, which does not model membarrier) both are
  * seq_cst fences.  Either way, one of the two sides sees the other's store.
  */
-extern int fo__have_membarrier;
+/* hidden: a PC-relative load in the per-item paths, not one through the GOT */
+extern int fo__have_membarrier __attribute__((visibility("hidden")));
 void fo__fence_heavy(void);
 static inline void fo__fence_light(void)
 {

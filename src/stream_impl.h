@@ -113,6 +113,8 @@ struct fo_cursor {
 	struct seg *seg; /* active/passive: segment holding pos (or ending at pos);
 	                    passive/member: pinned (member: NULL until first read) */
 	uint64_t pos;    /* active/passive: next position to read */
+	uint64_t lim;    /* active, not done: seg->base + SEG_SLOTS, where the
+	                    per-item fast path stops; 0 otherwise (design.md §5) */
 	enum kind kind;
 	int done; /* 0, FO_END or FO_FAILED: sticky */
 	uint64_t lagged;
