@@ -3,7 +3,7 @@
 # Copyright (c) 2026 The fanout authors
 #
 # Model-check the spin models in docs/models/ (see docs/models/README.md):
-#   1. every configuration of arm.pml, share.pml, push.pml, fenced.pml, reclaim.pml and trim.pml must verify with 0 errors
+#   1. every configuration of arm.pml, share.pml, push.pml, fenced.pml, bias.pml, reclaim.pml and trim.pml must verify with 0 errors
 #      (safety: assertions and invalid end states = a reader asleep forever; liveness for
 #      arm.pml: the ltl claim no_lost_wakeup with weak fairness), and room.pml (a producer
 #      waiting for room) with 0 errors;
@@ -142,6 +142,16 @@ echo "== fenced.pml: deliberately broken variants (must FAIL)"
 run "BROKEN_CLOSE_NO_MB (close, no membarrier)" fail safety -DBROKEN_CLOSE_NO_MB
 run "BROKEN_FIRST_NO_MB (first cursor, no mb)" fail safety -DLATE -DBROKEN_FIRST_NO_MB
 run "BROKEN_CLOSING_OK (store despite CLOSING)" fail safety -DBROKEN_CLOSING_OK
+
+pml=bias.pml
+echo "== bias.pml: a default stream's claim biased to its first producer (must verify)"
+run "owner x2, revoker x2" pass safety
+run "owner x2, revoker x2, a close" pass safety -DCLOSE
+echo "== bias.pml: deliberately broken variants (must FAIL)"
+run "BROKEN_NO_MB (revoker, no membarrier)" fail safety -DBROKEN_NO_MB
+run "BROKEN_NO_MB with a close" fail safety -DCLOSE -DBROKEN_NO_MB
+run "BROKEN_LEAVE_EARLY (busy 0 before claim)" fail safety -DBROKEN_LEAVE_EARLY
+run "BROKEN_NO_WAIT (clear without waiting)" fail safety -DBROKEN_NO_WAIT
 
 pml=stage.pml
 echo "== stage.pml: a pipeline stage's sleeps, thresholds and the thread's wakes (must verify)"

@@ -185,7 +185,9 @@ int fo_stream_cursor(fo_stream *s, fo_cursor **out, unsigned flags)
 	if (atomic_fetch_add_explicit(&s->ncursors, 1, memory_order_relaxed) == 0) {
 		/* seq_cst: the pair of the producer's claim, then gate load. */
 		atomic_fetch_and_explicit(&s->gate, ~GATE_EMPTY, memory_order_seq_cst);
-		if (s->fenced) /* its claim is a plain store: the other half */
+		/* Claims by plain store (fenced, or biased not yet revoked:
+		 * FENCED changes only under the lock we hold): the other half. */
+		if (atomic_load_explicit(&s->tail, memory_order_relaxed) & TAIL_FENCED)
 			fo__fence_heavy();
 	}
 	/* Hint first, then tail (as producers do): the hint only ever points

@@ -80,7 +80,10 @@ int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
 	/* Fenced only with membarrier for the rare sides (never under TSan:
 	 * fo__have_membarrier stays 0), chosen for the stream's whole life. */
 	s->fenced = o->single_producer && fo__have_membarrier;
-	atomic_init(&s->tail, s->fenced ? TAIL_FENCED : 0);
+	/* Biased: several producers allowed, plain-store claims by the first
+	 * one until a second pushes (design.md §4, the biased claim). */
+	s->biased = !o->single_producer && fo__have_membarrier;
+	atomic_init(&s->tail, s->fenced ? TAIL_FENCED : s->biased ? TAIL_FENCED | TAIL_BIASED : 0);
 	atomic_init(&s->gate, GATE_EMPTY);
 	atomic_init(&s->tail_seg, first);
 	atomic_init(&s->oldest, first);
@@ -455,6 +458,64 @@ static inline bool claim_is_blocked(fo_stream *s, uint64_t t, size_t n)
 	return (t & TAIL_CLOSED) || (s->capacity && !has_room(s, TAIL_POS(t), n));
 }
 
+/* The biased claim's owner side (design.md §4, the biased claim). */
+
+/* This thread's identity for the bias: the thread pointer (one load of
+ * %fs:0 on x86-64), else the address of a thread-local byte.  A thread
+ * that exits may pass its identity to a later thread: harmless, the first
+ * one pushes no more, so their pushes never overlap (design.md §4). */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_thread_pointer)
+#define FO_HAVE_THREAD_POINTER 1
+#endif
+#endif
+#ifndef FO_HAVE_THREAD_POINTER
+static __thread char bias_self __attribute__((tls_model("initial-exec")));
+#endif
+
+static inline uintptr_t self_id(void)
+{
+#ifdef FO_HAVE_THREAD_POINTER
+	return (uintptr_t)__builtin_thread_pointer();
+#else
+	return (uintptr_t)&bias_self;
+#endif
+}
+
+/* A revoker waits for the owner's busy word: wake it.  noinline: rare. */
+static __attribute__((noinline)) void bias_wake(fo_stream *s)
+{
+	fo__futex_wake_all(&s->busy);
+}
+
+/* The owner leaves a plain-store push: busy back to 0, then wake a revoker
+ * that may be waiting for it. */
+static inline __attribute__((always_inline)) void bias_leave(fo_stream *s)
+{
+	/* release: our claim, tail_seg and slot stores happen before the
+	 * revoker's clear of BIASED (it acquires busy). */
+	atomic_store_explicit(&s->busy, 0, memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst); /* busy before the gate load */
+	/* relaxed: the other half is the revoker's membarrier. */
+	if (fo__unlikely(atomic_load_explicit(&s->gate, memory_order_relaxed) & GATE_REVOKED))
+		bias_wake(s);
+}
+
+/* The owner enters a plain-store push: true if it may claim so; false if a
+ * revocation has begun (busy is clear again). */
+static inline __attribute__((always_inline)) bool bias_enter(fo_stream *s)
+{
+	/* relaxed: ordered before the gate load by the compiler barrier, and
+	 * against the revoker by its membarrier. */
+	atomic_store_explicit(&s->busy, 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst); /* busy before the gate load */
+	/* relaxed: the other half is the revoker's membarrier. */
+	if (fo__likely(!(atomic_load_explicit(&s->gate, memory_order_relaxed) & GATE_REVOKED)))
+		return true;
+	bias_leave(s);
+	return false;
+}
+
 /*
  * After a claim of [@p, @p + @n) (design.md §4, steps 4-6): store @items,
  * or DEAD_ITEM if @nobody (the gate said no cursor), from segment @x (which
@@ -462,8 +523,9 @@ static inline bool claim_is_blocked(fo_stream *s, uint64_t t, size_t n)
  * holds a group start.  Every segment written holds an unwritten slot of
  * ours until our store, so none is freed under us (§6).
  */
-static inline __attribute__((always_inline)) void
-store_claimed(fo_stream *s, struct seg *x, uint64_t p, void *const *items, size_t n, bool nobody)
+static inline __attribute__((always_inline)) void store_claimed(fo_stream *s, struct seg *x,
+                                                                uint64_t p, void *const *items,
+                                                                size_t n, bool nobody, bool biased)
 {
 	uint64_t first = p, end = p + n;
 	for (; p < end; p++) {
@@ -479,6 +541,11 @@ store_claimed(fo_stream *s, struct seg *x, uint64_t p, void *const *items, size_
 		if (nx)
 			x = nx;
 	}
+	/* The owner of a biased stream is done with the claim: leave before
+	 * anything that may block or run user code (wake-ups, destructors,
+	 * the reclamation's lock), which a revoker would otherwise wait for. */
+	if (biased)
+		bias_leave(s);
 	fo__fence_light(); /* the slot stores before the sleeper check */
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
@@ -543,9 +610,9 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
 		fo__claim_hook(s, p, n);
 #endif
 	/* seq_cst: after the claim, against the first cursor's creation (§5).
-	 * Only GATE_EMPTY is ever set in a stream that is not fenced. */
-	bool nobody = atomic_load_explicit(&s->gate, memory_order_seq_cst) != 0;
-	store_claimed(s, x, p, items, n, nobody);
+	 * CLOSING is never set while the claim is a CAS; REVOKED may be. */
+	bool nobody = atomic_load_explicit(&s->gate, memory_order_seq_cst) & GATE_EMPTY;
+	store_claimed(s, x, p, items, n, nobody, false);
 	return FO_OK;
 }
 
@@ -573,15 +640,92 @@ static __attribute__((noinline)) int fenced_closing(fo_stream *s, uint64_t t, si
 	return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The biased claim (design.md §4)                                            */
+
+/* Wait until the owner is outside its plain-store push (busy 0, acquire):
+ * spin briefly, then sleep; bias_leave() wakes us (the gate has REVOKED). */
+static void bias_wait_idle(fo_stream *s)
+{
+	for (unsigned r = 0; r < ROOM_SPIN_ROUNDS; r++) {
+		/* acquire: the owner's stores before its busy clear. */
+		if (!atomic_load_explicit(&s->busy, memory_order_acquire))
+			return;
+		for (unsigned i = 1u << r; i; i--)
+			fo__cpu_relax();
+	}
+	/* acquire: as above. */
+	while (atomic_load_explicit(&s->busy, memory_order_acquire))
+		fo__futex_wait(&s->busy, 1, FO__NO_DEADLINE);
+}
+
+/*
+ * Revoke a biased stream's bias for good (design.md §4): set REVOKED,
+ * membarrier, wait until the owner is outside any plain-store push, then
+ * clear BIASED and FENCED so that every claim from now on is a CAS.  Any
+ * thread may call it, several at once; it returns once the word has no
+ * BIASED.  noinline: once per stream at most, plus the callers that race.
+ */
+static __attribute__((noinline)) void bias_revoke(fo_stream *s)
+{
+	pthread_mutex_lock(&s->lock);
+	/* relaxed: BIASED is cleared only under the lock we hold. */
+	if (!(atomic_load_explicit(&s->tail, memory_order_relaxed) & TAIL_BIASED)) {
+		fo__stream_unlock(s);
+		return;
+	}
+	/* seq_cst: REVOKED before the membarrier. */
+	atomic_fetch_or_explicit(&s->gate, GATE_REVOKED, memory_order_seq_cst);
+	fo__stream_unlock(s); /* the owner may need the lock to finish its push */
+	/* Every owner push whose gate load comes after the membarrier's
+	 * barrier on its thread sees REVOKED; every earlier one set busy
+	 * before it, which we see now. */
+	fo__fence_heavy();
+	bias_wait_idle(s);
+	pthread_mutex_lock(&s->lock);
+	/* seq_cst, as every tail RMW: nobody stores the word now (the owner
+	 * stays out, close and doomed-claim repairs need the lock), and the
+	 * CAS claims that follow load it (acquire) after this. */
+	atomic_fetch_and_explicit(&s->tail, ~(uint64_t)(TAIL_BIASED | TAIL_FENCED),
+	                          memory_order_seq_cst);
+	fo__stream_unlock(s);
+}
+
+/* A push into a biased stream by a thread that is not (yet) its owner:
+ * take the ownership if nobody has it (true), else revoke the bias (false:
+ * the caller reloads the tail word).  noinline: once per thread. */
+static __attribute__((noinline)) bool bias_own_or_revoke(fo_stream *s)
+{
+	uintptr_t o = 0, me = self_id();
+	/* seq_cst: one thread ever becomes the owner. */
+	if (atomic_compare_exchange_strong_explicit(&s->owner, &o, me, memory_order_seq_cst,
+	                                            memory_order_relaxed) ||
+	    o == me)
+		return true;
+	bias_revoke(s);
+	return false;
+}
+
+/* Is the calling thread the biased stream's owner?  relaxed: only this
+ * thread ever stores its own id. */
+static inline bool bias_mine(fo_stream *s)
+{
+	return atomic_load_explicit(&s->owner, memory_order_relaxed) == self_id();
+}
+
+#define PUSH_REVOKED 2 /* fenced_claim(): the bias is being revoked, nothing done */
+
 /*
  * The fenced claim (design.md §4): a single producer with membarrier for
  * the rare sides.  The claim is a plain store; a compiler barrier orders it
  * before the gate load, and the first cursor's creation and close pay a
- * membarrier between their gate write and their tail load.  Same contract
- * as push_batch().
+ * membarrier between their gate write and their tail load.  @biased: the
+ * owner of a biased stream, between bias_enter() and bias_leave() around
+ * the claim and its stores (PUSH_REVOKED: bias_enter() failed, nothing
+ * done).  Otherwise the same contract as push_batch().
  */
-static inline __attribute__((always_inline)) int push_fenced(fo_stream *s, void *const *items,
-                                                             size_t n, uint64_t deadline)
+static inline __attribute__((always_inline)) int
+push_fenced(fo_stream *s, void *const *items, size_t n, uint64_t deadline, bool biased)
 {
 	/* relaxed: only this thread changes the count.  A CLOSED bit that
 	 * close sets meanwhile is caught by the gate after the claim. */
@@ -591,19 +735,21 @@ static inline __attribute__((always_inline)) int push_fenced(fo_stream *s, void 
 		if (rc != FO_OK)
 			return rc;
 	}
+	/* Biased: t was loaded before busy; a revocation that could have
+	 * changed the word since is seen by bias_enter() (design.md §4). */
+	if (biased && !bias_enter(s))
+		return PUSH_REVOKED;
 	uint64_t p = TAIL_POS(t);
 	/* relaxed: only this thread moves tail_seg. */
 	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
 	struct seg *x = h, *l = h;
+	int rc = FO_OK;
 	if (fo__unlikely(!claim_in_tail_seg(p, n))) {
 		/* A crossing, without a read section (as any single producer:
 		 * the reclaimer never unlinks tail_seg or what follows it).
 		 * Allocate before claiming: ENOMEM leaves nothing behind. */
-		if (p + n - 1 - h->base >= SEG_SLOTS) {
-			int rc = seg_ensure(s, h, p + n - 1);
-			if (rc != FO_OK)
-				return rc;
-		}
+		if (p + n - 1 - h->base >= SEG_SLOTS && (rc = seg_ensure(s, h, p + n - 1)) != FO_OK)
+			goto out;
 		x = fo__seg_walk(h, p);
 		l = fo__seg_walk(x, p + n - 1);
 	}
@@ -613,11 +759,8 @@ static inline __attribute__((always_inline)) int push_fenced(fo_stream *s, void 
 	atomic_signal_fence(memory_order_seq_cst); /* the claim before the gate load */
 	/* relaxed: the other half is the rare side's membarrier. */
 	uint32_t g = atomic_load_explicit(&s->gate, memory_order_relaxed);
-	if (fo__unlikely(g & GATE_CLOSING)) {
-		int rc = fenced_closing(s, t, n);
-		if (rc != FO_OK)
-			return rc;
-	}
+	if (fo__unlikely(g & GATE_CLOSING) && (rc = fenced_closing(s, t, n)) != FO_OK)
+		goto out;
 	/* release: after the count (cursor creation loads the hint, then the
 	 * count) and after the gate check (a doomed claim leaves it alone). */
 	if (l != h)
@@ -626,26 +769,77 @@ static inline __attribute__((always_inline)) int push_fenced(fo_stream *s, void 
 	if (fo__unlikely(fo__claim_hook != NULL)) /* tests: a stall between claim and store */
 		fo__claim_hook(s, p, n);
 #endif
-	store_claimed(s, x, p, items, n, g & GATE_EMPTY);
+	store_claimed(s, x, p, items, n, g & GATE_EMPTY, biased); /* leaves the bias */
 	return FO_OK;
+out:
+	if (biased)
+		bias_leave(s);
+	return rc;
+}
+
+/*
+ * Any push into a biased stream but push_one_biased()'s: as the owner by
+ * the fenced claim, or, once the bias is revoked (or by a second thread,
+ * which revokes it), by push_batch()'s CAS claim.
+ */
+static __attribute__((noinline)) int push_biased(fo_stream *s, void *const *items, size_t n,
+                                                 uint64_t deadline)
+{
+	for (;;) {
+		/* acquire: a clean word's tail_seg for push_batch (design.md §4). */
+		uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+		if (!(t & TAIL_BIASED))
+			return push_batch(s, items, n, deadline);
+		if (!bias_mine(s) && !bias_own_or_revoke(s))
+			continue;
+		int rc = push_fenced(s, items, n, deadline, true);
+		if (rc != PUSH_REVOKED)
+			return rc;
+		bias_revoke(s); /* help it finish, then take the CAS claim */
+	}
 }
 
 /* A fenced single-item claim at @p in @h (the tail word was @t) found the
  * gate set: no cursor (store DEAD_ITEM), or closing (fenced_closing()).
- * noinline: the rare branch of push_one_fenced(). */
+ * @biased: a biased stream's owner, which leaves the bias here.  noinline:
+ * the rare branch of push_one_fenced() and push_one_biased(). */
 static __attribute__((noinline)) int fenced_gate(fo_stream *s, struct seg *h, uint64_t t,
-                                                 void *item, uint32_t g)
+                                                 void *item, uint32_t g, bool biased)
 {
 	if (g & GATE_CLOSING) {
 		int rc = fenced_closing(s, t, 1);
-		if (rc != FO_OK)
+		if (rc != FO_OK) {
+			if (biased)
+				bias_leave(s);
 			return rc;
+		}
 	}
-	store_claimed(s, h, TAIL_POS(t), &item, 1, g & GATE_EMPTY);
+	store_claimed(s, h, TAIL_POS(t), &item, 1, g & GATE_EMPTY, biased);
 	return FO_OK;
 }
 
 #define PUSH_NOT_TAKEN 1 /* push_one_fast(): nothing done, push_one() decides */
+
+/* Does one more item at claimed position @p fit in the tail segment (not
+ * the first of a segment) and the cached room? */
+static inline bool one_fits(fo_stream *s, uint64_t p)
+{
+	return (p & SEG_MASK) != 0 &&
+	       /* relaxed: a lower bound kept by has_room(); stale means "no room". */
+	       !(s->capacity &&
+	         p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) > s->capacity);
+}
+
+/* The fenced claim of one item after the tail word @t: a plain store, a
+ * compiler barrier, the gate load (design.md §4).  Returns the gate. */
+static inline uint32_t fenced_claim_one(fo_stream *s, uint64_t t)
+{
+	/* relaxed: the claim, as in push_fenced(). */
+	atomic_store_explicit(&s->tail, t + TAIL_ONE, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst); /* the claim before the gate load */
+	/* relaxed: the other half is the rare side's membarrier. */
+	return atomic_load_explicit(&s->gate, memory_order_relaxed);
+}
 
 /*
  * push_fenced() for one item in the tail segment with the cached room, the
@@ -657,20 +851,13 @@ static inline __attribute__((always_inline)) int push_one_fenced(fo_stream *s, v
                                                                  uint64_t t)
 {
 	uint64_t p = TAIL_POS(t);
-	if ((p & SEG_MASK) == 0 ||
-	    /* relaxed: a lower bound kept by has_room(); stale means "no room". */
-	    (s->capacity &&
-	     p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) > s->capacity))
+	if (!one_fits(s, p))
 		return PUSH_NOT_TAKEN;
 	/* relaxed: only this thread moves tail_seg; it holds p - 1. */
 	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
-	/* relaxed: the claim, as in push_fenced(). */
-	atomic_store_explicit(&s->tail, t + TAIL_ONE, memory_order_relaxed);
-	atomic_signal_fence(memory_order_seq_cst); /* the claim before the gate load */
-	/* relaxed: the other half is the rare side's membarrier. */
-	uint32_t g = atomic_load_explicit(&s->gate, memory_order_relaxed);
+	uint32_t g = fenced_claim_one(s, t);
 	if (fo__unlikely(g))
-		return fenced_gate(s, h, t, item, g);
+		return fenced_gate(s, h, t, item, g, false);
 	/* release: the item's contents before its pointer.  Our last access to h. */
 	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
 	/* the slot store before the sleeper check: a fenced stream exists only
@@ -678,6 +865,67 @@ static inline __attribute__((always_inline)) int push_one_fenced(fo_stream *s, v
 	atomic_signal_fence(memory_order_seq_cst);
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
+	return FO_OK;
+}
+
+/* The rare ends of push_one_biased(), reached by tail calls so that it
+ * needs no frame: wake readers; wake a waiting revoker, then readers as the
+ * push would.  Both return FO_OK. */
+static __attribute__((noinline)) int biased_wake_data(fo_stream *s)
+{
+	wake_data(s);
+	return FO_OK;
+}
+
+static __attribute__((noinline)) int biased_wake_revoker(fo_stream *s)
+{
+	bias_wake(s);
+	atomic_signal_fence(memory_order_seq_cst); /* the slot store before the sleeper check */
+	if (atomic_load_explicit(&s->data.need, memory_order_relaxed))
+		wake_data(s);
+	return FO_OK;
+}
+
+/*
+ * push_one_fenced() for the owner of a biased stream (@t: FENCED | BIASED,
+ * not CLOSED or STALE), between bias_enter() and bias_leave() (design.md
+ * §4, the biased claim).  PUSH_NOT_TAKEN: nothing done (not the owner, no
+ * cached room, a segment boundary, a revocation begun); else the push's
+ * result.  noinline: reached by a tail call, it leaves the single-producer
+ * and CAS fast paths as they were (inlined, their caller lost its frameless
+ * path).
+ */
+static __attribute__((noinline)) int push_one_biased(fo_stream *s, void *item, uint64_t t)
+{
+	uint64_t p = TAIL_POS(t);
+	if (!one_fits(s, p) || !bias_mine(s) || !bias_enter(s))
+		return PUSH_NOT_TAKEN;
+	/* relaxed: only this thread moves tail_seg; it holds p - 1. */
+	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
+	uint32_t g = fenced_claim_one(s, t);
+	if (fo__unlikely(g))
+		return fenced_gate(s, h, t, item, g, true);
+	/* release: the item's contents before its pointer.  Our last access to h. */
+	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
+	/* bias_leave() (before the wake-ups, as store_claimed() does), with
+	 * its rare end as a tail call. */
+	atomic_store_explicit(&s->busy, 0, memory_order_release); /* as in bias_leave() */
+	atomic_signal_fence(memory_order_seq_cst); /* busy (and the slot) before the loads */
+	/* relaxed: as in bias_leave(). */
+	if (fo__unlikely(atomic_load_explicit(&s->gate, memory_order_relaxed) & GATE_REVOKED))
+		return biased_wake_revoker(s);
+	/* relaxed peek: the compiler barrier above orders the slot store
+	 * before it (a biased stream exists only with membarrier). */
+	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
+		return biased_wake_data(s);
+	return FO_OK;
+}
+
+/* drop_unread() for the one item of push_one_fast(), by value: taking the
+ * item's address cost that fast path a frame.  Returns FO_OK. */
+static __attribute__((noinline)) int drop_one(fo_stream *s, void *item)
+{
+	drop_unread(s, &item, 1);
 	return FO_OK;
 }
 
@@ -697,17 +945,17 @@ static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, voi
 	uint64_t p;
 	for (;;) {
 		p = TAIL_POS(t);
-		/* FENCED: the same test, at no cost for the default claim. */
-		if (fo__unlikely(t & (TAIL_CLOSED | TAIL_STALE | TAIL_FENCED))) {
-			if ((t & (TAIL_CLOSED | TAIL_STALE | TAIL_FENCED)) == TAIL_FENCED)
+		/* FENCED (and BIASED): the same test, at no cost for the
+		 * default claim. */
+		const uint64_t odd = TAIL_CLOSED | TAIL_STALE | TAIL_FENCED | TAIL_BIASED;
+		if (fo__unlikely(t & odd)) {
+			if ((t & odd) == TAIL_FENCED)
 				return push_one_fenced(s, item, t);
+			if ((t & odd) == (TAIL_FENCED | TAIL_BIASED))
+				return push_one_biased(s, item, t);
 			return PUSH_NOT_TAKEN;
 		}
-		if ((p & SEG_MASK) == 0 ||
-		    /* relaxed: a lower bound kept by has_room(); stale means "no room". */
-		    (s->capacity &&
-		     p + 1 - atomic_load_explicit(&s->cached_min, memory_order_relaxed) >
-		         s->capacity))
+		if (!one_fits(s, p))
 			return PUSH_NOT_TAKEN;
 		/* acquire, after t: holds p - 1 if the claim succeeds; not
 		 * dereferenced before it. */
@@ -718,8 +966,8 @@ static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, voi
 		        &s->tail, &t, t + TAIL_ONE, memory_order_seq_cst, memory_order_acquire))
 			break;
 	}
-	/* seq_cst: after the claim, as in push_batch (only GATE_EMPTY here). */
-	bool nobody = atomic_load_explicit(&s->gate, memory_order_seq_cst) != 0;
+	/* seq_cst: after the claim, as in push_batch (EMPTY or REVOKED here). */
+	bool nobody = atomic_load_explicit(&s->gate, memory_order_seq_cst) & GATE_EMPTY;
 	/* release: the item's contents before its pointer.  Our last access to h. */
 	atomic_store_explicit(&h->slot[p & SEG_MASK], fo__unlikely(nobody) ? mark_dead(h) : item,
 	                      memory_order_release);
@@ -727,7 +975,7 @@ static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, voi
 	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
 		wake_data(s);
 	if (fo__unlikely(nobody))
-		drop_unread(s, &item, 1);
+		return drop_one(s, item);
 	return FO_OK;
 }
 
@@ -737,7 +985,9 @@ static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, voi
 static __attribute__((noinline)) int push_one(fo_stream *s, void *item, uint64_t deadline)
 {
 	if (s->fenced)
-		return push_fenced(s, &item, 1, deadline);
+		return push_fenced(s, &item, 1, deadline, false);
+	if (s->biased)
+		return push_biased(s, &item, 1, deadline);
 	return push_batch(s, &item, 1, deadline);
 }
 
@@ -781,7 +1031,9 @@ int fo_stream_push_many(fo_stream *s, void *const *items, size_t n)
 		if (!items[i])
 			return FO_EINVAL;
 	if (s->fenced)
-		return push_fenced(s, items, n, FO__NO_DEADLINE);
+		return push_fenced(s, items, n, FO__NO_DEADLINE, false);
+	if (s->biased)
+		return push_biased(s, items, n, FO__NO_DEADLINE);
 	return push_batch(s, items, n, FO__NO_DEADLINE);
 }
 
@@ -835,7 +1087,9 @@ static int stream_end(fo_stream *s, int code, int sys_errno, const char *message
 		s->err = (fo_error){code, sys_errno, m};
 	}
 	uint64_t end;
-	if (s->fenced) {
+	/* relaxed: FENCED changes only under the lock we hold (a biased
+	 * stream's revocation clears it). */
+	if (atomic_load_explicit(&s->tail, memory_order_relaxed) & TAIL_FENCED) {
 		/* design.md §4, the fenced claim.  seq_cst: CLOSING before the
 		 * membarrier; every push whose gate load misses it stored its
 		 * claim before the membarrier's barrier on the producer. */

@@ -10,8 +10,10 @@
  *     number q lives in the segment with base = q & ~SEG_MASK, slot q & MASK.
  *     A slot is NULL until its producer stores the item (release); the item
  *     pointer itself is the "ready" flag, so readers need no shared counter.
- *   - Producers claim positions by CAS on s->tail ((claimed << 2) | STALE |
- *     CLOSED) after making sure the segments for the claim exist (so a claim
+ *   - Producers claim positions by CAS on s->tail ((claimed << TAIL_SHIFT) |
+ *     flags; a single producer, and a default stream's first producer until
+ *     a second one pushes, by plain store: the fenced and biased claims of
+ *     design.md §4) after making sure the segments for the claim exist (so a claim
  *     never has to allocate, and ENOMEM leaves no trace).  A claim inside the
  *     tail segment needs no read section: it never dereferences the segment
  *     before its claim succeeded, and a segment with a claimed, unwritten
@@ -55,11 +57,12 @@
 #define SEG_SLOTS (1u << SEG_SHIFT)
 #define SEG_MASK  ((uint64_t)SEG_SLOTS - 1)
 
-/* s->tail = (claimed << TAIL_SHIFT) | FENCED | STALE | CLOSED (design.md §4). */
+/* s->tail = (claimed << TAIL_SHIFT) | BIASED | FENCED | STALE | CLOSED (design.md §4). */
 #define TAIL_CLOSED 1u /* bit 0: closed or failed, no claim succeeds */
 #define TAIL_STALE  2u /* bit 1: a claim entered a later segment; tail_seg not moved yet */
-#define TAIL_FENCED 4u /* bit 2: fenced single producer (plain claim), set at creation */
-#define TAIL_SHIFT  3
+#define TAIL_FENCED 4u /* bit 2: plain-store claims (fenced or biased), set at creation */
+#define TAIL_BIASED 8u /* bit 3: with FENCED: biased to s->owner; cleared by revocation */
+#define TAIL_SHIFT  4
 #define TAIL_ONE    ((uint64_t)1 << TAIL_SHIFT)
 #define TAIL_POS(t) ((uint64_t)(t) >> TAIL_SHIFT) /* claimed positions */
 #define NO_END      UINT64_MAX
@@ -186,6 +189,11 @@ struct fo_stream {
 	_Atomic uint64_t tail FO_ALIGNED;
 	_Atomic(struct seg *) tail_seg;
 	_Atomic uint64_t cached_min; /* bounded streams: lower bound of min consumer */
+	/* The biased claim (design.md §4): the thread the claim is biased to
+	 * (0 until the first push; set once by CAS), and 1 while that thread
+	 * is inside a plain-store push (written by it, read by a revoker). */
+	_Atomic uintptr_t owner;
+	_Atomic uint32_t busy;
 
 	/* Read-mostly: options and end state. */
 	size_t capacity FO_ALIGNED;
@@ -194,9 +202,10 @@ struct fo_stream {
 	void *item_free_ctx;
 	bool single_producer;  /* pushes skip the read section (design.md §4) */
 	bool fenced;           /* single producer claiming by plain store (design.md §4) */
+	bool biased;           /* default options, created biased (design.md §4) */
 	_Atomic uint64_t end;  /* NO_END until close/fail published it */
 	_Atomic int ncursors;  /* open cursors of every kind */
-	_Atomic uint32_t gate; /* GATE_EMPTY | GATE_CLOSING: loaded by every push */
+	_Atomic uint32_t gate; /* GATE_EMPTY | GATE_CLOSING | GATE_REVOKED: loaded by every push */
 	_Atomic int npassive;  /* open passive cursors */
 	fo_cursor *passives;   /* their list (pnext/pprev), under lock */
 	fo_error err;          /* written before end is published */
@@ -236,6 +245,7 @@ struct fo_stream {
  * fenced claim"): clear in the common case. */
 #define GATE_EMPTY   1u /* no cursor open: items pushed now are destroyed at once */
 #define GATE_CLOSING 2u /* a fenced stream's close has begun */
+#define GATE_REVOKED 4u /* a biased stream's bias is being or was revoked: for good */
 
 /* Closed or failed?  @t: a load of s->tail.  In a fenced stream a doomed
  * claim may hide CLOSED for a moment (design.md §4), so threads other than
