@@ -957,6 +957,54 @@ static void test_push_waits_for_room_then_succeeds(void **state)
 	fo_stream_destroy(s);
 }
 
+/* The first thread to push into a default stream (with membarrier, the
+ * owner of its biased claim, design.md §4) pushes 0 and 1, then 2, which
+ * waits for room. */
+struct first_pusher {
+	pthread_t tid;
+	fo_stream *s;
+	int rc[3];
+	atomic_int pushed;
+};
+
+static void *first_pusher_main(void *arg)
+{
+	struct first_pusher *j = arg;
+	for (int i = 0; i < 3; i++) {
+		j->rc[i] = fo_stream_push(j->s, ft_tok((size_t)i));
+		atomic_store(&j->pushed, i + 1);
+	}
+	return NULL;
+}
+
+static void test_second_producer_while_first_waits_for_room(void **state)
+{
+	(void)state;
+	fo_stream *s = make_stream(NULL, 2, 0);
+	fo_cursor *c = open_cursor(s, FO_ACTIVE);
+	struct first_pusher j = {.s = s};
+	atomic_init(&j.pushed, 0);
+	assert_int_equal(pthread_create(&j.tid, NULL, first_pusher_main, &j), 0);
+	while (atomic_load(&j.pushed) < 2)
+		ft_sleep_ms(1);
+	ft_sleep_ms(20);
+	assert_int_equal(atomic_load(&j.pushed), 2); /* its third push waits for room */
+	/* A second producer revokes the bias (the first waits outside its
+	 * claim, so the revocation does not wait for it) and finds no room. */
+	assert_int_equal(fo_stream_try_push(s, ft_tok(3)), FO_FULL);
+	expect_range(c, 0, 1); /* room: the first producer's push goes on, by CAS */
+	pthread_join(j.tid, NULL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(j.rc[i], FO_OK);
+	expect_range(c, 1, 3);
+	assert_int_equal(fo_stream_push(s, ft_tok(3)), FO_OK);
+	assert_int_equal(fo_stream_push(s, ft_tok(4)), FO_OK);
+	expect_range(c, 3, 5);
+	expect_empty(c);
+	fo_cursor_close(c);
+	fo_stream_destroy(s);
+}
+
 static void test_push_waiting_for_room_returns_eclosed_on_close(void **state)
 {
 	(void)state;
@@ -2319,6 +2367,7 @@ int main(void)
 	    cmocka_unit_test(test_try_push_on_full_bounded_stream_returns_full),
 	    cmocka_unit_test(test_timed_push_on_full_stream_times_out),
 	    cmocka_unit_test(test_push_waits_for_room_then_succeeds),
+	    cmocka_unit_test(test_second_producer_while_first_waits_for_room),
 	    cmocka_unit_test(test_push_waiting_for_room_returns_eclosed_on_close),
 	    cmocka_unit_test(test_capacity_counts_active_cursors_only),
 	    cmocka_unit_test(test_stream_with_no_cursor_never_fills),
