@@ -39,7 +39,15 @@
  * Progress: pushes are lock-free (a CAS claim; a cursor registry mutex is
  * only try-locked, once per 4 segments, unless 8 tries in a row found it
  * held: then the push waits for the holder, which bounds memory while a
- * reclaiming thread is descheduled); reads are lock-free except that an
+ * reclaiming thread is descheduled), with one exception: where membarrier()
+ * is available (not under TSan) a default stream claims without a locked
+ * instruction for the first thread that pushes, and the first push of any
+ * other thread switches it to the CAS claim for good, waiting until that
+ * first thread is outside the claim it may be making (a few instructions;
+ * longer only if it is descheduled there) and paying one membarrier, about
+ * 1 us (docs/design.md §4, "the biased claim"); until then the stream's
+ * first cursor and its close/fail cost one membarrier each, as with
+ * single_producer.  Reads are lock-free except that an
  * active read waits for a slot a producer has claimed but not yet filled.
  * Memory: see docs/design.md §6 for the bound on live segments (passive
  * window, reclamation gap, segments of stalled pushes).
