@@ -13,8 +13,7 @@
  *   reader_rings    no pool, no proxy threads: one thread moves chunks through the pod codec and
  *                   a MAP_SHARED ring per child (at most 64 items in flight each, as fanout's
  *                   window at --buffer 16), children decode/encode: the floor of a process pool
- *                   whose reader moves the frames itself (design.md §13); run only when
- *                   named in --impl
+ *                   whose reader moves the frames itself (design.md §13)
  *   python_imap     multiprocessing.Pool(2).imap(ident, 64-byte bytes, chunksize=k), run by
  *                   bench/b15_python.py (wall time of the imap loop only; fewer items at
  *                   chunk 1: it is slow)
@@ -296,26 +295,45 @@ typedef struct shm_pair {
 	shm_ring in, out; /* parent -> child, child -> parent */
 } shm_pair;
 
+/*
+ * Wake-ups (an eventcount): the consumer raises `sleeping` BEFORE it snapshots `seq`, then
+ * re-checks the tail and sleeps on `seq`; the producer bumps `seq` after publishing and wakes
+ * whenever the flag is up.  Only the consumer lowers its flag, once it found items.
+ *
+ * An earlier version let the producer clear the flag with an exchange (one FUTEX_WAKE per sleep)
+ * and had the consumer snapshot `seq` before raising it.  That lost a wake-up (a --quick run hung,
+ * and 1 run in ~40 of `--impl reader_rings` under load): the consumer took put N's item, started
+ * a new wait and snapshotted `seq` after put N's bump, raised its flag just before put N's
+ * exchange cleared it (that FUTEX_WAKE found nobody: the consumer was not asleep yet), saw the
+ * tail equal to its head and slept on a current `seq` with its flag down - so put N+1 did not
+ * wake it.  A FUTEX_WAKE with nobody waiting is lost, unlike the library's doorbell byte (proc.c),
+ * which stays in the socket until the sleeper reads it.
+ */
 static void ring_wake(shm_ring *r)
 {
-	atomic_fetch_add(&r->seq, 1);
-	if (atomic_exchange(&r->sleeping, 0)) /* seq_cst: pairs with the sleeper's re-check */
+	atomic_fetch_add(&r->seq, 1);  /* seq_cst: after the tail store; before reading the flag */
+	if (atomic_load(&r->sleeping)) /* seq_cst: Dekker with ring_wait's flag store */
 		syscall(SYS_futex, &r->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 /* Wait until @r holds something (consumer side); returns how many items are there. */
 static uint64_t ring_wait(shm_ring *r, uint64_t head)
 {
+	bool raised = false;
 	for (unsigned spins = 0;; spins++) {
 		uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-		if (tail != head)
+		if (tail != head) {
+			if (raised) /* relaxed: a late wake-up only costs a spurious return */
+				atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed);
 			return tail - head;
+		}
 		if (spins < 64) {
 			bench_cpu_relax();
 			continue;
 		}
-		uint32_t s = atomic_load(&r->seq);
-		atomic_store(&r->sleeping, 1); /* seq_cst: then re-check the tail */
+		atomic_store(&r->sleeping, 1); /* seq_cst: raised before the snapshot of seq */
+		raised = true;
+		uint32_t s = atomic_load(&r->seq); /* seq_cst: a bump after this fails FUTEX_WAIT */
 		if (atomic_load_explicit(&r->tail, memory_order_acquire) != head)
 			continue;
 		syscall(SYS_futex, &r->seq, FUTEX_WAIT, s, NULL, NULL, 0);
@@ -736,9 +754,7 @@ int main(int argc, char **argv)
 				run_raw(&b, false, chunk, o.items, run);
 			if (want("raw_pipe"))
 				run_raw(&b, true, chunk, o.items, run);
-			/* Only when named: its hand-written ring lost a wake-up once
-			 * (a --quick run hung in ring_wait, 2026-12-07; not found yet). */
-			if (opt_impl && want("reader_rings"))
+			if (want("reader_rings"))
 				run_reader_rings(&b, chunk, o.items, run);
 			if (want("python_imap"))
 				run_python(&b, chunk, chunk == 1 ? o.items / 10 : o.items / 2, run);
