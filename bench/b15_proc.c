@@ -286,8 +286,9 @@ static void run_raw(bench_results *r, bool pipes, size_t chunk, uint64_t n, int 
 
 typedef struct shm_ring {
 	_Atomic uint64_t head, tail; /* consumer's, producer's */
-	_Atomic uint32_t seq;        /* bumped by the producer after a publish */
-	_Atomic uint32_t sleeping;   /* the consumer sleeps on seq */
+	/* Bumped by 2 by the producer after a publish; bit 0 (RING_SLEEPER): the consumer sleeps
+	 * on it, or is about to. */
+	_Atomic uint32_t seq;
 	bench_item slot[RSLOT];
 } shm_ring;
 
@@ -296,23 +297,32 @@ typedef struct shm_pair {
 } shm_pair;
 
 /*
- * Wake-ups (an eventcount): the consumer raises `sleeping` BEFORE it snapshots `seq`, then
- * re-checks the tail and sleeps on `seq`; the producer bumps `seq` after publishing and wakes
- * whenever the flag is up.  Only the consumer lowers its flag, once it found items.
+ * Wake-ups: the sleeper's flag is bit 0 of the futex word itself, so that the producer's bump
+ * and its look at the flag are one atomic step.  The consumer sets the bit with a CAS (its
+ * snapshot of seq), re-checks the tail, and sleeps on that snapshot; the producer's CAS bumps
+ * seq and clears the bit, and it wakes only if the bit was set: one FUTEX_WAKE per sleep.  A
+ * bump after the consumer's CAS changes the word (its FUTEX_WAIT returns at once); a bump
+ * before it is read by the CAS (release -> acquire), so the re-check sees its tail.
  *
- * An earlier version let the producer clear the flag with an exchange (one FUTEX_WAKE per sleep)
- * and had the consumer snapshot `seq` before raising it.  That lost a wake-up (a --quick run hung,
- * and 1 run in ~40 of `--impl reader_rings` under load): the consumer took put N's item, started
- * a new wait and snapshotted `seq` after put N's bump, raised its flag just before put N's
- * exchange cleared it (that FUTEX_WAKE found nobody: the consumer was not asleep yet), saw the
- * tail equal to its head and slept on a current `seq` with its flag down - so put N+1 did not
- * wake it.  A FUTEX_WAKE with nobody waiting is lost, unlike the library's doorbell byte (proc.c),
- * which stays in the socket until the sleeper reads it.
+ * The first version kept the flag in its own word: the producer bumped seq, then cleared the
+ * flag with an exchange and woke if it had been set; the consumer snapshotted seq, then raised
+ * the flag.  That lost a wake-up (a --quick run hung; 5 runs in 200 of `--impl
+ * reader_rings,pipe_shm` under load): the consumer took put N's item, began its next wait,
+ * snapshotted seq after put N's bump, raised its flag just before put N's exchange cleared it
+ * (that FUTEX_WAKE found nobody: the consumer was not asleep yet), saw the tail equal to its
+ * head and slept on a current seq with its flag down, so put N+1 did not wake it.  A FUTEX_WAKE
+ * with nobody waiting is lost, unlike the library's doorbell byte (proc.c), which stays in the
+ * socket until the sleeper reads it.
  */
+#define RING_SLEEPER 1u
+
 static void ring_wake(shm_ring *r)
 {
-	atomic_fetch_add(&r->seq, 1);  /* seq_cst: after the tail store; before reading the flag */
-	if (atomic_load(&r->sleeping)) /* seq_cst: Dekker with ring_wait's flag store */
+	uint32_t old = atomic_load_explicit(&r->seq, memory_order_relaxed); /* the CAS checks it */
+	/* seq_cst: after the tail store, which a consumer reading this value then sees. */
+	while (!atomic_compare_exchange_weak(&r->seq, &old, (old + 2) & ~RING_SLEEPER))
+		;
+	if (old & RING_SLEEPER)
 		syscall(SYS_futex, &r->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
@@ -323,17 +333,30 @@ static uint64_t ring_wait(shm_ring *r, uint64_t head)
 	for (unsigned spins = 0;; spins++) {
 		uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
 		if (tail != head) {
-			if (raised) /* relaxed: a late wake-up only costs a spurious return */
-				atomic_store_explicit(&r->sleeping, 0, memory_order_relaxed);
+			if (raised) { /* not asleep any more: spare the producer a FUTEX_WAKE */
+				/* relaxed: the CAS checks it; clearing the bit needs no order. */
+				uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+				while ((s & RING_SLEEPER) &&
+				       !atomic_compare_exchange_weak_explicit(
+				           &r->seq, &s, s & ~RING_SLEEPER, memory_order_relaxed,
+				           memory_order_relaxed))
+					;
+			}
 			return tail - head;
 		}
 		if (spins < 64) {
 			bench_cpu_relax();
 			continue;
 		}
-		atomic_store(&r->sleeping, 1); /* seq_cst: raised before the snapshot of seq */
+		uint32_t s = atomic_load(&r->seq); /* seq_cst: the snapshot (the CAS checks it) */
+		if (!(s & RING_SLEEPER)) {
+			/* seq_cst: reads the last bump (acquire: its tail), or fails on a new one.
+			 */
+			if (!atomic_compare_exchange_strong(&r->seq, &s, s | RING_SLEEPER))
+				continue;
+			s |= RING_SLEEPER;
+		}
 		raised = true;
-		uint32_t s = atomic_load(&r->seq); /* seq_cst: a bump after this fails FUTEX_WAIT */
 		if (atomic_load_explicit(&r->tail, memory_order_acquire) != head)
 			continue;
 		syscall(SYS_futex, &r->seq, FUTEX_WAIT, s, NULL, NULL, 0);
