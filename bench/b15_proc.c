@@ -13,8 +13,7 @@
  *   reader_rings    no pool, no proxy threads: one thread moves chunks through the pod codec and
  *                   a MAP_SHARED ring per child (at most 64 items in flight each, as fanout's
  *                   window at --buffer 16), children decode/encode: the floor of a process pool
- *                   whose reader moves the frames itself (design.md §13); run only when
- *                   named in --impl
+ *                   whose reader moves the frames itself (design.md §13)
  *   python_imap     multiprocessing.Pool(2).imap(ident, 64-byte bytes, chunksize=k), run by
  *                   bench/b15_python.py (wall time of the imap loop only; fewer items at
  *                   chunk 1: it is slow)
@@ -287,8 +286,9 @@ static void run_raw(bench_results *r, bool pipes, size_t chunk, uint64_t n, int 
 
 typedef struct shm_ring {
 	_Atomic uint64_t head, tail; /* consumer's, producer's */
-	_Atomic uint32_t seq;        /* bumped by the producer after a publish */
-	_Atomic uint32_t sleeping;   /* the consumer sleeps on seq */
+	/* Bumped by 2 by the producer after a publish; bit 0 (RING_SLEEPER): the consumer sleeps
+	 * on it, or is about to. */
+	_Atomic uint32_t seq;
 	bench_item slot[RSLOT];
 } shm_ring;
 
@@ -296,26 +296,67 @@ typedef struct shm_pair {
 	shm_ring in, out; /* parent -> child, child -> parent */
 } shm_pair;
 
+/*
+ * Wake-ups: the sleeper's flag is bit 0 of the futex word itself, so that the producer's bump
+ * and its look at the flag are one atomic step.  The consumer sets the bit with a CAS (its
+ * snapshot of seq), re-checks the tail, and sleeps on that snapshot; the producer's CAS bumps
+ * seq and clears the bit, and it wakes only if the bit was set: one FUTEX_WAKE per sleep.  A
+ * bump after the consumer's CAS changes the word (its FUTEX_WAIT returns at once); a bump
+ * before it is read by the CAS (release -> acquire), so the re-check sees its tail.
+ *
+ * The first version kept the flag in its own word: the producer bumped seq, then cleared the
+ * flag with an exchange and woke if it had been set; the consumer snapshotted seq, then raised
+ * the flag.  That lost a wake-up (a --quick run hung; 5 runs in 200 of `--impl
+ * reader_rings,pipe_shm` under load): the consumer took put N's item, began its next wait,
+ * snapshotted seq after put N's bump, raised its flag just before put N's exchange cleared it
+ * (that FUTEX_WAKE found nobody: the consumer was not asleep yet), saw the tail equal to its
+ * head and slept on a current seq with its flag down, so put N+1 did not wake it.  A FUTEX_WAKE
+ * with nobody waiting is lost, unlike the library's doorbell byte (proc.c), which stays in the
+ * socket until the sleeper reads it.
+ */
+#define RING_SLEEPER 1u
+
 static void ring_wake(shm_ring *r)
 {
-	atomic_fetch_add(&r->seq, 1);
-	if (atomic_exchange(&r->sleeping, 0)) /* seq_cst: pairs with the sleeper's re-check */
+	uint32_t old = atomic_load_explicit(&r->seq, memory_order_relaxed); /* the CAS checks it */
+	/* seq_cst: after the tail store, which a consumer reading this value then sees. */
+	while (!atomic_compare_exchange_weak(&r->seq, &old, (old + 2) & ~RING_SLEEPER))
+		;
+	if (old & RING_SLEEPER)
 		syscall(SYS_futex, &r->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 /* Wait until @r holds something (consumer side); returns how many items are there. */
 static uint64_t ring_wait(shm_ring *r, uint64_t head)
 {
+	bool raised = false;
 	for (unsigned spins = 0;; spins++) {
 		uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-		if (tail != head)
+		if (tail != head) {
+			if (raised) { /* not asleep any more: spare the producer a FUTEX_WAKE */
+				/* relaxed: the CAS checks it; clearing the bit needs no order. */
+				uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+				while ((s & RING_SLEEPER) &&
+				       !atomic_compare_exchange_weak_explicit(
+				           &r->seq, &s, s & ~RING_SLEEPER, memory_order_relaxed,
+				           memory_order_relaxed))
+					;
+			}
 			return tail - head;
+		}
 		if (spins < 64) {
 			bench_cpu_relax();
 			continue;
 		}
-		uint32_t s = atomic_load(&r->seq);
-		atomic_store(&r->sleeping, 1); /* seq_cst: then re-check the tail */
+		uint32_t s = atomic_load(&r->seq); /* seq_cst: the snapshot (the CAS checks it) */
+		if (!(s & RING_SLEEPER)) {
+			/* seq_cst: reads the last bump (acquire: its tail), or fails on a new one.
+			 */
+			if (!atomic_compare_exchange_strong(&r->seq, &s, s | RING_SLEEPER))
+				continue;
+			s |= RING_SLEEPER;
+		}
+		raised = true;
 		if (atomic_load_explicit(&r->tail, memory_order_acquire) != head)
 			continue;
 		syscall(SYS_futex, &r->seq, FUTEX_WAIT, s, NULL, NULL, 0);
@@ -736,9 +777,7 @@ int main(int argc, char **argv)
 				run_raw(&b, false, chunk, o.items, run);
 			if (want("raw_pipe"))
 				run_raw(&b, true, chunk, o.items, run);
-			/* Only when named: its hand-written ring lost a wake-up once
-			 * (a --quick run hung in ring_wait, 2026-12-07; not found yet). */
-			if (opt_impl && want("reader_rings"))
+			if (want("reader_rings"))
 				run_reader_rings(&b, chunk, o.items, run);
 			if (want("python_imap"))
 				run_python(&b, chunk, chunk == 1 ? o.items / 10 : o.items / 2, run);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Copyright (c) 2026 The fanout authors */
 /* alloc.c - the injectable allocator and the invariant-failure exit. */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,47 @@ void fo__free(void *p)
 {
 	if (p)
 		allocator.free(p, allocator.ctx);
+}
+
+/*
+ * Items made and freed at a high rate (the built-in codecs' decodes: one per
+ * item crossing a process boundary) are 64-byte aligned like every fanout
+ * block, but not through posix_memalign: glibc serves an over-aligned request
+ * by carving a larger chunk and freeing the pieces around it, several times
+ * the cost of a malloc served from the thread's cache (B15 chunk 16: ~10% of
+ * all CPU, design.md §13).  So the block is a plain allocation of @size +
+ * FO_CACHELINE + 1 bytes, the item starts at the first line boundary at least
+ * two bytes in, and the two bytes before it say how far in (1..65 + 1) and
+ * whether the block came from malloc (the default allocator: it goes back to
+ * free() even if a user's allocator was installed since) or from a user's
+ * allocator (fo_set_allocator(): it sees every block and gets it back through
+ * fo__free(), like every other fanout block).
+ */
+void *fo__item_alloc(size_t size)
+{
+	if (size > SIZE_MAX - FO_CACHELINE - 2)
+		return NULL;
+	size_t need = size + FO_CACHELINE + 1;
+	bool sys = allocator.alloc == default_alloc;
+	unsigned char *raw = sys ? malloc(need) : fo__alloc(need);
+	if (!raw)
+		return NULL;
+	unsigned char *p =
+	    (unsigned char *)(((uintptr_t)raw + FO_CACHELINE + 1) & ~(uintptr_t)(FO_CACHELINE - 1));
+	p[-1] = (unsigned char)(p - raw); /* 2..65 */
+	p[-2] = sys;
+	return p;
+}
+
+void fo__item_free(void *item)
+{
+	if (!item)
+		return;
+	unsigned char *p = item, *raw = p - p[-1];
+	if (p[-2])
+		free(raw);
+	else
+		fo__free(raw);
 }
 
 char *fo__strdup(const char *s)

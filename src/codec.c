@@ -67,7 +67,7 @@ int fo_bytes_new(fo_bytes **out, const void *data, size_t len)
 {
 	if (!out || (!data && len) || len > SIZE_MAX - sizeof(fo_bytes))
 		return FO_EINVAL;
-	fo_bytes *b = fo__alloc(sizeof(*b) + len);
+	fo_bytes *b = fo__item_alloc(sizeof(*b) + len);
 	if (!b)
 		return FO_ENOMEM;
 	b->len = len;
@@ -79,14 +79,15 @@ int fo_bytes_new(fo_bytes **out, const void *data, size_t len)
 
 void fo_bytes_free(fo_bytes *b)
 {
-	fo__free(b);
+	fo__item_free(b);
 }
 
-/* Built-ins.  Their item_free ignores ctx: every decoded item is one block. */
+/* Built-ins.  Their item_free ignores ctx: every decoded item is one block
+ * from fo__item_alloc() (alloc.c: no posix_memalign per item). */
 static void block_free(void *item, void *ctx)
 {
 	(void)ctx;
-	fo__free(item);
+	fo__item_free(item);
 }
 
 static int bytes_encode(void *ctx, const void *item, fo_buf *out)
@@ -118,7 +119,7 @@ static int cstr_decode(void *ctx, const void *data, size_t len, void **item)
 	(void)ctx;
 	if ((len && memchr(data, '\0', len)) || len == SIZE_MAX)
 		return FO_EINVAL; /* an embedded NUL would truncate the string */
-	char *s = fo__alloc(len + 1);
+	char *s = fo__item_alloc(len + 1);
 	if (!s)
 		return FO_ENOMEM;
 	if (len)
@@ -145,7 +146,7 @@ static int pod_decode(void *ctx, const void *data, size_t len, void **item)
 	size_t size = (size_t)(uintptr_t)ctx;
 	if (!size || len != size)
 		return FO_EINVAL;
-	void *p = fo__alloc(size);
+	void *p = fo__item_alloc(size);
 	if (!p)
 		return FO_ENOMEM;
 	memcpy(p, data, size);

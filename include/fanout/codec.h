@@ -20,9 +20,9 @@
  * (NUL-terminated strings), fo_codec_pod(size) (fixed-size structs copied
  * byte for byte: plain data only, no pointers).  A decode of bad or
  * truncated bytes returns FO_EINVAL: it never crashes and never reads past
- * @len.  Decoded items are allocated with fanout's allocator (alloc.h):
- * release them with the codec's item_free (fo_codec_free_item()), never with
- * free() unless the allocator is malloc's.
+ * @len.  Decoded items are allocated with fanout's allocator (alloc.h),
+ * 64-byte aligned, inside a larger block: release them with the codec's
+ * item_free (fo_codec_free_item()) or fo_bytes_free(), never with free().
  *
  * Threads: the built-ins are stateless and may be used from any number of
  * threads at once; an fo_buf is used by one thread at a time.

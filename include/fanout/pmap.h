@@ -117,6 +117,12 @@
  *    type, error payload): a corrupt frame kills that child and fails its
  *    item, never the parent.
  *  - Close / early close / pool destroy stop (fini) and reap every child.
+ *  - Throughput: each worker keeps up to its share of the in-flight bound
+ *    (ordered: 2 * (per_worker_buffer + chunk_size)) queued in its child, so
+ *    the child computes several items per wake-up.  The bound stays the one
+ *    above (it is never exceeded to go faster): with the default
+ *    per_worker_buffer (2) a child holds about two chunks, and a small fn at
+ *    high rates gains from a larger per_worker_buffer (a few chunks).
  *
  * Fork safety (processes): the child is forked by its worker thread, from
  * a program that may run other threads (its own and fanout's).  So that

@@ -199,6 +199,51 @@ static void test_allocation_failures(void **state)
 	fo_set_allocator(NULL);
 }
 
+/* Decoded items are 64-byte aligned with either allocator; a user allocator
+ * sees every decoded item and gets each back from item_free; an item made
+ * with the default allocator goes back to malloc even when a user allocator
+ * was installed in between (fo__item_alloc, alloc.c). */
+static void test_decoded_items_aligned_and_returned(void **state)
+{
+	(void)state;
+	fo_codec cs = fo_codec_cstr(), by = fo_codec_bytes(), pod = fo_codec_pod(64);
+	unsigned char raw[64];
+	memset(raw, 'x', sizeof(raw));
+	void *a[3], *b[3];
+	for (int pass = 0; pass < 2; pass++) {
+		ft_failalloc fa;
+		if (pass == 1) {
+			ft_failalloc_init(&fa);
+			ft_failalloc_install(&fa);
+			ft_failalloc_arm(&fa, 0);
+		}
+		void **v = pass ? b : a;
+		assert_int_equal(fo_codec_decode(&cs, raw, 5, &v[0]), FO_OK);
+		assert_int_equal(fo_codec_decode(&by, raw, 7, &v[1]), FO_OK);
+		assert_int_equal(fo_codec_decode(&pod, raw, 64, &v[2]), FO_OK);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal((uintptr_t)v[i] % 64, 0);
+		assert_memory_equal(v[2], raw, 64);
+		if (pass == 1) {
+			assert_int_equal(atomic_load(&fa.live), 3);
+			fo_codec_free_item(&cs, b[0]);
+			fo_bytes_free(b[1]);
+			fo_codec_free_item(&pod, b[2]);
+			assert_int_equal(atomic_load(&fa.live), 0);
+			fo_set_allocator(NULL);
+		}
+	}
+	/* made by malloc while fa was not installed: freed with it installed */
+	ft_failalloc fa2;
+	ft_failalloc_init(&fa2);
+	ft_failalloc_install(&fa2);
+	fo_codec_free_item(&cs, a[0]);
+	fo_bytes_free(a[1]);
+	fo_codec_free_item(&pod, a[2]);
+	assert_int_equal(atomic_load(&fa2.live), 0);
+	fo_set_allocator(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +255,7 @@ int main(void)
 	    cmocka_unit_test(test_codec_wrappers_refuse_bad_arguments),
 	    cmocka_unit_test(test_user_codec_error_rolls_back),
 	    cmocka_unit_test(test_allocation_failures),
+	    cmocka_unit_test(test_decoded_items_aligned_and_returned),
 	};
 	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
