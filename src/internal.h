@@ -112,6 +112,11 @@ void fo__futex_wake_all(_Atomic uint32_t *word);
  * reschedule, ~2-5 us) costs more than the expected gap between events. */
 bool fo__brief_wait(_Atomic uint64_t *const *words, const uint64_t *old, size_t n);
 
+/* sched_yield() for a waiter on oversubscribed cores (design.md §7):
+ * true if it ran another thread and so took long, in which case the
+ * caller sleeps rather than yields again.  A hint, never a decision. */
+bool fo__wait_yield(void);
+
 /*
  * Asymmetric fence for the "sleepers present" Dekker handshakes.  The
  * frequent side (a producer after publishing an item, a reader after
