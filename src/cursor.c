@@ -17,14 +17,14 @@
 
 #include "stream_impl.h"
 
-/* Brief spin before yielding: rounds of 1, 2 and 4 pauses, then of 8 (a
- * poll every ~300 ns where a pause is ~35-40 ns, the 2-vCPU EPYC VM), 63
- * pauses in all, ~2.5 us there, about a futex hand-off's cost (design.md
- * §7).  The step is capped: with the backoff doubling to 32 pauses, an item
- * arriving ~1 us into the wait waited up to 32 pauses for the next poll,
- * and B7's median moved with the pause's cost from run to run. */
-#define SPIN_ROUNDS   10
-#define SPIN_STEP_MAX 8
+/* Brief spin before yielding: rounds of 1 and 2 pauses, then of 4 (a poll
+ * every ~150 ns where a pause is ~35-40 ns, the 2-vCPU EPYC VM), 63 pauses
+ * in all, ~2.5 us there, about a futex hand-off's cost (design.md §7).  The
+ * step is capped: with the backoff doubling to 32 pauses, an item arriving
+ * ~1 us into the wait waited up to 32 pauses for the next poll, and B7's
+ * median moved with the pause's cost from run to run. */
+#define SPIN_ROUNDS   17
+#define SPIN_STEP_MAX 4
 #define YIELD_LIMIT   4  /* then a few sched_yield()s, then sleep */
 #define SPARE_CURSORS 64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
 
@@ -723,7 +723,7 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 		/* relaxed: a hint to stop spinning; the sleep below re-checks. */
 		if (atomic_load_explicit(&s->space.need, memory_order_relaxed))
 			break;
-		for (unsigned k = spin < 3 ? 1u << spin : SPIN_STEP_MAX; k; k--)
+		for (unsigned k = spin < 2 ? 1u << spin : SPIN_STEP_MAX; k; k--)
 			fo__cpu_relax();
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
