@@ -25,8 +25,13 @@
  * median moved with the pause's cost from run to run. */
 #define SPIN_ROUNDS   17
 #define SPIN_STEP_MAX 4
-#define YIELD_LIMIT   4  /* then a few sched_yield()s, then sleep */
-#define SPARE_CURSORS 64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
+/* Then yields, each followed by ACTIVE_POLLS polls (64 pauses), for up to
+ * ACTIVE_WAIT_TICKS (~50 us at 2 GHz: a sleep's heavy fence and a wake-up
+ * of an idle vCPU cost ~20 + ~40 us on the VM) unless a yield ran another
+ * thread (design.md §7). */
+#define ACTIVE_POLLS      16
+#define ACTIVE_WAIT_TICKS 100000u
+#define SPARE_CURSORS     64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
 
 /* ------------------------------------------------------------------------ */
 /* Pins (the other half is the reclaimer's DEAD mark, segment.c)             */
@@ -728,21 +733,30 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
 	}
-	/* More threads than cores: let the producer run before paying for a
-	 * sleep and a wake-up, but once a yield ran another thread and still
-	 * nothing came, sleep: a yielder that stays runnable behind a busy
-	 * thread waits for its turn (ms), a sleeper is woken at once.  Not if
-	 * a producer sleeps for room: nothing comes until the slowest
-	 * consumers have read (design.md §7). */
-	for (int y = 0; y < YIELD_LIMIT; y++) {
+	/* Then yield, and while yields come back at once (no other thread
+	 * wants this CPU, so waiting actively costs nobody) poll on for up to
+	 * ACTIVE_WAIT_TICKS, about what a sleep and a wake-up cost here: a
+	 * producer stalled for a few us then finds the reader awake.  Once a
+	 * yield ran another thread and still nothing came, sleep: a yielder
+	 * that stays runnable behind a busy thread waits for its turn (ms), a
+	 * sleeper is woken at once.  Not if a producer sleeps for room:
+	 * nothing comes until the slowest consumers have read (design.md §7). */
+	uint64_t t0 = fo__ticks();
+	for (;;) {
 		/* relaxed: a hint, as in the spin above. */
 		if (atomic_load_explicit(&s->space.need, memory_order_relaxed))
 			break;
 		bool ran = fo__wait_yield();
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
-		if (ran)
+		if (ran || fo__ticks() - t0 > ACTIVE_WAIT_TICKS)
 			break;
+		for (unsigned r = 0; r < ACTIVE_POLLS; r++) {
+			for (unsigned k = SPIN_STEP_MAX; k; k--)
+				fo__cpu_relax();
+			if ((rc = take(c, items, max, n)) != FO_EMPTY)
+				return rc;
+		}
 	}
 	for (;;) {
 		uint32_t g = fo__waitq_prepare(&s->data, NEED_SLEEP);

@@ -96,24 +96,14 @@ static bool any_changed(_Atomic uint64_t *const *words, const uint64_t *old, siz
 
 /* A sched_yield() with nobody else to run is a bare system call, ~1 us in
  * a VM; one that ran another thread lasts at least that thread's run.
- * Ticks: the TSC on x86 (~12 ns a read on the 2-vCPU VM against ~45 ns
- * for clock_gettime; 20 000 ticks are 4-20 us at 1-5 GHz), else ns. */
+ * 20 000 ticks: 4-20 us at 1-5 GHz (fo__ticks). */
 #define YIELD_RAN_TICKS 20000u
-
-static inline uint64_t ticks(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	return __builtin_ia32_rdtsc();
-#else
-	return fo__now_ns();
-#endif
-}
 
 bool fo__wait_yield(void)
 {
-	uint64_t t0 = ticks();
+	uint64_t t0 = fo__ticks();
 	sched_yield();
-	return ticks() - t0 > YIELD_RAN_TICKS;
+	return fo__ticks() - t0 > YIELD_RAN_TICKS;
 }
 
 bool fo__brief_wait(_Atomic uint64_t *const *words, const uint64_t *old, size_t n)
