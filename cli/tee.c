@@ -6,8 +6,10 @@
  * One fo_stream carries the input; one writer thread per command reads its
  * own cursor and writes to the command's stdin pipe.  CMDs get ACTIVE
  * cursors (lossless: the stream's capacity makes the reader wait for the
- * slowest), taps get PASSIVE ones (a slow tap is lapped and skips; a tap whose
- * pipe is full closes its cursor until it reads again, see tap_writev()).
+ * slowest), taps get PASSIVE ones (a slow tap is lapped and skips).  A tap whose
+ * pipe is full simply blocks in its write: its cursor stands still, and the
+ * stream keeps of it only the batch being written (design.md §6, "A stalled
+ * passive cursor"), so a stalled tap costs neither memory nor the producer.
  *
  * Items are slices: up to R whole records of a 64 KiB read block, the block
  * shared by its slices through a reference count.  The stream's capacity is
@@ -23,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -79,9 +80,7 @@ struct consumer {
 	bool tap;
 	int fd;
 	pid_t pid;
-	fo_cursor *c; /* NULL: a tap that gave up its place (see tap_writev) */
-	fo_stream *s;
-	cli_buf spill; /* a tap's copy of what its full pipe did not take */
+	fo_cursor *c;
 	pthread_t th;
 	bool started;
 	uint64_t delivered; /* records written to the consumer's stdin */
@@ -114,46 +113,6 @@ static void slice_free(void *item, void *ctx)
 	free(s);
 }
 
-/*
- * A tap's write (its pipe is non-blocking).  When the pipe is full, the tap copies
- * what is left of the batch and closes its cursor before it waits: a stalled tap then
- * holds no items and no place in the stream (a passive cursor standing still pins its
- * segment, so its items and blocks stay allocated, and the producer paid for that
- * memory: B17b).  Once the copy is written, the writer opens a new cursor at the
- * newest record; the records in between count as skipped.  Returns 0 or an errno value.
- */
-static int tap_writev(struct consumer *k, struct iovec *iov, int cnt)
-{
-	struct iovec rest;
-	while (cnt > 0) {
-		ssize_t n = writev(k->fd, iov, cnt);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			return errno;
-		if (n < 0 && k->c) {
-			k->spill.len = 0;
-			for (int i = 0; i < cnt; i++)
-				if (!cli_buf_add(&k->spill, iov[i].iov_base, iov[i].iov_len))
-					return ENOMEM;
-			fo_cursor_close(k->c); /* the batch's items go with it: we copied them */
-			k->c = NULL;
-			rest = (struct iovec){k->spill.p, k->spill.len};
-			iov = &rest;
-			cnt = 1;
-			continue;
-		}
-		if (n < 0) { /* no cursor held: wait as long as the tap takes */
-			struct pollfd pf = {k->fd, POLLOUT, 0};
-			if (poll(&pf, 1, -1) < 0 && errno != EINTR)
-				return errno;
-			continue; /* a tap that exited: POLLERR, then EPIPE from writev */
-		}
-		cnt = cli_iov_advance(&iov, cnt, (size_t)n);
-	}
-	return 0;
-}
-
 static void *writer(void *arg)
 {
 	struct consumer *k = arg;
@@ -162,11 +121,6 @@ static void *writer(void *arg)
 
 	for (;;) {
 		size_t n = 0;
-		/* On a closed stream the new cursor reads FO_END at once. */
-		if (!k->c && fo_stream_cursor(k->s, &k->c, FO_PASSIVE) != FO_OK) {
-			cli_warn(ENOMEM, "tee: tap '%s'", k->cmd);
-			break;
-		}
 		int rc = fo_cursor_next_many(k->c, items, k->batch, &n);
 		if (rc == FO_EMPTY) {
 			rc = fo_cursor_next(k->c, &items[0]);
@@ -189,7 +143,7 @@ static void *writer(void *arg)
 				cnt++;
 			}
 		}
-		int err = k->tap ? tap_writev(k, iov, cnt) : cli_writev_all(k->fd, iov, cnt);
+		int err = cli_writev_all(k->fd, iov, cnt);
 		if (!err)
 			k->delivered += recs;
 		if (err) {
@@ -204,7 +158,6 @@ static void *writer(void *arg)
 	if (k->c)
 		fo_cursor_close(k->c);
 	k->c = NULL;
-	free(k->spill.p);
 	close(k->fd);
 	k->fd = -1;
 	/* relaxed: a counter the reader only uses to stop reading early. */
@@ -393,13 +346,7 @@ int cli_tee(int argc, char **argv)
 			break;
 		}
 		k->fd = p[1];
-		k->s = s;
 		(void)fcntl(k->fd, F_SETPIPE_SZ, CONSUMER_PIPE_SZ); /* may be refused: fine */
-		if (k->tap && fcntl(k->fd, F_SETFL, O_NONBLOCK)) {
-			cli_warn(errno, "tee: tap pipe");
-			status = 1;
-			break;
-		}
 		if (fo_stream_cursor(s, &k->c, k->tap ? FO_PASSIVE : FO_ACTIVE) != FO_OK) {
 			cli_warn(ENOMEM, "tee");
 			status = 1;

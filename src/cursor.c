@@ -513,6 +513,7 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 {
 	fo_stream *s = c->s;
 	size_t k = 0;
+	int rc = FO_OK;
 	*n = 0;
 	/* The items of our last call may go from here on; the slots this call
 	 * may read, from pos on, may not.  phi first, so a reclaimer that reads
@@ -529,11 +530,8 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 		if (atomic_load_explicit(&x->state, memory_order_seq_cst) & SEG_DEAD) {
 			if (k)
 				break; /* report the lap on the next call */
-			int rc = passive_lapped(c);
-			if (rc != FO_OK) {
-				passive_publish(c, 0);
-				return rc;
-			}
+			if ((rc = passive_lapped(c)) != FO_OK)
+				break;
 			continue;
 		}
 		if (c->pos - x->base >= SEG_SLOTS) {
@@ -547,26 +545,13 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 			    lapped ? NULL : atomic_load_explicit(&x->next, memory_order_acquire);
 			bool ok = nx && seg_pin(nx);
 			fo__rcu_unlock();
-			if (lapped) {
+			if (!nx && !lapped)
+				break; /* x is the newest segment */
+			if (!ok) {     /* unlinked, or its successor is going */
 				if (k)
 					break;
-				int rc = passive_lapped(c);
-				if (rc != FO_OK) {
-					passive_publish(c, 0);
-					return rc;
-				}
-				continue;
-			}
-			if (!nx)
-				break;
-			if (!ok) {
-				if (k)
+				if ((rc = passive_lapped(c)) != FO_OK)
 					break;
-				int rc = passive_lapped(c);
-				if (rc != FO_OK) {
-					passive_publish(c, 0);
-					return rc;
-				}
 				continue;
 			}
 			if (k) { /* items[] may point into x: keep it until next call */
@@ -584,6 +569,8 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 	}
 	passive_publish(c, k);
 	*n = k;
+	if (rc != FO_OK)
+		return rc; /* a lap, reported with nothing taken */
 	return k ? FO_OK : at_end_or_empty(c, c->pos);
 }
 

@@ -51,21 +51,22 @@ t_stalled_tap_never_delays_the_others() {
 }
 
 t_stalled_tap_resumes_at_newer_records_whole() {
-	# the tap stalls while its pipe fills (it gives up its place), then reads again: it
-	# gets whole records in order, the last ones included, and the skipped count adds up
+	# the tap stalls while its pipe fills and the others read on far past it (it is
+	# lapped), then reads again: it gets whole records in order, the last ones
+	# included, and the skipped count adds up
 	{
-		seq 1 300000
+		seq 1 3000000
 		sleep 2
-		seq 300001 300010
+		seq 3000001 3000010
 	} | fo tee --tap 'sleep 1; cat >"$T/tap"' 'wc -l >"$T/n"'
-	eq "$rc" 0 rc && eq "$(cat "$T/n")" 300010 count || return 1
-	eq "$(tail -1 "$T/tap")" 300010 "the tap's last record" || return 1
+	eq "$rc" 0 rc && eq "$(cat "$T/n")" 3000010 count || return 1
+	eq "$(tail -1 "$T/tap")" 3000010 "the tap's last record" || return 1
 	# every line a whole number, each larger than the one before
 	awk '!/^[0-9]+$/ || $1 <= prev { bad = 1 } { prev = $1 } END { exit bad }' "$T/tap" || {
 		echo "the tap got a torn or out-of-order record" >&2
 		return 1
 	}
-	tap_accounted "$(wc -l <"$T/tap")" 300010
+	tap_accounted "$(wc -l <"$T/tap")" 3000010
 }
 
 t_taps_only() {
