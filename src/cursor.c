@@ -17,13 +17,21 @@
 
 #include "stream_impl.h"
 
-/* Brief spin before yielding: 1+2+..+32 = 63 pauses, ~2.5 us where a pause
- * is ~40 ns (the 2-vCPU EPYC VM; ~0.2-3 us elsewhere), about a futex
- * hand-off's cost (design.md §7).  It was 16 rounds capped at 64 pauses, 703
- * pauses, ~28 us there: 38% of B2n's CPU at 8 cursors went to pause. */
-#define SPIN_ROUNDS   6
-#define YIELD_LIMIT   4  /* then a few sched_yield()s, then sleep */
-#define SPARE_CURSORS 64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
+/* Brief spin before yielding: rounds of 1 and 2 pauses, then of 4 (a poll
+ * every ~150 ns where a pause is ~35-40 ns, the 2-vCPU EPYC VM), 63 pauses
+ * in all, ~2.5 us there, about a futex hand-off's cost (design.md §7).  The
+ * step is capped: with the backoff doubling to 32 pauses, an item arriving
+ * ~1 us into the wait waited up to 32 pauses for the next poll, and B7's
+ * median moved with the pause's cost from run to run. */
+#define SPIN_ROUNDS   17
+#define SPIN_STEP_MAX 4
+/* Then yields, each followed by ACTIVE_POLLS polls (64 pauses), for up to
+ * ACTIVE_WAIT_TICKS (~50 us at 2 GHz: a sleep's heavy fence and a wake-up
+ * of an idle vCPU cost ~20 + ~40 us on the VM) unless a yield ran another
+ * thread (design.md §7). */
+#define ACTIVE_POLLS      16
+#define ACTIVE_WAIT_TICKS 100000u
+#define SPARE_CURSORS     64 /* closed cursor objects kept for reuse by forks (B5): <= 16 KiB */
 
 /* ------------------------------------------------------------------------ */
 /* Pins (the other half is the reclaimer's DEAD mark, segment.c)             */
@@ -708,29 +716,43 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	int rc = take(c, items, max, n);
 	if (rc != FO_EMPTY || deadline == 0)
 		return rc;
-	/* Spin with exponential backoff: a reader that re-polled at once would
-	 * sit on the line the producer is writing and bounce it every item.
-	 * Not while a producer sleeps for room: it cannot push until the
-	 * slowest consumers read, and they may need this CPU (design.md §7). */
+	/* Spin with a short backoff: a reader that re-polled at once would sit
+	 * on the line the producer is writing and bounce it every item.  Not
+	 * while a producer sleeps for room: it cannot push until the slowest
+	 * consumers read, and they may need this CPU (design.md §7). */
 	for (unsigned spin = 0; spin < SPIN_ROUNDS; spin++) {
 		/* relaxed: a hint to stop spinning; the sleep below re-checks. */
 		if (atomic_load_explicit(&s->space.need, memory_order_relaxed))
 			break;
-		for (unsigned k = 1u << spin; k; k--)
+		for (unsigned k = spin < 2 ? 1u << spin : SPIN_STEP_MAX; k; k--)
 			fo__cpu_relax();
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
 	}
-	/* More threads than cores: let the producer run before paying for a
-	 * sleep and a wake-up.  Not if it sleeps for room: nothing comes
-	 * until the slowest consumers have read (design.md §7). */
-	for (int y = 0; y < YIELD_LIMIT; y++) {
+	/* Then yield, and while yields come back at once (no other thread
+	 * wants this CPU, so waiting actively costs nobody) poll on for up to
+	 * ACTIVE_WAIT_TICKS, about what a sleep and a wake-up cost here: a
+	 * producer stalled for a few us then finds the reader awake.  Once a
+	 * yield ran another thread and still nothing came, sleep: a yielder
+	 * that stays runnable behind a busy thread waits for its turn (ms), a
+	 * sleeper is woken at once.  Not if a producer sleeps for room:
+	 * nothing comes until the slowest consumers have read (design.md §7). */
+	uint64_t t0 = fo__ticks();
+	for (;;) {
 		/* relaxed: a hint, as in the spin above. */
 		if (atomic_load_explicit(&s->space.need, memory_order_relaxed))
 			break;
-		sched_yield();
+		bool ran = fo__wait_yield();
 		if ((rc = take(c, items, max, n)) != FO_EMPTY)
 			return rc;
+		if (ran || fo__ticks() - t0 > ACTIVE_WAIT_TICKS)
+			break;
+		for (unsigned r = 0; r < ACTIVE_POLLS; r++) {
+			for (unsigned k = SPIN_STEP_MAX; k; k--)
+				fo__cpu_relax();
+			if ((rc = take(c, items, max, n)) != FO_EMPTY)
+				return rc;
+		}
 	}
 	for (;;) {
 		uint32_t g = fo__waitq_prepare(&s->data, NEED_SLEEP);

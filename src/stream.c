@@ -257,9 +257,10 @@ static bool room_watermark(fo_stream *s, size_t k)
 /*
  * Wait until there may be room, the stream closes, or the deadline
  * (design.md §7): spin briefly, yield (the readers that make room may need
- * this CPU), then sleep until room for half the capacity (NEED_BATCH, at
- * most ROOM_BOUND_NS), and only then, if still full, until any reader moves
- * (NEED_SLEEP, the exact protocol).
+ * this CPU; no more once a yield ran another thread), then sleep until
+ * room for half the capacity (NEED_BATCH, at most ROOM_BOUND_NS), and only
+ * then, if still full, until any reader moves (NEED_SLEEP, the exact
+ * protocol).
  */
 static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
 {
@@ -270,9 +271,11 @@ static int wait_room(fo_stream *s, size_t k, uint64_t deadline)
 			return FO_OK;
 	}
 	for (int y = 0; y < ROOM_YIELDS; y++) {
-		sched_yield();
+		bool ran = fo__wait_yield(); /* ran another thread: sleep now */
 		if (room_or_closed(s, k))
 			return FO_OK;
+		if (ran)
+			break;
 	}
 	if (room_watermark(s, k))
 		return FO_OK;

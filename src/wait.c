@@ -94,6 +94,18 @@ static bool any_changed(_Atomic uint64_t *const *words, const uint64_t *old, siz
 	return false;
 }
 
+/* A sched_yield() with nobody else to run is a bare system call, ~1 us in
+ * a VM; one that ran another thread lasts at least that thread's run.
+ * 20 000 ticks: 4-20 us at 1-5 GHz (fo__ticks). */
+#define YIELD_RAN_TICKS 20000u
+
+bool fo__wait_yield(void)
+{
+	uint64_t t0 = fo__ticks();
+	sched_yield();
+	return fo__ticks() - t0 > YIELD_RAN_TICKS;
+}
+
 bool fo__brief_wait(_Atomic uint64_t *const *words, const uint64_t *old, size_t n)
 {
 	for (unsigned spin = 0; spin < 8; spin++) {
