@@ -20,7 +20,11 @@
  * contiguous), then FO_END; every item is intact when read (never a
  * destroyed one); a push after FO_ECLOSED fails too; stats count every
  * accepted item; every accepted item's destructor runs once, no rejected
- * one runs.
+ * one runs.  Then, with the same checks: rounds where the owner exits
+ * (joined) and a new thread, most often on its thread descriptor and so
+ * with its identity, pushes as the owner while two more revoke; and rounds
+ * of NSTREAMS streams at once (each its owner, revokers, readers, every
+ * third a close; half with capacity 64), many more threads than cores.
  *
  * Usage: stress_bias [--seed N] [--items N] [--quick]
  */
