@@ -24,7 +24,9 @@
  * (joined) and a new thread, most often on its thread descriptor and so
  * with its identity, pushes as the owner while two more revoke; and rounds
  * of NSTREAMS streams at once (each its owner, revokers, readers, every
- * third a close; half with capacity 64), many more threads than cores.
+ * third a close; half with capacity 64), many more threads than cores;
+ * and rounds where the readers open their cursors (the first one pays the
+ * membarrier) while the owner pushes and the others revoke.
  *
  * Usage: stress_bias [--seed N] [--items N] [--quick]
  */
@@ -58,8 +60,12 @@ struct round {
 	uint64_t accepted[NPROD];
 	uint64_t got[NREADERS][NPROD];
 	fo_cursor *c[NREADERS];
-	uint64_t start_delay[NPROD]; /* spins after its start signal, per producer */
-	uintptr_t self[NPROD];       /* pthread_self() of each producer (identity reuse) */
+	uint64_t start_delay[NPROD];     /* spins after its start signal, per producer */
+	uintptr_t self[NPROD];           /* pthread_self() of each producer (identity reuse) */
+	uint64_t cursor_delay[NREADERS]; /* late cursors: spins after late_go */
+	bool late_cursors;               /* the readers open their cursors after late_go */
+	bool seen[NREADERS][NPROD];      /* late cursors: read an item of the producer */
+	_Atomic int cursors_open;
 	st_freectx fc;
 	pthread_t tp[NPROD], tr[NREADERS], tc;
 	_Atomic bool go, late_go;
@@ -137,6 +143,18 @@ static void *reader(void *arg)
 	struct rarg *a = arg;
 	struct round *r = a->r;
 	uint64_t *want = r->got[a->id];
+	if (r->late_cursors) {
+		/* The first cursor's creation races the owner's claims and the
+		 * revocation: it sees, per producer, a suffix of its items. */
+		while (!atomic_load_explicit(&r->late_go, memory_order_acquire))
+			;
+		for (volatile uint64_t i = 0; i < r->cursor_delay[a->id]; i++)
+			;
+		int rc = fo_stream_cursor(r->s, &r->c[a->id], FO_ACTIVE);
+		if (rc != FO_OK)
+			st_die("fo_stream_cursor: %s", fo_status_name(rc));
+		atomic_fetch_add_explicit(&r->cursors_open, 1, memory_order_release);
+	}
 	for (;;) {
 		void *it;
 		int rc = fo_cursor_next(r->c[a->id], &it);
@@ -150,6 +168,10 @@ static void *reader(void *arg)
 		if (!st_item_check(it, NPROD, "reader"))
 			break;
 		const st_item *x = it;
+		if (r->late_cursors && !r->seen[a->id][x->producer]) {
+			r->seen[a->id][x->producer] = true;
+			want[x->producer] = x->seq;
+		}
 		if (x->seq != want[x->producer]) {
 			st_fail("reader %d: producer %u seq %" PRIu64 ", want %" PRIu64, a->id,
 			        x->producer, x->seq, want[x->producer]);
@@ -162,7 +184,7 @@ static void *reader(void *arg)
 
 /* Create round @round's stream (capacity @cap, or drawn if SIZE_MAX) and
  * its cursors; draw its delays and item counts. */
-static void round_setup(struct round *r, int round, uint64_t items, size_t cap)
+static void round_setup(struct round *r, int round, uint64_t items, size_t cap, bool cursors)
 {
 	static const size_t caps[3] = {0, 4096, 64};
 	st_rng rng;
@@ -187,7 +209,8 @@ static void round_setup(struct round *r, int round, uint64_t items, size_t cap)
 	int rc = fo_stream_create(&r->s, &o);
 	if (rc != FO_OK)
 		st_die("fo_stream_create: %s", fo_status_name(rc));
-	for (int i = 0; i < NREADERS; i++)
+	r->late_cursors = !cursors;
+	for (int i = 0; i < NREADERS && cursors; i++)
 		if ((rc = fo_stream_cursor(r->s, &r->c[i], 0)) != FO_OK)
 			st_die("fo_stream_cursor: %s", fo_status_name(rc));
 	atomic_init(&r->go, false);
@@ -217,6 +240,9 @@ static void round_finish(struct round *r, int from)
 	int rc;
 	for (int p = from; p < NPROD; p++)
 		st_thread_join(r->tp[p]);
+	while (atomic_load_explicit(&r->cursors_open, memory_order_acquire) <
+	       (r->late_cursors ? NREADERS : 0))
+		st_sleep_ns(1000000);
 	if (r->close_delay)
 		st_thread_join(r->tc);
 	else if ((rc = fo_stream_close(r->s)) != FO_OK)
@@ -230,7 +256,7 @@ static void round_finish(struct round *r, int from)
 			st_fail("producer %d: %" PRIu64 " of %" PRIu64 " accepted without a close",
 			        p, r->accepted[p], r->n[p]);
 		for (int i = 0; i < NREADERS; i++)
-			if (r->got[i][p] != r->accepted[p])
+			if (r->got[i][p] != r->accepted[p] && !(r->late_cursors && !r->seen[i][p]))
 				st_fail("reader %d: read %" PRIu64 " items of producer %d, %" PRIu64
 				        " accepted",
 				        i, r->got[i][p], p, r->accepted[p]);
@@ -257,7 +283,7 @@ static void reset_pushed(int round)
 static void one_round(int round, uint64_t items)
 {
 	struct round r;
-	round_setup(&r, round, items, SIZE_MAX);
+	round_setup(&r, round, items, SIZE_MAX, true);
 	reset_pushed(round);
 	st_set_context("round %d cap %zu late %" PRIu64 " close %" PRIu64, round, r.cap,
 	               r.late_delay, r.close_delay);
@@ -283,7 +309,7 @@ static void one_round(int round, uint64_t items)
 static int reuse_round(int round, uint64_t items)
 {
 	struct round r;
-	round_setup(&r, round, items, SIZE_MAX);
+	round_setup(&r, round, items, SIZE_MAX, true);
 	reset_pushed(round);
 	r.n[1] = items; /* the heir pushes as much as the owner */
 	r.start_delay[2] = r.late_delay;
@@ -304,6 +330,36 @@ static int reuse_round(int round, uint64_t items)
 }
 
 /*
+ * The first cursor opened while the owner pushes and the late producers
+ * revoke (its creation pays the membarrier against plain-store claims
+ * while the bias lasts): each reader reads, per producer, an unbroken run
+ * up to its last accepted item; items pushed before any cursor are
+ * destroyed once.
+ */
+static void late_cursor_round(int round, uint64_t items)
+{
+	struct round r;
+	round_setup(&r, round, items, SIZE_MAX, false);
+	reset_pushed(round);
+	r.close_delay = 0;
+	st_rng rng;
+	st_rng_init(&rng, r.seed, 99);
+	for (int i = 0; i < NREADERS; i++)
+		r.cursor_delay[i] = st_below(&rng, 4) ? st_below(&rng, 100000) : 0;
+	st_set_context("late-cursor round %d cap %zu late %" PRIu64, round, r.cap, r.late_delay);
+	struct parg pa[NPROD];
+	struct rarg ra[NREADERS];
+	for (int p = 0; p < NPROD; p++)
+		start_producer(&r, pa, p);
+	start_readers(&r, ra);
+	atomic_store_explicit(&r.go, true, memory_order_release);
+	for (volatile uint64_t i = 0; i < r.late_delay; i++)
+		;
+	atomic_store_explicit(&r.late_go, true, memory_order_release);
+	round_finish(&r, 0);
+}
+
+/*
  * NSTREAMS streams at once, each with its owner, its late producers (the
  * revokers), its readers and (every third) its racing close: many more
  * threads than cores, so owners are descheduled inside their claims while
@@ -319,7 +375,7 @@ static void many_round(int round, uint64_t items)
 	reset_pushed(round);
 	st_set_context("many-streams round %d", round);
 	for (int k = 0; k < NSTREAMS; k++) {
-		round_setup(&r[k], round * NSTREAMS + k, items, k % 2 ? 64 : SIZE_MAX);
+		round_setup(&r[k], round * NSTREAMS + k, items, k % 2 ? 64 : SIZE_MAX, true);
 		for (int p = 0; p < NPROD; p++)
 			start_producer(&r[k], pa[k], p);
 		start_readers(&r[k], ra[k]);
@@ -360,13 +416,16 @@ int main(int argc, char **argv)
 		one_round(r, items);
 	int64_t t1 = st_now_ns();
 	int reused = 0, reuse_rounds = rounds / 3, many_rounds = rounds / 20 + 1;
+	int late_rounds = rounds / 6 + 1;
 	for (int r = 0; r < reuse_rounds && !st_failure_count(); r++)
 		reused += reuse_round(rounds + r, items / 4);
 	for (int r = 0; r < many_rounds && !st_failure_count(); r++)
 		many_round(2 * rounds + r, items / 8);
+	for (int r = 0; r < late_rounds && !st_failure_count(); r++)
+		late_cursor_round(3 * rounds + r, items / 4);
 	printf("%.1f s, then %d identity-reuse rounds (%d on the owner's own thread descriptor) "
-	       "and %d rounds of %d streams at once: %.1f s\n",
-	       (double)(t1 - t0) / 1e9, reuse_rounds, reused, many_rounds, NSTREAMS,
+	       "and %d rounds of %d streams at once, %d rounds with late cursors: %.1f s\n",
+	       (double)(t1 - t0) / 1e9, reuse_rounds, reused, many_rounds, NSTREAMS, late_rounds,
 	       (double)(st_now_ns() - t1) / 1e9);
 	st_watchdog_end();
 	unsigned long f = st_failure_count();
