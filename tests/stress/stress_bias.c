@@ -280,6 +280,22 @@ static void reset_pushed(int round)
 	g.round = round;
 }
 
+/* Start everything, the owner first, the late producers after the delay;
+ * then round_finish(). */
+static void run_round(struct round *r)
+{
+	struct parg pa[NPROD];
+	struct rarg ra[NREADERS];
+	for (int p = 0; p < NPROD; p++)
+		start_producer(r, pa, p);
+	start_readers(r, ra);
+	atomic_store_explicit(&r->go, true, memory_order_release);
+	for (volatile uint64_t i = 0; i < r->late_delay; i++)
+		;
+	atomic_store_explicit(&r->late_go, true, memory_order_release);
+	round_finish(r, 0);
+}
+
 static void one_round(int round, uint64_t items)
 {
 	struct round r;
@@ -287,16 +303,7 @@ static void one_round(int round, uint64_t items)
 	reset_pushed(round);
 	st_set_context("round %d cap %zu late %" PRIu64 " close %" PRIu64, round, r.cap,
 	               r.late_delay, r.close_delay);
-	struct parg pa[NPROD];
-	struct rarg ra[NREADERS];
-	for (int p = 0; p < NPROD; p++)
-		start_producer(&r, pa, p);
-	start_readers(&r, ra);
-	atomic_store_explicit(&r.go, true, memory_order_release);
-	for (volatile uint64_t i = 0; i < r.late_delay; i++)
-		;
-	atomic_store_explicit(&r.late_go, true, memory_order_release);
-	round_finish(&r, 0);
+	run_round(&r);
 }
 
 /*
@@ -347,16 +354,7 @@ static void late_cursor_round(int round, uint64_t items)
 	for (int i = 0; i < NREADERS; i++)
 		r.cursor_delay[i] = st_below(&rng, 4) ? st_below(&rng, 100000) : 0;
 	st_set_context("late-cursor round %d cap %zu late %" PRIu64, round, r.cap, r.late_delay);
-	struct parg pa[NPROD];
-	struct rarg ra[NREADERS];
-	for (int p = 0; p < NPROD; p++)
-		start_producer(&r, pa, p);
-	start_readers(&r, ra);
-	atomic_store_explicit(&r.go, true, memory_order_release);
-	for (volatile uint64_t i = 0; i < r.late_delay; i++)
-		;
-	atomic_store_explicit(&r.late_go, true, memory_order_release);
-	round_finish(&r, 0);
+	run_round(&r);
 }
 
 /*
