@@ -158,7 +158,9 @@ FO_API int fo_stream_create(fo_stream **s, const fo_stream_opts *o);
  * waiting); FO_ENOMEM (no segment could be allocated).  On any error the
  * caller keeps @item and nothing changed.
  * Threads: any number of producers at once.  Items of one thread keep that
- * thread's order.  Progress: lock-free unless it must wait for room.
+ * thread's order.  Progress: lock-free unless it must wait for room.  Not
+ * async-signal-safe (it may allocate a segment, and a thread's claim must not
+ * be re-entered): never push from a signal handler.
  */
 FO_API int fo_stream_push(fo_stream *s, void *item);
 
