@@ -494,22 +494,31 @@ static void cbell_sleep(_Atomic uint32_t *word, uint32_t expect)
 	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, NULL, NULL, 0);
 }
 
+/* cbell: gen << 2 | CB_ROOM (the child waits for room in the up ring, not
+ * for input) | CB_ASLEEP (it sleeps, or is about to). */
+#define CB_ASLEEP 1u
+#define CB_ROOM   2u
+#define CB_GEN    4u
+
 /* The parent moved an index: wake the child if it sleeps (or is about to) on
- * cbell (design.md §13, "futex").  Dekker with cend_wait(): it sets bit 0
- * (CAS), fences, then re-reads our index; we store the index, fence, then
- * read the word.  The CAS that clears the bit also moves gen, so a
- * FUTEX_WAIT that starts after it returns at once; one wake per sleep. */
-static void cbell_ring(_Atomic uint32_t *word)
+ * cbell for that index - @input: the down ring's tail moved; @room: the up
+ * ring's head moved (design.md §13, "futex").  Dekker with cend_wait(): it
+ * sets its bits (CAS), fences, then re-reads the index it waits on; we store
+ * the index, fence, then read the word.  The CAS that clears the bits also
+ * moves gen, so a FUTEX_WAIT that starts after it returns at once; one wake
+ * per sleep, and none for an index the child does not wait on. */
+static void cbell_ring(_Atomic uint32_t *word, bool input, bool room)
 {
 	atomic_thread_fence(memory_order_seq_cst); /* our index store before the word load */
 	/* relaxed: the fence above orders the load; the CAS decides alone. */
 	uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-	if (!(v & 1u))
-		return; /* awake: it re-reads the index before it sleeps */
+	if (!(v & CB_ASLEEP) || !((v & CB_ROOM) ? room : input))
+		return; /* awake (it re-reads the index before it sleeps), or waits
+		         * for the other index */
 	/* relaxed: the word carries no data (the ring's indices do, with their own
 	 * release/acquire); the CAS only elects the one waker per sleep. */
-	if (atomic_compare_exchange_strong_explicit(word, &v, (v + 2u) & ~1u, memory_order_relaxed,
-	                                            memory_order_relaxed))
+	if (atomic_compare_exchange_strong_explicit(word, &v, (v + CB_GEN) & ~(CB_ASLEEP | CB_ROOM),
+	                                            memory_order_relaxed, memory_order_relaxed))
 		(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
@@ -519,7 +528,7 @@ static void cbell_ring(_Atomic uint32_t *word)
 static int ring_xfer(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
 {
 	struct fo__shm *s = c->shm;
-	bool moved = false;
+	bool moved_in = false, moved_room = false;
 	if (tx->off < tx->len) {
 		/* acquire: the child's reads of the bytes it freed are done. */
 		uint64_t used =
@@ -537,7 +546,7 @@ static int ring_xfer(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
 				tx->off = tx->len = 0;
 			/* release: the bytes before the index that shows them. */
 			atomic_store_explicit(&s->down.tail, c->down_tail, memory_order_release);
-			moved = true;
+			moved_in = true;
 		}
 	}
 	/* acquire: the child's bytes before its index. */
@@ -554,10 +563,10 @@ static int ring_xfer(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
 		c->up_head = tail;
 		/* release: our reads of those bytes before the child reuses them. */
 		atomic_store_explicit(&s->up.head, c->up_head, memory_order_release);
-		moved = true;
+		moved_room = true;
 	}
-	if (moved)
-		cbell_ring(&s->cbell);
+	if (moved_in || moved_room)
+		cbell_ring(&s->cbell, moved_in, moved_room);
 	return FO_OK;
 }
 
@@ -630,31 +639,25 @@ static void cend_wait(struct fo__cend *e, bool data)
 {
 	struct fo__shm *s = e->shm;
 	/* relaxed: only the CAS below decides. */
-	uint32_t v = atomic_load_explicit(&s->cbell, memory_order_relaxed);
-	for (;;) {
-		if (v & 1u)
-			break; /* raised by us before and never lowered (the parent does not
-			        * set it): the same sleep */
-		/* relaxed + the fence below: Dekker with cbell_ring(). */
-		if (atomic_compare_exchange_weak_explicit(
-		        &s->cbell, &v, v | 1u, memory_order_relaxed, memory_order_relaxed)) {
-			v |= 1u;
-			break;
-		}
-	}
-	atomic_thread_fence(memory_order_seq_cst); /* our bit before the index re-read */
+	uint32_t v = atomic_load_explicit(&s->cbell, memory_order_relaxed), bits;
+	do /* relaxed + the fence below: Dekker with cbell_ring(). */
+		bits = (v & ~(CB_ASLEEP | CB_ROOM)) | CB_ASLEEP | (data ? 0 : CB_ROOM);
+	while (!atomic_compare_exchange_weak_explicit(&s->cbell, &v, bits, memory_order_relaxed,
+	                                              memory_order_relaxed));
+	atomic_thread_fence(memory_order_seq_cst); /* our bits before the index re-read */
 	/* relaxed: only "did it move"; the caller reads it again with acquire. */
 	bool go = data ? atomic_load_explicit(&s->down.tail, memory_order_relaxed) != e->down_head
 	               : e->up_tail - atomic_load_explicit(&s->up.head, memory_order_relaxed) <
 	                     FO__RING_BYTES;
 	if (!go)
-		cbell_sleep(&s->cbell, v); /* returns at once if the parent moved gen */
-	/* Lower our bit if the parent did not (it then moved gen and woke us or
+		cbell_sleep(&s->cbell, bits); /* returns at once if the parent moved gen */
+	/* Lower our bits if the parent did not (it then moved gen and woke us or
 	 * will: a wake that finds nobody is a spurious wake-up of a later wait).
 	 * relaxed: the word carries no data. */
-	uint32_t up = v;
-	(void)atomic_compare_exchange_strong_explicit(&s->cbell, &up, v & ~1u, memory_order_relaxed,
-	                                              memory_order_relaxed);
+	uint32_t now = bits;
+	(void)atomic_compare_exchange_strong_explicit(&s->cbell, &now,
+	                                              bits & ~(CB_ASLEEP | CB_ROOM),
+	                                              memory_order_relaxed, memory_order_relaxed);
 }
 
 int fo__cend_flush(struct fo__cend *e, struct fo__tx *tx)
