@@ -74,9 +74,10 @@ struct fo__ring {
 struct fo__shm {
 	struct fo__ring down, up;           /* parent -> child, child -> parent */
 	FO_ALIGNED _Atomic uint32_t psleep; /* the parent sleeps (or is about to) */
-	/* The child's doorbell, a shared futex word: gen << 1 | the child sleeps
-	 * (or is about to).  The child sets bit 0, the parent clears it and
-	 * moves gen (then FUTEX_WAKE); design.md §13, "futex". */
+	/* The child's doorbell, a shared futex word: gen << 2 | it waits for
+	 * room (not input) << 1 | it sleeps (or is about to).  The child sets
+	 * the bits, the parent clears them and moves gen (then FUTEX_WAKE);
+	 * design.md §13, "The child's doorbell is a futex". */
 	FO_ALIGNED _Atomic uint32_t cbell;
 	FO_ALIGNED unsigned char down_data[FO__RING_BYTES];
 	unsigned char up_data[FO__RING_BYTES];

@@ -89,6 +89,33 @@ static void spawn(struct fo__child *c)
 	c->shm = ring;
 }
 
+/* The next frame back from the echoing child: an OK frame; its length. */
+static uint32_t next_ok(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx,
+                        const unsigned char **data)
+{
+	uint32_t type = 0, len = 0;
+	int f;
+	while ((f = fo__rx_frame(rx, &type, data, &len)) == 0)
+		assert_int_equal(fo__child_pump(c, tx, rx, true), FO_OK);
+	assert_int_equal(f, 1);
+	assert_int_equal(type, FO__F_OK);
+	return len;
+}
+
+/* STOP the echoing child; it exits with status 0. */
+static void stop_clean(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
+{
+	assert_int_equal(fo__tx_frame(tx, FO__F_STOP, NULL, 0), FO_OK);
+	assert_int_equal(fo__child_io(c, tx, rx, false), FO_OK);
+	struct fo__exit e;
+	fo__child_reap(c, &e);
+	assert_true(e.known && !e.signal);
+	assert_int_equal(e.value, 0);
+	fo__tx_fini(tx);
+	fo__rx_fini(rx);
+	munmap(ring, sizeof(*ring));
+}
+
 /* Frames of 1 byte to 3x the ring size cross both ways, several in flight. */
 static void test_ring_frames_cross_both_ways_intact(void **state)
 {
@@ -109,27 +136,14 @@ static void test_ring_frames_cross_both_ways_intact(void **state)
 		assert_int_equal(fo__tx_frame(&tx, FO__F_ITEM, buf, sizes[i]), FO_OK);
 	}
 	for (size_t i = 0; i < n; i++) {
-		uint32_t type = 0, len = 0;
 		const unsigned char *data = NULL;
-		int f;
-		while ((f = fo__rx_frame(&rx, &type, &data, &len)) == 0)
-			assert_int_equal(fo__child_pump(&c, &tx, &rx, true), FO_OK);
-		assert_int_equal(f, 1);
-		assert_int_equal(type, FO__F_OK);
+		uint32_t len = next_ok(&c, &tx, &rx, &data);
 		assert_int_equal(len, sizes[i]);
 		for (size_t k = 0; k < len; k++)
 			assert_int_equal(data[k], (unsigned char)(k * 7 + i));
 	}
-	assert_int_equal(fo__tx_frame(&tx, FO__F_STOP, NULL, 0), FO_OK);
-	assert_int_equal(fo__child_io(&c, &tx, &rx, false), FO_OK);
-	struct fo__exit e;
-	fo__child_reap(&c, &e);
-	assert_true(e.known && !e.signal);
-	assert_int_equal(e.value, 0);
 	free(buf);
-	fo__tx_fini(&tx);
-	fo__rx_fini(&rx);
-	munmap(ring, sizeof(*ring));
+	stop_clean(&c, &tx, &rx);
 }
 
 /* One frame at a time, many times: each round trip lets the child fall asleep
@@ -146,27 +160,13 @@ static void round_trips(int how, int n)
 	struct fo__rx rx = {0};
 	for (int i = 0; i < n; i++) {
 		assert_int_equal(fo__tx_frame(&tx, FO__F_ITEM, &i, sizeof(i)), FO_OK);
-		uint32_t type = 0, len = 0;
 		const unsigned char *data = NULL;
-		int f;
-		while ((f = fo__rx_frame(&rx, &type, &data, &len)) == 0)
-			assert_int_equal(fo__child_pump(&c, &tx, &rx, true), FO_OK);
-		assert_int_equal(f, 1);
-		assert_int_equal(type, FO__F_OK);
-		assert_int_equal(len, sizeof(i));
+		assert_int_equal(next_ok(&c, &tx, &rx, &data), sizeof(i));
 		int back;
 		memcpy(&back, data, sizeof(back));
 		assert_int_equal(back, i);
 	}
-	assert_int_equal(fo__tx_frame(&tx, FO__F_STOP, NULL, 0), FO_OK);
-	assert_int_equal(fo__child_io(&c, &tx, &rx, false), FO_OK);
-	struct fo__exit e;
-	fo__child_reap(&c, &e);
-	assert_true(e.known && !e.signal);
-	assert_int_equal(e.value, 0);
-	fo__tx_fini(&tx);
-	fo__rx_fini(&rx);
-	munmap(ring, sizeof(*ring));
+	stop_clean(&c, &tx, &rx);
 }
 
 static void test_ring_doorbell_wakes_every_sleep(void **state)
