@@ -781,7 +781,7 @@ out:
 }
 
 /*
- * Any push into a biased stream but push_one_biased()'s: as the owner by
+ * Any push into a biased stream but push_one_plain()'s: as the owner by
  * the fenced claim, or, once the bias is revoked (or by a second thread,
  * which revokes it), by push_batch()'s CAS claim.
  */
@@ -844,9 +844,9 @@ static inline uint32_t fenced_claim_one(fo_stream *s, uint64_t t)
 	return atomic_load_explicit(&s->gate, memory_order_relaxed);
 }
 
-/* The rare ends of push_one_plain(), reached by tail calls so that the
- * biased path needs no frame: wake readers; wake a waiting revoker, then
- * readers as the push would.  Both return FO_OK. */
+/* The rare ends of the biased push_one_plain(), out of line so that the
+ * fast path keeps few values live: wake readers; wake a waiting revoker,
+ * then readers as the push would.  Both return FO_OK. */
 static __attribute__((noinline)) int plain_wake_data(fo_stream *s)
 {
 	wake_data(s);
@@ -871,8 +871,9 @@ static __attribute__((noinline)) int biased_wake_revoker(fo_stream *s)
  * store claims, a compiler barrier, the gate load.  PUSH_NOT_TAKEN:
  * nothing done (no cached room, a segment boundary; biased: not the owner,
  * a revocation begun); else the push's result.  @biased is a constant in
- * each caller: push_one_fenced() inline in the fast path, push_one_biased()
- * out of line.
+ * each caller; both are inline in the fast path, push_one_fast(): out of
+ * line, the biased one cost a call, a return and the caller's check of
+ * PUSH_NOT_TAKEN (B3: 72 -> 62 instructions per push).
  */
 static inline __attribute__((always_inline)) int push_one_plain(fo_stream *s, void *item,
                                                                 uint64_t t, const bool biased)
@@ -891,7 +892,7 @@ static inline __attribute__((always_inline)) int push_one_plain(fo_stream *s, vo
 	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
 	if (biased) {
 		/* bias_leave() (before the wake-ups, as store_claimed() does),
-		 * with its rare end as a tail call. */
+		 * with its rare end out of line. */
 		atomic_store_explicit(&s->busy, 0, memory_order_release); /* as in bias_leave() */
 		atomic_signal_fence(
 		    memory_order_seq_cst); /* busy (and the slot) before the loads */
@@ -907,26 +908,14 @@ static inline __attribute__((always_inline)) int push_one_plain(fo_stream *s, vo
 	}
 	/* relaxed peek: the compiler barrier above orders the slot store
 	 * before it (fenced and biased streams exist only with membarrier). */
-	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
-		return plain_wake_data(s);
+	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed))) {
+		/* Two different rare ends: with one, the compiler merged the
+		 * two paths' tails and the fenced one paid a jump (B3). */
+		if (biased)
+			return plain_wake_data(s);
+		wake_data(s);
+	}
 	return FO_OK;
-}
-
-/* push_one_plain() for a fenced stream (design.md §4, the fenced claim):
- * inline in the fast path. */
-static inline __attribute__((always_inline)) int push_one_fenced(fo_stream *s, void *item,
-                                                                 uint64_t t)
-{
-	return push_one_plain(s, item, t, false);
-}
-
-/* push_one_plain() for the owner of a biased stream (design.md §4, the
- * biased claim).  noinline: reached by a tail call, it leaves the
- * single-producer and CAS fast paths as they were (inlined, their caller
- * lost its frameless path). */
-static __attribute__((noinline)) int push_one_biased(fo_stream *s, void *item, uint64_t t)
-{
-	return push_one_plain(s, item, t, true);
 }
 
 /* drop_unread() for the one item of push_one_fast(), by value: taking the
@@ -942,7 +931,8 @@ static __attribute__((noinline)) int drop_one(fo_stream *s, void *item)
  * for n = 1 (tail then tail_seg, seq_cst claim then the gate, release
  * store, light fence then the need peek) without its loop and its frame.
  * The same for one producer and several: no read section (design.md §4).
- * A fenced stream's push takes push_one_fenced() at the first test.
+ * A fenced stream's push, and a biased one's by its owner, take
+ * push_one_plain() at the first test.
  * PUSH_NOT_TAKEN: nothing done, push_one() decides; else the push's result.
  */
 static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, void *item)
@@ -958,9 +948,9 @@ static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, voi
 		const uint64_t odd = TAIL_CLOSED | TAIL_STALE | TAIL_FENCED | TAIL_BIASED;
 		if (fo__unlikely(t & odd)) {
 			if ((t & odd) == TAIL_FENCED)
-				return push_one_fenced(s, item, t);
+				return push_one_plain(s, item, t, false);
 			if ((t & odd) == (TAIL_FENCED | TAIL_BIASED))
-				return push_one_biased(s, item, t);
+				return push_one_plain(s, item, t, true);
 			return PUSH_NOT_TAKEN;
 		}
 		if (!one_fits(s, p))
@@ -999,8 +989,11 @@ static __attribute__((noinline)) int push_one(fo_stream *s, void *item, uint64_t
 	return push_batch(s, &item, 1, deadline);
 }
 
-/* One item, any producer: the fast path when it applies. */
-static inline int push_item(fo_stream *s, void *item, uint64_t deadline)
+/* One item, any producer: the fast path when it applies.  always_inline:
+ * with the biased path inline, GCC otherwise keeps it out of the entry
+ * points (B3: a jump and a saved register more per push). */
+static inline __attribute__((always_inline)) int push_item(fo_stream *s, void *item,
+                                                           uint64_t deadline)
 {
 	int rc = push_one_fast(s, item);
 	if (fo__likely(rc != PUSH_NOT_TAKEN))
