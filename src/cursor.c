@@ -75,9 +75,15 @@ static void cons_add(fo_stream *s, struct consumer *c)
 	c->prev = &s->consumers;
 	s->consumers.next->prev = c;
 	s->consumers.next = c;
-	/* A consumer can join behind the cached minimum (a fork of a lagging
-	 * cursor): lower it so capacity stays exact. */
-	uint64_t p = atomic_load_explicit(c->pos, memory_order_relaxed);
+}
+
+/* An active cursor registered at @p, which may lie behind the cached
+ * minimum (only a fork of a passive cursor can: design.md §3, cached_min):
+ * lower it so capacity stays exact.  Under s->lock.  Every other consumer
+ * joins at the tail or at or above a registered consumer's position, and
+ * skips this load of the producers' line (B5). */
+static void cached_min_lower_locked(fo_stream *s, uint64_t p)
+{
 	if (p < atomic_load_explicit(&s->cached_min, memory_order_relaxed))
 		atomic_store_explicit(
 		    &s->cached_min, p,
@@ -292,6 +298,8 @@ int fo_cursor_fork(fo_cursor *c, fo_cursor **out, unsigned flags)
 			held = c->kind == K_PASSIVE;
 		}
 		attach_locked(s, f, pos, x, held);
+		if (kind == K_ACTIVE && c->kind == K_PASSIVE)
+			cached_min_lower_locked(s, pos);
 	}
 	fo__stream_unlock(s);
 	*out = f;

@@ -55,7 +55,15 @@ int fo_stream_create(fo_stream **sp, const fo_stream_opts *o)
 	fo_stream *s = fo__zalloc(sizeof(*s));
 	if (!s)
 		return FO_ENOMEM;
-	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+	/* Adaptive: the registry's sections are short (a fork, a capacity
+	 * rescan); a fork that met a full stream's producer rescanning slept on
+	 * the futex and woke microseconds later (B5 loaded, design.md §9). */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	int mrc = pthread_mutex_init(&s->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (mrc != 0) {
 		fo__free(s);
 		return FO_ENOMEM;
 	}

@@ -204,10 +204,7 @@ struct fo_stream {
 	bool fenced;           /* single producer claiming by plain store (design.md §4) */
 	bool biased;           /* default options, created biased (design.md §4) */
 	_Atomic uint64_t end;  /* NO_END until close/fail published it */
-	_Atomic int ncursors;  /* open cursors of every kind */
 	_Atomic uint32_t gate; /* GATE_EMPTY | GATE_CLOSING | GATE_REVOKED: loaded by every push */
-	_Atomic int npassive;  /* open passive cursors */
-	fo_cursor *passives;   /* their list (pnext/pprev), under lock */
 	fo_error err;          /* written before end is published */
 
 	/* Readers going to sleep for data (see struct waitq). */
@@ -220,8 +217,14 @@ struct fo_stream {
 	_Atomic uint64_t freed FO_ALIGNED;
 	_Atomic size_t live_segments;
 
-	/* Cold: registry, reclamation, close, handles. */
+	/* Cold: registry, reclamation, close, handles.  The counts a cursor's
+	 * creation, fork and close write live here, not on the read-mostly
+	 * line every push loads: a fork under load would take that line from
+	 * the producer and back on every fork (B5). */
 	pthread_mutex_t lock FO_ALIGNED;
+	_Atomic int ncursors;            /* open cursors of every kind, changed under lock */
+	_Atomic int npassive;            /* open passive cursors, changed under lock */
+	fo_cursor *passives;             /* their list (pnext/pprev), under lock */
 	_Atomic(struct seg *) oldest;    /* written under lock; read by lapped passives */
 	struct consumer consumers;       /* list head, under lock */
 	_Atomic(fo_cursor *) watchers;   /* cursors with an fd or notify hook */
