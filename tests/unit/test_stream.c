@@ -1634,6 +1634,41 @@ static void test_fork_keeps_items_alive_after_parent_closes(void **state)
 	ft_counter_fini(&cnt);
 }
 
+/* A fork counts for capacity at once: an active fork of an active cursor starts at or above
+ * the minimum the producers cached, an active fork of a passive cursor may start below it
+ * (and lowers it). */
+static void test_active_fork_counts_for_capacity_at_once(void **state)
+{
+	(void)state;
+	fo_stream *s = make_stream(NULL, 8, 64);
+	fo_cursor *a = open_cursor(s, FO_ACTIVE);
+	fo_cursor *p = open_cursor(s, FO_PASSIVE);
+	push_range(s, 0, 8);
+	assert_int_equal(fo_stream_try_push(s, ft_tok(8)), FO_FULL);
+	fo_cursor *fa = fork_cursor(a, FO_ACTIVE);
+	expect_range(a, 0, 8);
+	assert_int_equal(fo_stream_try_push(s, ft_tok(8)), FO_FULL); /* fa holds the room */
+	expect_range(fa, 0, 8);
+	fo_cursor_close(fa);
+
+	/* The producer's rescan caches a minimum of 8, then 16, far above p's position 0. */
+	push_range(s, 8, 16);
+	expect_range(a, 8, 16);
+	assert_int_equal(fo_stream_try_push(s, ft_tok(16)), FO_OK);
+	fo_cursor *fp = fork_cursor(p, FO_ACTIVE);
+	assert_int_equal(fo_stream_try_push(s, ft_tok(17)), FO_FULL);
+	expect_range(fp, 0, 10);
+	assert_int_equal(fo_stream_try_push(s, ft_tok(17)), FO_OK);
+	expect_range(fp, 10, 18);
+	expect_range(a, 16, 18);
+	expect_range(p, 0, 18);
+
+	fo_cursor_close(a);
+	fo_cursor_close(p);
+	fo_cursor_close(fp);
+	fo_stream_destroy(s);
+}
+
 static void test_fork_of_drained_cursor_is_drained_at_once(void **state)
 {
 	(void)state;
@@ -2389,6 +2424,7 @@ int main(void)
 	    cmocka_unit_test(test_fork_of_lagging_cursor_sees_its_backlog),
 	    cmocka_unit_test(test_fork_keeps_items_alive_after_parent_closes),
 	    cmocka_unit_test(test_fork_of_drained_cursor_is_drained_at_once),
+	    cmocka_unit_test(test_active_fork_counts_for_capacity_at_once),
 	    cmocka_unit_test(test_bad_flags_are_rejected),
 	    cmocka_unit_test(test_lagged_is_zero_for_active_and_shared_cursors),
 	    cmocka_unit_test(test_passive_cursor_within_window_sees_every_item),
