@@ -15,12 +15,26 @@
 
 #include "stream_impl.h"
 
-/* Unlinked segments wait for a grace period in batches (one call_rcu, one
- * wake of liburcu's worker and one grace period per RETIRE_BATCH segments),
- * then return to a per-stream pool of at most POOL_MAX for reuse: no malloc
- * per segment in steady state. */
+/* Unlinked segments return to a per-stream pool for reuse: at once when no
+ * walker is possible (design.md §6, "Reusing a segment without a grace
+ * period"), else after a grace period, in batches (one call_rcu, one wake of
+ * liburcu's worker and one grace period per RETIRE_BATCH segments).  The
+ * pool keeps POOL_MAX segments, or a bounded stream's capacity in segments
+ * (what it may hold live anyway; at most POOL_CAP_MAX): a reader that drains
+ * a full stream while its producer is descheduled returns them all, and the
+ * producer refills the stream from the pool. */
 #define RETIRE_BATCH 16
 #define POOL_MAX     32
+#define POOL_CAP_MAX 1024
+
+static unsigned pool_max(const fo_stream *s)
+{
+	/* + 2: the partly filled tail segment and the one a slot straddles. */
+	size_t n = s->capacity ? s->capacity / SEG_SLOTS + 2 : 0;
+	if (n > POOL_CAP_MAX)
+		n = POOL_CAP_MAX;
+	return n > POOL_MAX ? (unsigned)n : POOL_MAX;
+}
 
 /* Reclamation requests that may find the registry lock taken, not yet
  * covered by a finished pass, before a producer waits for it
@@ -65,7 +79,7 @@ static void retire_done(fo__rcu_node *node)
 	struct seg *x = (struct seg *)((char *)node - offsetof(struct seg, rcu));
 	fo_stream *s = node->arg;
 	pthread_mutex_lock(&s->pool_lock);
-	while (x && s->npool < POOL_MAX) {
+	while (x && s->npool < pool_max(s)) {
 		struct seg *n = x->rnext;
 		x->rnext = s->pool;
 		s->pool = x;
@@ -132,6 +146,25 @@ static void seg_retire(fo_stream *s, struct seg *x, bool flush)
 		if (batch)
 			retire_batch(s, batch);
 	}
+}
+
+/* A reclamation pass found no walker possible (design.md §6, "Reusing a
+ * segment without a grace period"): @x, destroyed, goes straight back to
+ * the pool, or to free() if the pool is full.  Caller holds s->lock. */
+static void seg_recycle(fo_stream *s, struct seg *x)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	bool kept = s->npool < pool_max(s);
+	if (kept) {
+		x->rnext = s->pool;
+		s->pool = x;
+		s->npool++;
+		atomic_fetch_add_explicit(&s->cached_segments, 1,
+		                          memory_order_relaxed); /* stats only */
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (!kept)
+		fo__free(x);
 }
 
 /* End of a reclamation pass: retire what it queued, if a batch is full. */
@@ -222,18 +255,22 @@ static bool seg_fully_written(const fo_stream *s, const struct seg *x)
 }
 
 /* Drop a reference to unlinked segment @x (the link's, or the limbo's):
- * whoever drops the last of {link, pins} destroys and retires it. */
-static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old)
+ * whoever drops the last of {link, pins} destroys it, then retires it, or
+ * with @reuse (no walker possible during this pass) recycles it at once. */
+static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old, bool reuse)
 {
 	if ((old >> 1) == 0) {
 		seg_destroy(s, x, true);
-		seg_retire(s, x, false); /* the pass ends with retire_flush() */
+		if (reuse)
+			seg_recycle(s, x);
+		else
+			seg_retire(s, x, false); /* the pass ends with retire_flush() */
 	}
 }
 
 /* Release the limbo segments whose last claimed slot has been stored since
  * (design.md §6): they hold the limbo's pin until then. */
-static void limbo_scan_locked(fo_stream *s)
+static void limbo_scan_locked(fo_stream *s, bool reuse)
 {
 	for (struct seg **pp = &s->limbo, *x; (x = *pp);) {
 		if (!seg_fully_written(s, x)) {
@@ -244,7 +281,7 @@ static void limbo_scan_locked(fo_stream *s)
 		/* acq_rel: the stores we saw, and the pinners' reads, happen
 		 * before the destroy pass; exactly one side frees. */
 		uint64_t old = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
-		seg_put_dead(s, x, old - SEG_PIN);
+		seg_put_dead(s, x, old - SEG_PIN, reuse);
 	}
 }
 
@@ -310,7 +347,7 @@ static void seg_unlink_trim(fo_stream *s, struct seg *x)
 	}
 	/* acq_rel: our trim before whoever releases; exactly one side frees. */
 	uint64_t now = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
-	seg_put_dead(s, x, now - SEG_PIN);
+	seg_put_dead(s, x, now - SEG_PIN, false); /* passives exist: walkers */
 }
 
 /* Unlink every segment below the frontier: strictly below while cursors
@@ -337,16 +374,24 @@ void fo__reclaim_locked(fo_stream *s)
 	 * it does not publish.  (Members pin only while their group is
 	 * registered, under the lock we hold.) */
 	bool trim = s->passives != NULL;
+	bool groups = false;
 	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
 		uint64_t p;
 		if (c->hint) { /* a group: its hint segment and later stay */
 			trim = false;
+			groups = true;
 			p = atomic_load_explicit(c->hint, memory_order_acquire)->base;
 		} else /* acquire: the cursor is done with everything below */
 			p = atomic_load_explicit(c->hold, memory_order_acquire);
 		if (p < f)
 			f = p;
 	}
+	/* No thread can reach what this pass releases but through a pin or
+	 * the frontier: recycle without a grace period (design.md §6,
+	 * "Reusing a segment without a grace period"). */
+	bool reuse = s->single_producer && !groups &&
+	             atomic_load_explicit(&s->npassive, memory_order_relaxed) ==
+	                 0; /* changed only under the lock we hold */
 	if (atomic_load_explicit(&s->npassive, memory_order_relaxed) >
 	    0) { /* changed only under the lock we hold */
 		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
@@ -360,7 +405,7 @@ void fo__reclaim_locked(fo_stream *s)
 		fo__frontier_hook(s);
 #endif
 	if (s->limbo)
-		limbo_scan_locked(s);
+		limbo_scan_locked(s, reuse);
 	struct seg *x = atomic_load_explicit(
 	    &s->oldest, memory_order_relaxed); /* written only under the lock we hold */
 	uint64_t slack = none ? 0 : 1;
@@ -374,7 +419,8 @@ void fo__reclaim_locked(fo_stream *s)
 			/* acq_rel: pairs with pins/unpins; exactly one side frees. */
 			seg_put_dead(
 			    s, x,
-			    atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_acq_rel));
+			    atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_acq_rel),
+			    reuse);
 		} else {
 			/* A producer claimed a slot here and has not stored yet:
 			 * DEAD (no new pin; passives in it are lapped) plus the

@@ -933,11 +933,75 @@ static void test_stalled_passive_keeps_only_its_batch_with_active(void **state)
 	stalled_passive(true);
 }
 
+/* Steady state allocates nothing (design.md §6, "Reusing a segment without a grace period"):
+ * a single-producer stream with active cursors only recycles each segment its reclamation
+ * passes release straight into its pool, so after the first fill no push allocates, whether
+ * the reader follows item by item or drains a full stream at once (the pool keeps the
+ * capacity's worth of segments).  Allocations are counted through fo_set_allocator(),
+ * forwarding to what the library uses by default. */
+static atomic_long seg_allocs;
+
+static void *count_alloc(size_t size, void *ctx)
+{
+	void *p = NULL;
+	(void)ctx;
+	atomic_fetch_add(&seg_allocs, 1);
+	return posix_memalign(&p, 64, size ? size : 1) ? NULL : p;
+}
+
+static void count_free(void *p, void *ctx)
+{
+	(void)ctx;
+	free(p);
+}
+
+static long steady_allocs(size_t burst)
+{
+	enum { CAP = 16 * SEG, ROUNDS = 400 * SEG };
+	fo_stream_opts o;
+	fo_stream_opts_init(&o);
+	o.single_producer = true;
+	o.capacity = CAP;
+	fo_stream *s = NULL;
+	fo_cursor *c = NULL;
+	void *it;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
+	uint64_t in = 0, out = 0;
+	long warm = 0;
+	while (in < ROUNDS) {
+		if (in == 4 * CAP) /* warmed up: the stream was full several times */
+			warm = atomic_load(&seg_allocs);
+		for (size_t j = 0; j < burst; j++)
+			assert_int_equal(fo_stream_push(s, ft_tok(in++)), FO_OK);
+		for (size_t j = 0; j < burst; j++) {
+			assert_int_equal(fo_cursor_try_next(c, &it), FO_OK);
+			assert_int_equal(ft_seq(it), out++);
+		}
+	}
+	long n = atomic_load(&seg_allocs) - warm;
+	fo_cursor_close(c);
+	fo_stream_destroy(s);
+	return n;
+}
+
+static void test_steady_state_allocates_nothing(void **state)
+{
+	(void)state;
+	fo_allocator a = {count_alloc, count_free, NULL};
+	fo_set_allocator(&a);
+	long follow = steady_allocs(1), drain = steady_allocs(16 * SEG);
+	fo_set_allocator(NULL);
+	assert_int_equal(follow, 0);
+	assert_int_equal(drain, 0);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < MAX_BATCH; i++)
 		token_items[i] = ft_tok(i);
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_steady_state_allocates_nothing),
 	    cmocka_unit_test(test_bug1_push_many_no_cursor_bounded),
 	    cmocka_unit_test(test_bug1_push_many_taps_bounded),
 	    cmocka_unit_test(test_bug1_push_many_share_group_bounded),
