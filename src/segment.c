@@ -255,22 +255,49 @@ static bool seg_fully_written(const fo_stream *s, const struct seg *x)
 }
 
 /* Drop a reference to unlinked segment @x (the link's, or the limbo's):
- * whoever drops the last of {link, pins} destroys it, then retires it, or
- * with @reuse (no walker possible during this pass) recycles it at once. */
-static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old, bool reuse)
+ * whoever drops the last of {link, pins} destroys it; the pass queues it on
+ * @rel, which pass_end() recycles or retires. */
+static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old, struct seg **rel)
 {
 	if ((old >> 1) == 0) {
 		seg_destroy(s, x, true);
-		if (reuse)
-			seg_recycle(s, x);
-		else
-			seg_retire(s, x, false); /* the pass ends with retire_flush() */
+		x->rnext = *rel;
+		*rel = x;
 	}
+}
+
+/* How a pass may hand back what it released (design.md §6, "Reusing a
+ * segment without a grace period"). */
+enum reuse {
+	REUSE_NOW,       /* single producer, no group, no passive: no walker */
+	REUSE_NO_WALKER, /* single producer, no group: if s->walkers is 0 */
+	REUSE_NEVER,     /* several producers or a group: a grace period */
+};
+
+/* End of a pass: recycle the segments it released (@rel), or retire them
+ * after a grace period, and hand a full retired batch to call_rcu. */
+static void pass_end(fo_stream *s, struct seg *rel, enum reuse how)
+{
+	/* seq_cst: after every unlink of this pass (the oldest stores and DEAD
+	 * RMWs, seq_cst): 0 means no passive walk began before them and is
+	 * still running (design.md §6, "the walker count"). */
+	if (rel && how == REUSE_NO_WALKER)
+		how = atomic_load_explicit(&s->walkers, memory_order_seq_cst) ? REUSE_NEVER
+		                                                              : REUSE_NOW;
+	while (rel) {
+		struct seg *n = rel->rnext;
+		if (how == REUSE_NOW)
+			seg_recycle(s, rel);
+		else
+			seg_retire(s, rel, false); /* flushed below */
+		rel = n;
+	}
+	retire_flush(s);
 }
 
 /* Release the limbo segments whose last claimed slot has been stored since
  * (design.md §6): they hold the limbo's pin until then. */
-static void limbo_scan_locked(fo_stream *s, bool reuse)
+static void limbo_scan_locked(fo_stream *s, struct seg **rel)
 {
 	for (struct seg **pp = &s->limbo, *x; (x = *pp);) {
 		if (!seg_fully_written(s, x)) {
@@ -281,7 +308,7 @@ static void limbo_scan_locked(fo_stream *s, bool reuse)
 		/* acq_rel: the stores we saw, and the pinners' reads, happen
 		 * before the destroy pass; exactly one side frees. */
 		uint64_t old = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
-		seg_put_dead(s, x, old - SEG_PIN, reuse);
+		seg_put_dead(s, x, old - SEG_PIN, rel);
 	}
 }
 
@@ -321,7 +348,7 @@ static uint64_t kill_items(fo_stream *s, struct seg *x, const uint64_t *keep)
  * our pin: whoever drops the last one destroys the rest and retires @x.
  * Caller holds s->lock (the passive list).
  */
-static void seg_unlink_trim(fo_stream *s, struct seg *x)
+static void seg_unlink_trim(fo_stream *s, struct seg *x, struct seg **rel)
 {
 	/* seq_cst: before our loads of plo/phi, against each passive's seq_cst
 	 * stores of them before its DEAD check (store-load both ways). */
@@ -347,7 +374,7 @@ static void seg_unlink_trim(fo_stream *s, struct seg *x)
 	}
 	/* acq_rel: our trim before whoever releases; exactly one side frees. */
 	uint64_t now = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
-	seg_put_dead(s, x, now - SEG_PIN, false); /* passives exist: walkers */
+	seg_put_dead(s, x, now - SEG_PIN, rel);
 }
 
 /* Unlink every segment below the frontier: strictly below while cursors
@@ -386,12 +413,15 @@ void fo__reclaim_locked(fo_stream *s)
 		if (p < f)
 			f = p;
 	}
-	/* No thread can reach what this pass releases but through a pin or
-	 * the frontier: recycle without a grace period (design.md §6,
-	 * "Reusing a segment without a grace period"). */
-	bool reuse = s->single_producer && !groups &&
-	             atomic_load_explicit(&s->npassive, memory_order_relaxed) ==
-	                 0; /* changed only under the lock we hold */
+	/* Who may reach what this pass releases other than through a pin or
+	 * the frontier (design.md §6, "Reusing a segment without a grace
+	 * period"): nobody, passives (counted in s->walkers), or producers and
+	 * members (a grace period). */
+	enum reuse how = !s->single_producer || groups ? REUSE_NEVER
+	                 : atomic_load_explicit(&s->npassive, memory_order_relaxed) == 0
+	                     ? REUSE_NOW /* npassive changes only under the lock we hold */
+	                     : REUSE_NO_WALKER;
+	struct seg *rel = NULL; /* released by this pass */
 	if (atomic_load_explicit(&s->npassive, memory_order_relaxed) >
 	    0) { /* changed only under the lock we hold */
 		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
@@ -405,30 +435,32 @@ void fo__reclaim_locked(fo_stream *s)
 		fo__frontier_hook(s);
 #endif
 	if (s->limbo)
-		limbo_scan_locked(s, reuse);
+		limbo_scan_locked(s, &rel);
 	struct seg *x = atomic_load_explicit(
 	    &s->oldest, memory_order_relaxed); /* written only under the lock we hold */
 	uint64_t slack = none ? 0 : 1;
 	while (x != hint && x->base + SEG_SLOTS + slack <= f) {
 		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
-		/* release: a lapped passive that loads oldest sees a linked one. */
-		atomic_store_explicit(&s->oldest, n, memory_order_release);
+		/* seq_cst: a lapped passive that loads oldest sees a linked one,
+		 * and the store precedes pass_end()'s load of walkers. */
+		atomic_store_explicit(&s->oldest, n, memory_order_seq_cst);
 		if (seg_fully_written(s, x) && trim) {
-			seg_unlink_trim(s, x);
+			seg_unlink_trim(s, x, &rel);
 		} else if (seg_fully_written(s, x)) {
-			/* acq_rel: pairs with pins/unpins; exactly one side frees. */
+			/* seq_cst: pairs with pins/unpins (exactly one side frees),
+			 * and precedes pass_end()'s load of walkers. */
 			seg_put_dead(
 			    s, x,
-			    atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_acq_rel),
-			    reuse);
+			    atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_seq_cst),
+			    &rel);
 		} else {
 			/* A producer claimed a slot here and has not stored yet:
 			 * DEAD (no new pin; passives in it are lapped) plus the
 			 * limbo's pin, which keeps the memory its store lands in
 			 * and the items until limbo_scan_locked() sees it written.
-			 * acq_rel: as the fetch_or above. */
+			 * seq_cst: as the fetch_or above. */
 			atomic_fetch_add_explicit(&x->state, SEG_DEAD | SEG_PIN,
-			                          memory_order_acq_rel);
+			                          memory_order_seq_cst);
 			x->rnext = s->limbo;
 			s->limbo = x;
 		}
@@ -438,7 +470,7 @@ void fo__reclaim_locked(fo_stream *s)
 	 * this frontier.  relaxed: a heuristic count; only lock holders
 	 * subtract, so it cannot wrap. */
 	atomic_fetch_sub_explicit(&s->reclaim_misses, m0, memory_order_relaxed);
-	retire_flush(s);
+	pass_end(s, rel, how);
 }
 
 /*
