@@ -58,11 +58,12 @@ static inline int rerr_set(struct rerr *e, int code, int sys_errno, const char *
 	return code;
 }
 
-/* Publish @e as this thread's last error; returns its code. */
+/* Publish @e as this thread's last error (no error, code FO_OK: clear it);
+ * returns its code. */
 static inline int rerr_publish(const struct rerr *e)
 {
 	tl_errno = e->code == FO_ESYS ? e->sys_errno : 0;
-	snprintf(tl_msg, sizeof(tl_msg), "%s", e->msg);
+	snprintf(tl_msg, sizeof(tl_msg), "%s", e->code ? e->msg : "");
 	return e->code;
 }
 

@@ -781,7 +781,7 @@ out:
 }
 
 /*
- * Any push into a biased stream but push_one_biased()'s: as the owner by
+ * Any push into a biased stream but push_one_plain()'s: as the owner by
  * the fenced claim, or, once the bias is revoked (or by a second thread,
  * which revokes it), by push_batch()'s CAS claim.
  */
@@ -805,7 +805,7 @@ static __attribute__((noinline)) int push_biased(fo_stream *s, void *const *item
 /* A fenced single-item claim at @p in @h (the tail word was @t) found the
  * gate set: no cursor (store DEAD_ITEM), or closing (fenced_closing()).
  * @biased: a biased stream's owner, which leaves the bias here.  noinline:
- * the rare branch of push_one_fenced() and push_one_biased(). */
+ * the rare branch of push_one_plain(). */
 static __attribute__((noinline)) int fenced_gate(fo_stream *s, struct seg *h, uint64_t t,
                                                  void *item, uint32_t g, bool biased)
 {
@@ -844,37 +844,10 @@ static inline uint32_t fenced_claim_one(fo_stream *s, uint64_t t)
 	return atomic_load_explicit(&s->gate, memory_order_relaxed);
 }
 
-/*
- * push_fenced() for one item in the tail segment with the cached room, the
- * tail word @t (FENCED, not CLOSED) already loaded: a plain store claims,
- * a compiler barrier, the gate load (design.md §4, the fenced claim).
- * PUSH_NOT_TAKEN: nothing done; else the push's result.
- */
-static inline __attribute__((always_inline)) int push_one_fenced(fo_stream *s, void *item,
-                                                                 uint64_t t)
-{
-	uint64_t p = TAIL_POS(t);
-	if (!one_fits(s, p))
-		return PUSH_NOT_TAKEN;
-	/* relaxed: only this thread moves tail_seg; it holds p - 1. */
-	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
-	uint32_t g = fenced_claim_one(s, t);
-	if (fo__unlikely(g))
-		return fenced_gate(s, h, t, item, g, false);
-	/* release: the item's contents before its pointer.  Our last access to h. */
-	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
-	/* the slot store before the sleeper check: a fenced stream exists only
-	 * with membarrier, so fo__fence_light() is this compiler barrier. */
-	atomic_signal_fence(memory_order_seq_cst);
-	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
-		wake_data(s);
-	return FO_OK;
-}
-
-/* The rare ends of push_one_biased(), reached by tail calls so that it
- * needs no frame: wake readers; wake a waiting revoker, then readers as the
- * push would.  Both return FO_OK. */
-static __attribute__((noinline)) int biased_wake_data(fo_stream *s)
+/* The rare ends of the biased push_one_plain(), out of line so that the
+ * fast path keeps few values live: wake readers; wake a waiting revoker,
+ * then readers as the push would.  Both return FO_OK. */
+static __attribute__((noinline)) int plain_wake_data(fo_stream *s)
 {
 	wake_data(s);
 	return FO_OK;
@@ -890,37 +863,58 @@ static __attribute__((noinline)) int biased_wake_revoker(fo_stream *s)
 }
 
 /*
- * push_one_fenced() for the owner of a biased stream (@t: FENCED | BIASED,
- * not CLOSED or STALE), between bias_enter() and bias_leave() (design.md
- * §4, the biased claim).  PUSH_NOT_TAKEN: nothing done (not the owner, no
- * cached room, a segment boundary, a revocation begun); else the push's
- * result.  noinline: reached by a tail call, it leaves the single-producer
- * and CAS fast paths as they were (inlined, their caller lost its frameless
- * path).
+ * One item in the tail segment with the cached room by a plain-store claim,
+ * the tail word @t already loaded (design.md §4): a fenced stream's
+ * producer (@biased false: @t is exactly FENCED), or a biased stream's
+ * owner (@biased true: @t is FENCED | BIASED, not CLOSED or STALE; the
+ * claim between bias_enter() and bias_leave(), the biased claim).  A plain
+ * store claims, a compiler barrier, the gate load.  PUSH_NOT_TAKEN:
+ * nothing done (no cached room, a segment boundary; biased: not the owner,
+ * a revocation begun); else the push's result.  @biased is a constant in
+ * each caller; both are inline in the fast path, push_one_fast(): out of
+ * line, the biased one cost a call, a return and the caller's check of
+ * PUSH_NOT_TAKEN (B3: 72 -> 62 instructions per push).
  */
-static __attribute__((noinline)) int push_one_biased(fo_stream *s, void *item, uint64_t t)
+static inline __attribute__((always_inline)) int push_one_plain(fo_stream *s, void *item,
+                                                                uint64_t t, const bool biased)
 {
 	uint64_t p = TAIL_POS(t);
-	if (!one_fits(s, p) || !bias_mine(s) || !bias_enter(s))
+	if (!one_fits(s, p))
+		return PUSH_NOT_TAKEN;
+	if (biased && (!bias_mine(s) || !bias_enter(s)))
 		return PUSH_NOT_TAKEN;
 	/* relaxed: only this thread moves tail_seg; it holds p - 1. */
 	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
 	uint32_t g = fenced_claim_one(s, t);
 	if (fo__unlikely(g))
-		return fenced_gate(s, h, t, item, g, true);
+		return fenced_gate(s, h, t, item, g, biased);
 	/* release: the item's contents before its pointer.  Our last access to h. */
 	atomic_store_explicit(&h->slot[p & SEG_MASK], item, memory_order_release);
-	/* bias_leave() (before the wake-ups, as store_claimed() does), with
-	 * its rare end as a tail call. */
-	atomic_store_explicit(&s->busy, 0, memory_order_release); /* as in bias_leave() */
-	atomic_signal_fence(memory_order_seq_cst); /* busy (and the slot) before the loads */
-	/* relaxed: as in bias_leave(). */
-	if (fo__unlikely(atomic_load_explicit(&s->gate, memory_order_relaxed) & GATE_REVOKED))
-		return biased_wake_revoker(s);
+	if (biased) {
+		/* bias_leave() (before the wake-ups, as store_claimed() does),
+		 * with its rare end out of line. */
+		atomic_store_explicit(&s->busy, 0, memory_order_release); /* as in bias_leave() */
+		atomic_signal_fence(
+		    memory_order_seq_cst); /* busy (and the slot) before the loads */
+		/* relaxed: as in bias_leave(). */
+		if (fo__unlikely(atomic_load_explicit(&s->gate, memory_order_relaxed) &
+		                 GATE_REVOKED))
+			return biased_wake_revoker(s);
+	} else {
+		/* the slot store before the sleeper check: a fenced stream exists
+		 * only with membarrier, so fo__fence_light() is this compiler
+		 * barrier. */
+		atomic_signal_fence(memory_order_seq_cst);
+	}
 	/* relaxed peek: the compiler barrier above orders the slot store
-	 * before it (a biased stream exists only with membarrier). */
-	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
-		return biased_wake_data(s);
+	 * before it (fenced and biased streams exist only with membarrier). */
+	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed))) {
+		/* Two different rare ends: with one, the compiler merged the
+		 * two paths' tails and the fenced one paid a jump (B3). */
+		if (biased)
+			return plain_wake_data(s);
+		wake_data(s);
+	}
 	return FO_OK;
 }
 
@@ -937,7 +931,8 @@ static __attribute__((noinline)) int drop_one(fo_stream *s, void *item)
  * for n = 1 (tail then tail_seg, seq_cst claim then the gate, release
  * store, light fence then the need peek) without its loop and its frame.
  * The same for one producer and several: no read section (design.md §4).
- * A fenced stream's push takes push_one_fenced() at the first test.
+ * A fenced stream's push, and a biased one's by its owner, take
+ * push_one_plain() at the first test.
  * PUSH_NOT_TAKEN: nothing done, push_one() decides; else the push's result.
  */
 static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, void *item)
@@ -953,9 +948,9 @@ static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, voi
 		const uint64_t odd = TAIL_CLOSED | TAIL_STALE | TAIL_FENCED | TAIL_BIASED;
 		if (fo__unlikely(t & odd)) {
 			if ((t & odd) == TAIL_FENCED)
-				return push_one_fenced(s, item, t);
+				return push_one_plain(s, item, t, false);
 			if ((t & odd) == (TAIL_FENCED | TAIL_BIASED))
-				return push_one_biased(s, item, t);
+				return push_one_plain(s, item, t, true);
 			return PUSH_NOT_TAKEN;
 		}
 		if (!one_fits(s, p))
@@ -994,8 +989,11 @@ static __attribute__((noinline)) int push_one(fo_stream *s, void *item, uint64_t
 	return push_batch(s, &item, 1, deadline);
 }
 
-/* One item, any producer: the fast path when it applies. */
-static inline int push_item(fo_stream *s, void *item, uint64_t deadline)
+/* One item, any producer: the fast path when it applies.  always_inline:
+ * with the biased path inline, GCC otherwise keeps it out of the entry
+ * points (B3: a jump and a saved register more per push). */
+static inline __attribute__((always_inline)) int push_item(fo_stream *s, void *item,
+                                                           uint64_t deadline)
 {
 	int rc = push_one_fast(s, item);
 	if (fo__likely(rc != PUSH_NOT_TAKEN))

@@ -501,16 +501,11 @@ int fo_nats_sink_stop(fo_nats_sink *s)
 		return fail_inval("fo_nats_sink_stop: NULL sink");
 	drain_request_stop(&s->d);
 	pthread_join(s->thread, NULL);
-	struct rerr e = s->err; /* the thread is gone; callbacks may still run: */
+	struct rerr e; /* the thread is gone; the client's callbacks may still run */
 	pthread_mutex_lock(&s->mu);
 	e = s->err;
 	pthread_mutex_unlock(&s->mu);
 	sink_free(s);
-	if (!e.code) {
-		tl_msg[0] = '\0';
-		tl_errno = 0;
-		return FO_OK;
-	}
 	return rerr_publish(&e);
 }
 

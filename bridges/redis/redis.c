@@ -41,9 +41,6 @@ int fo_redis_errno(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Errors of the calling thread                                              */
-
-/* ------------------------------------------------------------------------ */
 /* Options, URL, connections                                                 */
 
 void fo_redis_opts_init(fo_redis_opts *o)
@@ -578,11 +575,6 @@ int fo_redis_sink_stop(fo_redis_sink *s)
 	pthread_join(s->thread, NULL);
 	struct rerr e = s->err; /* the thread is gone: no lock needed */
 	sink_free(s);
-	if (!e.code) {
-		tl_msg[0] = '\0';
-		tl_errno = 0;
-		return FO_OK;
-	}
 	return rerr_publish(&e);
 }
 

@@ -2,8 +2,8 @@
 /* Copyright (c) 2026 The fanout authors */
 /*
  * bias.pml - spin model of the biased claim of a default-options stream (src/stream.c
- * push_one_biased(), push_fenced(..., biased), bias_enter(), bias_leave(), bias_revoke(),
- * stream_end(); design.md §4 "A default stream biased to its first producer").
+ * push_one_plain(..., true), push_fenced(..., biased), bias_enter(), bias_leave(),
+ * bias_revoke(), stream_end(); design.md §4 "A default stream biased to its first producer").
  *
  * The owner (the first thread that pushed) claims with a plain store of the tail word, as
  * the fenced claim does, between `busy = 1; compiler barrier; load gate` (enter: REVOKED ->

@@ -322,6 +322,35 @@ static inline bool st_item_check(const void *p, uint32_t nprod, const char *who)
 	return true;
 }
 
+/* ---------------------------------------------------------------- close */
+
+/* Closed stays closed: a push of producer @id's item @seq after FO_ECLOSED
+ * must fail with FO_ECLOSED again and take nothing. */
+static inline void st_expect_closed_push(fo_stream *s, uint32_t id, uint64_t seq)
+{
+	st_item *late = st_item_new(id, seq, seq, 0, 1);
+	int rc = fo_stream_push(s, late);
+	if (rc != FO_ECLOSED)
+		st_fail("producer %u: push after FO_ECLOSED: %s", id, fo_status_name(rc));
+	free(late);
+}
+
+/* The body of a closer thread: wait for *@go, spin @spins iterations (a
+ * random delay that races the close against the pushers), close @s, and
+ * check that the close succeeded and is visible. */
+static inline void st_close_after(fo_stream *s, _Atomic bool *go, uint64_t spins)
+{
+	while (!atomic_load_explicit(go, memory_order_acquire))
+		;
+	for (volatile uint64_t i = 0; i < spins; i++)
+		;
+	int rc = fo_stream_close(s);
+	if (rc != FO_OK)
+		st_fail("close: %s", fo_status_name(rc));
+	if (!fo_stream_is_closed(s))
+		st_fail("fo_stream_is_closed() false after close returned");
+}
+
 /* ---------------------------------------------------------------- bitmap */
 
 typedef struct st_bitmap {

@@ -110,10 +110,7 @@ static void *producer(void *arg)
 			st_fail("producer %u: push: %s", id, fo_status_name(rc));
 		for (size_t i = 0; i < n; i++)
 			free(batch[i]); /* still ours: a failed push takes nothing */
-		st_item *late = st_item_new(id, seq, seq, 0, 1);
-		if ((rc = fo_stream_push(r->s, late)) != FO_ECLOSED)
-			st_fail("producer %u: push after FO_ECLOSED: %s", id, fo_status_name(rc));
-		free(late);
+		st_expect_closed_push(r->s, id, seq);
 		break;
 	}
 	r->accepted[id] = seq;
@@ -123,13 +120,7 @@ static void *producer(void *arg)
 static void *closer(void *arg)
 {
 	struct round *r = arg;
-	while (!atomic_load_explicit(&r->go, memory_order_acquire))
-		;
-	for (volatile uint64_t i = 0; i < r->close_delay; i++)
-		;
-	int rc = fo_stream_close(r->s);
-	if (rc != FO_OK)
-		st_fail("close: %s", fo_status_name(rc));
+	st_close_after(r->s, &r->go, r->close_delay);
 	return NULL;
 }
 

@@ -113,27 +113,14 @@ static void *close_producer(void *arg)
 		break;
 	}
 	r->accepted = seq;
-	/* Closed stays closed. */
-	st_item *late = st_item_new(0, seq, seq, 0, 1);
-	int rc = fo_stream_push(r->s, late);
-	if (rc != FO_ECLOSED)
-		st_fail("push after FO_ECLOSED: %s", fo_status_name(rc));
-	free(late);
+	st_expect_closed_push(r->s, 0, seq);
 	return NULL;
 }
 
 static void *close_closer(void *arg)
 {
 	struct close_round *r = arg;
-	while (!atomic_load_explicit(&r->go, memory_order_acquire))
-		;
-	for (volatile uint64_t i = 0; i < r->delay; i++)
-		;
-	int rc = fo_stream_close(r->s);
-	if (rc != FO_OK)
-		st_fail("close: %s", fo_status_name(rc));
-	if (!fo_stream_is_closed(r->s))
-		st_fail("fo_stream_is_closed() false after close returned");
+	st_close_after(r->s, &r->go, r->delay);
 	return NULL;
 }
 

@@ -121,6 +121,17 @@ static void stall_owner(fo_stream **s, fo_cursor **c, struct job *owner, struct 
 	assert_false(atomic_load(&owner->done));
 }
 
+/* Let the stopped owner go on, join both producers; the owner's two
+ * pushes (its claim came first) succeed. */
+static void resume_owner(struct job *owner, struct job *second)
+{
+	sem_post(&resume);
+	pthread_join(owner->th, NULL);
+	pthread_join(second->th, NULL);
+	assert_int_equal(owner->rc[0], FO_OK);
+	assert_int_equal(owner->rc[1], FO_OK);
+}
+
 static void finish(fo_stream *s, fo_cursor *c)
 {
 	fo__claim_hook = NULL;
@@ -137,11 +148,7 @@ static void test_second_producer_waits_for_a_stopped_owner(void **state)
 	fo_cursor *c;
 	struct job owner, second;
 	stall_owner(&s, &c, &owner, &second);
-	sem_post(&resume);
-	pthread_join(owner.th, NULL);
-	pthread_join(second.th, NULL);
-	assert_int_equal(owner.rc[0], FO_OK);
-	assert_int_equal(owner.rc[1], FO_OK);
+	resume_owner(&owner, &second);
 	assert_int_equal(second.rc[0], FO_OK);
 	/* The owner's claim came first; the bias is gone: both push on. */
 	assert_int_equal(fo_stream_push(s, &vals[3]), FO_OK);
@@ -162,11 +169,7 @@ static void test_close_while_owner_stopped_and_revoker_waits(void **state)
 	struct job owner, second;
 	stall_owner(&s, &c, &owner, &second);
 	assert_int_equal(fo_stream_close(s), FO_OK); /* does not wait for the owner */
-	sem_post(&resume);
-	pthread_join(owner.th, NULL);
-	pthread_join(second.th, NULL);
-	assert_int_equal(owner.rc[0], FO_OK);
-	assert_int_equal(owner.rc[1], FO_OK); /* claimed before the close */
+	resume_owner(&owner, &second);               /* its pushes were claimed before the close */
 	/* With the bias, the second producer waited: closed by then.  By CAS
 	 * (TSan) it may have pushed before the close. */
 	if (!CAS_ONLY)
