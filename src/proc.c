@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -449,7 +450,7 @@ void fo__shm_reset(struct fo__shm *s)
 	atomic_store_explicit(&s->up.head, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->up.tail, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->psleep, 0, memory_order_relaxed);
-	atomic_store_explicit(&s->csleep, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->cbell, 0, memory_order_relaxed);
 }
 
 static void ring_in(unsigned char *ring, uint64_t pos, const unsigned char *src, size_t n)
@@ -470,11 +471,12 @@ static void ring_out(unsigned char *dst, const unsigned char *ring, uint64_t pos
 	memcpy(dst + first, ring, n - first);
 }
 
-/* We just moved an index: ring the other side's doorbell if it sleeps (or is
- * about to).  Dekker with the sleeper (ring_sleep, cend_wait): it stores its
- * flag, fences, then re-reads our index; we store the index, fence, then read
- * its flag - at least one of us sees the other.  One byte per sleep: the
- * exchange lets only one waker send it. */
+/* The child moved an index: ring the parent's doorbell if it sleeps (or is
+ * about to).  Dekker with the sleeper (ring_sleep): it stores its flag,
+ * fences, then re-reads our index; we store the index, fence, then read its
+ * flag - at least one of us sees the other.  One byte per sleep: the
+ * exchange lets only one waker send it, and the byte stays in the socket
+ * until the parent's poll sees it, however late it sleeps. */
 static void doorbell(_Atomic uint32_t *sleeping, int fd)
 {
 	atomic_thread_fence(memory_order_seq_cst); /* our index store before the flag load */
@@ -485,13 +487,48 @@ static void doorbell(_Atomic uint32_t *sleeping, int fd)
 		           MSG_DONTWAIT | MSG_NOSIGNAL); /* full or gone: it wakes anyway */
 }
 
+/* Shared futexes (no FUTEX_PRIVATE_FLAG): the word is in a MAP_SHARED page
+ * that the parent and the child map at the same place. */
+static void cbell_sleep(_Atomic uint32_t *word, uint32_t expect)
+{
+	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, NULL, NULL, 0);
+}
+
+/* cbell: gen << 2 | CB_ROOM (the child waits for room in the up ring, not
+ * for input) | CB_ASLEEP (it sleeps, or is about to). */
+#define CB_ASLEEP 1u
+#define CB_ROOM   2u
+#define CB_GEN    4u
+
+/* The parent moved an index: wake the child if it sleeps (or is about to) on
+ * cbell for that index - @input: the down ring's tail moved; @room: the up
+ * ring's head moved (design.md §13, "futex").  Dekker with cend_wait(): it
+ * sets its bits (CAS), fences, then re-reads the index it waits on; we store
+ * the index, fence, then read the word.  The CAS that clears the bits also
+ * moves gen, so a FUTEX_WAIT that starts after it returns at once; one wake
+ * per sleep, and none for an index the child does not wait on. */
+static void cbell_ring(_Atomic uint32_t *word, bool input, bool room)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* our index store before the word load */
+	/* relaxed: the fence above orders the load; the CAS decides alone. */
+	uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
+	if (!(v & CB_ASLEEP) || !((v & CB_ROOM) ? room : input))
+		return; /* awake (it re-reads the index before it sleeps), or waits
+		         * for the other index */
+	/* relaxed: the word carries no data (the ring's indices do, with their own
+	 * release/acquire); the CAS only elects the one waker per sleep. */
+	if (atomic_compare_exchange_strong_explicit(word, &v, (v + CB_GEN) & ~(CB_ASLEEP | CB_ROOM),
+	                                            memory_order_relaxed, memory_order_relaxed))
+		(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
 /* Parent: move what can move now (tx into the down ring, the up ring into
  * rx).  FO_OK; FO_EINVAL (an index of the child's out of bounds: corrupt);
  * FO_ENOMEM. */
 static int ring_xfer(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
 {
 	struct fo__shm *s = c->shm;
-	bool moved = false;
+	bool moved_in = false, moved_room = false;
 	if (tx->off < tx->len) {
 		/* acquire: the child's reads of the bytes it freed are done. */
 		uint64_t used =
@@ -509,7 +546,7 @@ static int ring_xfer(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
 				tx->off = tx->len = 0;
 			/* release: the bytes before the index that shows them. */
 			atomic_store_explicit(&s->down.tail, c->down_tail, memory_order_release);
-			moved = true;
+			moved_in = true;
 		}
 	}
 	/* acquire: the child's bytes before its index. */
@@ -526,10 +563,10 @@ static int ring_xfer(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
 		c->up_head = tail;
 		/* release: our reads of those bytes before the child reuses them. */
 		atomic_store_explicit(&s->up.head, c->up_head, memory_order_release);
-		moved = true;
+		moved_room = true;
 	}
-	if (moved)
-		doorbell(&s->csleep, c->fd);
+	if (moved_in || moved_room)
+		cbell_ring(&s->cbell, moved_in, moved_room);
 	return FO_OK;
 }
 
@@ -596,31 +633,31 @@ static int ring_io(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx, en
 }
 
 /* Child: sleep until the parent moved the index we wait on (@data: the down
- * ring's tail, else the up ring's head), or rang.  FO_OK, FO_END (the parent
- * closed its end). */
-static int cend_wait(struct fo__cend *e, bool data)
+ * ring's tail, else the up ring's head) and rang (design.md §13, "futex").
+ * The caller looks again (a wake-up is only a hint). */
+static void cend_wait(struct fo__cend *e, bool data)
 {
 	struct fo__shm *s = e->shm;
-	/* relaxed + fence: Dekker with doorbell() (see there). */
-	atomic_store_explicit(&s->csleep, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed: only the CAS below decides. */
+	uint32_t v = atomic_load_explicit(&s->cbell, memory_order_relaxed), bits;
+	do /* relaxed + the fence below: Dekker with cbell_ring(). */
+		bits = (v & ~(CB_ASLEEP | CB_ROOM)) | CB_ASLEEP | (data ? 0 : CB_ROOM);
+	while (!atomic_compare_exchange_weak_explicit(&s->cbell, &v, bits, memory_order_relaxed,
+	                                              memory_order_relaxed));
+	atomic_thread_fence(memory_order_seq_cst); /* our bits before the index re-read */
 	/* relaxed: only "did it move"; the caller reads it again with acquire. */
 	bool go = data ? atomic_load_explicit(&s->down.tail, memory_order_relaxed) != e->down_head
 	               : e->up_tail - atomic_load_explicit(&s->up.head, memory_order_relaxed) <
 	                     FO__RING_BYTES;
-	int rc = FO_OK;
-	if (!go) {
-		char b[64];
-		ssize_t n;
-		do
-			n = recv(e->fd, b, sizeof(b), 0);
-		while (n < 0 && errno == EINTR);
-		if (n <= 0)
-			rc = FO_END;
-	}
-	/* relaxed: a late doorbell after this only costs a spurious wake-up. */
-	atomic_store_explicit(&s->csleep, 0, memory_order_relaxed);
-	return rc;
+	if (!go)
+		cbell_sleep(&s->cbell, bits); /* returns at once if the parent moved gen */
+	/* Lower our bits if the parent did not (it then moved gen and woke us or
+	 * will: a wake that finds nobody is a spurious wake-up of a later wait).
+	 * relaxed: the word carries no data. */
+	uint32_t now = bits;
+	(void)atomic_compare_exchange_strong_explicit(&s->cbell, &now,
+	                                              bits & ~(CB_ASLEEP | CB_ROOM),
+	                                              memory_order_relaxed, memory_order_relaxed);
 }
 
 int fo__cend_flush(struct fo__cend *e, struct fo__tx *tx)
@@ -632,8 +669,7 @@ int fo__cend_flush(struct fo__cend *e, struct fo__tx *tx)
 		    e->up_tail - atomic_load_explicit(&s->up.head, memory_order_acquire);
 		size_t n = FO__RING_BYTES - (size_t)used;
 		if (n == 0) {
-			if (cend_wait(e, false) != FO_OK)
-				return FO_ESYS;
+			cend_wait(e, false);
 			continue;
 		}
 		if (n > tx->len - tx->off)
@@ -667,8 +703,7 @@ int fo__cend_fill(struct fo__cend *e, struct fo__rx *rx)
 			doorbell(&s->psleep, e->fd); /* it may wait for room */
 			return FO_OK;
 		}
-		if (cend_wait(e, true) != FO_OK)
-			return FO_END;
+		cend_wait(e, true);
 	}
 }
 

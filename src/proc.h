@@ -58,8 +58,9 @@ struct fo__rx {
 /*
  * Shared-memory rings (design.md §13, "Rings"): an optional byte stream each
  * way in a MAP_SHARED mapping made before the fork.  The frames are the
- * socket's, byte for byte; the socketpair then carries only doorbell bytes
- * (one when the other side said it sleeps) and EOF.  Each index is written
+ * socket's, byte for byte; the socketpair then carries only the child's
+ * doorbell bytes (one when the parent said it sleeps) and EOF; the parent
+ * wakes a sleeping child through a futex word in the page (cbell).  Each index is written
  * by one side only; the parent keeps its own copies and checks the child's
  * (a crashed or hostile child can write anything there).
  */
@@ -73,7 +74,11 @@ struct fo__ring {
 struct fo__shm {
 	struct fo__ring down, up;           /* parent -> child, child -> parent */
 	FO_ALIGNED _Atomic uint32_t psleep; /* the parent sleeps (or is about to) */
-	FO_ALIGNED _Atomic uint32_t csleep; /* the child sleeps (or is about to) */
+	/* The child's doorbell, a shared futex word: gen << 2 | it waits for
+	 * room (not input) << 1 | it sleeps (or is about to).  The child sets
+	 * the bits, the parent clears them and moves gen (then FUTEX_WAKE);
+	 * design.md §13, "The child's doorbell is a futex". */
+	FO_ALIGNED _Atomic uint32_t cbell;
 	FO_ALIGNED unsigned char down_data[FO__RING_BYTES];
 	unsigned char up_data[FO__RING_BYTES];
 };
@@ -97,9 +102,11 @@ struct fo__cend {
 
 /* Zero @s's indices and flags (before the fork of the child that uses it). */
 void fo__shm_reset(struct fo__shm *s);
-/* Child side, blocking, over the rings: send all of @tx (FO_OK, or FO_ESYS
- * when the parent is gone); receive more bytes (FO_OK, FO_END when the
- * parent closed its end, FO_ENOMEM). */
+/* Child side, blocking, over the rings: send all of @tx (FO_OK); receive
+ * more bytes (FO_OK, FO_ENOMEM).  Both sleep on the futex doorbell (cbell)
+ * until the parent moves the ring; the parent ends a child by STOP or
+ * SIGKILL, and its death by PR_SET_PDEATHSIG (the socket's EOF is not
+ * watched: the child never reads its socket). */
 int fo__cend_flush(struct fo__cend *e, struct fo__tx *tx);
 int fo__cend_fill(struct fo__cend *e, struct fo__rx *rx);
 

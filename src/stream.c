@@ -821,7 +821,7 @@ static __attribute__((noinline)) int fenced_gate(fo_stream *s, struct seg *h, ui
 	return FO_OK;
 }
 
-#define PUSH_NOT_TAKEN 1 /* push_one_fast(): nothing done, push_one() decides */
+static int push_one(fo_stream *s, void *item, uint64_t deadline);
 
 /* Does one more item at claimed position @p fit in the tail segment (not
  * the first of a segment) and the cached room? */
@@ -844,12 +844,23 @@ static inline uint32_t fenced_claim_one(fo_stream *s, uint64_t t)
 	return atomic_load_explicit(&s->gate, memory_order_relaxed);
 }
 
-/* The rare ends of the biased push_one_plain(), out of line so that the
- * fast path keeps few values live: wake readers; wake a waiting revoker,
- * then readers as the push would.  Both return FO_OK. */
-static __attribute__((noinline)) int plain_wake_data(fo_stream *s)
+/* The rare ends of the single-item pushes, reached by tail calls so that
+ * the fast path needs no frame (design.md §4): wake readers (a fenced and a
+ * biased variant: one shared end let the compiler merge the two paths'
+ * tails, and the fenced one paid a jump); wake a waiting revoker, then
+ * readers as the push would.  All return FO_OK. */
+static __attribute__((noinline)) int fenced_wake_data(fo_stream *s)
 {
 	wake_data(s);
+	return FO_OK;
+}
+
+static __attribute__((noinline)) int biased_wake_data(fo_stream *s)
+{
+	wake_data(s);
+	/* A body unlike fenced_wake_data()'s: identical functions may be
+	 * folded into one, and then the two paths' tails merged. */
+	atomic_signal_fence(memory_order_seq_cst);
 	return FO_OK;
 }
 
@@ -868,21 +879,22 @@ static __attribute__((noinline)) int biased_wake_revoker(fo_stream *s)
  * producer (@biased false: @t is exactly FENCED), or a biased stream's
  * owner (@biased true: @t is FENCED | BIASED, not CLOSED or STALE; the
  * claim between bias_enter() and bias_leave(), the biased claim).  A plain
- * store claims, a compiler barrier, the gate load.  PUSH_NOT_TAKEN:
- * nothing done (no cached room, a segment boundary; biased: not the owner,
- * a revocation begun); else the push's result.  @biased is a constant in
- * each caller; both are inline in the fast path, push_one_fast(): out of
- * line, the biased one cost a call, a return and the caller's check of
- * PUSH_NOT_TAKEN (B3: 72 -> 62 instructions per push).
+ * store claims, a compiler barrier, the gate load.  If it does not apply
+ * (no cached room, a segment boundary; biased: not the owner, a revocation
+ * begun), push_one() with @deadline does the push.  Returns the push's
+ * result.  @biased is a constant in each caller; both are inline in the
+ * fast path, push_one_fast(): out of line, the biased one cost a call, a
+ * return and the caller's check of its result (B3: 72 -> 62 instructions
+ * per push).
  */
-static inline __attribute__((always_inline)) int push_one_plain(fo_stream *s, void *item,
-                                                                uint64_t t, const bool biased)
+static inline __attribute__((always_inline)) int
+push_one_plain(fo_stream *s, void *item, uint64_t t, uint64_t deadline, const bool biased)
 {
 	uint64_t p = TAIL_POS(t);
 	if (!one_fits(s, p))
-		return PUSH_NOT_TAKEN;
+		return push_one(s, item, deadline);
 	if (biased && (!bias_mine(s) || !bias_enter(s)))
-		return PUSH_NOT_TAKEN;
+		return push_one(s, item, deadline);
 	/* relaxed: only this thread moves tail_seg; it holds p - 1. */
 	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
 	uint32_t g = fenced_claim_one(s, t);
@@ -908,21 +920,20 @@ static inline __attribute__((always_inline)) int push_one_plain(fo_stream *s, vo
 	}
 	/* relaxed peek: the compiler barrier above orders the slot store
 	 * before it (fenced and biased streams exist only with membarrier). */
-	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed))) {
-		/* Two different rare ends: with one, the compiler merged the
-		 * two paths' tails and the fenced one paid a jump (B3). */
-		if (biased)
-			return plain_wake_data(s);
-		wake_data(s);
-	}
+	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
+		return biased ? biased_wake_data(s) : fenced_wake_data(s);
 	return FO_OK;
 }
 
-/* drop_unread() for the one item of push_one_fast(), by value: taking the
- * item's address cost that fast path a frame.  Returns FO_OK. */
-static __attribute__((noinline)) int drop_one(fo_stream *s, void *item)
+/* The rare end of push_one_fast()'s CAS claim: wake readers if @need;
+ * destroy the item (by value: taking its address cost the fast path a
+ * frame) if @nobody.  A tail call.  Returns FO_OK. */
+static __attribute__((noinline)) int cas_rare_end(fo_stream *s, void *item, bool need, bool nobody)
 {
-	drop_unread(s, &item, 1);
+	if (need)
+		wake_data(s);
+	if (nobody)
+		drop_unread(s, &item, 1);
 	return FO_OK;
 }
 
@@ -933,9 +944,12 @@ static __attribute__((noinline)) int drop_one(fo_stream *s, void *item)
  * The same for one producer and several: no read section (design.md §4).
  * A fenced stream's push, and a biased one's by its owner, take
  * push_one_plain() at the first test.
- * PUSH_NOT_TAKEN: nothing done, push_one() decides; else the push's result.
+ * Otherwise push_one() with @deadline does the push.  Every rare end is a
+ * tail call with the push's result, so the entry points need no frame.
+ * Returns the push's result.
  */
-static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, void *item)
+static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, void *item,
+                                                               uint64_t deadline)
 {
 	/* acquire: a clean word's tail_seg (design.md §4). */
 	uint64_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
@@ -948,13 +962,13 @@ static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, voi
 		const uint64_t odd = TAIL_CLOSED | TAIL_STALE | TAIL_FENCED | TAIL_BIASED;
 		if (fo__unlikely(t & odd)) {
 			if ((t & odd) == TAIL_FENCED)
-				return push_one_plain(s, item, t, false);
+				return push_one_plain(s, item, t, deadline, false);
 			if ((t & odd) == (TAIL_FENCED | TAIL_BIASED))
-				return push_one_plain(s, item, t, true);
-			return PUSH_NOT_TAKEN;
+				return push_one_plain(s, item, t, deadline, true);
+			return push_one(s, item, deadline);
 		}
 		if (!one_fits(s, p))
-			return PUSH_NOT_TAKEN;
+			return push_one(s, item, deadline);
 		/* acquire, after t: holds p - 1 if the claim succeeds; not
 		 * dereferenced before it. */
 		h = atomic_load_explicit(&s->tail_seg, memory_order_acquire);
@@ -970,10 +984,10 @@ static inline __attribute__((always_inline)) int push_one_fast(fo_stream *s, voi
 	atomic_store_explicit(&h->slot[p & SEG_MASK], fo__unlikely(nobody) ? mark_dead(h) : item,
 	                      memory_order_release);
 	fo__fence_light(); /* the slot store before the sleeper check */
-	if (fo__unlikely(atomic_load_explicit(&s->data.need, memory_order_relaxed)))
-		wake_data(s);
-	if (fo__unlikely(nobody))
-		return drop_one(s, item);
+	/* relaxed: a peek, ordered after the slot store by the fence above. */
+	bool need = atomic_load_explicit(&s->data.need, memory_order_relaxed) != 0;
+	if (fo__unlikely(need || nobody))
+		return cas_rare_end(s, item, need, nobody);
 	return FO_OK;
 }
 
@@ -989,16 +1003,13 @@ static __attribute__((noinline)) int push_one(fo_stream *s, void *item, uint64_t
 	return push_batch(s, &item, 1, deadline);
 }
 
-/* One item, any producer: the fast path when it applies.  always_inline:
- * with the biased path inline, GCC otherwise keeps it out of the entry
- * points (B3: a jump and a saved register more per push). */
+/* One item, any producer: the fast path when it applies, else push_one().
+ * always_inline: with the biased path inline, GCC otherwise keeps it out
+ * of the entry points (B3: a jump and a saved register more per push). */
 static inline __attribute__((always_inline)) int push_item(fo_stream *s, void *item,
                                                            uint64_t deadline)
 {
-	int rc = push_one_fast(s, item);
-	if (fo__likely(rc != PUSH_NOT_TAKEN))
-		return rc;
-	return push_one(s, item, deadline);
+	return push_one_fast(s, item, deadline);
 }
 
 int fo_stream_push(fo_stream *s, void *item)

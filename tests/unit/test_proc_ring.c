@@ -31,7 +31,7 @@ static struct fo__shm *shm_new(void)
 }
 
 /* What the child does (it reads this from its copy of our memory). */
-static enum { ECHO, BAD_TAIL, BAD_HEADER } mode;
+static enum { ECHO, BAD_TAIL, BAD_HEADER, BAD_BELL } mode;
 static struct fo__shm *ring;
 
 /* The child: echo every ITEM frame back as OK until STOP, or misbehave. */
@@ -48,6 +48,12 @@ static int child_main(void *arg, int fd)
 			return 1;
 		pause();
 		return 0;
+	}
+	if (mode == BAD_BELL) {
+		/* relaxed: a hostile child scribbles on its doorbell word (bit 0 up
+		 * while it runs, a wild generation), then echoes as usual. */
+		atomic_store_explicit(&ring->cbell, 0xffffffffu, memory_order_relaxed);
+		mode = ECHO;
 	}
 	if (mode == BAD_HEADER) {
 		uint32_t hdr[2] = {1000, 99}; /* an unknown type (its payload never comes) */
@@ -83,6 +89,33 @@ static void spawn(struct fo__child *c)
 	c->shm = ring;
 }
 
+/* The next frame back from the echoing child: an OK frame; its length. */
+static uint32_t next_ok(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx,
+                        const unsigned char **data)
+{
+	uint32_t type = 0, len = 0;
+	int f;
+	while ((f = fo__rx_frame(rx, &type, data, &len)) == 0)
+		assert_int_equal(fo__child_pump(c, tx, rx, true), FO_OK);
+	assert_int_equal(f, 1);
+	assert_int_equal(type, FO__F_OK);
+	return len;
+}
+
+/* STOP the echoing child; it exits with status 0. */
+static void stop_clean(struct fo__child *c, struct fo__tx *tx, struct fo__rx *rx)
+{
+	assert_int_equal(fo__tx_frame(tx, FO__F_STOP, NULL, 0), FO_OK);
+	assert_int_equal(fo__child_io(c, tx, rx, false), FO_OK);
+	struct fo__exit e;
+	fo__child_reap(c, &e);
+	assert_true(e.known && !e.signal);
+	assert_int_equal(e.value, 0);
+	fo__tx_fini(tx);
+	fo__rx_fini(rx);
+	munmap(ring, sizeof(*ring));
+}
+
 /* Frames of 1 byte to 3x the ring size cross both ways, several in flight. */
 static void test_ring_frames_cross_both_ways_intact(void **state)
 {
@@ -103,27 +136,49 @@ static void test_ring_frames_cross_both_ways_intact(void **state)
 		assert_int_equal(fo__tx_frame(&tx, FO__F_ITEM, buf, sizes[i]), FO_OK);
 	}
 	for (size_t i = 0; i < n; i++) {
-		uint32_t type = 0, len = 0;
 		const unsigned char *data = NULL;
-		int f;
-		while ((f = fo__rx_frame(&rx, &type, &data, &len)) == 0)
-			assert_int_equal(fo__child_pump(&c, &tx, &rx, true), FO_OK);
-		assert_int_equal(f, 1);
-		assert_int_equal(type, FO__F_OK);
+		uint32_t len = next_ok(&c, &tx, &rx, &data);
 		assert_int_equal(len, sizes[i]);
 		for (size_t k = 0; k < len; k++)
 			assert_int_equal(data[k], (unsigned char)(k * 7 + i));
 	}
-	assert_int_equal(fo__tx_frame(&tx, FO__F_STOP, NULL, 0), FO_OK);
-	assert_int_equal(fo__child_io(&c, &tx, &rx, false), FO_OK);
-	struct fo__exit e;
-	fo__child_reap(&c, &e);
-	assert_true(e.known && !e.signal);
-	assert_int_equal(e.value, 0);
 	free(buf);
-	fo__tx_fini(&tx);
-	fo__rx_fini(&rx);
-	munmap(ring, sizeof(*ring));
+	stop_clean(&c, &tx, &rx);
+}
+
+/* One frame at a time, many times: each round trip lets the child fall asleep
+ * on its futex doorbell (cbell) and the parent's next frame wake it.  A lost
+ * wake-up hangs here (the test's timeout); a child that scribbled on the
+ * word first (BAD_BELL) costs spurious wake-ups only. */
+static void round_trips(int how, int n)
+{
+	ring = shm_new();
+	mode = how;
+	struct fo__child c;
+	spawn(&c);
+	struct fo__tx tx = {0};
+	struct fo__rx rx = {0};
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(fo__tx_frame(&tx, FO__F_ITEM, &i, sizeof(i)), FO_OK);
+		const unsigned char *data = NULL;
+		assert_int_equal(next_ok(&c, &tx, &rx, &data), sizeof(i));
+		int back;
+		memcpy(&back, data, sizeof(back));
+		assert_int_equal(back, i);
+	}
+	stop_clean(&c, &tx, &rx);
+}
+
+static void test_ring_doorbell_wakes_every_sleep(void **state)
+{
+	(void)state;
+	round_trips(ECHO, 20000);
+}
+
+static void test_ring_scribbled_doorbell_only_costs_spurious_wakeups(void **state)
+{
+	(void)state;
+	round_trips(BAD_BELL, 2000);
 }
 
 /* A child that publishes an impossible tail: the parent reports FO_EINVAL. */
@@ -173,6 +228,8 @@ int main(void)
 	    cmocka_unit_test(test_ring_frames_cross_both_ways_intact),
 	    cmocka_unit_test(test_ring_bad_index_from_the_child_is_einval),
 	    cmocka_unit_test(test_ring_bad_frame_header_is_einval),
+	    cmocka_unit_test(test_ring_doorbell_wakes_every_sleep),
+	    cmocka_unit_test(test_ring_scribbled_doorbell_only_costs_spurious_wakeups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
