@@ -499,11 +499,11 @@ static int passive_lapped(fo_cursor *c)
 {
 	fo_stream *s = c->s;
 	struct seg *z;
-	fo__rcu_lock();
-	do /* acquire: pairs with the reclaimer's release store */
-		z = atomic_load_explicit(&s->oldest, memory_order_acquire);
+	fo__walk_enter(s);
+	do /* seq_cst: pairs with the reclaimer's store (design.md §6, walker count) */
+		z = atomic_load_explicit(&s->oldest, memory_order_seq_cst);
 	while (!seg_pin(z));
-	fo__rcu_unlock();
+	fo__walk_leave(s);
 	seg_unpin(s, c->seg);
 	/* Everything below oldest was unlinked, our segment included, so
 	 * z->base >= c->pos. */
@@ -552,16 +552,17 @@ static int take_passive(fo_cursor *c, void **items, size_t max, size_t *n)
 			continue;
 		}
 		if (c->pos - x->base >= SEG_SLOTS) {
-			fo__rcu_lock();
+			fo__walk_enter(s);
 			/* Re-check inside the read section: if x is still linked
 			 * now, x->next is unlinked (and retired) only after this
-			 * section began, so its memory outlives the section. */
+			 * section began, so its memory outlives the section.
+			 * seq_cst: after our walker count (design.md §6). */
 			bool lapped =
-			    atomic_load_explicit(&x->state, memory_order_acquire) & SEG_DEAD;
+			    atomic_load_explicit(&x->state, memory_order_seq_cst) & SEG_DEAD;
 			struct seg *nx =
 			    lapped ? NULL : atomic_load_explicit(&x->next, memory_order_acquire);
 			bool ok = nx && seg_pin(nx);
-			fo__rcu_unlock();
+			fo__walk_leave(s);
 			if (!nx && !lapped)
 				break; /* x is the newest segment */
 			if (!ok) {     /* unlinked, or its successor is going */

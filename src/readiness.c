@@ -68,7 +68,11 @@ static size_t count_ready(const fo_cursor *c, size_t limit)
 		return 0;
 	fo_stream *s = c->s;
 	size_t k;
-	fo__rcu_lock();
+	bool passive = c->kind == K_PASSIVE;
+	if (passive)
+		fo__walk_enter(s);
+	else
+		fo__rcu_lock();
 	if (c->kind == K_MEMBER) {
 		/* Hint first, then pos (as cursor.c does): members move the hint
 		 * only into segments they claimed in, so hint->base <= pos, and the
@@ -76,15 +80,18 @@ static size_t count_ready(const fo_cursor *c, size_t limit)
 		struct seg *h = atomic_load_explicit(&c->g->hint, memory_order_acquire);
 		uint64_t p = atomic_load_explicit(&c->g->pos, memory_order_acquire);
 		k = scan_ready(fo__seg_walk(h, p), p, limit);
-	} else if (c->kind == K_PASSIVE && /* acquire: the unlink before oldest's new value */
-	           (atomic_load_explicit(&c->seg->state, memory_order_acquire) & SEG_DEAD)) {
-		/* acquire: oldest is linked and initialised (the reclaimer's release). */
-		struct seg *z = atomic_load_explicit(&s->oldest, memory_order_acquire);
+	} else if (passive && /* seq_cst: after our walker count (design.md §6) */
+	           (atomic_load_explicit(&c->seg->state, memory_order_seq_cst) & SEG_DEAD)) {
+		/* seq_cst: as above; oldest is linked and initialised. */
+		struct seg *z = atomic_load_explicit(&s->oldest, memory_order_seq_cst);
 		k = scan_ready(z, z->base, limit);
 	} else {
 		k = scan_ready(c->seg, c->pos, limit);
 	}
-	fo__rcu_unlock();
+	if (passive)
+		fo__walk_leave(s);
+	else
+		fo__rcu_unlock();
 	return k;
 }
 

@@ -15,12 +15,26 @@
 
 #include "stream_impl.h"
 
-/* Unlinked segments wait for a grace period in batches (one call_rcu, one
- * wake of liburcu's worker and one grace period per RETIRE_BATCH segments),
- * then return to a per-stream pool of at most POOL_MAX for reuse: no malloc
- * per segment in steady state. */
+/* Unlinked segments return to a per-stream pool for reuse: at once when no
+ * walker is possible (design.md §6, "Reusing a segment without a grace
+ * period"), else after a grace period, in batches (one call_rcu, one wake of
+ * liburcu's worker and one grace period per RETIRE_BATCH segments).  The
+ * pool keeps POOL_MAX segments, or a bounded stream's capacity in segments
+ * (what it may hold live anyway; at most POOL_CAP_MAX): a reader that drains
+ * a full stream while its producer is descheduled returns them all, and the
+ * producer refills the stream from the pool. */
 #define RETIRE_BATCH 16
 #define POOL_MAX     32
+#define POOL_CAP_MAX 1024
+
+static unsigned pool_max(const fo_stream *s)
+{
+	/* + 2: the partly filled tail segment and the one a slot straddles. */
+	size_t n = s->capacity ? s->capacity / SEG_SLOTS + 2 : 0;
+	if (n > POOL_CAP_MAX)
+		n = POOL_CAP_MAX;
+	return n > POOL_MAX ? (unsigned)n : POOL_MAX;
+}
 
 /* Reclamation requests that may find the registry lock taken, not yet
  * covered by a finished pass, before a producer waits for it
@@ -65,7 +79,7 @@ static void retire_done(fo__rcu_node *node)
 	struct seg *x = (struct seg *)((char *)node - offsetof(struct seg, rcu));
 	fo_stream *s = node->arg;
 	pthread_mutex_lock(&s->pool_lock);
-	while (x && s->npool < POOL_MAX) {
+	while (x && s->npool < pool_max(s)) {
 		struct seg *n = x->rnext;
 		x->rnext = s->pool;
 		s->pool = x;
@@ -132,6 +146,25 @@ static void seg_retire(fo_stream *s, struct seg *x, bool flush)
 		if (batch)
 			retire_batch(s, batch);
 	}
+}
+
+/* A reclamation pass found no walker possible (design.md §6, "Reusing a
+ * segment without a grace period"): @x, destroyed, goes straight back to
+ * the pool, or to free() if the pool is full.  Caller holds s->lock. */
+static void seg_recycle(fo_stream *s, struct seg *x)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	bool kept = s->npool < pool_max(s);
+	if (kept) {
+		x->rnext = s->pool;
+		s->pool = x;
+		s->npool++;
+		atomic_fetch_add_explicit(&s->cached_segments, 1,
+		                          memory_order_relaxed); /* stats only */
+	}
+	pthread_mutex_unlock(&s->pool_lock);
+	if (!kept)
+		fo__free(x);
 }
 
 /* End of a reclamation pass: retire what it queued, if a batch is full. */
@@ -222,18 +255,49 @@ static bool seg_fully_written(const fo_stream *s, const struct seg *x)
 }
 
 /* Drop a reference to unlinked segment @x (the link's, or the limbo's):
- * whoever drops the last of {link, pins} destroys and retires it. */
-static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old)
+ * whoever drops the last of {link, pins} destroys it; the pass queues it on
+ * @rel, which pass_end() recycles or retires. */
+static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old, struct seg **rel)
 {
 	if ((old >> 1) == 0) {
 		seg_destroy(s, x, true);
-		seg_retire(s, x, false); /* the pass ends with retire_flush() */
+		x->rnext = *rel;
+		*rel = x;
 	}
+}
+
+/* How a pass may hand back what it released (design.md §6, "Reusing a
+ * segment without a grace period"). */
+enum reuse {
+	REUSE_NOW,       /* single producer, no group, no passive: no walker */
+	REUSE_NO_WALKER, /* single producer, no group: if s->walkers is 0 */
+	REUSE_NEVER,     /* several producers or a group: a grace period */
+};
+
+/* End of a pass: recycle the segments it released (@rel), or retire them
+ * after a grace period, and hand a full retired batch to call_rcu. */
+static void pass_end(fo_stream *s, struct seg *rel, enum reuse how)
+{
+	/* seq_cst: after every unlink of this pass (the oldest stores and DEAD
+	 * RMWs, seq_cst): 0 means no passive walk began before them and is
+	 * still running (design.md §6, "the walker count"). */
+	if (rel && how == REUSE_NO_WALKER)
+		how = atomic_load_explicit(&s->walkers, memory_order_seq_cst) ? REUSE_NEVER
+		                                                              : REUSE_NOW;
+	while (rel) {
+		struct seg *n = rel->rnext;
+		if (how == REUSE_NOW)
+			seg_recycle(s, rel);
+		else
+			seg_retire(s, rel, false); /* flushed below */
+		rel = n;
+	}
+	retire_flush(s);
 }
 
 /* Release the limbo segments whose last claimed slot has been stored since
  * (design.md §6): they hold the limbo's pin until then. */
-static void limbo_scan_locked(fo_stream *s)
+static void limbo_scan_locked(fo_stream *s, struct seg **rel)
 {
 	for (struct seg **pp = &s->limbo, *x; (x = *pp);) {
 		if (!seg_fully_written(s, x)) {
@@ -244,7 +308,7 @@ static void limbo_scan_locked(fo_stream *s)
 		/* acq_rel: the stores we saw, and the pinners' reads, happen
 		 * before the destroy pass; exactly one side frees. */
 		uint64_t old = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
-		seg_put_dead(s, x, old - SEG_PIN);
+		seg_put_dead(s, x, old - SEG_PIN, rel);
 	}
 }
 
@@ -284,7 +348,7 @@ static uint64_t kill_items(fo_stream *s, struct seg *x, const uint64_t *keep)
  * our pin: whoever drops the last one destroys the rest and retires @x.
  * Caller holds s->lock (the passive list).
  */
-static void seg_unlink_trim(fo_stream *s, struct seg *x)
+static void seg_unlink_trim(fo_stream *s, struct seg *x, struct seg **rel)
 {
 	/* seq_cst: before our loads of plo/phi, against each passive's seq_cst
 	 * stores of them before its DEAD check (store-load both ways). */
@@ -310,7 +374,7 @@ static void seg_unlink_trim(fo_stream *s, struct seg *x)
 	}
 	/* acq_rel: our trim before whoever releases; exactly one side frees. */
 	uint64_t now = atomic_fetch_sub_explicit(&x->state, SEG_PIN, memory_order_acq_rel);
-	seg_put_dead(s, x, now - SEG_PIN);
+	seg_put_dead(s, x, now - SEG_PIN, rel);
 }
 
 /* Unlink every segment below the frontier: strictly below while cursors
@@ -337,16 +401,27 @@ void fo__reclaim_locked(fo_stream *s)
 	 * it does not publish.  (Members pin only while their group is
 	 * registered, under the lock we hold.) */
 	bool trim = s->passives != NULL;
+	bool groups = false;
 	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
 		uint64_t p;
 		if (c->hint) { /* a group: its hint segment and later stay */
 			trim = false;
+			groups = true;
 			p = atomic_load_explicit(c->hint, memory_order_acquire)->base;
 		} else /* acquire: the cursor is done with everything below */
 			p = atomic_load_explicit(c->hold, memory_order_acquire);
 		if (p < f)
 			f = p;
 	}
+	/* Who may reach what this pass releases other than through a pin or
+	 * the frontier (design.md §6, "Reusing a segment without a grace
+	 * period"): nobody, passives (counted in s->walkers), or producers and
+	 * members (a grace period). */
+	enum reuse how = !s->single_producer || groups ? REUSE_NEVER
+	                 : atomic_load_explicit(&s->npassive, memory_order_relaxed) == 0
+	                     ? REUSE_NOW /* npassive changes only under the lock we hold */
+	                     : REUSE_NO_WALKER;
+	struct seg *rel = NULL; /* released by this pass */
 	if (atomic_load_explicit(&s->npassive, memory_order_relaxed) >
 	    0) { /* changed only under the lock we hold */
 		uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
@@ -360,29 +435,32 @@ void fo__reclaim_locked(fo_stream *s)
 		fo__frontier_hook(s);
 #endif
 	if (s->limbo)
-		limbo_scan_locked(s);
+		limbo_scan_locked(s, &rel);
 	struct seg *x = atomic_load_explicit(
 	    &s->oldest, memory_order_relaxed); /* written only under the lock we hold */
 	uint64_t slack = none ? 0 : 1;
 	while (x != hint && x->base + SEG_SLOTS + slack <= f) {
 		struct seg *n = atomic_load_explicit(&x->next, memory_order_acquire);
-		/* release: a lapped passive that loads oldest sees a linked one. */
-		atomic_store_explicit(&s->oldest, n, memory_order_release);
+		/* seq_cst: a lapped passive that loads oldest sees a linked one,
+		 * and the store precedes pass_end()'s load of walkers. */
+		atomic_store_explicit(&s->oldest, n, memory_order_seq_cst);
 		if (seg_fully_written(s, x) && trim) {
-			seg_unlink_trim(s, x);
+			seg_unlink_trim(s, x, &rel);
 		} else if (seg_fully_written(s, x)) {
-			/* acq_rel: pairs with pins/unpins; exactly one side frees. */
+			/* seq_cst: pairs with pins/unpins (exactly one side frees),
+			 * and precedes pass_end()'s load of walkers. */
 			seg_put_dead(
 			    s, x,
-			    atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_acq_rel));
+			    atomic_fetch_or_explicit(&x->state, SEG_DEAD, memory_order_seq_cst),
+			    &rel);
 		} else {
 			/* A producer claimed a slot here and has not stored yet:
 			 * DEAD (no new pin; passives in it are lapped) plus the
 			 * limbo's pin, which keeps the memory its store lands in
 			 * and the items until limbo_scan_locked() sees it written.
-			 * acq_rel: as the fetch_or above. */
+			 * seq_cst: as the fetch_or above. */
 			atomic_fetch_add_explicit(&x->state, SEG_DEAD | SEG_PIN,
-			                          memory_order_acq_rel);
+			                          memory_order_seq_cst);
 			x->rnext = s->limbo;
 			s->limbo = x;
 		}
@@ -392,7 +470,7 @@ void fo__reclaim_locked(fo_stream *s)
 	 * this frontier.  relaxed: a heuristic count; only lock holders
 	 * subtract, so it cannot wrap. */
 	atomic_fetch_sub_explicit(&s->reclaim_misses, m0, memory_order_relaxed);
-	retire_flush(s);
+	pass_end(s, rel, how);
 }
 
 /*

@@ -226,6 +226,7 @@ struct fo_stream {
 	_Atomic int npassive;            /* open passive cursors, changed under lock */
 	fo_cursor *passives;             /* their list (pnext/pprev), under lock */
 	_Atomic(struct seg *) oldest;    /* written under lock; read by lapped passives */
+	_Atomic uint32_t walkers;        /* passives in a walk (fo__walk_enter), design.md §6 */
 	struct consumer consumers;       /* list head, under lock */
 	_Atomic(fo_cursor *) watchers;   /* cursors with an fd or notify hook */
 	_Atomic int reclaim_pending;     /* a fo__reclaim_try found the lock taken */
@@ -289,6 +290,28 @@ static inline struct seg *fo__seg_step(struct seg *x, uint64_t pos)
 		return x;
 	/* acquire: the new segment's initialisation happened before. */
 	return atomic_load_explicit(&x->next, memory_order_acquire);
+}
+
+/* A passive cursor's walk through segments it has not pinned (the lapped,
+ * crossing and readiness paths): an RCU read section, counted in
+ * s->walkers so that a reclamation pass that reads 0 after its unlinks may
+ * recycle what it released without a grace period (design.md §6, "With
+ * passive cursors: the walker count").  Per segment crossing or lap, never
+ * per item. */
+static inline void fo__walk_enter(fo_stream *s)
+{
+	fo__rcu_lock();
+	/* seq_cst: before this walk's loads of DEAD and oldest, against the
+	 * pass's unlinks and then its load of walkers (design.md §6). */
+	atomic_fetch_add_explicit(&s->walkers, 1, memory_order_seq_cst);
+}
+
+static inline void fo__walk_leave(fo_stream *s)
+{
+	/* seq_cst (release is what matters): the walk's reads before a pass
+	 * that reads 0 recycles anything. */
+	atomic_fetch_sub_explicit(&s->walkers, 1, memory_order_seq_cst);
+	fo__rcu_unlock();
 }
 
 /* The caller published (an item, a position, the end) and then fenced.

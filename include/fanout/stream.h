@@ -112,11 +112,14 @@ typedef struct fo_stream_opts {
  * fo_stream_stats - a snapshot for tests and operators.
  * @live_segments:  segments in use: linked, or unlinked but still pinned
  *                  by a passive cursor or share-group member.
- * @cached_segments: segments kept for reuse (at most 32 per stream) or
- *                  waiting for an RCU grace period before reuse; the
- *                  latter grows with throughput times grace-period latency
- *                  (liburcu's call_rcu thread) and drains when it catches up,
- *                  to at most 47.  Their items were already destroyed.
+ * @cached_segments: segments kept for reuse (at most 32 per stream, or
+ *                  for a bounded stream its capacity in segments plus 2,
+ *                  i.e. capacity / 256 + 2, capped at 1024) or waiting
+ *                  for an RCU grace period before reuse; the latter grows
+ *                  with throughput times grace-period latency (liburcu's
+ *                  call_rcu thread) and drains when it catches up, to at
+ *                  most that pool size + 15.  Their items were already
+ *                  destroyed.
  * @retained_items: items accepted whose destructor has not run yet.
  * @live_bytes:     bytes held by the stream's own structures (live and
  *                  cached segments, cursors), items themselves excluded.

@@ -933,11 +933,94 @@ static void test_stalled_passive_keeps_only_its_batch_with_active(void **state)
 	stalled_passive(true);
 }
 
+/* Steady state allocates nothing (design.md §6, "Reusing a segment without a grace period"):
+ * a single-producer stream recycles each segment its reclamation passes release straight into
+ * its pool when no passive is walking (here: none, or one that stands still, or one that reads
+ * along; single-threaded, so never during a pass), so after the first fill no push allocates,
+ * whether the reader follows item by item or drains a full stream at once (the pool keeps the
+ * capacity's worth of segments).  Allocations are counted through fo_set_allocator(),
+ * forwarding to what the library uses by default. */
+static atomic_long seg_allocs;
+
+static void *count_alloc(size_t size, void *ctx)
+{
+	void *p = NULL;
+	(void)ctx;
+	atomic_fetch_add(&seg_allocs, 1);
+	return posix_memalign(&p, 64, size ? size : 1) ? NULL : p;
+}
+
+static void count_free(void *p, void *ctx)
+{
+	(void)ctx;
+	free(p);
+}
+
+enum tap { TAP_NONE, TAP_STALLED, TAP_READING };
+
+static long steady_allocs(size_t burst, enum tap tap)
+{
+	enum { CAP = 16 * SEG, ROUNDS = 400 * SEG };
+	fo_stream_opts o;
+	fo_stream_opts_init(&o);
+	o.single_producer = true;
+	o.capacity = CAP;
+	fo_stream *s = NULL;
+	o.passive_window = CAP;
+	fo_cursor *c = NULL, *p = NULL;
+	void *it, *b[64];
+	size_t k;
+	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
+	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
+	if (tap != TAP_NONE)
+		assert_int_equal(fo_stream_cursor(s, &p, FO_PASSIVE), FO_OK);
+	uint64_t in = 0, out = 0;
+	long warm = 0;
+	while (in < ROUNDS) {
+		if (in == 4 * CAP) /* warmed up: the stream was full several times */
+			warm = atomic_load(&seg_allocs);
+		for (size_t j = 0; j < burst; j++)
+			assert_int_equal(fo_stream_push(s, ft_tok(in++)), FO_OK);
+		for (size_t j = 0; j < burst; j++) {
+			assert_int_equal(fo_cursor_try_next(c, &it), FO_OK);
+			assert_int_equal(ft_seq(it), out++);
+		}
+		while (tap == TAP_READING && fo_cursor_available(p) &&
+		       fo_cursor_next_many(p, b, 64, &k) != FO_EMPTY)
+			;
+	}
+	long n = atomic_load(&seg_allocs) - warm;
+	fo_cursor_close(p);
+	fo_cursor_close(c);
+	fo_stream_destroy(s);
+	return n;
+}
+
+static void test_steady_state_allocates_nothing(void **state)
+{
+	(void)state;
+	fo_allocator a = {count_alloc, count_free, NULL};
+	fo_set_allocator(&a);
+	long n[3][2];
+	for (int t = TAP_NONE; t <= TAP_READING; t++) {
+		n[t][0] = steady_allocs(1, (enum tap)t);
+		n[t][1] = steady_allocs(16 * SEG, (enum tap)t);
+	}
+	fo_set_allocator(NULL);
+	for (int t = TAP_NONE; t <= TAP_READING; t++) {
+		print_message("tap %d: %ld allocations following, %ld draining\n", t, n[t][0],
+		              n[t][1]);
+		assert_int_equal(n[t][0], 0);
+		assert_int_equal(n[t][1], 0);
+	}
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < MAX_BATCH; i++)
 		token_items[i] = ft_tok(i);
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_steady_state_allocates_nothing),
 	    cmocka_unit_test(test_bug1_push_many_no_cursor_bounded),
 	    cmocka_unit_test(test_bug1_push_many_taps_bounded),
 	    cmocka_unit_test(test_bug1_push_many_share_group_bounded),
