@@ -71,10 +71,12 @@ static void seg_unpin(fo_stream *s, struct seg *x)
 
 static void cons_add(fo_stream *s, struct consumer *c)
 {
-	c->next = s->consumers.next;
-	c->prev = &s->consumers;
-	s->consumers.next->prev = c;
-	s->consumers.next = c;
+	/* At the end: the list stays oldest first, which full streams'
+	 * rescans rely on to stop early (has_room(), design.md §9). */
+	c->next = &s->consumers;
+	c->prev = s->consumers.prev;
+	s->consumers.prev->next = c;
+	s->consumers.prev = c;
 }
 
 /* An active cursor registered at @p, which may lie behind the cached

@@ -190,8 +190,12 @@ static int seg_ensure(fo_stream *s, struct seg *x, uint64_t last)
 	return FO_OK;
 }
 
-/* Minimum capacity position over consumers; UINT64_MAX if none. */
-static uint64_t cons_min_pos(fo_stream *s)
+/* Minimum capacity position over consumers; UINT64_MAX if none.  With
+ * @stop > 0, the scan ends at the first position below @stop and returns it
+ * (the minimum is below @stop then, that is all the caller needs).
+ * Consumers are listed oldest first (cons_add), so a laggard comes before
+ * the forks taken from it. */
+static uint64_t cons_min_pos(fo_stream *s, uint64_t stop)
 {
 	uint64_t m = UINT64_MAX;
 	for (struct consumer *c = s->consumers.next; c != &s->consumers; c = c->next) {
@@ -199,6 +203,8 @@ static uint64_t cons_min_pos(fo_stream *s)
 		uint64_t p = atomic_load_explicit(c->pos, memory_order_acquire);
 		if (p < m)
 			m = p;
+		if (m < stop)
+			break;
 	}
 	return m;
 }
@@ -211,8 +217,18 @@ static __attribute__((noinline)) bool has_room(fo_stream *s, uint64_t t, size_t 
 	uint64_t m = atomic_load_explicit(&s->cached_min, memory_order_relaxed);
 	if (t + k - m <= s->capacity)
 		return true;
+	/* Full while the minimum is below @stop: a rescan that finds one
+	 * consumer there stops and leaves the cached minimum as it was (a
+	 * lower bound still), so a laggard's forks add no cache misses to a
+	 * full stream's rescans, under the lock they wait for (B5, design.md
+	 * §9). */
+	uint64_t stop = t + k > s->capacity ? t + k - s->capacity : 0;
 	pthread_mutex_lock(&s->lock);
-	m = cons_min_pos(s);
+	m = cons_min_pos(s, stop);
+	if (m < stop) {
+		fo__stream_unlock(s);
+		return false;
+	}
 	if (m == UINT64_MAX) /* no active consumer: never full */
 		m = t;
 	atomic_store_explicit(&s->cached_min, m, memory_order_relaxed);
@@ -241,7 +257,7 @@ static bool room_watermark(fo_stream *s, size_t k)
 	pthread_mutex_lock(&s->lock);
 	uint64_t t = atomic_load_explicit(&s->tail, memory_order_relaxed) >>
 	             TAIL_SHIFT; /* a peek: the claim is re-checked by the caller's loop */
-	uint64_t m = cons_min_pos(s);
+	uint64_t m = cons_min_pos(s, 0);
 	if (m == UINT64_MAX) /* no active consumer: never full */
 		m = t;
 	atomic_store_explicit(&s->cached_min, m, memory_order_relaxed); /* a hint, as in has_room */
