@@ -269,10 +269,21 @@ static void seg_put_dead(fo_stream *s, struct seg *x, uint64_t old, struct seg *
 /* How a pass may hand back what it released (design.md §6, "Reusing a
  * segment without a grace period"). */
 enum reuse {
-	REUSE_NOW,       /* single producer, no group, no passive: no walker */
-	REUSE_NO_WALKER, /* single producer, no group: if s->walkers is 0 */
+	REUSE_NOW,       /* one producer, no group, no passive: no walker */
+	REUSE_NO_WALKER, /* one producer, no group: if s->walkers is 0 */
 	REUSE_NEVER,     /* several producers or a group: a grace period */
 };
+
+/* Does every push reach segments as a single producer's, without a read
+ * section: single_producer, or a default stream still biased to its first
+ * producer (design.md §6, "A default stream still biased to its first
+ * producer")?  Caller holds s->lock: REVOKED is set only under it. */
+static bool one_producer_locked(fo_stream *s)
+{
+	return s->single_producer ||
+	       (s->biased && /* relaxed: REVOKED changes only under the lock we hold */
+	        !(atomic_load_explicit(&s->gate, memory_order_relaxed) & GATE_REVOKED));
+}
 
 /* End of a pass: recycle the segments it released (@rel), or retire them
  * after a grace period, and hand a full retired batch to call_rcu. */
@@ -415,9 +426,9 @@ void fo__reclaim_locked(fo_stream *s)
 	}
 	/* Who may reach what this pass releases other than through a pin or
 	 * the frontier (design.md §6, "Reusing a segment without a grace
-	 * period"): nobody, passives (counted in s->walkers), or producers and
-	 * members (a grace period). */
-	enum reuse how = !s->single_producer || groups ? REUSE_NEVER
+	 * period" and the biased stream after it): nobody, passives (counted
+	 * in s->walkers), or producers and members (a grace period). */
+	enum reuse how = !one_producer_locked(s) || groups ? REUSE_NEVER
 	                 : atomic_load_explicit(&s->npassive, memory_order_relaxed) == 0
 	                     ? REUSE_NOW /* npassive changes only under the lock we hold */
 	                     : REUSE_NO_WALKER;

@@ -3,12 +3,21 @@
 /**
  * stress_reuse.c - segments recycled without a grace period while passive
  * cursors walk (docs/design.md §6, "Reusing a segment without a grace
- * period" and "With passive cursors: the walker count").
+ * period", "With passive cursors: the walker count" and "A default stream
+ * still biased to its first producer").
  *
  * A single producer pushes seqs 0..N-1 (single pushes and push_many batches)
  * into a single_producer stream with a small passive window, so the
  * passives are lapped all the time and every reclamation pass recycles what
  * it releases at once (no passive open) or when no passive is walking.
+ * In every other pair of rounds the stream has default options instead:
+ * biased to the first producer, it recycles the same way until a second
+ * producer, started once the first has pushed a random part of its items,
+ * revokes the bias while passes recycle; from then on passes retire through
+ * grace periods and both push by CAS (N/2 items each, per-producer seqs).
+ * Those rounds check the switch only in the release and ASan builds: TSan
+ * builds never bias a stream (design.md §4: TSan cannot see the membarrier
+ * the bias relies on), so there they are plain two-producer rounds.
  * NPAS passive threads read batches of 1-64, call fo_cursor_available, stand
  * still for a while (lapped), and sometimes close their cursor and open a
  * new one (the stream goes between "no passive" and "passives").  In half
@@ -16,10 +25,10 @@
  * capacity bounds the producer), in the others nothing holds the producer
  * back.  Checks:
  *   passive   every item intact (magic + checksum: not destroyed, not read
- *             from a recycled segment); seqs strictly increase, with a gap
- *             only after FO_LAGGED or a reopen; the batch it returned last
- *             is still intact at its next call;
- *   active    every item, in order, then FO_END;
+ *             from a recycled segment); each producer's seqs strictly
+ *             increase, with a gap only after FO_LAGGED or a reopen; the
+ *             batch it returned last is still intact at its next call;
+ *   active    every item of each producer, in its order, then FO_END;
  *   items     every destructor runs exactly once, all by the stream's
  *             destruction.
  *
@@ -28,45 +37,59 @@
 #include "../common/stress_common.h"
 
 #define NPAS      3
+#define NPROD     2 /* producers of a default-options round; 1 otherwise */
 #define MAX_BATCH 64u
 #define WINDOW    512u
 #define CAPACITY  4096u
 
 static struct {
 	fo_stream *s;
-	uint64_t n, seed;
+	uint64_t n[NPROD], seed;
+	uint32_t nprod;
+	uint64_t late_at;               /* default rounds: the second producer starts here */
+	_Atomic uint64_t pushed[NPROD]; /* items accepted so far, per producer */
 	int round;
 } g;
 
 static void dump(void)
 {
-	fprintf(stderr, "stress_reuse: round %d, %" PRIu64 " items, seed %" PRIu64 "\n", g.round,
-	        g.n, g.seed);
+	fprintf(stderr,
+	        "stress_reuse: round %d, %u producer(s), pushed %" PRIu64 "/%" PRIu64
+	        " and %" PRIu64 "/%" PRIu64 ", seed %" PRIu64 "\n",
+	        g.round, g.nprod, atomic_load(&g.pushed[0]), g.n[0], atomic_load(&g.pushed[1]),
+	        g.n[1], g.seed);
 }
 
+/* Producer @arg pushes its seqs 0..n-1.  Producer 1 (default rounds) starts
+ * once producer 0 has pushed late_at items: the first push of a second
+ * thread revokes the bias mid-run, while passes recycle. */
 static void *producer_main(void *arg)
 {
+	uint32_t id = (uint32_t)(uintptr_t)arg;
 	st_rng rng;
-	st_rng_init(&rng, g.seed, 1000 + (uint64_t)g.round);
+	st_rng_init(&rng, g.seed, 1000 + 16 * (uint64_t)g.round + id);
 	void *b[MAX_BATCH];
-	(void)arg;
-	for (uint64_t seq = 0; seq < g.n;) {
+	if (id == 1)
+		while (atomic_load(&g.pushed[0]) < g.late_at)
+			st_sleep_ns(20000);
+	for (uint64_t seq = 0; seq < g.n[id];) {
 		size_t k = st_below(&rng, 4) ? 1 : 1 + (size_t)st_below(&rng, MAX_BATCH);
-		if (k > g.n - seq)
-			k = (size_t)(g.n - seq);
+		if (k > g.n[id] - seq)
+			k = (size_t)(g.n[id] - seq);
 		for (size_t i = 0; i < k; i++)
-			b[i] = st_item_new(0, seq + i, seq, (uint16_t)i, (uint16_t)k);
+			b[i] = st_item_new(id, seq + i, seq, (uint16_t)i, (uint16_t)k);
 		int rc = k == 1 ? fo_stream_push(g.s, b[0]) : fo_stream_push_many(g.s, b, k);
 		if (rc != FO_OK) {
-			st_fail("push of %zu at %" PRIu64 ": %s", k, seq, st_rc(rc));
+			st_fail("producer %u: push of %zu at %" PRIu64 ": %s", id, k, seq,
+			        st_rc(rc));
 			for (size_t i = 0; i < k; i++)
 				free(b[i]);
 			break;
 		}
 		seq += k;
+		atomic_store(&g.pushed[id], seq);
 		st_tick();
 	}
-	fo_stream_close(g.s);
 	return NULL;
 }
 
@@ -75,7 +98,7 @@ static void *active_main(void *arg)
 	fo_cursor *c = arg;
 	void *b[MAX_BATCH];
 	size_t k;
-	uint64_t next = 0;
+	uint64_t next[NPROD] = {0};
 	int rc;
 	for (;;) {
 		rc = fo_cursor_next_many(c, b, MAX_BATCH, &k);
@@ -86,18 +109,20 @@ static void *active_main(void *arg)
 		if (rc != FO_OK)
 			break;
 		for (size_t i = 0; i < k; i++) {
-			if (!st_item_check(b[i], 1, "active"))
+			if (!st_item_check(b[i], g.nprod, "active"))
 				continue;
 			const st_item *it = b[i];
-			if (it->seq != next)
-				st_fail("active: seq %" PRIu64 ", expected %" PRIu64, it->seq,
-				        next);
-			next = it->seq + 1;
+			if (it->seq != next[it->producer])
+				st_fail("active: producer %u seq %" PRIu64 ", expected %" PRIu64,
+				        it->producer, it->seq, next[it->producer]);
+			next[it->producer] = it->seq + 1;
 		}
 		st_tick();
 	}
-	if (rc != FO_END || next != g.n)
-		st_fail("active: %s after %" PRIu64 " of %" PRIu64, st_rc(rc), next, g.n);
+	for (uint32_t p = 0; p < g.nprod; p++)
+		if (rc != FO_END || next[p] != g.n[p])
+			st_fail("active: %s after %" PRIu64 " of %" PRIu64 " of producer %u",
+			        st_rc(rc), next[p], g.n[p], p);
 	fo_cursor_close(c);
 	return NULL;
 }
@@ -109,8 +134,8 @@ static void *passive_main(void *arg)
 	fo_cursor *p = NULL;
 	void *b[MAX_BATCH];
 	size_t k = 0;
-	uint64_t last = 0;
-	bool any = false, gap_ok = true;
+	uint64_t last[NPROD] = {0};
+	bool any[NPROD] = {false}, gap_ok[NPROD] = {true, true};
 	for (;;) {
 		if (!p) {
 			int rc = fo_stream_cursor(g.s, &p, FO_PASSIVE);
@@ -119,12 +144,12 @@ static void *passive_main(void *arg)
 				return NULL;
 			}
 			k = 0;
-			gap_ok = true;
+			gap_ok[0] = gap_ok[1] = true;
 		}
 		/* The batch returned last must still be intact (design.md §6: a trim
 		 * keeps it until our next call). */
 		for (size_t i = 0; i < k; i++)
-			st_item_check(b[i], 1, "passive (last batch)");
+			st_item_check(b[i], g.nprod, "passive (last batch)");
 		unsigned what = (unsigned)st_below(&rng, 64);
 		if (what == 0) { /* reopen: the stream may go without passives */
 			fo_cursor_close(p);
@@ -140,7 +165,7 @@ static void *passive_main(void *arg)
 		size_t max = 1 + (size_t)st_below(&rng, MAX_BATCH);
 		int rc = fo_cursor_next_many(p, b, max, &k);
 		if (rc == FO_LAGGED) {
-			gap_ok = true;
+			gap_ok[0] = gap_ok[1] = true;
 			k = 0;
 			continue;
 		}
@@ -152,7 +177,7 @@ static void *passive_main(void *arg)
 			if (rc == FO_END)
 				break;
 			if (rc == FO_LAGGED) {
-				gap_ok = true;
+				gap_ok[0] = gap_ok[1] = true;
 				continue;
 			}
 			if (rc != FO_OK)
@@ -163,17 +188,20 @@ static void *passive_main(void *arg)
 			break;
 		}
 		for (size_t i = 0; i < k; i++) {
-			if (!st_item_check(b[i], 1, "passive"))
+			if (!st_item_check(b[i], g.nprod, "passive"))
 				continue;
-			uint64_t seq = ((const st_item *)b[i])->seq;
-			if (any && seq <= last)
-				st_fail("passive: seq %" PRIu64 " after %" PRIu64, seq, last);
-			else if (any && seq != last + 1 && !gap_ok)
-				st_fail("passive: gap %" PRIu64 " -> %" PRIu64 " without FO_LAGGED",
-				        last, seq);
-			last = seq;
-			any = true;
-			gap_ok = false;
+			const st_item *it = b[i];
+			uint32_t q = it->producer;
+			if (any[q] && it->seq <= last[q])
+				st_fail("passive: producer %u seq %" PRIu64 " after %" PRIu64, q,
+				        it->seq, last[q]);
+			else if (any[q] && it->seq != last[q] + 1 && !gap_ok[q])
+				st_fail("passive: producer %u gap %" PRIu64 " -> %" PRIu64
+				        " without FO_LAGGED",
+				        q, last[q], it->seq);
+			last[q] = it->seq;
+			any[q] = true;
+			gap_ok[q] = false;
 		}
 		st_tick();
 	}
@@ -183,12 +211,19 @@ static void *passive_main(void *arg)
 
 static void run_round(int r, uint64_t n, st_freectx *fc)
 {
-	bool active = r % 2 == 0;
+	bool active = r % 2 == 0, biased = r % 4 >= 2;
+	st_rng rng;
+	st_rng_init(&rng, g.seed, 3000 + (uint64_t)r);
 	g.round = r;
-	g.n = n;
+	g.nprod = biased ? 2 : 1;
+	g.n[0] = biased ? n / 2 : n;
+	g.n[1] = biased ? n - n / 2 : 0;
+	g.late_at = g.n[0] / 8 + st_below(&rng, g.n[0] / 2 + 1); /* mid-run */
+	atomic_store(&g.pushed[0], 0);
+	atomic_store(&g.pushed[1], 0);
 	fo_stream_opts o;
 	fo_stream_opts_init(&o);
-	o.single_producer = true;
+	o.single_producer = !biased; /* else default options: biased, then revoked */
 	o.passive_window = WINDOW;
 	o.capacity = active ? CAPACITY : 0;
 	o.item_free = st_item_free_cb;
@@ -199,13 +234,16 @@ static void run_round(int r, uint64_t n, st_freectx *fc)
 	fo_cursor *c = NULL;
 	if (active && (rc = fo_stream_cursor(g.s, &c, FO_ACTIVE)) != FO_OK)
 		st_die("active cursor: %s", st_rc(rc));
-	pthread_t tp, ta, tq[NPAS];
+	pthread_t tp[NPROD], ta, tq[NPAS];
 	for (uintptr_t i = 0; i < NPAS; i++)
 		st_thread_start(&tq[i], passive_main, (void *)i);
 	if (active)
 		st_thread_start(&ta, active_main, c);
-	st_thread_start(&tp, producer_main, NULL);
-	st_thread_join(tp);
+	for (uintptr_t i = 0; i < g.nprod; i++)
+		st_thread_start(&tp[i], producer_main, (void *)i);
+	for (uint32_t i = 0; i < g.nprod; i++)
+		st_thread_join(tp[i]);
+	fo_stream_close(g.s);
 	if (active)
 		st_thread_join(ta);
 	for (int i = 0; i < NPAS; i++)
@@ -218,18 +256,19 @@ int main(int argc, char **argv)
 {
 	st_args args;
 	st_parse_args(argc, argv, &args, NULL);
-	int rounds = args.quick ? 2 : 6;
+	int rounds = args.quick ? 4 : 8;
 	uint64_t n = args.have_items ? args.items : args.quick ? 20000 : st_scale(2000000, 100000);
 	g.seed = args.seed;
 	printf("stress_reuse: seed=%" PRIu64 " build=%s (replay: --seed %" PRIu64
-	       "), %d rounds x %" PRIu64 " items, %d passives, window %u\n",
+	       "), %d rounds x %" PRIu64 " items (half of them from a biased default stream"
+	       " revoked mid-run), %d passives, window %u\n",
 	       args.seed, st_build_name(st_build_kind()), args.seed, rounds, n, NPAS, WINDOW);
 	fflush(stdout);
 	st_watchdog_start(60 * ST_NS_PER_S * st_time_factor(), dump);
 	int64_t t0 = st_now_ns();
 	for (int r = 0; r < rounds && !st_failure_count(); r++) {
 		st_freectx fc;
-		st_freectx_init(&fc, 1, n);
+		st_freectx_init(&fc, NPROD, n);
 		run_round(r, n, &fc);
 		if (st_freed_total(&fc) != n)
 			st_fail("round %d: %" PRIu64 " destructors for %" PRIu64 " items", r,
