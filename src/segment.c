@@ -22,10 +22,14 @@
  * pool keeps POOL_MAX segments, or a bounded stream's capacity in segments
  * (what it may hold live anyway; at most POOL_CAP_MAX): a reader that drains
  * a full stream while its producer is descheduled returns them all, and the
- * producer refills the stream from the pool. */
+ * producer refills the stream from the pool.  What comes back from a grace
+ * period may also fill the most segments ever in call_rcu's hands at once,
+ * up to POOL_GP_MAX (design.md §6, "Supply through a grace period"): the
+ * producers took that many from the pool during one wait. */
 #define RETIRE_BATCH 16
 #define POOL_MAX     32
 #define POOL_CAP_MAX 1024
+#define POOL_GP_MAX  4096
 
 static unsigned pool_max(const fo_stream *s)
 {
@@ -34,6 +38,26 @@ static unsigned pool_max(const fo_stream *s)
 	if (n > POOL_CAP_MAX)
 		n = POOL_CAP_MAX;
 	return n > POOL_MAX ? (unsigned)n : POOL_MAX;
+}
+
+/* The pool's bound for segments that come back from a grace period or were
+ * never linked: pool_max() plus the in-flight peak, at most POOL_GP_MAX.
+ * Caller holds pool_lock. */
+static unsigned pool_keep(const fo_stream *s)
+{
+	unsigned n = pool_max(s) + s->ngrace_peak;
+	return n < POOL_GP_MAX ? n : POOL_GP_MAX;
+}
+
+/* Push @x on the pool if it is below @max (caller holds pool_lock). */
+static bool pool_put_locked(fo_stream *s, struct seg *x, unsigned max)
+{
+	if (s->npool >= max)
+		return false;
+	x->rnext = s->pool;
+	s->pool = x;
+	s->npool++;
+	return true;
 }
 
 /* Reclamation requests that may find the registry lock taken, not yet
@@ -73,17 +97,34 @@ struct seg *fo__seg_new(fo_stream *s, uint64_t base)
 	return x;
 }
 
+/* A segment from fo__seg_new() that was never linked (seg_ensure() lost
+ * the race to link it): no other thread ever saw it, so it goes straight
+ * back to the pool, or to free() if the pool is at pool_keep(). */
+void fo__seg_unused(fo_stream *s, struct seg *x)
+{
+	atomic_fetch_sub_explicit(&s->live_segments, 1, memory_order_relaxed); /* stats only */
+	pthread_mutex_lock(&s->pool_lock);
+	bool kept = pool_put_locked(s, x, pool_keep(s));
+	if (kept)
+		atomic_fetch_add_explicit(&s->cached_segments, 1,
+		                          memory_order_relaxed); /* stats only */
+	pthread_mutex_unlock(&s->pool_lock);
+	if (!kept)
+		fo__free(x);
+}
+
 /* After a grace period: no thread can still reach the batch's segments. */
 static void retire_done(fo__rcu_node *node)
 {
 	struct seg *x = (struct seg *)((char *)node - offsetof(struct seg, rcu));
 	fo_stream *s = node->arg;
 	pthread_mutex_lock(&s->pool_lock);
-	while (x && s->npool < pool_max(s)) {
+	s->ngrace -= x->nbatch;
+	unsigned keep = pool_keep(s);
+	while (x) {
 		struct seg *n = x->rnext;
-		x->rnext = s->pool;
-		s->pool = x;
-		s->npool++;
+		if (!pool_put_locked(s, x, keep))
+			break;
 		x = n;
 	}
 	pthread_mutex_unlock(&s->pool_lock);
@@ -111,13 +152,18 @@ static void retire_batch(fo_stream *s, struct seg *batch)
 	fo__rcu_call(&batch->rcu, retire_done);
 }
 
-/* Take the retired chain if it holds at least @min segments (else NULL). */
+/* Take the retired chain if it holds at least @min segments (else NULL),
+ * counted in flight from now on: the caller hands it to retire_batch(). */
 static struct seg *retired_take(fo_stream *s, unsigned min)
 {
 	struct seg *batch = NULL;
 	pthread_mutex_lock(&s->pool_lock);
 	if (s->nretired && s->nretired >= min) {
 		batch = s->retired;
+		batch->nbatch = s->nretired;
+		s->ngrace += s->nretired;
+		if (s->ngrace > s->ngrace_peak)
+			s->ngrace_peak = s->ngrace < POOL_GP_MAX ? s->ngrace : POOL_GP_MAX;
 		s->retired = NULL;
 		s->nretired = 0;
 	}
@@ -154,14 +200,10 @@ static void seg_retire(fo_stream *s, struct seg *x, bool flush)
 static void seg_recycle(fo_stream *s, struct seg *x)
 {
 	pthread_mutex_lock(&s->pool_lock);
-	bool kept = s->npool < pool_max(s);
-	if (kept) {
-		x->rnext = s->pool;
-		s->pool = x;
-		s->npool++;
+	bool kept = pool_put_locked(s, x, pool_max(s));
+	if (kept)
 		atomic_fetch_add_explicit(&s->cached_segments, 1,
 		                          memory_order_relaxed); /* stats only */
-	}
 	pthread_mutex_unlock(&s->pool_lock);
 	if (!kept)
 		fo__free(x);

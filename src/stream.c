@@ -179,10 +179,9 @@ static int seg_ensure(fo_stream *s, struct seg *x, uint64_t last)
 			        &x->next, &n, fresh, memory_order_acq_rel, memory_order_acquire)) {
 				n = fresh;
 			} else {
-				/* Lost the race: never published, free directly. */
-				atomic_fetch_sub_explicit(&s->live_segments, 1,
-				                          memory_order_relaxed);
-				fo__free(fresh);
+				/* Lost the race: never published, so nobody else
+				 * saw it: back to the pool (design.md §6). */
+				fo__seg_unused(s, fresh);
 			}
 		}
 		x = n;

@@ -87,6 +87,7 @@ struct seg {
 	_Atomic(struct seg *) next;
 	_Atomic uint64_t state;
 	_Atomic uint32_t ndead; /* DEAD_ITEM slots: exact stats without a scan */
+	uint32_t nbatch;        /* head of a batch handed to call_rcu: its length */
 	struct seg *rnext;      /* retired batch / pool chain, under pool_lock; the
 	                           limbo chain (s->limbo), under s->lock */
 	fo__rcu_node rcu;
@@ -242,6 +243,7 @@ struct fo_stream {
 	pthread_mutex_t pool_lock FO_ALIGNED;
 	struct seg *pool, *retired; /* chains through rnext */
 	unsigned npool, nretired;
+	unsigned ngrace, ngrace_peak;   /* in call_rcu's hands now, at most (design.md §6) */
 	_Atomic size_t cached_segments; /* stats: pool + retired + in grace period */
 };
 
@@ -383,6 +385,7 @@ extern void (*fo__reclaim_wait_hook)(fo_stream *s) __attribute__((visibility("hi
 
 /* segment.c: *_locked callers hold s->lock. */
 struct seg *fo__seg_new(fo_stream *s, uint64_t base);
+void fo__seg_unused(fo_stream *s, struct seg *x);
 void fo__seg_release(fo_stream *s, struct seg *x, bool deferred);
 void fo__seg_pool_free(fo_stream *s);
 void fo__reclaim_locked(fo_stream *s);
