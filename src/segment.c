@@ -60,6 +60,21 @@ static bool pool_put_locked(fo_stream *s, struct seg *x, unsigned max)
 	return true;
 }
 
+/* Give @x, which no other thread can reach, to the pool if it is below
+ * pool_keep() (@peak: a race loser's segment, bounded like a grace
+ * period's) or pool_max() (a pass's immediate reuse), else to free(). */
+static void pool_give(fo_stream *s, struct seg *x, bool peak)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	bool kept = pool_put_locked(s, x, peak ? pool_keep(s) : pool_max(s));
+	if (kept)
+		atomic_fetch_add_explicit(&s->cached_segments, 1,
+		                          memory_order_relaxed); /* stats only */
+	pthread_mutex_unlock(&s->pool_lock);
+	if (!kept)
+		fo__free(x);
+}
+
 /* Reclamation requests that may find the registry lock taken, not yet
  * covered by a finished pass, before a producer waits for it
  * (fo__reclaim_push; design.md §6). */
@@ -103,14 +118,7 @@ struct seg *fo__seg_new(fo_stream *s, uint64_t base)
 void fo__seg_unused(fo_stream *s, struct seg *x)
 {
 	atomic_fetch_sub_explicit(&s->live_segments, 1, memory_order_relaxed); /* stats only */
-	pthread_mutex_lock(&s->pool_lock);
-	bool kept = pool_put_locked(s, x, pool_keep(s));
-	if (kept)
-		atomic_fetch_add_explicit(&s->cached_segments, 1,
-		                          memory_order_relaxed); /* stats only */
-	pthread_mutex_unlock(&s->pool_lock);
-	if (!kept)
-		fo__free(x);
+	pool_give(s, x, true);
 }
 
 /* After a grace period: no thread can still reach the batch's segments. */
@@ -199,14 +207,7 @@ static void seg_retire(fo_stream *s, struct seg *x, bool flush)
  * the pool, or to free() if the pool is full.  Caller holds s->lock. */
 static void seg_recycle(fo_stream *s, struct seg *x)
 {
-	pthread_mutex_lock(&s->pool_lock);
-	bool kept = pool_put_locked(s, x, pool_max(s));
-	if (kept)
-		atomic_fetch_add_explicit(&s->cached_segments, 1,
-		                          memory_order_relaxed); /* stats only */
-	pthread_mutex_unlock(&s->pool_lock);
-	if (!kept)
-		fo__free(x);
+	pool_give(s, x, false);
 }
 
 /* End of a reclamation pass: retire what it queued, if a batch is full. */
