@@ -720,6 +720,26 @@ static int take(fo_cursor *c, void **items, size_t max, size_t *n)
 	}
 }
 
+/* Poll @c @rounds times, numbered from @from, round r after 1 << r pauses
+ * capped at SPIN_STEP_MAX: a reader that re-polled at once would sit on the
+ * line the producer is writing and bounce it every item.  Stops early
+ * (FO_EMPTY) while a producer sleeps for room: it cannot push until the
+ * slowest consumers read, and they may need this CPU (design.md §7). */
+static int poll_rounds(fo_cursor *c, void **items, size_t max, size_t *n, unsigned from,
+                       unsigned rounds)
+{
+	int rc = FO_EMPTY;
+	for (unsigned r = from; r < from + rounds && rc == FO_EMPTY; r++) {
+		/* relaxed: a hint to stop polling; the sleep re-checks. */
+		if (atomic_load_explicit(&c->s->space.need, memory_order_relaxed))
+			break;
+		for (unsigned k = r < 2 ? 1u << r : SPIN_STEP_MAX; k; k--)
+			fo__cpu_relax();
+		rc = take(c, items, max, n);
+	}
+	return rc;
+}
+
 /* Read with waiting up to @deadline (0: never wait). */
 static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t deadline)
 {
@@ -727,19 +747,8 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	int rc = take(c, items, max, n);
 	if (rc != FO_EMPTY || deadline == 0)
 		return rc;
-	/* Spin with a short backoff: a reader that re-polled at once would sit
-	 * on the line the producer is writing and bounce it every item.  Not
-	 * while a producer sleeps for room: it cannot push until the slowest
-	 * consumers read, and they may need this CPU (design.md §7). */
-	for (unsigned spin = 0; spin < SPIN_ROUNDS; spin++) {
-		/* relaxed: a hint to stop spinning; the sleep below re-checks. */
-		if (atomic_load_explicit(&s->space.need, memory_order_relaxed))
-			break;
-		for (unsigned k = spin < 2 ? 1u << spin : SPIN_STEP_MAX; k; k--)
-			fo__cpu_relax();
-		if ((rc = take(c, items, max, n)) != FO_EMPTY)
-			return rc;
-	}
+	if ((rc = poll_rounds(c, items, max, n, 0, SPIN_ROUNDS)) != FO_EMPTY)
+		return rc;
 	/* Then yield, and while yields come back at once (no other thread
 	 * wants this CPU, so waiting actively costs nobody) poll on for up to
 	 * ACTIVE_WAIT_TICKS, about what a sleep and a wake-up cost here: a
@@ -750,7 +759,7 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 	 * nothing comes until the slowest consumers have read (design.md §7). */
 	uint64_t t0 = fo__ticks();
 	for (;;) {
-		/* relaxed: a hint, as in the spin above. */
+		/* relaxed: a hint, as in poll_rounds(). */
 		if (atomic_load_explicit(&s->space.need, memory_order_relaxed))
 			break;
 		bool ran = fo__wait_yield();
@@ -758,12 +767,8 @@ static int next_wait(fo_cursor *c, void **items, size_t max, size_t *n, uint64_t
 			return rc;
 		if (ran || fo__ticks() - t0 > ACTIVE_WAIT_TICKS)
 			break;
-		for (unsigned r = 0; r < ACTIVE_POLLS; r++) {
-			for (unsigned k = SPIN_STEP_MAX; k; k--)
-				fo__cpu_relax();
-			if ((rc = take(c, items, max, n)) != FO_EMPTY)
-				return rc;
-		}
+		if ((rc = poll_rounds(c, items, max, n, SPIN_ROUNDS, ACTIVE_POLLS)) != FO_EMPTY)
+			return rc;
 	}
 	for (;;) {
 		uint32_t g = fo__waitq_prepare(&s->data, NEED_SLEEP);
