@@ -28,7 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <linux/membarrier.h>
 
 #include <fanout/fanout.h>
 
@@ -47,6 +51,20 @@ static inline size_t ft_scale(size_t n)
 	if (!ft_sanitized())
 		return n;
 	return n / 10 ? n / 10 : 1;
+}
+
+/** Does the library bias default-options streams to their first producer (design.md §4)?
+ * Only where membarrier(PRIVATE_EXPEDITED) exists and never in a TSan build (FO_TSAN: TSan
+ * cannot see the fence the bias relies on): src/wait.c's probe, so tests of the biased path
+ * know when every claim is a CAS instead. */
+static inline bool ft_bias_on(void)
+{
+#if defined(FO_TSAN) && FO_TSAN
+	return false;
+#else
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+#endif
 }
 
 /** How many fds this process has open (leak checks: compare before and after). */

@@ -31,15 +31,6 @@
 #endif
 extern void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n);
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CAS_ONLY 1 /* the biased claim is off under TSan */
-#endif
-#endif
-#ifndef CAS_ONLY
-#define CAS_ONLY 0
-#endif
-
 static _Thread_local bool stop_here; /* set on the thread to stop */
 static sem_t stopped, resume;
 
@@ -116,7 +107,7 @@ static void stall_owner(fo_stream **s, fo_cursor **c, struct job *owner, struct 
 		;
 	start(second, *s, second_main);
 	ft_sleep_ms(50);
-	if (!CAS_ONLY) /* it waits for the owner to leave its claim */
+	if (ft_bias_on()) /* it waits for the owner to leave its claim */
 		assert_false(atomic_load(&second->done));
 	assert_false(atomic_load(&owner->done));
 }
@@ -172,7 +163,7 @@ static void test_close_while_owner_stopped_and_revoker_waits(void **state)
 	resume_owner(&owner, &second);               /* its pushes were claimed before the close */
 	/* With the bias, the second producer waited: closed by then.  By CAS
 	 * (TSan) it may have pushed before the close. */
-	if (!CAS_ONLY)
+	if (ft_bias_on())
 		assert_int_equal(second.rc[0], FO_ECLOSED);
 	expect_vals(c, (const int[]){0, 1, 2}, 3);
 	void *it = NULL;

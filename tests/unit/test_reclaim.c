@@ -940,20 +940,10 @@ static void test_stalled_passive_keeps_only_its_batch_with_active(void **state)
  * whether the reader follows item by item or drains a full stream at once (the pool keeps the
  * capacity's worth of segments).  So does a default-options stream while it is biased to its
  * one pushing thread (design.md §6, "A default stream still biased to its first producer"),
- * except under TSan, whose builds never bias a stream (design.md §4: TSan cannot see the
- * membarrier the bias relies on), so that every default stream there claims by CAS and
- * retires through a grace period.  Allocations are counted through fo_set_allocator(),
+ * except where the library never biases (ft_bias_on(): TSan builds, kernels without
+ * membarrier), so that every default stream there claims by CAS and retires through a grace
+ * period.  Allocations are counted through fo_set_allocator(),
  * forwarding to what the library uses by default. */
-#if defined(__SANITIZE_THREAD__)
-#define NEVER_BIASED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define NEVER_BIASED 1
-#endif
-#endif
-#ifndef NEVER_BIASED
-#define NEVER_BIASED 0
-#endif
 static atomic_long seg_allocs;
 
 static void *count_alloc(size_t size, void *ctx)
@@ -1028,7 +1018,7 @@ static void test_steady_state_allocates_nothing(void **state)
 			print_message("%s, tap %d: %ld allocations following, %ld draining\n",
 			              d ? "default (biased)" : "single producer", t, n[d][t][0],
 			              n[d][t][1]);
-			if (d == 1 && NEVER_BIASED)
+			if (d == 1 && !ft_bias_on())
 				continue; /* CAS claims and grace periods (above) */
 			assert_int_equal(n[d][t][0], 0);
 			assert_int_equal(n[d][t][1], 0);
