@@ -23,9 +23,9 @@
  * (what it may hold live anyway; at most POOL_CAP_MAX): a reader that drains
  * a full stream while its producer is descheduled returns them all, and the
  * producer refills the stream from the pool.  What comes back from a grace
- * period may also fill the most segments ever in call_rcu's hands at once,
- * up to POOL_GP_MAX (design.md §6, "Supply through a grace period"): the
- * producers took that many from the pool during one wait. */
+ * period may also keep as many segments as the producers had to allocate
+ * while earlier ones waited for one, up to POOL_GP_MAX (design.md §6,
+ * "Supply through a grace period"): what the next wait will want again. */
 #define RETIRE_BATCH 16
 #define POOL_MAX     32
 #define POOL_CAP_MAX 1024
@@ -41,11 +41,11 @@ static unsigned pool_max(const fo_stream *s)
 }
 
 /* The pool's bound for segments that come back from a grace period or were
- * never linked: pool_max() plus the in-flight peak, at most POOL_GP_MAX.
- * Caller holds pool_lock. */
+ * never linked: pool_max() plus the producers' allocations while segments
+ * waited, at most POOL_GP_MAX.  Caller holds pool_lock. */
 static unsigned pool_keep(const fo_stream *s)
 {
-	unsigned n = pool_max(s) + s->ngrace_peak;
+	unsigned n = pool_max(s) + s->nstarved;
 	return n < POOL_GP_MAX ? n : POOL_GP_MAX;
 }
 
@@ -98,6 +98,8 @@ struct seg *fo__seg_new(fo_stream *s, uint64_t base)
 		s->npool--;
 		atomic_fetch_sub_explicit(&s->cached_segments, 1,
 		                          memory_order_relaxed); /* stats only */
+	} else if (s->ngrace && s->nstarved < POOL_GP_MAX) {
+		s->nstarved++; /* a wait's supply was short by one: keep one more */
 	}
 	pthread_mutex_unlock(&s->pool_lock);
 	if (!x && !(x = fo__alloc(sizeof(*x))))
@@ -170,8 +172,6 @@ static struct seg *retired_take(fo_stream *s, unsigned min)
 		batch = s->retired;
 		batch->nbatch = s->nretired;
 		s->ngrace += s->nretired;
-		if (s->ngrace > s->ngrace_peak)
-			s->ngrace_peak = s->ngrace < POOL_GP_MAX ? s->ngrace : POOL_GP_MAX;
 		s->retired = NULL;
 		s->nretired = 0;
 	}

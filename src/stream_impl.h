@@ -243,7 +243,8 @@ struct fo_stream {
 	pthread_mutex_t pool_lock FO_ALIGNED;
 	struct seg *pool, *retired; /* chains through rnext */
 	unsigned npool, nretired;
-	unsigned ngrace, ngrace_peak;   /* in call_rcu's hands now, at most (design.md §6) */
+	unsigned ngrace;                /* segments in call_rcu's hands now (design.md §6) */
+	unsigned nstarved;              /* allocations while ngrace > 0: pool_keep()'s extra */
 	_Atomic size_t cached_segments; /* stats: pool + retired + in grace period */
 };
 

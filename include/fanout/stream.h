@@ -120,11 +120,12 @@ typedef struct fo_stream_opts {
  *                  call_rcu thread) and drains when it catches up.  A
  *                  stream whose segments return through grace periods
  *                  (several producers, share groups) also keeps in its
- *                  pool as many as were ever waiting at once, so that
- *                  producers need no allocation during the next wait: its
- *                  pool holds at most that pool size plus that peak, and
- *                  never more than 4096 segments (about 8.5 MiB).  Once
- *                  the grace periods catch up, at most that pool + 15.
+ *                  pool as many as its producers had to allocate while
+ *                  others waited, so that they need no allocation during
+ *                  the next wait: its pool holds at most that pool size
+ *                  plus that shortfall, and never more than 4096 segments
+ *                  (about 8.5 MiB).  Once the grace periods catch up, at
+ *                  most that pool + 15.
  *                  Their items were already destroyed.
  * @retained_items: items accepted whose destructor has not run yet.
  * @live_bytes:     bytes held by the stream's own structures (live and

@@ -20,7 +20,7 @@
  *                     exists, and once everything has caught up (producers done, churn
  *                     cursors closed, anchor drained) live_segments drops to a
  *                     small number (<= 4) and cached_segments to <= 4096 + 15
- *                     (the pool keeps what grace periods held at their peak)
+ *                     (the pool keeps what producers lacked while grace periods ran)
  *                     within a few seconds, and
  *                     item_free runs + retained_items == pushed;
  *   destructors       once per pushed item, all of them when the last handle
@@ -34,9 +34,9 @@
 #define NCHURN              4
 #define MAX_BATCH           64u
 #define LIVE_SEGMENTS_BOUND 4u
-/* stream.h: the pool (32, or with segments returning from grace periods as many as were
- * ever in flight at once, at most 4096: design.md §6, "Supply through a grace period") + an
- * unfilled retire batch 15, once settled. */
+/* stream.h: the pool (32, plus, with segments returning from grace periods, as many as the
+ * producers had to allocate while others waited, at most 4096 in all: design.md §6, "Supply
+ * through a grace period") + an unfilled retire batch 15, once settled. */
 #define CACHED_SEGMENTS_BOUND (4096u + 15u)
 #define MAX_CURSORS_PER_CHURN 3u
 
