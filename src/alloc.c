@@ -30,6 +30,9 @@ static fo_allocator allocator = {default_alloc, default_free, NULL};
 
 void fo_set_allocator(const fo_allocator *a)
 {
+	/* Destroyed streams may still hand segments to the old free() after
+	 * a grace period: let them, before the hooks change. */
+	fo__rcu_barrier();
 	if (a && a->alloc && a->free)
 		allocator = *a;
 	else

@@ -34,7 +34,12 @@ typedef struct fo_allocator {
  * fo_set_allocator() - install @a for all later allocations.
  * @a: the hooks (copied), or NULL to restore malloc/free.
  * Threads: call only while no fanout object exists (memory from one
- * allocator must go back to the same one).
+ * allocator must go back to the same one), and not from a fanout callback
+ * (an item destructor, a map function).  A destroyed stream may still
+ * release segments after an RCU grace period: this call first waits for
+ * every such release that is pending (liburcu's rcu_barrier()), so that
+ * they reach the hooks that allocated them.  Blocks for about one grace
+ * period once the library has deferred any release, else returns at once.
  */
 FO_API void fo_set_allocator(const fo_allocator *a);
 

@@ -10,6 +10,9 @@
  *            and the total stays below two rounds' worth plus the pool's old cap,
  *            although each round spans twice the pool's old cap (32 segments: POOL_MAX, above
  *            capacity / 256 + 2 = 18).
+ *   switch   fo_set_allocator() right after destroying such a stream, its segments still
+ *            waiting for a grace period: it waits for them, so every block the counting hooks
+ *            handed out came back to them before they are replaced.
  *   burst    a cursor 5 000 segments behind closes while no producer waits for segments:
  *            the burst is freed beyond the pool's old cap (the pool keeps only what producers
  *            lacked during waits), so closing a slow cursor gives its memory back.
@@ -38,6 +41,7 @@
 #define RETIRE_MAX  15u   /* retired segments that never filled a batch */
 
 static atomic_long seg_allocs;
+static atomic_long live_blocks; /* every block fanout allocated and has not freed */
 
 static void *count_alloc(size_t size, void *ctx)
 {
@@ -45,12 +49,16 @@ static void *count_alloc(size_t size, void *ctx)
 	(void)ctx;
 	if (size > SEG * sizeof(void *)) /* a segment (cursors and streams are smaller) */
 		atomic_fetch_add(&seg_allocs, 1);
-	return posix_memalign(&p, 64, size ? size : 1) ? NULL : p;
+	if (posix_memalign(&p, 64, size ? size : 1))
+		return NULL;
+	atomic_fetch_add(&live_blocks, 1);
+	return p;
 }
 
 static void count_free(void *p, void *ctx)
 {
 	(void)ctx;
+	atomic_fetch_sub(&live_blocks, 1);
 	free(p);
 }
 
@@ -199,11 +207,40 @@ static void test_closing_far_behind_keeps_no_burst(void **state)
 	fo_set_allocator(NULL);
 }
 
+static void test_set_allocator_waits_for_deferred_frees(void **state)
+{
+	(void)state;
+	enum { FAR = 600 * SEG };
+	fo_allocator a = {count_alloc, count_free, NULL};
+	grace_periods_done(); /* nothing of an earlier test still pending */
+	fo_set_allocator(&a);
+	atomic_store(&live_blocks, 0);
+	fo_stream *s = NULL;
+	fo_cursor *c = NULL;
+	assert_int_equal(fo_stream_create(&s, NULL), FO_OK); /* default options */
+	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
+	/* A second pushing thread revokes the bias: retirement goes through grace periods. */
+	struct producer p = {.s = s, .id = 1, .n = 1, .rc = FO_OK};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, produce, &p), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(p.rc, FO_OK);
+	for (size_t i = 1; i < FAR; i++)
+		assert_int_equal(fo_stream_push(s, ft_tok(i)), FO_OK);
+	fo_cursor_close(c); /* retires ~600 segments at once: call_rcu's */
+	fo_stream_destroy(s);
+	fo_set_allocator(NULL); /* waits for them */
+	long live = atomic_load(&live_blocks);
+	print_message("blocks still out after fo_set_allocator(NULL): %ld\n", live);
+	assert_int_equal(live, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_two_producers_steady_state_allocates_nothing),
 	    cmocka_unit_test(test_closing_far_behind_keeps_no_burst),
+	    cmocka_unit_test(test_set_allocator_waits_for_deferred_frees),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
