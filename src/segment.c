@@ -61,12 +61,12 @@ static bool pool_put_locked(fo_stream *s, struct seg *x, unsigned max)
 }
 
 /* Give @x, which no other thread can reach, to the pool if it is below
- * pool_keep() (@peak: a race loser's segment, bounded like a grace
+ * pool_keep() (@grace: a race loser's segment, bounded like a grace
  * period's) or pool_max() (a pass's immediate reuse), else to free(). */
-static void pool_give(fo_stream *s, struct seg *x, bool peak)
+static void pool_give(fo_stream *s, struct seg *x, bool grace)
 {
 	pthread_mutex_lock(&s->pool_lock);
-	bool kept = pool_put_locked(s, x, peak ? pool_keep(s) : pool_max(s));
+	bool kept = pool_put_locked(s, x, grace ? pool_keep(s) : pool_max(s));
 	if (kept)
 		atomic_fetch_add_explicit(&s->cached_segments, 1,
 		                          memory_order_relaxed); /* stats only */

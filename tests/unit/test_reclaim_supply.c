@@ -17,15 +17,12 @@
  *            the burst is freed beyond the pool's old cap (the pool keeps only what producers
  *            lacked during waits), so closing a slow cursor gives its memory back.
  *
- * The grace-period return is asynchronous: each round ends by queueing a marker through the
- * library's own fo__rcu_call() and waiting for it on a semaphore.  liburcu's worker runs the
- * callbacks in the order they were queued, so the marker runs after every retire batch queued
- * before it (the library's retire_done()): the counts are exact and nothing waits on a clock.
- * (Not liburcu's rcu_barrier(): TSan cannot see its futex hand-off; fo__rcu_call() tells it.)
+ * The grace-period return is asynchronous: each round ends with the library's own
+ * fo__rcu_barrier() (src/rcu.c: liburcu's rcu_barrier(), or under TSan, which cannot see that
+ * one's hand-offs, a marker queued behind the retire batches and a semaphore), so the counts
+ * are exact and nothing waits on a clock.
  */
-#include <errno.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +30,7 @@
 
 #include <cmocka.h>
 
-#include "../../src/internal.h" /* fo__rcu_call() */
+#include "../../src/internal.h" /* fo__rcu_barrier() */
 #include "fo_test.h"
 
 #define SEG         256u  /* items per segment (stream_impl.h SEG_SLOTS) */
@@ -62,23 +59,6 @@ static void count_free(void *p, void *ctx)
 	free(p);
 }
 
-static void marker_done(fo__rcu_node *node)
-{
-	sem_post(node->arg);
-}
-
-/* Every segment batch handed to call_rcu so far is back (in the pool or freed). */
-static void grace_periods_done(void)
-{
-	sem_t done;
-	fo__rcu_node marker = {.arg = &done};
-	assert_int_equal(sem_init(&done, 0, 0), 0);
-	fo__rcu_call(&marker, marker_done);
-	while (sem_wait(&done) != 0)
-		assert_int_equal(errno, EINTR);
-	sem_destroy(&done);
-}
-
 struct producer {
 	fo_stream *s;
 	size_t id, first, n; /* pushes items first .. first + n - 1 */
@@ -94,6 +74,23 @@ static void *produce(void *arg)
 	for (size_t i = 0; i < p->n && p->rc == FO_OK; i++)
 		p->rc = fo_stream_push(p->s, ft_tok((p->id << ID_SHIFT) | (p->first + i)));
 	return NULL;
+}
+
+/* A default-options stream whose bias a second pushing thread revoked (so every pass retires
+ * through a grace period), @behind at its start and items 0 .. @n - 1 pushed. */
+static fo_stream *revoked_stream(const fo_stream_opts *o, fo_cursor **behind, size_t n)
+{
+	fo_stream *s = NULL;
+	assert_int_equal(fo_stream_create(&s, o), FO_OK);
+	assert_int_equal(fo_stream_cursor(s, behind, FO_ACTIVE), FO_OK);
+	struct producer p = {.s = s, .id = 1, .n = 1, .rc = FO_OK};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, produce, &p), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(p.rc, FO_OK);
+	for (size_t i = 1; i < n; i++)
+		assert_int_equal(fo_stream_push(s, ft_tok(i)), FO_OK);
+	return s;
 }
 
 static void test_two_producers_steady_state_allocates_nothing(void **state)
@@ -138,7 +135,7 @@ static void test_two_producers_steady_state_allocates_nothing(void **state)
 			assert_int_equal(pthread_join(th[k], NULL), 0);
 			assert_int_equal(p[k].rc, FO_OK);
 		}
-		grace_periods_done();
+		fo__rcu_barrier();
 		long now = atomic_load(&seg_allocs);
 		if (now == last) {
 			quiet++;
@@ -157,7 +154,7 @@ static void test_two_producers_steady_state_allocates_nothing(void **state)
 	}
 	fo_cursor_close(c);
 	fo_stream_destroy(s);
-	grace_periods_done(); /* the last batch's callback drops the stream's memory */
+	fo__rcu_barrier(); /* the last batch's callback drops the stream's memory */
 	fo_set_allocator(NULL);
 	print_message("%d rounds of %u segments: %ld segment allocations, none after round %d; "
 	              "at most %ld cached between rounds\n",
@@ -172,29 +169,16 @@ static void test_closing_far_behind_keeps_no_burst(void **state)
 	enum { FAR = 5000 * SEG };
 	fo_allocator a = {count_alloc, count_free, NULL};
 	fo_set_allocator(&a);
-	fo_stream_opts o;
-	fo_stream_opts_init(&o); /* unbounded, default options */
-	fo_stream *s = NULL;
 	fo_cursor *behind = NULL, *c = NULL;
 	void *it;
-	assert_int_equal(fo_stream_create(&s, &o), FO_OK);
-	assert_int_equal(fo_stream_cursor(s, &behind, FO_ACTIVE), FO_OK);
-	/* A second pushing thread: the stream is a multi-producer one (its bias revoked), so
-	 * every pass retires through a grace period. */
-	struct producer p = {.s = s, .id = 1, .n = 1, .rc = FO_OK};
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, produce, &p), 0);
-	assert_int_equal(pthread_join(th, NULL), 0);
-	assert_int_equal(p.rc, FO_OK);
-	for (size_t i = 1; i < FAR; i++)
-		assert_int_equal(fo_stream_push(s, ft_tok(i)), FO_OK);
+	fo_stream *s = revoked_stream(NULL, &behind, FAR); /* unbounded, default options */
 	/* A reader that keeps the stream alive at its tail, then the far one closes: its pass
 	 * unlinks ~5000 segments and hands them to call_rcu. */
 	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
 	fo_cursor_close(behind);
 	assert_int_equal(fo_stream_push(s, ft_tok(FAR)), FO_OK);
 	assert_int_equal(fo_cursor_next(c, &it), FO_OK);
-	grace_periods_done();
+	fo__rcu_barrier();
 	fo_stream_stats st = ft_stats(s);
 	print_message("after closing %u segments behind: %zu cached, %zu live\n", FAR / SEG,
 	              st.cached_segments, st.live_segments);
@@ -203,7 +187,7 @@ static void test_closing_far_behind_keeps_no_burst(void **state)
 	assert_true(st.cached_segments <= 32 + RETIRE_MAX + 1);
 	fo_cursor_close(c);
 	fo_stream_destroy(s);
-	grace_periods_done();
+	fo__rcu_barrier();
 	fo_set_allocator(NULL);
 }
 
@@ -212,21 +196,11 @@ static void test_set_allocator_waits_for_deferred_frees(void **state)
 	(void)state;
 	enum { FAR = 600 * SEG };
 	fo_allocator a = {count_alloc, count_free, NULL};
-	grace_periods_done(); /* nothing of an earlier test still pending */
+	fo__rcu_barrier(); /* nothing of an earlier test still pending */
 	fo_set_allocator(&a);
 	atomic_store(&live_blocks, 0);
-	fo_stream *s = NULL;
 	fo_cursor *c = NULL;
-	assert_int_equal(fo_stream_create(&s, NULL), FO_OK); /* default options */
-	assert_int_equal(fo_stream_cursor(s, &c, FO_ACTIVE), FO_OK);
-	/* A second pushing thread revokes the bias: retirement goes through grace periods. */
-	struct producer p = {.s = s, .id = 1, .n = 1, .rc = FO_OK};
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, produce, &p), 0);
-	assert_int_equal(pthread_join(th, NULL), 0);
-	assert_int_equal(p.rc, FO_OK);
-	for (size_t i = 1; i < FAR; i++)
-		assert_int_equal(fo_stream_push(s, ft_tok(i)), FO_OK);
+	fo_stream *s = revoked_stream(NULL, &c, FAR);
 	fo_cursor_close(c); /* retires ~600 segments at once: call_rcu's */
 	fo_stream_destroy(s);
 	fo_set_allocator(NULL); /* waits for them */
