@@ -619,11 +619,19 @@ void fo__reclaim_push(fo_stream *s)
 	fo__stream_unlock(s);
 }
 
+/* Run a reclamation that was requested while we held the registry lock,
+ * which we have released since (fo__stream_unlock, or later: the owner of a
+ * biased stream after it left its busy window, design.md §4). */
+void fo__reclaim_pending(fo_stream *s)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* our unlock before the check */
+	if (atomic_load_explicit(&s->reclaim_pending, memory_order_relaxed))
+		fo__reclaim_try(s);
+}
+
 /* Unlock the registry; run a reclamation that was requested meanwhile. */
 void fo__stream_unlock(fo_stream *s)
 {
 	pthread_mutex_unlock(&s->lock);
-	atomic_thread_fence(memory_order_seq_cst); /* unlock before the check */
-	if (atomic_load_explicit(&s->reclaim_pending, memory_order_relaxed))
-		fo__reclaim_try(s);
+	fo__reclaim_pending(s);
 }

@@ -23,6 +23,12 @@ char fo__dead_item; /* DEAD_ITEM points here (stream_impl.h) */
 #ifdef FO_TEST_HOOKS
 void (*fo__claim_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
 void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n); /* stream_impl.h */
+void (*fo__closing_hook)(fo_stream *s);                         /* stream_impl.h */
+
+bool fo__bias_busy(fo_stream *s)
+{
+	return atomic_load_explicit(&s->busy, memory_order_acquire); /* acquire: a test's peek */
+}
 #endif
 
 /* Items or the end were published, then fenced: wake sleeping readers and
@@ -647,6 +653,10 @@ static inline __attribute__((always_inline)) int push_batch(fo_stream *s, void *
  * the end that close published under s->lock (design.md §4, "the fenced
  * claim").  FO_OK: close counted the claim, store it.  FO_ECLOSED: the
  * claim lies at the end; the tail word goes back to @t with CLOSED.
+ * Unlocks without running a requested reclamation pass: the caller (a
+ * biased owner inside its busy window) runs fo__reclaim_pending() once it
+ * has stored its claim and left the bias (design.md §4, "no pass inside
+ * the owner's busy window").
  */
 static __attribute__((noinline)) int fenced_closing(fo_stream *s, uint64_t t, size_t n)
 {
@@ -662,7 +672,11 @@ static __attribute__((noinline)) int fenced_closing(fo_stream *s, uint64_t t, si
 		atomic_store_explicit(&s->tail, t | TAIL_CLOSED, memory_order_relaxed);
 		rc = FO_ECLOSED;
 	}
-	fo__stream_unlock(s);
+#ifdef FO_TEST_HOOKS
+	if (fo__unlikely(fo__closing_hook != NULL)) /* tests: an owner stopped here */
+		fo__closing_hook(s);
+#endif
+	pthread_mutex_unlock(&s->lock); /* no pass here: the caller's fo__reclaim_pending() */
 	return rc;
 }
 
@@ -770,6 +784,7 @@ push_fenced(fo_stream *s, void *const *items, size_t n, uint64_t deadline, bool 
 	struct seg *h = atomic_load_explicit(&s->tail_seg, memory_order_relaxed);
 	struct seg *x = h, *l = h;
 	int rc = FO_OK;
+	uint32_t g = 0;
 	if (fo__unlikely(!claim_in_tail_seg(p, n))) {
 		/* A crossing, without a read section (as any single producer:
 		 * the reclaimer never unlinks tail_seg or what follows it).
@@ -784,7 +799,7 @@ push_fenced(fo_stream *s, void *const *items, size_t n, uint64_t deadline, bool 
 	atomic_store_explicit(&s->tail, t + n * TAIL_ONE, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst); /* the claim before the gate load */
 	/* relaxed: the other half is the rare side's membarrier. */
-	uint32_t g = atomic_load_explicit(&s->gate, memory_order_relaxed);
+	g = atomic_load_explicit(&s->gate, memory_order_relaxed);
 	if (fo__unlikely(g & GATE_CLOSING) && (rc = fenced_closing(s, t, n)) != FO_OK)
 		goto out;
 	/* release: after the count (cursor creation loads the hint, then the
@@ -796,10 +811,14 @@ push_fenced(fo_stream *s, void *const *items, size_t n, uint64_t deadline, bool 
 		fo__claim_hook(s, p, n);
 #endif
 	store_claimed(s, x, p, items, n, g & GATE_EMPTY, biased); /* leaves the bias */
+	if (fo__unlikely(g & GATE_CLOSING))
+		fo__reclaim_pending(s); /* what fenced_closing() left, outside busy */
 	return FO_OK;
 out:
 	if (biased)
 		bias_leave(s);
+	if (g & GATE_CLOSING)
+		fo__reclaim_pending(s); /* as above */
 	return rc;
 }
 
@@ -837,10 +856,13 @@ static __attribute__((noinline)) int fenced_gate(fo_stream *s, struct seg *h, ui
 		if (rc != FO_OK) {
 			if (biased)
 				bias_leave(s);
+			fo__reclaim_pending(s); /* what fenced_closing() left, outside busy */
 			return rc;
 		}
 	}
 	store_claimed(s, h, TAIL_POS(t), &item, 1, g & GATE_EMPTY, biased);
+	if (g & GATE_CLOSING)
+		fo__reclaim_pending(s); /* as above */
 	return FO_OK;
 }
 

@@ -371,6 +371,17 @@ extern void (*fo__cross_hook)(fo_stream *s, uint64_t first, size_t n)
     __attribute__((visibility("hidden")));
 #endif
 
+/* stream.c: tests only (tests/unit/test_bias_stall.c), with FO_TEST_HOOKS
+ * as above.  fo__closing_hook, if set, is called by a fenced claim that
+ * found the stream closing (fenced_closing()), holding s->lock: an owner
+ * stopped inside its busy window with the lock held.  fo__bias_busy()
+ * tells whether a biased stream's owner is inside its plain-store push
+ * (busy set), for a destructor that must never run there (design.md §4). */
+#ifdef FO_TEST_HOOKS
+extern void (*fo__closing_hook)(fo_stream *s) __attribute__((visibility("hidden")));
+bool fo__bias_busy(fo_stream *s) __attribute__((visibility("hidden")));
+#endif
+
 /* segment.c: tests only (tests/unit/test_reclaim.c), with FO_TEST_HOOKS as
  * above.  fo__frontier_hook, if set, is called by every reclamation pass
  * (holding s->lock) once it has read its frontier and before it unlinks
@@ -393,6 +404,7 @@ void fo__reclaim_locked(fo_stream *s);
 void fo__sweep_locked(fo_stream *s);
 void fo__reclaim_try(fo_stream *s);
 void fo__reclaim_push(fo_stream *s);
+void fo__reclaim_pending(fo_stream *s);
 void fo__stream_unlock(fo_stream *s);
 
 /* readiness.c: the sleeping side and the watcher chain. */
