@@ -8,6 +8,7 @@
  * Protocol: docs/design.md §6; layout: stream_impl.h.  Pins, the other half
  * of "whoever drops the last of {link, pins} frees", are in cursor.c.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,11 +26,16 @@
  * producer refills the stream from the pool.  What comes back from a grace
  * period may also keep as many segments as the producers had to allocate
  * while earlier ones waited for one, up to POOL_GP_MAX (design.md §6,
- * "Supply through a grace period"): what the next wait will want again. */
+ * "Supply through a grace period"): what the next wait will want again.
+ * That extra decays: every DECAY_WAITS times no grace period is pending any
+ * more, half of what the pool never gave out since the last decay, beyond
+ * DECAY_MARGIN segments, goes back to free(). */
 #define RETIRE_BATCH 16
 #define POOL_MAX     32
 #define POOL_CAP_MAX 1024
 #define POOL_GP_MAX  4096
+#define DECAY_WAITS  16
+#define DECAY_MARGIN RETIRE_BATCH
 
 static unsigned pool_max(const fo_stream *s)
 {
@@ -95,7 +101,8 @@ struct seg *fo__seg_new(fo_stream *s, uint64_t base)
 	struct seg *x = s->pool;
 	if (x) {
 		s->pool = x->rnext;
-		s->npool--;
+		if (--s->npool < s->pool_low)
+			s->pool_low = s->npool; /* the decay window's low-water mark */
 		atomic_fetch_sub_explicit(&s->cached_segments, 1,
 		                          memory_order_relaxed); /* stats only */
 	} else if (s->ngrace && s->nstarved < POOL_GP_MAX) {
@@ -123,6 +130,36 @@ void fo__seg_unused(fo_stream *s, struct seg *x)
 	pool_give(s, x, true);
 }
 
+/* No grace period is pending any more (caller holds pool_lock, and puts
+ * the batch that ended the wait back next): every DECAY_WAITS such ends,
+ * lower nstarved by half of what the pool held all along since the last
+ * decay (pool_low) beyond DECAY_MARGIN, and start a new window (design.md
+ * §6, "Supply through a grace period", decay).  A pool that ran dry in the
+ * window (a producer starved: pool_low 0) keeps its supply. */
+static void pool_decay_locked(fo_stream *s)
+{
+	if (++s->nidle < DECAY_WAITS)
+		return;
+	unsigned spare = s->pool_low > DECAY_MARGIN ? (s->pool_low - DECAY_MARGIN) / 2 : 0;
+	s->nstarved -= spare < s->nstarved ? spare : s->nstarved;
+	s->nidle = 0;
+	s->pool_low = UINT_MAX; /* the first pop, or the reset below, sets it */
+}
+
+/* Take the segments beyond @keep off the pool (caller holds pool_lock);
+ * the caller frees the chain returned outside the lock. */
+static struct seg *pool_trim_locked(fo_stream *s, unsigned keep, struct seg *chain)
+{
+	while (s->npool > keep) {
+		struct seg *x = s->pool;
+		s->pool = x->rnext;
+		s->npool--;
+		x->rnext = chain;
+		chain = x;
+	}
+	return chain;
+}
+
 /* After a grace period: no thread can still reach the batch's segments. */
 static void retire_done(fo__rcu_node *node)
 {
@@ -130,12 +167,20 @@ static void retire_done(fo__rcu_node *node)
 	fo_stream *s = node->arg;
 	pthread_mutex_lock(&s->pool_lock);
 	s->ngrace -= x->nbatch;
+	bool idle = s->ngrace == 0;
+	if (idle)
+		pool_decay_locked(s);
 	unsigned keep = pool_keep(s);
 	while (x) {
 		struct seg *n = x->rnext;
 		if (!pool_put_locked(s, x, keep))
 			break;
 		x = n;
+	}
+	if (idle) {
+		x = pool_trim_locked(s, keep, x); /* what a decay took off the keep */
+		if (s->pool_low > s->npool)
+			s->pool_low = s->npool; /* a new window starts from here */
 	}
 	pthread_mutex_unlock(&s->pool_lock);
 	/* The rest outside the lock: a pass that closed a cursor far behind

@@ -245,6 +245,8 @@ struct fo_stream {
 	unsigned npool, nretired;
 	unsigned ngrace;                /* segments in call_rcu's hands now (design.md §6) */
 	unsigned nstarved;              /* allocations while ngrace > 0: pool_keep()'s extra */
+	unsigned pool_low;              /* lowest npool in the decay window (design.md §6) */
+	unsigned nidle;                 /* ends of a wait (ngrace back to 0) in the window */
 	_Atomic size_t cached_segments; /* stats: pool + retired + in grace period */
 };
 

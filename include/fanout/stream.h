@@ -124,8 +124,11 @@ typedef struct fo_stream_opts {
  *                  others waited, so that they need no allocation during
  *                  the next wait: its pool holds at most that pool size
  *                  plus that shortfall, and never more than 4096 segments
- *                  (about 8.5 MiB).  Once the grace periods catch up, at
- *                  most that pool + 15.
+ *                  (about 8.5 MiB); the shortfall shrinks again, by half of
+ *                  what the pool never gave out every few grace periods,
+ *                  once they keep up with the pushes (not while the stream
+ *                  is idle).  Once the grace periods catch up, at most
+ *                  that pool + 15.
  *                  Their items were already destroyed.
  * @retained_items: items accepted whose destructor has not run yet.
  * @live_bytes:     bytes held by the stream's own structures (live and

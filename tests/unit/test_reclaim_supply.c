@@ -16,6 +16,10 @@
  *   burst    a cursor 5 000 segments behind closes while no producer waits for segments:
  *            the burst is freed beyond the pool's old cap (the pool keeps only what producers
  *            lacked during waits), so closing a slow cursor gives its memory back.
+ *   decay    600 segments pass while a thread holds an RCU read section (every one is
+ *            allocated: nstarved grows by as many and the pool keeps them); then batches that
+ *            return before the next one: the pool gives the burst's supply back (by halves,
+ *            every 16 waits that end) without a single allocation.
  *
  * The grace-period return is asynchronous: each round ends with the library's own
  * fo__rcu_barrier() (src/rcu.c: liburcu's rcu_barrier(), or under TSan, which cannot see that
@@ -23,6 +27,7 @@
  * are exact and nothing waits on a clock.
  */
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,6 +196,95 @@ static void test_closing_far_behind_keeps_no_burst(void **state)
 	fo_set_allocator(NULL);
 }
 
+/* Holds an RCU read section from `in` to `out`: no grace period ends meanwhile, so every
+ * retired segment stays in flight and the producer that wants one allocates. */
+struct rcu_holder {
+	pthread_t th;
+	sem_t in, out;
+};
+
+static void *hold_rcu(void *arg)
+{
+	struct rcu_holder *h = arg;
+	fo__rcu_lock();
+	sem_post(&h->in);
+	while (sem_wait(&h->out) != 0)
+		;
+	fo__rcu_unlock();
+	return NULL;
+}
+
+/* Push @n items from *@next on, then read them back in order from @c. */
+static void push_read(fo_stream *s, fo_cursor *c, size_t *next, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(fo_stream_push(s, ft_tok(*next + i)), FO_OK);
+	for (size_t i = 0; i < n; i++) {
+		void *it;
+		assert_int_equal(fo_cursor_next(c, &it), FO_OK);
+		assert_int_equal(ft_seq(it), *next + i);
+	}
+	*next += n;
+}
+
+static void test_burst_supply_decays_when_waits_end(void **state)
+{
+	(void)state;
+	/* BURST segments pass while a read section holds every grace period: the producer
+	 * allocates them all, so the pool's keep grows by as many (nstarved).  Then QUIET
+	 * batches, each returned before the next (no wait starves): the supply must decay back
+	 * towards POOL_MAX without a single allocation. */
+	enum { BURST = 600, QUIET = 128, AGAIN = 32 };
+	fo_allocator a = {count_alloc, count_free, NULL};
+	fo__rcu_barrier();
+	fo_set_allocator(&a);
+	atomic_store(&seg_allocs, 0);
+	fo_cursor *c = NULL;
+	fo_stream *s = revoked_stream(NULL, &c, 1); /* unbounded: POOL_MAX = 32 */
+	void *it;
+	assert_int_equal(fo_cursor_next(c, &it), FO_OK); /* the revoking thread's item */
+	size_t next = 1;
+	struct rcu_holder h;
+	assert_int_equal(sem_init(&h.in, 0, 0), 0);
+	assert_int_equal(sem_init(&h.out, 0, 0), 0);
+	assert_int_equal(pthread_create(&h.th, NULL, hold_rcu, &h), 0);
+	while (sem_wait(&h.in) != 0)
+		;
+	for (int i = 0; i < BURST; i++)
+		push_read(s, c, &next, SEG);
+	sem_post(&h.out);
+	assert_int_equal(pthread_join(h.th, NULL), 0);
+	fo__rcu_barrier();
+	long burst_allocs = atomic_load(&seg_allocs);
+	size_t kept = ft_stats(s).cached_segments;
+	for (int i = 0; i < QUIET; i++) {
+		push_read(s, c, &next, (RETIRE_MAX + 1) * SEG); /* one batch's worth */
+		fo__rcu_barrier();
+	}
+	/* The quiet phase again, now that the supply has decayed: still no allocation. */
+	for (int i = 0; i < AGAIN; i++) {
+		push_read(s, c, &next, (RETIRE_MAX + 1) * SEG);
+		fo__rcu_barrier();
+	}
+	long quiet_allocs = atomic_load(&seg_allocs) - burst_allocs;
+	size_t left = ft_stats(s).cached_segments;
+	print_message("burst of %d segments: %ld allocated, %zu cached after it; after %d + %d "
+	              "quiet batches: %zu cached, %ld allocated\n",
+	              BURST, burst_allocs, kept, QUIET, AGAIN, left, quiet_allocs);
+	fo_cursor_close(c);
+	fo_stream_destroy(s);
+	fo__rcu_barrier();
+	fo_set_allocator(NULL);
+	sem_destroy(&h.in);
+	sem_destroy(&h.out);
+	assert_true(burst_allocs >= BURST);
+	assert_true(kept >= BURST / 2); /* the burst's supply was kept ... */
+	/* ... and given back: POOL_MAX, the decay's margin and what a quiet batch takes, plus
+	 * a partial batch. */
+	assert_true(left <= 32 + 2 * (RETIRE_MAX + 1) + RETIRE_MAX);
+	assert_int_equal(quiet_allocs, 0);
+}
+
 static void test_set_allocator_waits_for_deferred_frees(void **state)
 {
 	(void)state;
@@ -214,6 +308,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_two_producers_steady_state_allocates_nothing),
 	    cmocka_unit_test(test_closing_far_behind_keeps_no_burst),
+	    cmocka_unit_test(test_burst_supply_decays_when_waits_end),
 	    cmocka_unit_test(test_set_allocator_waits_for_deferred_frees),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
