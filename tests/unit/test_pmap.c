@@ -233,7 +233,7 @@ static void test_pmap_opts_init_defaults(void **state)
 	fo_pmap_opts o;
 	fo_pmap_opts_init(&o);
 	assert_int_equal(o.workers, 2);
-	assert_int_equal(o.per_worker_buffer, 2);
+	assert_int_equal(o.per_worker_buffer, FO_PMAP_BUFFER_AUTO); /* 2 with threads */
 	assert_true(o.ordered);
 	assert_int_equal(o.on_error, FO_ERR_STOP);
 	assert_int_equal(o.backend, FO_THREADS);
