@@ -1441,7 +1441,7 @@ static const struct fo__iter_vt pmap_vt = {
  * the bound (design.md §13, "The window"). */
 static size_t auto_buffer(fo_backend backend)
 {
-	return backend == FO_PROCESSES ? 32 : 2;
+	return backend == FO_PROCESSES ? 32 : 16;
 }
 
 static bool opts_valid(const fo_pmap_opts *o)

@@ -122,7 +122,7 @@
  *    the child computes several items per wake-up.  The bound stays the one
  *    above (it is never exceeded to go faster), so its default is larger
  *    with processes: FO_PMAP_BUFFER_AUTO resolves to 32 results per worker
- *    (2 with threads), enough for a wake-up of a child to carry a batch.
+ *    (16 with threads), enough for a wake-up of a child to carry a batch.
  *    Set per_worker_buffer explicitly to bound the memory of large items.
  *
  * Fork safety (processes): the child is forked by its worker thread, from
@@ -175,9 +175,12 @@ typedef enum fo_backend { FO_THREADS = 0, FO_PROCESSES = 1 } fo_backend;
 
 /**
  * FO_PMAP_BUFFER_AUTO - per_worker_buffer's default: the pool picks it from
- * the backend when it is created (2 with threads; 32 with processes, whose
- * items cost a wake-up of another process per batch: B15 at chunk 1 moves
- * 0.39 M items/s at 8, 0.72 M at 16, 1.23 M at 32 and 1.56 M at 64).
+ * the backend when it is created.  16 with threads: a worker that finds no
+ * room sleeps, so a small bound costs a wake-up every few items when fn is
+ * short (B14, fn ~0.9 us: 2-3x the items/s of a bound of 2).  32 with
+ * processes, whose items also cost a wake-up of another process per batch
+ * (B15, chunk 1: 0.39 M items/s at 8, 0.72 M at 16, 1.23 M at 32).  Set it
+ * explicitly to hold fewer results of large items.
  */
 #define FO_PMAP_BUFFER_AUTO ((size_t)-1)
 
@@ -224,8 +227,8 @@ typedef void (*fo_pmap_fini_fn)(void *ctx, void *wstate);
  * @backend:           FO_THREADS (default) or FO_PROCESSES (see Backends).
  * @workers:           worker threads, >= 1 (default 2).
  * @per_worker_buffer: finished results per worker that may wait for the
- *                     reader, >= 0 (default FO_PMAP_BUFFER_AUTO: 2 with
- *                     threads, 32 with processes; see Backends).
+ *                     reader, >= 0 (default FO_PMAP_BUFFER_AUTO: 16 with
+ *                     threads, 32 with processes).
  * @chunk_size:        inputs a worker takes per turn at the source, >= 1
  *                     (default 1; 0 is FO_EINVAL).  See "Chunks" above.
  * @ordered:           results in input order (default true).
