@@ -7,6 +7,9 @@
  *
  *   proc            fo_pmap, backend FO_PROCESSES (the library: socketpair frames, pidfds)
  *   threads         fo_pmap, backend FO_THREADS, same items (fn returns its input)
+ *   proc_dflt       proc with fo_pmap_opts_init()'s per_worker_buffer (FO_PMAP_BUFFER_AUTO:
+ *   threads_dflt    32 with processes, 2 with threads), what a user who sets only the
+ *                   backend, codecs and chunk size runs; --buffer does not apply to them
  *   raw_socketpair  a hand-written fork pool: 2 children, one socketpair each, a parent thread
  *                   per child writing k 64-byte frames and reading k back (k = chunk)
  *   raw_pipe        the same over two pipes per child (the transport alternative)
@@ -98,8 +101,11 @@ static void usage_print(const char *impl, size_t chunk, int run, uint64_t n, uin
 	       (double)(k1 - k0) / (double)n, bench_load1());
 }
 
-static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, int run)
+/* One fo_pmap run; @dflt: per_worker_buffer left at its default (the _dflt impls). */
+static void run_fanout(bench_results *r, bool procs, bool dflt, size_t chunk, uint64_t n, int run)
 {
+	const char *impl =
+	    procs ? (dflt ? "proc_dflt" : "proc") : (dflt ? "threads_dflt" : "threads");
 	uint64_t cs0, u0, k0;
 	usage_now(&cs0, &u0, &k0);
 	fo_iter *in, *out;
@@ -109,7 +115,8 @@ static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, i
 	fo_pmap_opts_init(&o);
 	o.backend = procs ? FO_PROCESSES : FO_THREADS;
 	o.workers = WORKERS;
-	o.per_worker_buffer = (size_t)opt_buffer;
+	if (!dflt)
+		o.per_worker_buffer = (size_t)opt_buffer;
 	o.chunk_size = chunk;
 	o.in_codec = fo_codec_pod(sizeof(bench_item));
 	o.out_codec = fo_codec_pod(sizeof(bench_item));
@@ -135,10 +142,9 @@ static void run_fanout(bench_results *r, bool procs, size_t chunk, uint64_t n, i
 	fo_iter_close(out);
 	if (got != n)
 		failures++;
-	bench_record(r, procs ? "proc" : "threads", (int)chunk, WORKERS + 1, run, n - 1, w1 - w0,
-	             c1 - c0);
+	bench_record(r, impl, (int)chunk, WORKERS + 1, run, n - 1, w1 - w0, c1 - c0);
 	/* Whole run (fork, init and close included): a diagnostic beside the RESULT line. */
-	usage_print(procs ? "proc" : "threads", chunk, run, n, cs0, u0, k0);
+	usage_print(impl, chunk, run, n, cs0, u0, k0);
 }
 
 /* ---- hand-written fork pools ------------------------------------------------------------------
@@ -770,9 +776,13 @@ int main(int argc, char **argv)
 			if (opt_chunk && chunk != opt_chunk)
 				continue;
 			if (want("proc"))
-				run_fanout(&b, true, chunk, o.items, run);
+				run_fanout(&b, true, false, chunk, o.items, run);
 			if (want("threads"))
-				run_fanout(&b, false, chunk, o.items, run);
+				run_fanout(&b, false, false, chunk, o.items, run);
+			if (want("proc_dflt"))
+				run_fanout(&b, true, true, chunk, o.items, run);
+			if (want("threads_dflt"))
+				run_fanout(&b, false, true, chunk, o.items, run);
 			if (want("raw_socketpair"))
 				run_raw(&b, false, chunk, o.items, run);
 			if (want("raw_pipe"))
@@ -784,6 +794,15 @@ int main(int argc, char **argv)
 		}
 	}
 	bench_summary(&b, "proc");
+	for (int chunk = 1; chunk <= 16; chunk *= 16) { /* what users run first, same runs */
+		double p =
+		    bench_results_stat(&b, "proc_dflt", chunk, BENCH_ITEMS_PER_S, BENCH_MEDIAN);
+		double t =
+		    bench_results_stat(&b, "threads_dflt", chunk, BENCH_ITEMS_PER_S, BENCH_MEDIAN);
+		if (p > 0 && t > 0)
+			printf("B15 default options, chunk %d: proc_dflt / threads_dflt = %.2fx\n",
+			       chunk, p / t);
+	}
 	bench_results_fini(&b);
 
 	/* The transport, pipelined (param 0: no chunks, a window of WIN items). */

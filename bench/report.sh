@@ -60,7 +60,8 @@ function bound(id, label, v, limit, unit,    verdict) {
 /^RESULT / {
 	delete kv
 	for (i = 2; i <= NF; i++) { eq = index($i, "="); if (eq) kv[substr($i, 1, eq - 1)] = substr($i, eq + 1) }
-	g = K(kv["scenario"], kv["impl"], kv["cursors"], ("case" in kv) ? kv["case"] : "")
+	cur = ("cursors" in kv) ? kv["cursors"] : (("chunk" in kv) ? kv["chunk"] : "")
+	g = K(kv["scenario"], kv["impl"], cur, ("case" in kv) ? kv["case"] : "")
 	for (m in kv) if (kv[m] != "NA") vals[g SUBSEP m] = vals[g SUBSEP m] " " kv[m]
 	seen[kv["scenario"]] = 1
 }
@@ -182,6 +183,17 @@ END {
 	b = mx(K("B12", "fanout", 4, ""), "fo_allocs_per_item"); if (b != "" && b > a) a = b
 	if (a == "") row("B12", "fanout allocations per item", "n/a", "-", "-", "-", "<= 1/32", "not run")
 	else row("B12", "fanout allocations per item (worst run)", sprintf("%.5f", a), "-", "-", "-", "<= 0.03125", a <= 1 / 32 ? "met" : "MISSED")
+	# B15: process pools (bench/b15_proc.c; chunk= is the parameter)
+	for (c = 1; c <= 16; c *= 16) {
+		tput("B15", "B15", "proc", "python_imap", c, 10, "process map, chunk " c ", --buffer 16, items/s")
+		tput("B15", "B15", "proc", "threads", c, 0.5, "process map, chunk " c ", --buffer 16, items/s")
+		tput("B15", "B15", "proc_dflt", "python_imap", c, 10, "process map, chunk " c ", default options, items/s")
+		tput("B15", "B15", "proc_dflt", "threads_dflt", c, 0.5, "process map, chunk " c ", default options, items/s")
+	}
+	a = med(K("B15b", "task_proc", "", ""), "round_trip_us_median"); b = med(K("B15b", "bare_fork_pipe", "", ""), "round_trip_us_median")
+	if (a == "" || b == "") row("B15b", "fork-per-call task round trip", "n/a", "bare fork+pipe", "n/a", "n/a", "<= 1.5x", "not run")
+	else row("B15b", "fork-per-call task round trip, us", fmt(a), "bare fork+pipe", fmt(b), sprintf("%.2fx", a / b), "<= 1.5x", a / b <= 1.5 ? "met" : "MISSED")
+	bound("B15c", "SIGKILLed worker: kill -> error at its place", med(K("B15c", "proc", "", ""), "kill_to_error_ms_median"), 10, " ms")
 	# B16: the Redis and NATS bridges (bench/b16_bridges.c; its RESULT lines carry batch=, no cursors=)
 	tput("B16", "B16", "fanout", "hiredis", "", 0.8, "sink -> Redis -> source items/s, 64 B, batch 256")
 	tput("B16", "B16", "fanout_nats", "libnats", "", 0.8, "sink -> NATS JetStream -> source items/s, 64 B, batch 256")

@@ -171,7 +171,7 @@ void fo_pmap_opts_init(fo_pmap_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->backend = FO_THREADS;
 	o->workers = 2;
-	o->per_worker_buffer = 2;
+	o->per_worker_buffer = FO_PMAP_BUFFER_AUTO; /* resolved by backend: auto_buffer() */
 	o->chunk_size = 1;
 	o->ordered = true;
 	o->on_error = FO_ERR_STOP;
@@ -1435,6 +1435,15 @@ static const struct fo__iter_vt pmap_vt = {
 /* ---- construction -----------------------------------------------------------------------------
  */
 
+/* per_worker_buffer's default by backend (pmap.h, FO_PMAP_BUFFER_AUTO): a
+ * process pool's item costs a wake-up of a child and of its proxy thread
+ * unless the child finds a batch waiting, and its window is this share of
+ * the bound (design.md §13, "The window"). */
+static size_t auto_buffer(fo_backend backend)
+{
+	return backend == FO_PROCESSES ? 32 : 16;
+}
+
 static bool opts_valid(const fo_pmap_opts *o)
 {
 	if (o->workers == 0 || o->chunk_size == 0 || o->timeout_ns < 0)
@@ -1461,7 +1470,15 @@ int fo_pool_create(fo_pool **out, fo_pmap_fn fn, const fo_pmap_opts *o)
 		fo_pmap_opts_init(&d);
 		o = &d;
 	}
-	if (!out || !fn || !opts_valid(o))
+	if (!out || !fn)
+		return FO_EINVAL;
+	if (o->per_worker_buffer == FO_PMAP_BUFFER_AUTO) {
+		if (o != &d)
+			d = *o;
+		d.per_worker_buffer = auto_buffer(d.backend);
+		o = &d;
+	}
+	if (!opts_valid(o))
 		return FO_EINVAL;
 	struct fo_pool *pool = fo__zalloc(sizeof(*pool));
 	if (!pool)

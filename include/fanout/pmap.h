@@ -120,9 +120,10 @@
  *  - Throughput: each worker keeps up to its share of the in-flight bound
  *    (ordered: 2 * (per_worker_buffer + chunk_size)) queued in its child, so
  *    the child computes several items per wake-up.  The bound stays the one
- *    above (it is never exceeded to go faster): with the default
- *    per_worker_buffer (2) a child holds about two chunks, and a small fn at
- *    high rates gains from a larger per_worker_buffer (a few chunks).
+ *    above (it is never exceeded to go faster), so its default is larger
+ *    with processes: FO_PMAP_BUFFER_AUTO resolves to 32 results per worker
+ *    (16 with threads), enough for a wake-up of a child to carry a batch.
+ *    Set per_worker_buffer explicitly to bound the memory of large items.
  *
  * Fork safety (processes): the child is forked by its worker thread, from
  * a program that may run other threads (its own and fanout's).  So that
@@ -173,6 +174,17 @@ extern "C" {
 typedef enum fo_backend { FO_THREADS = 0, FO_PROCESSES = 1 } fo_backend;
 
 /**
+ * FO_PMAP_BUFFER_AUTO - per_worker_buffer's default: the pool picks it from
+ * the backend when it is created.  16 with threads: a worker that finds no
+ * room sleeps, so a small bound costs a wake-up every few items when fn is
+ * short (B14, fn ~0.9 us: 2-3x the items/s of a bound of 2).  32 with
+ * processes, whose items also cost a wake-up of another process per batch
+ * (B15, chunk 1: 0.39 M items/s at 8, 0.72 M at 16, 1.23 M at 32).  Set it
+ * explicitly to hold fewer results of large items.
+ */
+#define FO_PMAP_BUFFER_AUTO ((size_t)-1)
+
+/**
  * fo_progress - counters for a progress bar (pmap, pipeline stages).
  * @in:        items pulled from the source.
  * @out:       items returned to the reader (results, error items).
@@ -215,7 +227,8 @@ typedef void (*fo_pmap_fini_fn)(void *ctx, void *wstate);
  * @backend:           FO_THREADS (default) or FO_PROCESSES (see Backends).
  * @workers:           worker threads, >= 1 (default 2).
  * @per_worker_buffer: finished results per worker that may wait for the
- *                     reader, >= 0 (default 2).
+ *                     reader, >= 0 (default FO_PMAP_BUFFER_AUTO: 16 with
+ *                     threads, 32 with processes).
  * @chunk_size:        inputs a worker takes per turn at the source, >= 1
  *                     (default 1; 0 is FO_EINVAL).  See "Chunks" above.
  * @ordered:           results in input order (default true).

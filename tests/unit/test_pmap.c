@@ -233,7 +233,7 @@ static void test_pmap_opts_init_defaults(void **state)
 	fo_pmap_opts o;
 	fo_pmap_opts_init(&o);
 	assert_int_equal(o.workers, 2);
-	assert_int_equal(o.per_worker_buffer, 2);
+	assert_int_equal(o.per_worker_buffer, FO_PMAP_BUFFER_AUTO); /* 16 with threads */
 	assert_true(o.ordered);
 	assert_int_equal(o.on_error, FO_ERR_STOP);
 	assert_int_equal(o.backend, FO_THREADS);
@@ -692,7 +692,11 @@ static void test_vimap_close_with_full_output_at_shutdown_joins_and_frees(void *
 	void *x;
 	assert_int_equal(fo_iter_next(r.out, &x), FO_OK);
 	fo_iter_release(r.out, x);
-	FT_WAIT_UNTIL(ft_valve_pulls(&r.v) >= 1 + 12, 500); /* every buffer is full */
+	/* Every buffer is full: the default bound with threads (FO_PMAP_BUFFER_AUTO:
+	 * 16 per worker), ordered: 2 * 2 * (16 + 1), and not more. */
+	FT_WAIT_UNTIL(ft_valve_pulls(&r.v) >= 1 + 68, 500);
+	ft_sleep_ms(30);
+	assert_int_equal(ft_valve_pulls(&r.v), 1 + 68);
 	rig_down(&r); /* returns: every thread joined, every item freed */
 	assert_int_equal(atomic_load(&r.m.finis), 2);
 }

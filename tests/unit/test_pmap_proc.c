@@ -719,6 +719,39 @@ static void on_progress(void *ctx, const fo_progress *p)
 	lastp = *p;
 }
 
+/* The default bound of a process pool is larger than a thread pool's (pmap.h,
+ * FO_PMAP_BUFFER_AUTO: 32 results per worker) and is still a bound: the
+ * pool pulls up to it and stops. */
+static void test_pmap_proc_default_bound_is_32_per_worker(void **state)
+{
+	(void)state;
+	for (int ordered = 0; ordered <= 1; ordered++) {
+		pctx c;
+		pctx_init(&c);
+		fo_pmap_opts o;
+		opts_proc(&o, &c);
+		assert_int_equal(o.per_worker_buffer, FO_PMAP_BUFFER_AUTO);
+		o.ordered = ordered;
+		src s;
+		fo_iter *out;
+		assert_int_equal(fo_pmap(&out, longs(&s, 100000), p_fn, &o), FO_OK);
+		void *x;
+		assert_int_equal(fo_iter_next(out, &x), FO_OK);
+		fo_iter_release(out, x);
+		uint64_t bound = 2 * (32 + 1) * (ordered ? 2 : 1);
+		fo_progress p = {0};
+		for (int i = 0; i < 1000 && p.in < 1 + bound; i++) {
+			assert_int_equal(fo_pmap_progress_get(out, &p), FO_OK);
+			ft_sleep_ms(5);
+		}
+		ft_sleep_ms(30);
+		assert_int_equal(fo_pmap_progress_get(out, &p), FO_OK);
+		assert_int_equal(p.in, 1 + bound); /* reaches the bound, not more */
+		assert_int_equal(p.in_flight, bound);
+		fo_iter_close(out);
+	}
+}
+
 static void test_pmap_proc_progress_and_fd_arm(void **state)
 {
 	(void)state;
@@ -764,6 +797,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_pmap_proc_einval_without_codecs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pmap_proc_default_bound_is_32_per_worker, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_pmap_proc_ordered_init_args_inherited_fini_at_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pmap_proc_unordered_every_item_once, setup,
