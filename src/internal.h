@@ -83,9 +83,11 @@ struct fo__rcu_node {
 void fo__rcu_lock(void);
 void fo__rcu_unlock(void);
 void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node));
-/* Wait until every fo__rcu_call() made before it has run (liburcu's
- * rcu_barrier): the memory destroyed objects still return after a grace
- * period is back.  Not from a read section or a deferred call. */
+/* Wait until every fo__rcu_call() made before it has run, on whichever
+ * call_rcu worker (liburcu's rcu_barrier; under TSan, until no deferred
+ * call is pending, so also those made meanwhile): the memory destroyed
+ * objects still return after a grace period is back.  Not from a read
+ * section or a deferred call. */
 void fo__rcu_barrier(void);
 
 /* stream.c: open cursors of every kind (a relaxed snapshot; 0 stays 0 only

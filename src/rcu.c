@@ -11,8 +11,8 @@
  * section's end releases one token and every deferred call acquires it (and
  * the node itself, which the retiring thread released).
  */
+#include <pthread.h>
 #include <stdatomic.h>
-#include <semaphore.h>
 #include <stdbool.h>
 
 #include <urcu-bp.h>
@@ -21,8 +21,29 @@
 #include "internal.h"
 
 static int rcu_token;
-static int rcu_done_token;   /* TSan: every deferred call, before fo__rcu_barrier() returns */
 static atomic_bool rcu_used; /* a deferred call was ever made: the barrier has work */
+
+#if defined(FO_TSAN) && FO_TSAN
+/* TSan builds wait for deferred calls by counting them (fo__rcu_barrier()):
+ * calls made and not yet run, under a mutex and condvar TSan intercepts. */
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pending_done = PTHREAD_COND_INITIALIZER;
+static unsigned long pending;
+
+static void pending_add(int d)
+{
+	pthread_mutex_lock(&pending_lock);
+	pending += (unsigned long)d;
+	if (pending == 0)
+		pthread_cond_broadcast(&pending_done);
+	pthread_mutex_unlock(&pending_lock);
+}
+#else
+static inline void pending_add(int d)
+{
+	(void)d;
+}
+#endif
 
 void fo__rcu_lock(void)
 {
@@ -46,7 +67,7 @@ static void call_cb(struct rcu_head *head)
 	FO_TSAN_ACQUIRE(node);
 	FO_TSAN_ACQUIRE(&rcu_token);
 	node->fn(node);
-	FO_TSAN_RELEASE(&rcu_done_token); /* not node: fn may have freed it */
+	pending_add(-1); /* TSan: after fn, which may have freed node */
 }
 
 void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node))
@@ -56,15 +77,9 @@ void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node))
 	/* relaxed: read by fo__rcu_barrier() on a thread ordered after this
 	 * call by the caller (it destroyed the object that made it). */
 	atomic_store_explicit(&rcu_used, true, memory_order_relaxed);
+	pending_add(1);
 	call_rcu((struct rcu_head *)(void *)node, call_cb);
 }
-
-#if defined(FO_TSAN) && FO_TSAN
-static void barrier_marker(fo__rcu_node *node)
-{
-	sem_post(node->arg);
-}
-#endif
 
 void fo__rcu_barrier(void)
 {
@@ -73,19 +88,21 @@ void fo__rcu_barrier(void)
 	if (!atomic_load_explicit(&rcu_used, memory_order_relaxed))
 		return;
 #if defined(FO_TSAN) && FO_TSAN
-	/* TSan cannot see rcu_barrier()'s own hand-offs (liburcu is not
-	 * instrumented): queue a marker behind every earlier call on the
-	 * default call_rcu thread (the library creates no other) and wait for
-	 * it through a semaphore TSan intercepts. */
-	sem_t done;
-	fo__rcu_node marker = {.arg = &done};
-	sem_init(&done, 0, 0);
-	fo__rcu_call(&marker, barrier_marker);
-	while (sem_wait(&done) != 0)
-		;
-	sem_destroy(&done);
-	FO_TSAN_ACQUIRE(&rcu_done_token);
+	/* Not rcu_barrier(): it callocs a work item per call_rcu worker on
+	 * this thread and each worker frees its own after a hand-off through
+	 * liburcu's (uninstrumented) queue, which TSan reports as a race
+	 * between the calloc and the free inside liburcu (design.md §6).  Wait
+	 * until no deferred call is pending instead: correct whatever the
+	 * number of call_rcu workers (the application may create per-CPU or
+	 * per-thread ones), and the mutex orders each callback's work before
+	 * our return.  It also waits for calls made meanwhile: it ends once
+	 * they stop, as fo_set_allocator()'s contract (no fanout object
+	 * exists) and the tests that call it ensure. */
+	pthread_mutex_lock(&pending_lock);
+	while (pending)
+		pthread_cond_wait(&pending_done, &pending_lock);
+	pthread_mutex_unlock(&pending_lock);
 #else
-	rcu_barrier();
+	rcu_barrier(); /* a work item behind the calls on every call_rcu worker */
 #endif
 }

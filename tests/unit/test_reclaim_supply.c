@@ -12,7 +12,8 @@
  *            capacity / 256 + 2 = 18).
  *   switch   fo_set_allocator() right after destroying such a stream, its segments still
  *            waiting for a grace period: it waits for them, so every block the counting hooks
- *            handed out came back to them before they are replaced.
+ *            handed out came back to them before they are replaced; also when they wait on a
+ *            call_rcu worker other than the calling thread's (several workers).
  *   burst    a cursor 5 000 segments behind closes while no producer waits for segments:
  *            the burst is freed beyond the pool's old cap (the pool keeps only what producers
  *            lacked during waits), so closing a slow cursor gives its memory back.
@@ -23,8 +24,8 @@
  *
  * The grace-period return is asynchronous: each round ends with the library's own
  * fo__rcu_barrier() (src/rcu.c: liburcu's rcu_barrier(), or under TSan, which cannot see that
- * one's hand-offs, a marker queued behind the retire batches and a semaphore), so the counts
- * are exact and nothing waits on a clock.
+ * one's hand-offs, a count of the deferred calls still to run), so the counts are exact and
+ * nothing waits on a clock.
  */
 #include <pthread.h>
 #include <semaphore.h>
@@ -34,6 +35,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <urcu-bp.h> /* an extra call_rcu worker (the library uses the default one) */
+#include <urcu/call-rcu.h>
 
 #include "../../src/internal.h" /* fo__rcu_barrier() */
 #include "fo_test.h"
@@ -285,22 +288,47 @@ static void test_burst_supply_decays_when_waits_end(void **state)
 	assert_int_equal(quiet_allocs, 0);
 }
 
-static void test_set_allocator_waits_for_deferred_frees(void **state)
+/* Destroy a stream whose ~600 segments still wait for a grace period, then fo_set_allocator():
+ * every block the counting hooks handed out must be back.  @own_worker: the segments are queued
+ * on a call_rcu worker of their own (as an application's per-thread or per-CPU workers would
+ * do), not on the default one that fo_set_allocator()'s thread uses. */
+static void set_allocator_waits(bool own_worker)
 {
-	(void)state;
 	enum { FAR = 600 * SEG };
 	fo_allocator a = {count_alloc, count_free, NULL};
 	fo__rcu_barrier(); /* nothing of an earlier test still pending */
 	fo_set_allocator(&a);
 	atomic_store(&live_blocks, 0);
+	if (own_worker) {
+		struct call_rcu_data *own = create_call_rcu_data(0, -1);
+		assert_non_null(own);
+		set_thread_call_rcu_data(own);
+	}
 	fo_cursor *c = NULL;
 	fo_stream *s = revoked_stream(NULL, &c, FAR);
 	fo_cursor_close(c); /* retires ~600 segments at once: call_rcu's */
 	fo_stream_destroy(s);
-	fo_set_allocator(NULL); /* waits for them */
+	if (own_worker)
+		set_thread_call_rcu_data(NULL); /* this thread's calls go to the default worker */
+	fo_set_allocator(NULL);                 /* waits for them */
 	long live = atomic_load(&live_blocks);
-	print_message("blocks still out after fo_set_allocator(NULL): %ld\n", live);
+	print_message("blocks still out after fo_set_allocator(NULL)%s: %ld\n",
+	              own_worker ? " (another call_rcu worker)" : "", live);
+	/* The worker stays to the end of the process, as liburcu's default one does:
+	 * call_rcu_data_free() stops its thread without joining it (a thread leak to TSan). */
 	assert_int_equal(live, 0);
+}
+
+static void test_set_allocator_waits_for_deferred_frees(void **state)
+{
+	(void)state;
+	set_allocator_waits(false);
+}
+
+static void test_set_allocator_waits_for_every_call_rcu_worker(void **state)
+{
+	(void)state;
+	set_allocator_waits(true);
 }
 
 int main(void)
@@ -310,6 +338,7 @@ int main(void)
 	    cmocka_unit_test(test_closing_far_behind_keeps_no_burst),
 	    cmocka_unit_test(test_burst_supply_decays_when_waits_end),
 	    cmocka_unit_test(test_set_allocator_waits_for_deferred_frees),
+	    cmocka_unit_test(test_set_allocator_waits_for_every_call_rcu_worker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
