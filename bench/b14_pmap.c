@@ -8,7 +8,7 @@
  * run then checks every res[i] against the expected hash, and the order where order is
  * promised.  Implementations, interleaved within each run:
  *
- *   pmap_ordered     fo_pmap, 2 workers, per_worker_buffer 16, ordered
+ *   pmap_ordered     fo_pmap, 2 workers, per_worker_buffer 16 (the thread default), ordered
  *   pmap_unordered   the same, unordered
  *   pmap_*_chunk16   the same with chunk_size 16 (a worker takes 16 inputs per turn)
  *   pool             a plain pthread pool: 2 workers, one mutex, a bounded job ring and a
