@@ -75,8 +75,10 @@ void fo__rcu_call(fo__rcu_node *node, void (*fn)(fo__rcu_node *node))
 	node->fn = fn;
 	FO_TSAN_RELEASE(node);
 	/* relaxed: read by fo__rcu_barrier() on a thread ordered after this
-	 * call by the caller (it destroyed the object that made it). */
-	atomic_store_explicit(&rcu_used, true, memory_order_relaxed);
+	 * call by the caller (it destroyed the object that made it).  Stored
+	 * once: later calls leave the shared line clean. */
+	if (!atomic_load_explicit(&rcu_used, memory_order_relaxed))
+		atomic_store_explicit(&rcu_used, true, memory_order_relaxed);
 	pending_add(1);
 	call_rcu((struct rcu_head *)(void *)node, call_cb);
 }

@@ -851,19 +851,15 @@ static __attribute__((noinline)) int push_biased(fo_stream *s, void *const *item
 static __attribute__((noinline)) int fenced_gate(fo_stream *s, struct seg *h, uint64_t t,
                                                  void *item, uint32_t g, bool biased)
 {
-	if (g & GATE_CLOSING) {
-		int rc = fenced_closing(s, t, 1);
-		if (rc != FO_OK) {
-			if (biased)
-				bias_leave(s);
-			fo__reclaim_pending(s); /* what fenced_closing() left, outside busy */
-			return rc;
-		}
-	}
-	store_claimed(s, h, TAIL_POS(t), &item, 1, g & GATE_EMPTY, biased);
+	int rc = g & GATE_CLOSING ? fenced_closing(s, t, 1) : FO_OK;
+	if (rc == FO_OK)
+		store_claimed(s, h, TAIL_POS(t), &item, 1, g & GATE_EMPTY,
+		              biased); /* leaves the bias */
+	else if (biased)
+		bias_leave(s);
 	if (g & GATE_CLOSING)
-		fo__reclaim_pending(s); /* as above */
-	return FO_OK;
+		fo__reclaim_pending(s); /* what fenced_closing() left, outside busy */
+	return rc;
 }
 
 static int push_one(fo_stream *s, void *item, uint64_t deadline);
